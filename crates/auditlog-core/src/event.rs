@@ -1,0 +1,157 @@
+//! The event in its three stages: `NewEvent` as a client sends it, `EventBody` once validated,
+//! and `Event` once stored (with id, sequence number and chain hash).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::Timestamp;
+
+/// An event as a client sends it: the ingest format of the HTTP API and of `auditlog import`.
+///
+/// Every field but `action_key` is optional. Unknown fields are rejected so that a typo
+/// (`actor_mail`) is an error rather than silently lost data.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    /// Organization name or id; used by batch ingest when events span organizations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// Catalog key of the action, e.g. `channel_created`.
+    pub action_key: String,
+    /// Verb of the action; taken from the catalog when absent, and must agree with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_verb: Option<String>,
+    /// Who did it: an id in the emitting platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
+    /// Who did it: an email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_email: Option<String>,
+    /// Who did it: a display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_name: Option<String>,
+    /// `user` (default), `service_account` or `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_type: Option<String>,
+    /// What it was done to: an id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    /// What it was done to: an email address, when the target is a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_email: Option<String>,
+    /// What it was done to: a display name (a channel name, a policy name, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
+    /// What kind of thing the target is; taken from the catalog when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_type: Option<String>,
+    /// The service that emitted the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// The client address of the request that caused the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+    /// The user agent of that request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The emitting service's request id, for correlation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Free-form details: a JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Value>,
+    /// When it happened (RFC 3339 with offset); the arrival time when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<String>,
+}
+
+/// The kind of principal that performed an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorType {
+    /// A person.
+    User,
+    /// A machine credential belonging to an organization.
+    ServiceAccount,
+    /// The platform itself (scheduled jobs, automatic processes).
+    System,
+}
+
+impl ActorType {
+    /// The wire name: `user`, `service_account` or `system`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorType::User => "user",
+            ActorType::ServiceAccount => "service_account",
+            ActorType::System => "system",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<ActorType> {
+        match text {
+            "user" => Some(ActorType::User),
+            "service_account" => Some(ActorType::ServiceAccount),
+            "system" => Some(ActorType::System),
+            _ => None,
+        }
+    }
+}
+
+/// The validated content of an event: what a store appends. Only [`crate::validate`] makes
+/// one from client input, so a store never sees an event that breaks a documented limit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventBody {
+    /// Catalog key of the action.
+    pub action_key: String,
+    /// Verb of the action (from the catalog).
+    pub action_verb: Option<String>,
+    /// Actor id.
+    pub actor_id: Option<String>,
+    /// Actor email.
+    pub actor_email: Option<String>,
+    /// Actor display name.
+    pub actor_name: Option<String>,
+    /// Actor kind.
+    pub actor_type: ActorType,
+    /// Target id.
+    pub target_id: Option<String>,
+    /// Target email.
+    pub target_email: Option<String>,
+    /// Target display name.
+    pub target_name: Option<String>,
+    /// Target kind.
+    pub target_type: Option<String>,
+    /// Emitting service.
+    pub service_name: Option<String>,
+    /// Client address.
+    pub ip_address: Option<IpAddr>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// Correlation id.
+    pub request_id: Option<String>,
+    /// Details: always a JSON object (empty when the client sent none).
+    pub meta: Map<String, Value>,
+    /// When it happened, UTC, millisecond precision.
+    pub occurred_at: Timestamp,
+}
+
+/// A stored event: the body plus what the store assigned on append.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// UUIDv7 assigned on append; ids of one organization increase with `seq`.
+    pub id: Uuid,
+    /// The organization the event belongs to.
+    pub org_id: Uuid,
+    /// Position in the organization's chain: 1, 2, 3, … with no gaps.
+    pub seq: u64,
+    /// When the store accepted the event.
+    pub created_at: Timestamp,
+    /// The chain hash after this event (see `docs/chain-format.md`).
+    pub hash: [u8; 32],
+    /// The validated content.
+    pub body: EventBody,
+}

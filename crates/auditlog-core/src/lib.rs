@@ -1,0 +1,29 @@
+//! The pure core of auditlog: what an event is, which actions exist, how a query is expressed,
+//! and how a history is made tamper-evident. Nothing in this crate does I/O.
+//!
+//! Map of the crate:
+//! - [`timestamp`]: UTC instants with millisecond precision.
+//! - [`event`]: the event as sent (`NewEvent`), validated (`EventBody`) and stored (`Event`).
+//! - [`catalog`]: the actions a deployment accepts, with display names and groups.
+//! - [`validate`]: the limits every event must respect, with errors that name the field.
+//! - [`message`]: the human sentence for an event.
+//! - [`query`]: filters, sort order, keyset cursors and the reference API's `q` syntax.
+//! - [`text`]: the words free-text search matches.
+//! - [`canonical`]: RFC 8785 canonical JSON, the bytes that the chain hashes.
+//! - [`chain`]: leaf and chain hashes, signed checkpoints and the verifier.
+//! - [`wire`]: the JSON shape of an event as the API, exports and the CLI print it.
+
+pub mod canonical;
+pub mod catalog;
+pub mod chain;
+pub mod event;
+pub mod message;
+pub mod query;
+pub mod text;
+pub mod timestamp;
+pub mod validate;
+pub mod wire;
+
+pub use catalog::{Action, Catalog, CatalogError, Preset};
+pub use event::{ActorType, Event, EventBody, NewEvent};
+pub use timestamp::Timestamp;

@@ -1,0 +1,96 @@
+//! Words for free-text search: which words an event is found by, and how a search string
+//! becomes words. Every backend uses these two functions, so search means the same
+//! everywhere: a search matches an event when each of its words is a prefix of one of the
+//! event's words, ignoring case.
+
+use serde_json::Value;
+
+use crate::EventBody;
+
+/// Longest word kept; longer runs of letters are cut (they are ids or hashes, not words).
+pub const MAX_WORD_CHARS: usize = 40;
+/// Most words taken from a search string.
+pub const MAX_QUERY_WORDS: usize = 8;
+
+/// Splits text into lowercase words of letters and digits.
+pub fn words(text: &str, out: &mut Vec<String>) {
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
+        let word: String = word.chars().take(MAX_WORD_CHARS).flat_map(char::to_lowercase).collect();
+        out.push(word);
+    }
+}
+
+/// The distinct words an event is found by: its action key, actor and target ids, emails,
+/// names and types, service name, IP address and the string, number and boolean values of
+/// `meta` (not its keys). The message is built from these fields, so its words are here too.
+pub fn event_words(body: &EventBody) -> Vec<String> {
+    let mut out = Vec::with_capacity(32);
+    let fields = [
+        Some(body.action_key.as_str()),
+        body.actor_id.as_deref(),
+        body.actor_email.as_deref(),
+        body.actor_name.as_deref(),
+        body.target_id.as_deref(),
+        body.target_email.as_deref(),
+        body.target_name.as_deref(),
+        body.target_type.as_deref(),
+        body.service_name.as_deref(),
+    ];
+    for field in fields.into_iter().flatten() {
+        words(field, &mut out);
+    }
+    if let Some(ip) = body.ip_address {
+        words(&ip.to_string(), &mut out);
+    }
+    for value in body.meta.values() {
+        meta_words(value, &mut out);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn meta_words(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(text) => words(text, out),
+        Value::Number(number) => words(&number.to_string(), out),
+        Value::Bool(flag) => out.push(flag.to_string()),
+        Value::Array(items) => items.iter().for_each(|item| meta_words(item, out)),
+        Value::Object(members) => members.values().for_each(|item| meta_words(item, out)),
+        Value::Null => {}
+    }
+}
+
+/// The words of a search string (at most [`MAX_QUERY_WORDS`], distinct, in order).
+pub fn query_words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    words(text, &mut out);
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|w| seen.insert(w.clone()));
+    out.truncate(MAX_QUERY_WORDS);
+    out
+}
+
+/// True when every query word is a prefix of some event word (the reference semantics that
+/// each backend's index must reproduce).
+pub fn matches(event_words: &[String], query_words: &[String]) -> bool {
+    query_words
+        .iter()
+        .all(|q| event_words.iter().any(|w| w.starts_with(q.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_lowercases_and_caps() {
+        let mut out = Vec::new();
+        words("Alice.Smith@Example.com ml-prod ÉTÉ", &mut out);
+        assert_eq!(out, ["alice", "smith", "example", "com", "ml", "prod", "été"]);
+        assert_eq!(query_words("prod PROD ml"), ["prod", "ml"]);
+    }
+}

@@ -1,0 +1,136 @@
+//! The JSON shape of a stored event as the API returns it, exports write it and
+//! `auditlog events --format jsonl` prints it: the reference API's `AuditLogResponse` plus our
+//! extension fields. It converts back to an [`Event`] so an export can be verified offline.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::chain::decode_hex_array;
+use crate::{message, ActorType, Catalog, Event, EventBody, Timestamp};
+
+/// One event on the wire. Field order is the reference's, then ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Event id (UUIDv7).
+    pub id: Uuid,
+    /// Organization id.
+    pub org_id: Uuid,
+    /// Organization name.
+    pub org_name: Option<String>,
+    /// Action key.
+    pub action_key: String,
+    /// Action verb.
+    pub action_verb: Option<String>,
+    /// Actor id.
+    pub actor_id: Option<String>,
+    /// Actor email.
+    pub actor_email: Option<String>,
+    /// `user`, `service_account` or `system`.
+    pub actor_type: Option<String>,
+    /// Target id.
+    pub target_id: Option<String>,
+    /// Target email.
+    pub target_email: Option<String>,
+    /// Target type.
+    pub target_type: Option<String>,
+    /// Emitting service.
+    pub service_name: Option<String>,
+    /// Details.
+    pub meta: Option<Map<String, Value>>,
+    /// When it happened.
+    pub occurred_at: Option<Timestamp>,
+    /// When it was stored.
+    pub created_at: Timestamp,
+    /// The human sentence.
+    pub message: String,
+    /// Extension: actor display name.
+    pub actor_name: Option<String>,
+    /// Extension: target display name.
+    pub target_name: Option<String>,
+    /// Extension: client address.
+    pub ip_address: Option<String>,
+    /// Extension: client user agent.
+    pub user_agent: Option<String>,
+    /// Extension: correlation id.
+    pub request_id: Option<String>,
+    /// Extension: position in the organization's chain.
+    pub seq: u64,
+    /// Extension: chain hash after this event, hex.
+    pub hash: String,
+}
+
+impl EventRecord {
+    /// The wire form of a stored event.
+    pub fn new(event: &Event, org_name: Option<&str>, catalog: &Catalog) -> EventRecord {
+        let body = &event.body;
+        EventRecord {
+            id: event.id,
+            org_id: event.org_id,
+            org_name: org_name.map(str::to_string),
+            action_key: body.action_key.clone(),
+            action_verb: body.action_verb.clone(),
+            actor_id: body.actor_id.clone(),
+            actor_email: body.actor_email.clone(),
+            actor_type: Some(body.actor_type.as_str().to_string()),
+            target_id: body.target_id.clone(),
+            target_email: body.target_email.clone(),
+            target_type: body.target_type.clone(),
+            service_name: body.service_name.clone(),
+            meta: Some(body.meta.clone()),
+            occurred_at: Some(body.occurred_at),
+            created_at: event.created_at,
+            message: message::render(event, catalog),
+            actor_name: body.actor_name.clone(),
+            target_name: body.target_name.clone(),
+            ip_address: body.ip_address.map(|ip| ip.to_string()),
+            user_agent: body.user_agent.clone(),
+            request_id: body.request_id.clone(),
+            seq: event.seq,
+            hash: hex::encode(event.hash),
+        }
+    }
+
+    /// The stored event this record describes, for offline verification. Fails when a field
+    /// the chain covers is missing or malformed.
+    pub fn to_event(&self) -> Result<Event, String> {
+        let actor_type = match self.actor_type.as_deref() {
+            None => ActorType::User,
+            Some(text) => {
+                ActorType::parse(text).ok_or_else(|| format!("actor_type {text:?} is unknown"))?
+            }
+        };
+        let ip_address = match &self.ip_address {
+            None => None,
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|_| format!("ip_address {text:?} is not an address"))?,
+            ),
+        };
+        Ok(Event {
+            id: self.id,
+            org_id: self.org_id,
+            seq: self.seq,
+            created_at: self.created_at,
+            hash: decode_hex_array::<32>(&self.hash).ok_or("hash is not 64 hex digits")?,
+            body: EventBody {
+                action_key: self.action_key.clone(),
+                action_verb: self.action_verb.clone(),
+                actor_id: self.actor_id.clone(),
+                actor_email: self.actor_email.clone(),
+                actor_name: self.actor_name.clone(),
+                actor_type,
+                target_id: self.target_id.clone(),
+                target_email: self.target_email.clone(),
+                target_name: self.target_name.clone(),
+                target_type: self.target_type.clone(),
+                service_name: self.service_name.clone(),
+                ip_address,
+                user_agent: self.user_agent.clone(),
+                request_id: self.request_id.clone(),
+                meta: self.meta.clone().unwrap_or_default(),
+                occurred_at: self.occurred_at.ok_or("occurred_at is missing")?,
+            },
+        })
+    }
+}

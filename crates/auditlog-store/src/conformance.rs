@@ -1,0 +1,1 @@
+//! The conformance suite: behaviour every [`Store`](crate::Store) backend must show.

@@ -1,0 +1,188 @@
+//! The storage boundary of auditlog: the [`Store`] trait every backend implements, the types
+//! that cross it, and (in [`conformance`]) the test suite every backend must pass.
+//!
+//! This crate knows no database driver. A backend crate (`auditlog-sqlite`,
+//! `auditlog-postgres`) implements [`Store`]; only the binary knows which one runs.
+//!
+//! Invariants every backend keeps (the conformance suite checks each):
+//! - An organization's events get `seq` 1, 2, 3, … in append order with no gap, and each
+//!   event's `hash` chains to the previous one (`auditlog_core::chain`).
+//! - [`Store::append`] is atomic: every event of the batch is stored, or none is. It returns
+//!   only once the events are durable.
+//! - Every read is scoped to one organization inside the store: no method returns an event of
+//!   an organization other than the one it was asked about.
+//! - Pages are ordered by `(occurred_at, seq)` and keyset pages neither skip nor repeat events.
+
+use async_trait::async_trait;
+use auditlog_core::chain::SignedCheckpoint;
+use auditlog_core::query::{Filter, Query};
+use auditlog_core::{Event, EventBody, Timestamp};
+use uuid::Uuid;
+
+pub mod conformance;
+
+/// An organization (tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    /// Stable id.
+    pub id: Uuid,
+    /// Unique name, used in `X-Org-Name` and on the command line.
+    pub name: String,
+    /// Name for people.
+    pub display_name: String,
+    /// Whether the organization is enrolled in the audit-log feature (early access).
+    pub audit_logs_enabled: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// What is needed to create an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrg {
+    /// Unique name.
+    pub name: String,
+    /// Name for people.
+    pub display_name: String,
+    /// Enrolled at creation.
+    pub audit_logs_enabled: bool,
+}
+
+/// One event to append to one organization's chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Append {
+    /// The organization.
+    pub org_id: Uuid,
+    /// The validated event.
+    pub body: EventBody,
+}
+
+/// A count that may have been capped to keep it cheap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    /// The count, or the cap when `exact` is false.
+    pub n: u64,
+    /// False when there are at least `n` matches and counting further was not worth it.
+    pub exact: bool,
+}
+
+/// How many events of a filter there are per action and per actor.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Facets {
+    /// `(action_key, count)`, most frequent first.
+    pub actions: Vec<(String, u64)>,
+    /// Actors, most frequent first.
+    pub actors: Vec<ActorCount>,
+}
+
+/// One actor in the facets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorCount {
+    /// The actor's id, if events carry one.
+    pub actor_id: Option<String>,
+    /// The actor's email, if events carry one.
+    pub actor_email: Option<String>,
+    /// A display name seen for the actor.
+    pub actor_name: Option<String>,
+    /// How many events.
+    pub count: u64,
+}
+
+/// The newest point of an organization's chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    /// The last `seq` (0 when the organization has no events).
+    pub seq: u64,
+    /// The hash after it (`chain::GENESIS` when none).
+    pub hash: [u8; 32],
+}
+
+/// Errors of every store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value (an organization name) is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// An organization named by an append does not exist.
+    #[error("organization {0} does not exist")]
+    UnknownOrg(Uuid),
+    /// The stored data contradicts itself (a malformed row, a broken reference).
+    #[error("the store is corrupt: {0}")]
+    Corrupt(String),
+    /// The data was written by a newer version of auditlog.
+    #[error("the store has schema version {found}; this auditlog supports up to {supported}: upgrade auditlog")]
+    SchemaTooNew {
+        /// The version found.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// The store has been shut down.
+    #[error("the store is shut down")]
+    Closed,
+    /// The database failed (I/O, driver); details for the log.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// The storage boundary. Backends implement it; the service layer and tools use it through
+/// `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates an organization; a taken name is [`StoreError::Conflict`].
+    async fn create_org(&self, org: NewOrg) -> Result<Org, StoreError>;
+
+    /// Sets whether an organization is enrolled; `None` when it does not exist.
+    async fn set_org_enabled(&self, org_id: Uuid, enabled: bool) -> Result<Option<Org>, StoreError>;
+
+    /// Finds an organization by name, or by id when `name_or_id` is a UUID.
+    async fn find_org(&self, name_or_id: &str) -> Result<Option<Org>, StoreError>;
+
+    /// Every organization, by name.
+    async fn list_orgs(&self) -> Result<Vec<Org>, StoreError>;
+
+    /// Appends a batch atomically and durably, assigning `id`, `seq`, `created_at` and `hash`.
+    /// Events of one organization keep their batch order. Returns the stored events in batch
+    /// order. An unknown organization fails the whole batch.
+    async fn append(&self, batch: Vec<Append>) -> Result<Vec<Event>, StoreError>;
+
+    /// One event of one organization.
+    async fn get_event(&self, org_id: Uuid, id: Uuid) -> Result<Option<Event>, StoreError>;
+
+    /// A page of an organization's events.
+    async fn query(&self, org_id: Uuid, query: &Query) -> Result<Vec<Event>, StoreError>;
+
+    /// How many events match; may stop at `cap` and say so, when counting exactly would cost
+    /// more than a page (backends document when).
+    async fn count(&self, org_id: Uuid, filter: &Filter, cap: u64) -> Result<Count, StoreError>;
+
+    /// Counts per action and per actor of the events that match, at most `max_each` of each.
+    async fn facets(
+        &self,
+        org_id: Uuid,
+        filter: &Filter,
+        max_each: usize,
+    ) -> Result<Facets, StoreError>;
+
+    /// Events per UTC day (days since the epoch, ascending) of the events that match.
+    async fn daily_counts(&self, org_id: Uuid, filter: &Filter) -> Result<Vec<(i64, u64)>, StoreError>;
+
+    /// Up to `limit` events with `seq > after_seq`, in `seq` order: the walk `verify` makes.
+    async fn events_by_seq(
+        &self,
+        org_id: Uuid,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// The organization's chain head as the store records it.
+    async fn chain_head(&self, org_id: Uuid) -> Result<ChainHead, StoreError>;
+
+    /// Keeps a signed checkpoint.
+    async fn save_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError>;
+
+    /// The newest signed checkpoint of an organization.
+    async fn latest_checkpoint(&self, org_id: Uuid) -> Result<Option<SignedCheckpoint>, StoreError>;
+
+    /// Bytes the store occupies on disk (for benchmarks and `/metrics`).
+    async fn disk_bytes(&self) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,2 @@
+//! The auditlog command.
+fn main() {}
