@@ -98,7 +98,8 @@ mod tests {
     #[test]
     fn sorts_keys_by_utf16_and_drops_whitespace() {
         // From RFC 8785 §3.2.3: "\u{10000}" sorts before "\u{FB33}" in UTF-16 order.
-        let value = json!({"\u{FB33}": 1, "\u{10000}": 2, "b": [1, {"z": null, "a": true}], "a": "x"});
+        let value =
+            json!({"\u{FB33}": 1, "\u{10000}": 2, "b": [1, {"z": null, "a": true}], "a": "x"});
         assert_eq!(
             canon(value),
             "{\"a\":\"x\",\"b\":[1,{\"a\":true,\"z\":null}],\"\u{10000}\":2,\"\u{FB33}\":1}"

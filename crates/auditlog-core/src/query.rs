@@ -333,7 +333,13 @@ mod tests {
             },
         };
         assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
-        for bad in ["", "!!!", "djE6eDox", &URL_SAFE_NO_PAD.encode("v1:d:-5:1"), &"a".repeat(200)] {
+        for bad in [
+            "",
+            "!!!",
+            "djE6eDox",
+            &URL_SAFE_NO_PAD.encode("v1:d:-5:1"),
+            &"a".repeat(200),
+        ] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
     }
@@ -347,10 +353,21 @@ mod tests {
                 values: vec!["channel_created".into(), "channel_deleted".into()]
             })
         );
-        assert_eq!(parse_q("text:ml prod"), Ok(Condition::Text("ml prod".into())));
-        assert!(matches!(parse_q("colour:red"), Err(ParseError::UnknownColumn(c, _)) if c == "colour"));
-        assert_eq!(parse_q("action_key"), Err(ParseError::NoColon("action_key".into())));
-        assert_eq!(parse_q("actor_email: , "), Err(ParseError::NoValues("actor_email".into())));
+        assert_eq!(
+            parse_q("text:ml prod"),
+            Ok(Condition::Text("ml prod".into()))
+        );
+        assert!(
+            matches!(parse_q("colour:red"), Err(ParseError::UnknownColumn(c, _)) if c == "colour")
+        );
+        assert_eq!(
+            parse_q("action_key"),
+            Err(ParseError::NoColon("action_key".into()))
+        );
+        assert_eq!(
+            parse_q("actor_email: , "),
+            Err(ParseError::NoValues("actor_email".into()))
+        );
         let many = format!("actor_id:{}", vec!["x"; 101].join(","));
         assert_eq!(parse_q(&many), Err(ParseError::TooMany(100)));
     }

@@ -18,7 +18,11 @@ pub fn words(text: &str, out: &mut Vec<String>) {
         if word.is_empty() {
             continue;
         }
-        let word: String = word.chars().take(MAX_WORD_CHARS).flat_map(char::to_lowercase).collect();
+        let word: String = word
+            .chars()
+            .take(MAX_WORD_CHARS)
+            .flat_map(char::to_lowercase)
+            .collect();
         out.push(word);
     }
 }
@@ -90,7 +94,10 @@ mod tests {
     fn splits_lowercases_and_caps() {
         let mut out = Vec::new();
         words("Alice.Smith@Example.com ml-prod ÉTÉ", &mut out);
-        assert_eq!(out, ["alice", "smith", "example", "com", "ml", "prod", "été"]);
+        assert_eq!(
+            out,
+            ["alice", "smith", "example", "com", "ml", "prod", "été"]
+        );
         assert_eq!(query_words("prod PROD ml"), ["prod", "ml"]);
     }
 }

@@ -167,8 +167,18 @@ pub fn validate(
     check_text(&mut errors, "target_type", target_type.as_deref(), MAX_TYPE);
     let target_type = target_type.or_else(|| catalog_action.map(|a| a.target_type.clone()));
 
-    check_text(&mut errors, "service_name", service_name.as_deref(), MAX_TYPE);
-    check_text(&mut errors, "user_agent", user_agent.as_deref(), MAX_USER_AGENT);
+    check_text(
+        &mut errors,
+        "service_name",
+        service_name.as_deref(),
+        MAX_TYPE,
+    );
+    check_text(
+        &mut errors,
+        "user_agent",
+        user_agent.as_deref(),
+        MAX_USER_AGENT,
+    );
     check_text(&mut errors, "request_id", request_id.as_deref(), MAX_ID);
 
     let ip_address = ip_address.and_then(|text| match text.parse::<IpAddr>() {
@@ -212,7 +222,11 @@ pub fn validate(
             }
             Ok(at) => at,
             Err(e) => {
-                errors.push(FieldError::new("occurred_at", ErrorKind::Invalid, e.to_string()));
+                errors.push(FieldError::new(
+                    "occurred_at",
+                    ErrorKind::Invalid,
+                    e.to_string(),
+                ));
                 now
             }
         },
@@ -298,7 +312,9 @@ fn check_email(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>) {
 }
 
 fn check_meta(errors: &mut Vec<FieldError>, meta: &Map<String, Value>) {
-    let size = serde_json::to_vec(meta).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(meta)
+        .map(|bytes| bytes.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_META_BYTES {
         errors.push(FieldError::new(
             "meta",
@@ -374,30 +390,198 @@ mod tests {
     fn every_rule_names_its_field() {
         let long = |n: usize| Some("x".repeat(n));
         let cases: Vec<(NewEvent, &str, ErrorKind)> = vec![
-            (NewEvent { action_key: "".into(), ..base() }, "action_key", ErrorKind::Missing),
-            (NewEvent { action_key: "made_up_action".into(), ..base() }, "action_key", ErrorKind::UnknownAction),
-            (NewEvent { action_key: "Bad Key".into(), ..base() }, "action_key", ErrorKind::Invalid),
-            (NewEvent { action_verb: Some("deleted".into()), ..base() }, "action_verb", ErrorKind::Invalid),
-            (NewEvent { actor_id: long(129), ..base() }, "actor_id", ErrorKind::TooLong),
-            (NewEvent { actor_id: Some("a\u{0}b".into()), ..base() }, "actor_id", ErrorKind::Invalid),
-            (NewEvent { actor_id: Some("".into()), ..base() }, "actor_id", ErrorKind::Missing),
-            (NewEvent { actor_email: Some(format!("{}@example.com", "a".repeat(320))), ..base() }, "actor_email", ErrorKind::TooLong),
-            (NewEvent { actor_email: Some("not-an-email".into()), ..base() }, "actor_email", ErrorKind::Invalid),
-            (NewEvent { actor_name: long(257), ..base() }, "actor_name", ErrorKind::TooLong),
-            (NewEvent { actor_type: Some("robot".into()), ..base() }, "actor_type", ErrorKind::Invalid),
-            (NewEvent { target_id: long(129), ..base() }, "target_id", ErrorKind::TooLong),
-            (NewEvent { target_email: Some("a b@c".into()), ..base() }, "target_email", ErrorKind::Invalid),
-            (NewEvent { target_name: Some("line\nbreak".into()), ..base() }, "target_name", ErrorKind::Invalid),
-            (NewEvent { target_type: long(101), ..base() }, "target_type", ErrorKind::TooLong),
-            (NewEvent { service_name: long(101), ..base() }, "service_name", ErrorKind::TooLong),
-            (NewEvent { ip_address: Some("999.1.1.1".into()), ..base() }, "ip_address", ErrorKind::Invalid),
-            (NewEvent { user_agent: long(513), ..base() }, "user_agent", ErrorKind::TooLong),
-            (NewEvent { request_id: long(129), ..base() }, "request_id", ErrorKind::TooLong),
-            (NewEvent { meta: Some(json!([1, 2])), ..base() }, "meta", ErrorKind::Invalid),
-            (NewEvent { meta: Some(json!({"blob": "x".repeat(16 * 1024)})), ..base() }, "meta", ErrorKind::TooLong),
-            (NewEvent { occurred_at: Some("2026-05-31 10:00".into()), ..base() }, "occurred_at", ErrorKind::Invalid),
-            (NewEvent { occurred_at: Some("2026-05-31T10:00:00".into()), ..base() }, "occurred_at", ErrorKind::Invalid),
-            (NewEvent { occurred_at: Some("2026-06-02T00:00:01Z".into()), ..base() }, "occurred_at", ErrorKind::InFuture),
+            (
+                NewEvent {
+                    action_key: "".into(),
+                    ..base()
+                },
+                "action_key",
+                ErrorKind::Missing,
+            ),
+            (
+                NewEvent {
+                    action_key: "made_up_action".into(),
+                    ..base()
+                },
+                "action_key",
+                ErrorKind::UnknownAction,
+            ),
+            (
+                NewEvent {
+                    action_key: "Bad Key".into(),
+                    ..base()
+                },
+                "action_key",
+                ErrorKind::Invalid,
+            ),
+            (
+                NewEvent {
+                    action_verb: Some("deleted".into()),
+                    ..base()
+                },
+                "action_verb",
+                ErrorKind::Invalid,
+            ),
+            (
+                NewEvent {
+                    actor_id: long(129),
+                    ..base()
+                },
+                "actor_id",
+                ErrorKind::TooLong,
+            ),
+            (
+                NewEvent {
+                    actor_id: Some("a\u{0}b".into()),
+                    ..base()
+                },
+                "actor_id",
+                ErrorKind::Invalid,
+            ),
+            (
+                NewEvent {
+                    actor_id: Some("".into()),
+                    ..base()
+                },
+                "actor_id",
+                ErrorKind::Missing,
+            ),
+            (
+                NewEvent {
+                    actor_email: Some(format!("{}@example.com", "a".repeat(320))),
+                    ..base()
+                },
+                "actor_email",
+                ErrorKind::TooLong,
+            ),
+            (
+                NewEvent {
+                    actor_email: Some("not-an-email".into()),
+                    ..base()
+                },
+                "actor_email",
+                ErrorKind::Invalid,
+            ),
+            (
+                NewEvent {
+                    actor_name: long(257),
+                    ..base()
+                },
+                "actor_name",
+                ErrorKind::TooLong,
+            ),
+            (
+                NewEvent {
+                    actor_type: Some("robot".into()),
+                    ..base()
+                },
+                "actor_type",
+                ErrorKind::Invalid,
+            ),
+            (
+                NewEvent {
+                    target_id: long(129),
+                    ..base()
+                },
+                "target_id",
+                ErrorKind::TooLong,
+            ),
+            (
+                NewEvent {
+                    target_email: Some("a b@c".into()),
+                    ..base()
+                },
+                "target_email",
+                ErrorKind::Invalid,
+            ),
+            (
+                NewEvent {
+                    target_name: Some("line\nbreak".into()),
+                    ..base()
+                },
+                "target_name",
+                ErrorKind::Invalid,
+            ),
+            (
+                NewEvent {
+                    target_type: long(101),
+                    ..base()
+                },
+                "target_type",
+                ErrorKind::TooLong,
+            ),
+            (
+                NewEvent {
+                    service_name: long(101),
+                    ..base()
+                },
+                "service_name",
+                ErrorKind::TooLong,
+            ),
+            (
+                NewEvent {
+                    ip_address: Some("999.1.1.1".into()),
+                    ..base()
+                },
+                "ip_address",
+                ErrorKind::Invalid,
+            ),
+            (
+                NewEvent {
+                    user_agent: long(513),
+                    ..base()
+                },
+                "user_agent",
+                ErrorKind::TooLong,
+            ),
+            (
+                NewEvent {
+                    request_id: long(129),
+                    ..base()
+                },
+                "request_id",
+                ErrorKind::TooLong,
+            ),
+            (
+                NewEvent {
+                    meta: Some(json!([1, 2])),
+                    ..base()
+                },
+                "meta",
+                ErrorKind::Invalid,
+            ),
+            (
+                NewEvent {
+                    meta: Some(json!({"blob": "x".repeat(16 * 1024)})),
+                    ..base()
+                },
+                "meta",
+                ErrorKind::TooLong,
+            ),
+            (
+                NewEvent {
+                    occurred_at: Some("2026-05-31 10:00".into()),
+                    ..base()
+                },
+                "occurred_at",
+                ErrorKind::Invalid,
+            ),
+            (
+                NewEvent {
+                    occurred_at: Some("2026-05-31T10:00:00".into()),
+                    ..base()
+                },
+                "occurred_at",
+                ErrorKind::Invalid,
+            ),
+            (
+                NewEvent {
+                    occurred_at: Some("2026-06-02T00:00:01Z".into()),
+                    ..base()
+                },
+                "occurred_at",
+                ErrorKind::InFuture,
+            ),
         ];
         for (event, field, kind) in cases {
             assert_eq!(errors_of(event), one(field, kind), "case {field} {kind:?}");
@@ -411,14 +595,25 @@ mod tests {
             deep = json!({ "k": deep });
         }
         assert_eq!(
-            errors_of(NewEvent { meta: Some(deep), ..base() }),
+            errors_of(NewEvent {
+                meta: Some(deep),
+                ..base()
+            }),
             one("meta", ErrorKind::TooDeep)
         );
         let mut ok = json!(1);
         for _ in 0..16 {
             ok = json!({ "k": ok });
         }
-        assert!(validate(NewEvent { meta: Some(ok), ..base() }, &Catalog::builtin(), now()).is_ok());
+        assert!(validate(
+            NewEvent {
+                meta: Some(ok),
+                ..base()
+            },
+            &Catalog::builtin(),
+            now()
+        )
+        .is_ok());
     }
 
     #[test]
@@ -436,7 +631,11 @@ mod tests {
         let mut catalog = Catalog::builtin();
         catalog.accept_unknown = true;
         let body = validate(
-            NewEvent { action_key: "widget_frobbed".into(), action_verb: Some("frobbed".into()), ..base() },
+            NewEvent {
+                action_key: "widget_frobbed".into(),
+                action_verb: Some("frobbed".into()),
+                ..base()
+            },
             &catalog,
             now(),
         )

@@ -1,1 +1,388 @@
-//! The embedded SQLite backend.
+//! The embedded SQLite backend of auditlog: one file under the data directory, WAL with
+//! `synchronous=FULL`, one writer thread doing group commit, a pool of readers, and a
+//! checkpointer thread that keeps the WAL small without stalling commits.
+//!
+//! - [`schema`]: the tables, indexes and migrations.
+//! - `writer`: the group-commit writer (the only code that writes).
+//! - `read`: the query plans.
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use auditlog_core::chain::SignedCheckpoint;
+use auditlog_core::query::{Filter, Query};
+use auditlog_core::{Event, Timestamp};
+use auditlog_store::{Append, ChainHead, Count, Facets, NewOrg, Org, Store, StoreError};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+mod read;
+pub mod schema;
+mod writer;
+
+use read::OrgScope;
+use writer::Command;
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "auditlog.db";
+
+/// How many queued write requests make a sender wait (backpressure).
+const WRITE_QUEUE: usize = 4096;
+/// Readers kept open between queries.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    commands: Mutex<Option<mpsc::SyncSender<Command>>>,
+    readers: Arc<Readers>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    stop_checkpointer: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+pub(crate) fn backend(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+pub(crate) const ORG_COLUMNS: &str = "id, name, display_name, audit_logs_enabled, created_at";
+
+pub(crate) fn org_from_row(row: &Row<'_>) -> rusqlite::Result<Org> {
+    let id: Vec<u8> = row.get(0)?;
+    let created_at: i64 = row.get(4)?;
+    Ok(Org {
+        id: Uuid::from_slice(&id).unwrap_or_default(),
+        name: row.get(1)?,
+        display_name: row.get(2)?,
+        audit_logs_enabled: row.get(3)?,
+        created_at: Timestamp::from_millis(created_at)
+            .unwrap_or(Timestamp::from_millis(0).expect("epoch")),
+    })
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(backend)?;
+    // WAL lets readers run beside the writer; FULL makes each commit durable before we answer.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -65536;",
+    )
+    .map_err(backend)
+}
+
+impl SqliteStore {
+    /// Opens (creating when absent) the store in `dir`, migrating it to the current schema.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join(DB_FILE);
+        let mut conn = Connection::open(&path).map_err(backend)?;
+        configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        // The checkpointer, not the committing writer, copies the WAL back into the database.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(backend)?;
+
+        let (sender, receiver) = mpsc::sync_channel(WRITE_QUEUE);
+        let writer = writer::Writer::new(conn);
+        let mut threads = vec![std::thread::Builder::new()
+            .name("auditlog-sqlite-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| StoreError::Backend(e.to_string()))?];
+
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checkpointer = Connection::open(&path).map_err(backend)?;
+        configure(&checkpointer)?;
+        let stop_flag = stop.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("auditlog-sqlite-checkpointer".into())
+                .spawn(move || run_checkpointer(checkpointer, &stop_flag))
+                .map_err(|e| StoreError::Backend(e.to_string()))?,
+        );
+
+        Ok(SqliteStore {
+            readers: Arc::new(Readers {
+                path: path.clone(),
+                idle: Mutex::new(Vec::new()),
+            }),
+            path,
+            commands: Mutex::new(Some(sender)),
+            threads: Mutex::new(threads),
+            stop_checkpointer: stop,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops the writer after it has committed everything queued, and waits for it.
+    pub fn close(&self) {
+        self.commands.lock().expect("lock").take();
+        self.stop_checkpointer
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.lock().expect("lock").drain(..) {
+            let _ = thread.join();
+        }
+    }
+
+    async fn write<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self
+            .commands
+            .lock()
+            .expect("lock")
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        // A full queue blocks; do that off the async workers.
+        let command = make(reply);
+        tokio::task::spawn_blocking(move || sender.send(command))
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        org_id: Uuid,
+        empty: T,
+        work: impl FnOnce(&Connection, &OrgScope) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.with_reader(move |conn| match OrgScope::resolve(conn, org_id)? {
+            Some(scope) => work(conn, &scope),
+            None => Ok(empty),
+        })
+        .await
+    }
+
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = readers.take()?;
+            // One read transaction: a multi-statement plan sees one consistent snapshot.
+            let result = (|| {
+                let tx = conn.transaction().map_err(backend)?;
+                let result = work(&tx);
+                tx.finish().map_err(backend)?;
+                result
+            })();
+            readers.put(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn run_checkpointer(conn: Connection, stop: &std::sync::atomic::AtomicBool) {
+    // PASSIVE never blocks the writer or readers; once a pass has copied every frame, the
+    // writer starts the WAL over from its beginning, so the file stops growing.
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = self.idle.lock().expect("lock").pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(backend)?;
+        configure(&conn)?;
+        conn.execute_batch("PRAGMA query_only = 1;")
+            .map_err(backend)?;
+        Ok(conn)
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = self.idle.lock().expect("lock");
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_org(&self, org: NewOrg) -> Result<Org, StoreError> {
+        self.write(|reply| Command::CreateOrg(org, reply)).await
+    }
+
+    async fn set_org_enabled(
+        &self,
+        org_id: Uuid,
+        enabled: bool,
+    ) -> Result<Option<Org>, StoreError> {
+        self.write(|reply| Command::SetEnabled(org_id, enabled, reply))
+            .await
+    }
+
+    async fn find_org(&self, name_or_id: &str) -> Result<Option<Org>, StoreError> {
+        let key = name_or_id.to_string();
+        self.with_reader(move |conn| {
+            let by_id = Uuid::parse_str(&key).ok();
+            let sql = format!("SELECT {ORG_COLUMNS} FROM orgs WHERE name = ?1 OR id = ?2");
+            conn.query_row(
+                &sql,
+                rusqlite::params![key, by_id.map(|id| id.as_bytes().to_vec())],
+                org_from_row,
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare(&format!("SELECT {ORG_COLUMNS} FROM orgs ORDER BY name"))
+                .map_err(backend)?;
+            let rows = stmt.query_map([], org_from_row).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn append(&self, batch: Vec<Append>) -> Result<Vec<Event>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|reply| Command::Append(batch, reply)).await
+    }
+
+    async fn get_event(&self, org_id: Uuid, id: Uuid) -> Result<Option<Event>, StoreError> {
+        self.read(org_id, None, move |conn, scope| {
+            read::get_event(conn, scope, id)
+        })
+        .await
+    }
+
+    async fn query(&self, org_id: Uuid, query: &Query) -> Result<Vec<Event>, StoreError> {
+        let query = query.clone();
+        self.read(org_id, Vec::new(), move |conn, scope| {
+            read::query(conn, scope, &query)
+        })
+        .await
+    }
+
+    async fn count(&self, org_id: Uuid, filter: &Filter, cap: u64) -> Result<Count, StoreError> {
+        let filter = filter.clone();
+        self.read(org_id, Count { n: 0, exact: true }, move |conn, scope| {
+            read::count(conn, scope, &filter, cap)
+        })
+        .await
+    }
+
+    async fn facets(
+        &self,
+        org_id: Uuid,
+        filter: &Filter,
+        max_each: usize,
+    ) -> Result<Facets, StoreError> {
+        let filter = filter.clone();
+        self.read(org_id, Facets::default(), move |conn, scope| {
+            read::facets(conn, scope, &filter, max_each)
+        })
+        .await
+    }
+
+    async fn daily_counts(
+        &self,
+        org_id: Uuid,
+        filter: &Filter,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let filter = filter.clone();
+        self.read(org_id, Vec::new(), move |conn, scope| {
+            read::daily_counts(conn, scope, &filter)
+        })
+        .await
+    }
+
+    async fn events_by_seq(
+        &self,
+        org_id: Uuid,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.read(org_id, Vec::new(), move |conn, scope| {
+            read::events_by_seq(conn, scope, after_seq, limit)
+        })
+        .await
+    }
+
+    async fn chain_head(&self, org_id: Uuid) -> Result<ChainHead, StoreError> {
+        let empty = ChainHead {
+            seq: 0,
+            hash: auditlog_core::chain::GENESIS,
+        };
+        self.read(org_id, empty, read::chain_head).await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError> {
+        let checkpoint = checkpoint.clone();
+        self.write(|reply| Command::SaveCheckpoint(checkpoint, reply))
+            .await
+    }
+
+    async fn latest_checkpoint(
+        &self,
+        org_id: Uuid,
+    ) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.read(org_id, None, read::latest_checkpoint).await
+    }
+
+    async fn disk_bytes(&self) -> Result<u64, StoreError> {
+        let path = self.path.clone();
+        let size = |suffix: &str| {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
+        };
+        Ok(size("") + size("-wal"))
+    }
+}

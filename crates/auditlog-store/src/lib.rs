@@ -132,7 +132,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_org(&self, org: NewOrg) -> Result<Org, StoreError>;
 
     /// Sets whether an organization is enrolled; `None` when it does not exist.
-    async fn set_org_enabled(&self, org_id: Uuid, enabled: bool) -> Result<Option<Org>, StoreError>;
+    async fn set_org_enabled(&self, org_id: Uuid, enabled: bool)
+        -> Result<Option<Org>, StoreError>;
 
     /// Finds an organization by name, or by id when `name_or_id` is a UUID.
     async fn find_org(&self, name_or_id: &str) -> Result<Option<Org>, StoreError>;
@@ -164,7 +165,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Facets, StoreError>;
 
     /// Events per UTC day (days since the epoch, ascending) of the events that match.
-    async fn daily_counts(&self, org_id: Uuid, filter: &Filter) -> Result<Vec<(i64, u64)>, StoreError>;
+    async fn daily_counts(
+        &self,
+        org_id: Uuid,
+        filter: &Filter,
+    ) -> Result<Vec<(i64, u64)>, StoreError>;
 
     /// Up to `limit` events with `seq > after_seq`, in `seq` order: the walk `verify` makes.
     async fn events_by_seq(
@@ -181,7 +186,8 @@ pub trait Store: Send + Sync + 'static {
     async fn save_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError>;
 
     /// The newest signed checkpoint of an organization.
-    async fn latest_checkpoint(&self, org_id: Uuid) -> Result<Option<SignedCheckpoint>, StoreError>;
+    async fn latest_checkpoint(&self, org_id: Uuid)
+        -> Result<Option<SignedCheckpoint>, StoreError>;
 
     /// Bytes the store occupies on disk (for benchmarks and `/metrics`).
     async fn disk_bytes(&self) -> Result<u64, StoreError>;

@@ -1,0 +1,191 @@
+//! The end-to-end benchmark of the SQLite store: loads a generated history and prints the
+//! figures as a Markdown table.
+//!
+//! ```text
+//! cargo bench -p auditlog-bench --bench store -- --events 1000000 [--seed 42] [--data-dir PATH]
+//! cargo bench -p auditlog-bench --bench store -- --large        # 10,000,000 events
+//! ```
+//!
+//! Progress goes to stderr, the report to stdout. Without `--data-dir` the store lives in a
+//! temporary directory that is removed at the end; with it, the files are kept there (the
+//! directory must not hold a store already). Run without cargo's `--bench` flag (as
+//! `cargo test --all-targets` does) it makes a quick smoke run on a few thousand events.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auditlog_bench::harness::{self, BenchConfig};
+use auditlog_sqlite::SqliteStore;
+use auditlog_store::Store;
+
+const USAGE: &str = "usage: cargo bench -p auditlog-bench --bench store -- \
+[--events N | --large] [--seed N] [--data-dir PATH]
+
+  --events N       events to load before measuring (default 1,000,000)
+  --large          10,000,000 events
+  --seed N         seed of the generated history (default 42)
+  --data-dir PATH  keep the store in PATH instead of a temporary directory";
+
+struct Args {
+    config: BenchConfig,
+    data_dir: Option<PathBuf>,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut events = None;
+    let mut seed = 42;
+    let mut data_dir = None;
+    let mut bench_mode = false;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_string(), Some(value.to_string()))
+            }
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--bench" => bench_mode = true,
+            "--events" => {
+                let text = value("--events")?.replace(['_', ','], "");
+                events = Some(
+                    text.parse::<u64>()
+                        .map_err(|_| format!("--events: {text:?} is not a number"))?,
+                );
+            }
+            "--large" => events = Some(BenchConfig::LARGE),
+            "--seed" => {
+                let text = value("--seed")?;
+                seed = text
+                    .parse()
+                    .map_err(|_| format!("--seed: {text:?} is not a number"))?;
+            }
+            "--data-dir" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
+            "-h" | "--help" => return Err(String::new()),
+            other if other.starts_with('-') => return Err(format!("unknown option {other}")),
+            // A positional argument is a benchmark name filter from cargo: there is one benchmark.
+            _ => {}
+        }
+    }
+    let config = match (bench_mode, events) {
+        (_, Some(n)) => BenchConfig::new(n, seed),
+        (true, None) => BenchConfig::new(BenchConfig::STANDARD, seed),
+        (false, None) => BenchConfig::smoke(3_000, seed),
+    };
+    if config.n_events == 0 {
+        return Err("--events must be at least 1".to_string());
+    }
+    Ok(Args { config, data_dir })
+}
+
+/// Prints a progress line when the phase changes, when it completes, and otherwise at most
+/// every two seconds.
+struct Progress {
+    state: RefCell<(String, Instant)>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let now = Instant::now();
+        Progress {
+            state: RefCell::new((String::new(), now)),
+            started: now,
+        }
+    }
+
+    fn report(&self, phase: &str, done: u64, total: u64) {
+        let mut state = self.state.borrow_mut();
+        let new_phase = state.0 != phase;
+        let due = state.1.elapsed() >= Duration::from_secs(2);
+        if !(new_phase || done >= total || due) {
+            return;
+        }
+        if new_phase {
+            state.0 = phase.to_string();
+        }
+        state.1 = Instant::now();
+        let percent = if total == 0 {
+            100.0
+        } else {
+            done as f64 * 100.0 / total as f64
+        };
+        eprintln!(
+            "[{:>7.1}s] {phase}: {done}/{total} ({percent:.0}%)",
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) if message.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let temp;
+    let dir = match &args.data_dir {
+        Some(dir) => {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                eprintln!("error: cannot create {}: {e}", dir.display());
+                return ExitCode::FAILURE;
+            }
+            dir.clone()
+        }
+        None => {
+            temp = match tempfile::tempdir() {
+                Ok(temp) => temp,
+                Err(e) => {
+                    eprintln!("error: cannot create a temporary directory: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            temp.path().to_path_buf()
+        }
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
+    eprintln!(
+        "auditlog store benchmark: {} events, seed {}, SQLite store in {}",
+        args.config.n_events,
+        args.config.seed,
+        dir.display()
+    );
+    let progress = Progress::new();
+    let result = runtime.block_on(async {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir)?);
+        harness::run(store, &args.config, |phase, done, total| {
+            progress.report(phase, done, total)
+        })
+        .await
+    });
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1031 @@
+//! The benchmark harness: loads a generated history into a [`Store`] and measures it.
+//!
+//! [`run`] does, in order:
+//! 1. creates the history's organizations;
+//! 2. bulk loads `n_events` generated events in batches of 1,000 (generation and validation
+//!    run on a separate thread, so the figure is the store's unless the generator is slower);
+//! 3. measures durable append throughput and latency with batches of 1, 100 and 1,000 (more
+//!    events of the same population, appended one call at a time);
+//! 4. measures query latency (p50/p99 over up to 200 warm runs with varied parameters): the
+//!    newest page of the largest organization, an action + user filter over 90 days, a page
+//!    deep in the largest organization by keyset cursor, facet counts over 30 days, a
+//!    free-text search and a capped count over a time range;
+//! 5. reads the bytes the store occupies on disk.
+//!
+//! The [`Report`] prints as a Markdown table (`metric | value | unit`).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auditlog_core::query::{Column, Combine, Condition, Filter, Order, Position, Query, Start};
+use auditlog_core::timestamp::MS_PER_DAY;
+use auditlog_core::validate::validate;
+use auditlog_core::{Catalog, Timestamp};
+use auditlog_store::{Append, NewOrg, Store, StoreError};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::generate::{History, HistorySpec, CHANNELS};
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchConfig {
+    /// Events to bulk load before measuring (1,000,000; [`BenchConfig::LARGE`] for the large
+    /// run).
+    pub n_events: u64,
+    /// Seed of the generated history and of the query parameters.
+    pub seed: u64,
+    /// Events per `append` call during the bulk load (1,000).
+    pub load_batch: usize,
+    /// Durable append rounds: `(events per append call, number of calls)`; by default
+    /// 2,000 × 1, 200 × 100 and 50 × 1,000.
+    pub append_rounds: Vec<(usize, usize)>,
+    /// Timed runs per query (200), after [`BenchConfig::warmup_runs`] untimed ones.
+    pub query_runs: usize,
+    /// Untimed runs per query before timing (5).
+    pub warmup_runs: usize,
+    /// Stop timing a query after this long, once it has at least 20 runs (30 s), so a slow
+    /// backend still finishes.
+    pub query_budget: Duration,
+    /// How deep the keyset-cursor page is (500,000); capped at half of the largest
+    /// organization when that is smaller.
+    pub deep_page_depth: u64,
+}
+
+impl BenchConfig {
+    /// The events of the standard run.
+    pub const STANDARD: u64 = 1_000_000;
+    /// The events of the large run.
+    pub const LARGE: u64 = 10_000_000;
+
+    /// The standard settings with the given size and seed.
+    pub fn new(n_events: u64, seed: u64) -> BenchConfig {
+        BenchConfig {
+            n_events,
+            seed,
+            load_batch: 1_000,
+            append_rounds: vec![(1, 2_000), (100, 200), (1_000, 50)],
+            query_runs: 200,
+            warmup_runs: 5,
+            query_budget: Duration::from_secs(30),
+            deep_page_depth: 500_000,
+        }
+    }
+
+    /// A few seconds' worth of everything, for smoke tests: `n_events` events, short append
+    /// rounds, 10 runs per query.
+    pub fn smoke(n_events: u64, seed: u64) -> BenchConfig {
+        BenchConfig {
+            append_rounds: vec![(1, 20), (100, 5), (1_000, 2)],
+            query_runs: 10,
+            warmup_runs: 1,
+            ..BenchConfig::new(n_events, seed)
+        }
+    }
+
+    /// The spec of the history this config loads.
+    pub fn history_spec(&self) -> HistorySpec {
+        HistorySpec::new(self.n_events, self.seed)
+    }
+}
+
+impl Default for BenchConfig {
+    /// 1,000,000 events, seed 42.
+    fn default() -> BenchConfig {
+        BenchConfig::new(BenchConfig::STANDARD, 42)
+    }
+}
+
+/// Events per second of a timed piece of work.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throughput {
+    /// Events processed.
+    pub events: u64,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+impl Throughput {
+    /// Events per second.
+    pub fn per_second(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// One durable append round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendRound {
+    /// Events per `append` call.
+    pub batch_size: usize,
+    /// Throughput over the round (calls made one after the other).
+    pub throughput: Throughput,
+    /// Latency of one call.
+    pub latency: Latency,
+}
+
+/// Latency percentiles of repeated runs of one operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latency {
+    /// Timed runs.
+    pub runs: usize,
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile (nearest rank).
+    pub p99: Duration,
+    /// Slowest run.
+    pub max: Duration,
+    /// Mean number of rows (events, facet entries or the count) a run returned.
+    pub mean_rows: f64,
+}
+
+impl Latency {
+    /// Percentiles of the samples; `rows` is the total rows of all runs.
+    fn from_samples(mut samples: Vec<Duration>, rows: u64) -> Latency {
+        samples.sort_unstable();
+        let n = samples.len();
+        let rank = |p: f64| samples[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+        Latency {
+            runs: n,
+            p50: rank(0.50),
+            p99: rank(0.99),
+            max: samples[n - 1],
+            mean_rows: rows as f64 / n as f64,
+        }
+    }
+}
+
+/// One measured query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    /// What was measured, e.g. `newest page of the largest org (limit 50)`.
+    pub name: String,
+    /// Its latency.
+    pub latency: Latency,
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Events bulk loaded.
+    pub n_events: u64,
+    /// The seed.
+    pub seed: u64,
+    /// Organizations.
+    pub n_orgs: usize,
+    /// Events of the largest organization at query time.
+    pub largest_org_events: u64,
+    /// Events in the store at the end (loaded and appended).
+    pub total_events: u64,
+    /// Generating and validating events on one thread, without a store.
+    pub generation: Throughput,
+    /// Events per `append` call of the bulk load.
+    pub load_batch: usize,
+    /// The bulk load, wall clock (generation runs alongside on another thread).
+    pub load: Throughput,
+    /// The bulk load, time spent in `append` only.
+    pub load_append_only: Throughput,
+    /// Durable append rounds.
+    pub appends: Vec<AppendRound>,
+    /// Query latencies.
+    pub queries: Vec<QueryResult>,
+    /// Bytes the store occupies on disk at the end.
+    pub disk_bytes: u64,
+}
+
+impl Report {
+    /// Bytes on disk per stored event.
+    pub fn bytes_per_event(&self) -> f64 {
+        self.disk_bytes as f64 / self.total_events.max(1) as f64
+    }
+
+    /// The table's rows: `(metric, value, unit)`.
+    pub fn rows(&self) -> Vec<(String, String, &'static str)> {
+        let mut rows = vec![
+            (
+                "events bulk loaded".to_string(),
+                thousands(self.n_events),
+                "events",
+            ),
+            (
+                "organizations".to_string(),
+                thousands(self.n_orgs as u64),
+                "orgs",
+            ),
+            (
+                "events of the largest organization".to_string(),
+                thousands(self.largest_org_events),
+                "events",
+            ),
+            (
+                "history generation + validation (one thread, no store)".to_string(),
+                thousands(self.generation.per_second() as u64),
+                "events/s",
+            ),
+            (
+                format!(
+                    "bulk load, batches of {}, wall clock",
+                    thousands(self.load_batch as u64)
+                ),
+                thousands(self.load.per_second() as u64),
+                "events/s",
+            ),
+            (
+                "bulk load, time inside append only".to_string(),
+                thousands(self.load_append_only.per_second() as u64),
+                "events/s",
+            ),
+        ];
+        for round in &self.appends {
+            let size = thousands(round.batch_size as u64);
+            rows.push((
+                format!("durable append, batch of {size}"),
+                thousands(round.throughput.per_second() as u64),
+                "events/s",
+            ));
+            rows.push((
+                format!("durable append, batch of {size}, p50"),
+                millis(round.latency.p50),
+                "ms",
+            ));
+            rows.push((
+                format!("durable append, batch of {size}, p99"),
+                millis(round.latency.p99),
+                "ms",
+            ));
+        }
+        for query in &self.queries {
+            rows.push((
+                format!("{} p50", query.name),
+                millis(query.latency.p50),
+                "ms",
+            ));
+            rows.push((
+                format!("{} p99", query.name),
+                millis(query.latency.p99),
+                "ms",
+            ));
+        }
+        rows.push((
+            "disk size".to_string(),
+            format!("{:.1}", self.disk_bytes as f64 / 1_048_576.0),
+            "MiB",
+        ));
+        rows.push((
+            format!(
+                "bytes per event on disk ({} events)",
+                thousands(self.total_events)
+            ),
+            format!("{:.0}", self.bytes_per_event()),
+            "bytes/event",
+        ));
+        rows
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "| metric | value | unit |")?;
+        writeln!(f, "|---|---:|---|")?;
+        for (metric, value, unit) in self.rows() {
+            writeln!(f, "| {metric} | {value} | {unit} |")?;
+        }
+        Ok(())
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Milliseconds with three significant digits (at least two decimals below 1 ms).
+fn millis(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1.0 {
+        format!("{ms:.3}")
+    } else if ms < 10.0 {
+        format!("{ms:.2}")
+    } else if ms < 100.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.0}")
+    }
+}
+
+/// Runs the benchmark against `store`, which should be empty. `progress(phase, done, total)`
+/// is called as work advances (often: throttle before printing).
+pub async fn run(
+    store: Arc<dyn Store>,
+    config: &BenchConfig,
+    progress: impl Fn(&str, u64, u64),
+) -> Result<Report, StoreError> {
+    let spec = config.history_spec();
+    let history = History::new(spec.clone());
+    let catalog = Catalog::builtin();
+    let extra: u64 = config
+        .append_rounds
+        .iter()
+        .map(|&(size, calls)| (size * calls) as u64)
+        .sum();
+    let now = {
+        let mut probe = history.clone();
+        probe.extend(extra);
+        probe.safe_now()
+    };
+
+    // Generation alone, for reference: a slice of the same history, generated and validated.
+    let sample = config.n_events.clamp(1, 200_000);
+    let started = Instant::now();
+    let mut validated = 0u64;
+    for (_, event) in History::new(HistorySpec {
+        n_events: sample,
+        ..spec.clone()
+    }) {
+        let body = validate(event, &catalog, now).expect("generated events are valid");
+        validated += u64::from(!body.action_key.is_empty());
+    }
+    let generation = Throughput {
+        events: validated,
+        elapsed: started.elapsed(),
+    };
+    progress("generate", sample, sample);
+
+    // Organizations.
+    let mut org_ids = Vec::with_capacity(history.orgs().len());
+    for (i, org) in history.orgs().iter().enumerate() {
+        let created = store
+            .create_org(NewOrg {
+                name: org.name.clone(),
+                display_name: org.display_name.clone(),
+                audit_logs_enabled: true,
+            })
+            .await?;
+        org_ids.push(created.id);
+        progress(
+            "create organizations",
+            i as u64 + 1,
+            history.orgs().len() as u64,
+        );
+    }
+    let org_ids = Arc::new(org_ids);
+
+    // Bulk load: a thread generates and validates batches while this task appends them.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Vec<Append>, Vec<usize>)>(8);
+    let producer = {
+        let org_ids = Arc::clone(&org_ids);
+        let catalog = catalog.clone();
+        let batch = config.load_batch.max(1);
+        let mut history = history;
+        std::thread::spawn(move || {
+            loop {
+                let mut appends = Vec::with_capacity(batch);
+                let mut orgs = Vec::with_capacity(batch);
+                for (org, event) in history.by_ref().take(batch) {
+                    let body = validate(event, &catalog, now).expect("generated events are valid");
+                    appends.push(Append {
+                        org_id: org_ids[org],
+                        body,
+                    });
+                    orgs.push(org);
+                }
+                if appends.is_empty() || sender.blocking_send((appends, orgs)).is_err() {
+                    break;
+                }
+            }
+            history
+        })
+    };
+    let mut per_org = vec![0u64; org_ids.len()];
+    let mut loaded = 0u64;
+    let mut inside_append = Duration::ZERO;
+    let started = Instant::now();
+    while let Some((appends, orgs)) = receiver.recv().await {
+        let n = appends.len() as u64;
+        let call = Instant::now();
+        store.append(appends).await?;
+        inside_append += call.elapsed();
+        for org in orgs {
+            per_org[org] += 1;
+        }
+        loaded += n;
+        progress("load", loaded, config.n_events);
+    }
+    let load = Throughput {
+        events: loaded,
+        elapsed: started.elapsed(),
+    };
+    let load_append_only = Throughput {
+        events: loaded,
+        elapsed: inside_append,
+    };
+    let mut history = producer
+        .join()
+        .expect("the generator thread does not panic");
+
+    // Durable appends: more of the same population, one call after the other.
+    history.extend(extra);
+    let mut appends = Vec::new();
+    for &(size, calls) in &config.append_rounds {
+        let phase = format!("append, batch of {size}");
+        let mut batches = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let mut batch = Vec::with_capacity(size);
+            for (org, event) in history.by_ref().take(size) {
+                let body = validate(event, &catalog, now).expect("generated events are valid");
+                per_org[org] += 1;
+                batch.push(Append {
+                    org_id: org_ids[org],
+                    body,
+                });
+            }
+            batches.push(batch);
+        }
+        let mut samples = Vec::with_capacity(calls);
+        let started = Instant::now();
+        for (i, batch) in batches.into_iter().enumerate() {
+            let call = Instant::now();
+            store.append(batch).await?;
+            samples.push(call.elapsed());
+            progress(&phase, i as u64 + 1, calls as u64);
+        }
+        if calls > 0 {
+            appends.push(AppendRound {
+                batch_size: size,
+                throughput: Throughput {
+                    events: (size * calls) as u64,
+                    elapsed: started.elapsed(),
+                },
+                latency: Latency::from_samples(samples, (size * calls) as u64),
+            });
+        }
+    }
+    let total_events: u64 = per_org.iter().sum();
+
+    // Queries, all on the largest organization.
+    let (largest, &largest_events) = per_org
+        .iter()
+        .enumerate()
+        .max_by_key(|&(_, n)| *n)
+        .expect("at least one org");
+    let org = org_ids[largest];
+    let people = &history.orgs()[largest].users;
+    let end = spec.end();
+    let mut rng = SmallRng::seed_from_u64(config.seed ^ 0x7175_6572_7931);
+    let runs = config.query_runs.max(1);
+    let mut queries = Vec::new();
+    let timing = Timing {
+        runs,
+        warmup: config.warmup_runs,
+        budget: config.query_budget,
+    };
+
+    // (a) The newest page.
+    let name = "newest page of the largest org (limit 50)";
+    let latency = timing
+        .measure(name, &progress, |_| {
+            let store = Arc::clone(&store);
+            async move {
+                Ok(store
+                    .query(org, &page(Filter::default(), Start::Offset(0)))
+                    .await?
+                    .len() as u64)
+            }
+        })
+        .await?;
+    queries.push(QueryResult {
+        name: name.to_string(),
+        latency,
+    });
+
+    // (b) Actions of one user over the last 90 days.
+    let action_sets: [&[&str]; 5] = [
+        &["authentication_success"],
+        &["token_created", "token_revoked"],
+        &[
+            "product_assigned",
+            "product_revoked",
+            "organization_user_added",
+        ],
+        &[
+            "channel_created",
+            "channel_deleted",
+            "group_assigned_to_channel",
+        ],
+        &["policy_updated", "policy_assigned"],
+    ];
+    let filters: Vec<Filter> = (0..runs)
+        .map(|i| {
+            let u: f64 = rng.gen();
+            let person = &people[((u * u * people.len() as f64) as usize).min(people.len() - 1)];
+            Filter {
+                conditions: vec![
+                    Condition::AnyOf {
+                        column: Column::ActionKey,
+                        values: action_sets[i % action_sets.len()]
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect(),
+                    },
+                    Condition::AnyOf {
+                        column: Column::Actor,
+                        values: vec![person.email.clone()],
+                    },
+                ],
+                combine: Combine::And,
+                from: Some(end.plus_millis(-90 * MS_PER_DAY)),
+                to: None,
+            }
+        })
+        .collect();
+    let filters = Arc::new(filters);
+    let name = "action + user filter, last 90 days, largest org (limit 50)";
+    let latency = timing
+        .measure(name, &progress, |i| {
+            let (store, filters) = (Arc::clone(&store), Arc::clone(&filters));
+            async move {
+                let query = page(filters[i % filters.len()].clone(), Start::Offset(0));
+                Ok(store.query(org, &query).await?.len() as u64)
+            }
+        })
+        .await?;
+    queries.push(QueryResult {
+        name: name.to_string(),
+        latency,
+    });
+
+    // (c) A page deep in the history by keyset cursor. One offset query finds positions
+    // around the depth (untimed); the timed pages continue after them.
+    let depth = config.deep_page_depth.min(largest_events / 2);
+    let around = depth.saturating_sub(500);
+    progress("find the deep page by offset", 0, 1);
+    let positions: Vec<Position> = store
+        .query(
+            org,
+            &Query {
+                filter: Filter::default(),
+                order: Order::NewestFirst,
+                limit: 1000,
+                start: Start::Offset(around),
+            },
+        )
+        .await?
+        .iter()
+        .map(|e| Position {
+            occurred_at: e.body.occurred_at,
+            seq: e.seq,
+        })
+        .collect();
+    progress("find the deep page by offset", 1, 1);
+    if !positions.is_empty() {
+        let positions = Arc::new(positions);
+        let name = format!(
+            "page {} events deep by cursor, largest org (limit 50)",
+            thousands(depth)
+        );
+        let latency = timing
+            .measure(&name, &progress, |i| {
+                let (store, positions) = (Arc::clone(&store), Arc::clone(&positions));
+                async move {
+                    let position = positions[(i * 37) % positions.len()];
+                    Ok(store
+                        .query(org, &page(Filter::default(), Start::After(position)))
+                        .await?
+                        .len() as u64)
+                }
+            })
+            .await?;
+        queries.push(QueryResult { name, latency });
+    }
+
+    // (d) Facets over the last 30 days.
+    let name = "facet counts, last 30 days, largest org (20 each)";
+    let latency = timing
+        .measure(name, &progress, |i| {
+            let store = Arc::clone(&store);
+            async move {
+                let from = end.plus_millis(-30 * MS_PER_DAY - (i % 24) as i64 * 3_600_000);
+                let filter = Filter {
+                    from: Some(from),
+                    ..Filter::default()
+                };
+                let facets = store.facets(org, &filter, 20).await?;
+                Ok((facets.actions.len() + facets.actors.len()) as u64)
+            }
+        })
+        .await?;
+    queries.push(QueryResult {
+        name: name.to_string(),
+        latency,
+    });
+
+    // (e) Free-text search: a user's last name or a channel name.
+    let terms: Arc<Vec<String>> = Arc::new(
+        (0..runs)
+            .map(|i| {
+                if i % 2 == 0 {
+                    people[rng.gen_range(0..people.len())].last_name.to_string()
+                } else {
+                    CHANNELS[rng.gen_range(0..CHANNELS.len())].to_string()
+                }
+            })
+            .collect(),
+    );
+    let name = "free-text search (last name or channel), largest org (limit 50)";
+    let latency = timing
+        .measure(name, &progress, |i| {
+            let (store, terms) = (Arc::clone(&store), Arc::clone(&terms));
+            async move {
+                let filter = Filter {
+                    conditions: vec![Condition::Text(terms[i % terms.len()].clone())],
+                    ..Filter::default()
+                };
+                Ok(store
+                    .query(org, &page(filter, Start::Offset(0)))
+                    .await?
+                    .len() as u64)
+            }
+        })
+        .await?;
+    queries.push(QueryResult {
+        name: name.to_string(),
+        latency,
+    });
+
+    // (f) A capped count over a time range of 1 to 60 days.
+    let ranges: Arc<Vec<(Timestamp, Timestamp)>> = Arc::new(
+        (0..runs)
+            .map(|_| {
+                let days = rng.gen_range(1..=60i64);
+                let span = i64::from(spec.days).max(days) - days;
+                let from = spec.start.plus_millis(rng.gen_range(0..=span) * MS_PER_DAY);
+                (from, from.plus_millis(days * MS_PER_DAY - 1))
+            })
+            .collect(),
+    );
+    let name = "count over 1–60 days, largest org (cap 10,000)";
+    let latency = timing
+        .measure(name, &progress, |i| {
+            let (store, ranges) = (Arc::clone(&store), Arc::clone(&ranges));
+            async move {
+                let (from, to) = ranges[i % ranges.len()];
+                let filter = Filter {
+                    from: Some(from),
+                    to: Some(to),
+                    ..Filter::default()
+                };
+                Ok(store.count(org, &filter, 10_000).await?.n)
+            }
+        })
+        .await?;
+    queries.push(QueryResult {
+        name: name.to_string(),
+        latency,
+    });
+
+    progress("disk size", 0, 1);
+    let disk_bytes = store.disk_bytes().await?;
+    progress("disk size", 1, 1);
+
+    Ok(Report {
+        n_events: loaded,
+        seed: config.seed,
+        n_orgs: org_ids.len(),
+        largest_org_events: largest_events,
+        total_events,
+        generation,
+        load_batch: config.load_batch.max(1),
+        load,
+        load_append_only,
+        appends,
+        queries,
+        disk_bytes,
+    })
+}
+
+/// The first page of 50, newest first.
+fn page(filter: Filter, start: Start) -> Query {
+    Query {
+        filter,
+        order: Order::NewestFirst,
+        limit: 50,
+        start,
+    }
+}
+
+/// How queries are timed.
+struct Timing {
+    runs: usize,
+    warmup: usize,
+    budget: Duration,
+}
+
+impl Timing {
+    /// Runs `op(i)` `warmup` times untimed, then up to `runs` times timed (stopping after the
+    /// budget once 20 runs are done). `op` answers the number of rows it got.
+    async fn measure<F, Fut>(
+        &self,
+        name: &str,
+        progress: &impl Fn(&str, u64, u64),
+        mut op: F,
+    ) -> Result<Latency, StoreError>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: Future<Output = Result<u64, StoreError>>,
+    {
+        for i in 0..self.warmup {
+            op(self.runs + i).await?;
+        }
+        let mut samples = Vec::with_capacity(self.runs);
+        let mut rows = 0;
+        let started = Instant::now();
+        for i in 0..self.runs {
+            let call = Instant::now();
+            rows += op(i).await?;
+            samples.push(call.elapsed());
+            progress(name, i as u64 + 1, self.runs as u64);
+            if i + 1 >= 20 && started.elapsed() > self.budget {
+                break;
+            }
+        }
+        Ok(Latency::from_samples(samples, rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use auditlog_core::chain::SignedCheckpoint;
+    use auditlog_core::Event;
+    use auditlog_store::conformance::reference_matches;
+    use auditlog_store::{ActorCount, ChainHead, Count, Facets, Org};
+    use uuid::Uuid;
+
+    use super::*;
+
+    /// Just enough of a store for the harness: everything in memory, filters evaluated by
+    /// the conformance suite's reference semantics.
+    #[derive(Default)]
+    struct MemStore {
+        orgs: Mutex<Vec<Org>>,
+        events: Mutex<HashMap<Uuid, Vec<Event>>>,
+    }
+
+    impl MemStore {
+        fn matching(&self, org_id: Uuid, filter: &Filter) -> Vec<Event> {
+            let events = self.events.lock().unwrap();
+            let mut found: Vec<Event> = events
+                .get(&org_id)
+                .map(|all| {
+                    all.iter()
+                        .filter(|e| reference_matches(filter, e))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort_by_key(|e| (e.body.occurred_at, e.seq));
+            found
+        }
+    }
+
+    #[async_trait]
+    impl Store for MemStore {
+        async fn create_org(&self, org: NewOrg) -> Result<Org, StoreError> {
+            let mut orgs = self.orgs.lock().unwrap();
+            if orgs.iter().any(|o| o.name == org.name) {
+                return Err(StoreError::Conflict(org.name));
+            }
+            let created = Org {
+                id: Uuid::now_v7(),
+                name: org.name,
+                display_name: org.display_name,
+                audit_logs_enabled: org.audit_logs_enabled,
+                created_at: Timestamp::now(),
+            };
+            orgs.push(created.clone());
+            Ok(created)
+        }
+
+        async fn set_org_enabled(&self, _: Uuid, _: bool) -> Result<Option<Org>, StoreError> {
+            unimplemented!()
+        }
+
+        async fn find_org(&self, _: &str) -> Result<Option<Org>, StoreError> {
+            unimplemented!()
+        }
+
+        async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
+            Ok(self.orgs.lock().unwrap().clone())
+        }
+
+        async fn append(&self, batch: Vec<Append>) -> Result<Vec<Event>, StoreError> {
+            let orgs = self.orgs.lock().unwrap();
+            if let Some(unknown) = batch.iter().find(|a| orgs.iter().all(|o| o.id != a.org_id)) {
+                return Err(StoreError::UnknownOrg(unknown.org_id));
+            }
+            let mut events = self.events.lock().unwrap();
+            let mut stored = Vec::with_capacity(batch.len());
+            for Append { org_id, body } in batch {
+                let chain = events.entry(org_id).or_default();
+                let event = Event {
+                    id: Uuid::now_v7(),
+                    org_id,
+                    seq: chain.len() as u64 + 1,
+                    created_at: Timestamp::now(),
+                    hash: [0; 32],
+                    body,
+                };
+                chain.push(event.clone());
+                stored.push(event);
+            }
+            Ok(stored)
+        }
+
+        async fn get_event(&self, _: Uuid, _: Uuid) -> Result<Option<Event>, StoreError> {
+            unimplemented!()
+        }
+
+        async fn query(&self, org_id: Uuid, query: &Query) -> Result<Vec<Event>, StoreError> {
+            let mut found = self.matching(org_id, &query.filter);
+            if query.order == Order::NewestFirst {
+                found.reverse();
+            }
+            let key = |e: &Event| (e.body.occurred_at, e.seq);
+            let skip = match query.start {
+                Start::Offset(n) => n as usize,
+                Start::After(p) => found
+                    .iter()
+                    .take_while(|e| match query.order {
+                        Order::NewestFirst => key(e) >= (p.occurred_at, p.seq),
+                        Order::OldestFirst => key(e) <= (p.occurred_at, p.seq),
+                    })
+                    .count(),
+            };
+            Ok(found
+                .into_iter()
+                .skip(skip)
+                .take(query.limit as usize)
+                .collect())
+        }
+
+        async fn count(
+            &self,
+            org_id: Uuid,
+            filter: &Filter,
+            cap: u64,
+        ) -> Result<Count, StoreError> {
+            let n = self.matching(org_id, filter).len() as u64;
+            Ok(Count {
+                n: n.min(cap),
+                exact: n <= cap,
+            })
+        }
+
+        async fn facets(
+            &self,
+            org_id: Uuid,
+            filter: &Filter,
+            max_each: usize,
+        ) -> Result<Facets, StoreError> {
+            let mut actions: HashMap<String, u64> = HashMap::new();
+            let mut actors: HashMap<Option<String>, u64> = HashMap::new();
+            for event in self.matching(org_id, filter) {
+                *actions.entry(event.body.action_key).or_default() += 1;
+                *actors.entry(event.body.actor_email).or_default() += 1;
+            }
+            let mut actions: Vec<(String, u64)> = actions.into_iter().collect();
+            actions.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            actions.truncate(max_each);
+            let mut actors: Vec<ActorCount> = actors
+                .into_iter()
+                .map(|(email, count)| ActorCount {
+                    actor_id: None,
+                    actor_email: email,
+                    actor_name: None,
+                    count,
+                })
+                .collect();
+            actors.sort_by(|a, b| {
+                b.count
+                    .cmp(&a.count)
+                    .then(a.actor_email.cmp(&b.actor_email))
+            });
+            actors.truncate(max_each);
+            Ok(Facets { actions, actors })
+        }
+
+        async fn daily_counts(&self, _: Uuid, _: &Filter) -> Result<Vec<(i64, u64)>, StoreError> {
+            unimplemented!()
+        }
+
+        async fn events_by_seq(&self, _: Uuid, _: u64, _: u32) -> Result<Vec<Event>, StoreError> {
+            unimplemented!()
+        }
+
+        async fn chain_head(&self, _: Uuid) -> Result<ChainHead, StoreError> {
+            unimplemented!()
+        }
+
+        async fn save_checkpoint(&self, _: &SignedCheckpoint) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+
+        async fn latest_checkpoint(&self, _: Uuid) -> Result<Option<SignedCheckpoint>, StoreError> {
+            unimplemented!()
+        }
+
+        async fn disk_bytes(&self) -> Result<u64, StoreError> {
+            let events = self.events.lock().unwrap();
+            Ok(events.values().map(|v| v.len() as u64).sum::<u64>() * 400)
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_end_to_end_and_reports_every_figure() {
+        let store = Arc::new(MemStore::default());
+        let config = BenchConfig {
+            deep_page_depth: 300,
+            ..BenchConfig::smoke(5_000, 3)
+        };
+        let phases = Mutex::new(Vec::<String>::new());
+        let report = run(store.clone(), &config, |phase, done, total| {
+            assert!(done <= total, "{phase}: {done} > {total}");
+            let mut phases = phases.lock().unwrap();
+            if phases.last().map(String::as_str) != Some(phase) {
+                phases.push(phase.to_string());
+            }
+        })
+        .await
+        .unwrap();
+
+        let appended = 20 + 5 * 100 + 2 * 1_000;
+        assert_eq!(report.n_events, 5_000);
+        assert_eq!(report.total_events, 5_000 + appended);
+        let stored: usize = store.events.lock().unwrap().values().map(Vec::len).sum();
+        assert_eq!(stored as u64, report.total_events);
+        assert_eq!(store.orgs.lock().unwrap().len(), 200);
+        assert_eq!(
+            report
+                .appends
+                .iter()
+                .map(|r| r.batch_size)
+                .collect::<Vec<_>>(),
+            [1, 100, 1_000]
+        );
+        assert_eq!(report.queries.len(), 6);
+        for query in &report.queries {
+            assert_eq!(query.latency.runs, 10, "{}", query.name);
+            assert!(query.latency.p50 <= query.latency.p99);
+            assert!(
+                query.latency.mean_rows > 0.0,
+                "{} found nothing",
+                query.name
+            );
+        }
+        assert!(
+            report.queries[2].name.contains("300 events deep"),
+            "{}",
+            report.queries[2].name
+        );
+        assert_eq!(report.bytes_per_event(), 400.0);
+        assert!(report.largest_org_events > 500);
+
+        let table = report.to_string();
+        assert!(table.starts_with("| metric | value | unit |\n|---|---:|---|\n"));
+        assert_eq!(table.lines().count(), 2 + report.rows().len());
+        assert!(table.contains("| durable append, batch of 1,000 | "));
+        assert!(table.contains("| bytes per event on disk (7,520 events) | 400 | bytes/event |"));
+        let phases = phases.into_inner().unwrap();
+        assert_eq!(phases[..3], ["generate", "create organizations", "load"]);
+    }
+
+    #[test]
+    fn formats_numbers_and_percentiles() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(12_345_678), "12,345,678");
+        assert_eq!(millis(Duration::from_micros(250)), "0.250");
+        assert_eq!(millis(Duration::from_micros(2_500)), "2.50");
+        assert_eq!(millis(Duration::from_micros(25_000)), "25.0");
+        assert_eq!(millis(Duration::from_millis(250)), "250");
+        let samples: Vec<Duration> = (1..=200).rev().map(Duration::from_millis).collect();
+        let latency = Latency::from_samples(samples, 400);
+        assert_eq!(latency.p50, Duration::from_millis(100));
+        assert_eq!(latency.p99, Duration::from_millis(198));
+        assert_eq!(latency.max, Duration::from_millis(200));
+        assert_eq!(latency.mean_rows, 2.0);
+    }
+}

@@ -1,0 +1,932 @@
+//! The read side: pages, counts, facets and chain walks, each inside one read transaction on
+//! a pooled connection.
+//!
+//! Every query is scoped by `org_key` in SQL. Three plans answer a filter:
+//! - **days**: walk the organization's days (from `org_days`) in the requested order and ask
+//!   each day's slice of an index for the matching events, stopping once the page is full.
+//!   Conditions become SQL on dictionary keys. Whole days of counts and facets come from the
+//!   rollup tables.
+//! - **text**: when a free-text condition must hold, the organization's FTS postings give the
+//!   candidate positions; other conditions are applied in SQL and the matches are sorted.
+//! - **scan**: a free-text condition ORed with others; walks days and evaluates the filter in
+//!   memory. Correct, and as slow as the time range is large.
+
+use std::collections::HashMap;
+
+use auditlog_core::chain::{Checkpoint, SignedCheckpoint};
+use auditlog_core::query::{Column, Combine, Condition, Filter, Order, Position, Query, Start};
+use auditlog_core::{text, ActorType, Event, EventBody, Timestamp};
+use auditlog_store::{ActorCount, ChainHead, Count, Facets, StoreError};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use uuid::Uuid;
+
+use crate::backend;
+
+/// Columns of a full event, joined with its dictionaries. `{where}` follows.
+const EVENT_SELECT: &str = "SELECT e.pos, e.id, e.occurred_at, e.created_at, sa.value, sv.value,
+        a.ext_id, a.email, a.name, ak.value, t.ext_id, t.email, t.name, tk.value,
+        ss.value, e.ip, su.value, e.request_id, e.meta, e.hash
+    FROM events e
+    JOIN strings sa ON sa.string_key = e.action
+    LEFT JOIN strings sv ON sv.string_key = e.verb
+    JOIN principals a ON a.principal_key = e.actor
+    LEFT JOIN strings ak ON ak.string_key = a.kind
+    LEFT JOIN principals t ON t.principal_key = e.target
+    LEFT JOIN strings tk ON tk.string_key = t.kind
+    LEFT JOIN strings ss ON ss.string_key = e.service
+    LEFT JOIN strings su ON su.string_key = e.user_agent";
+
+/// Number of bits of `pos` that hold `seq`.
+const SEQ_BITS: u32 = 40;
+
+fn event_from_row(row: &Row<'_>, org_id: Uuid) -> Result<Event, StoreError> {
+    let get_text = |idx: usize| row.get::<_, Option<String>>(idx).map_err(backend);
+    let pos: i64 = row.get(0).map_err(backend)?;
+    let id: Vec<u8> = row.get(1).map_err(backend)?;
+    let id = Uuid::from_slice(&id)
+        .map_err(|_| StoreError::Corrupt(format!("event at pos {pos} has a malformed id")))?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("event {id}: {what}"));
+    let millis = |idx: usize| -> Result<Timestamp, StoreError> {
+        let ms: i64 = row.get(idx).map_err(backend)?;
+        Timestamp::from_millis(ms).ok_or_else(|| corrupt("time out of range"))
+    };
+    let actor_type = get_text(9)?.unwrap_or_default();
+    let ip: Option<Vec<u8>> = row.get(15).map_err(backend)?;
+    let ip_address = match ip.as_deref() {
+        None => None,
+        Some(bytes) => Some(match bytes.len() {
+            4 => std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).expect("length checked")),
+            16 => std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).expect("length checked")),
+            _ => return Err(corrupt("malformed ip")),
+        }),
+    };
+    let meta = match get_text(18)? {
+        None => serde_json::Map::new(),
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|_| corrupt("meta is not a JSON object"))?
+        }
+    };
+    let hash: Vec<u8> = row.get(19).map_err(backend)?;
+    Ok(Event {
+        id,
+        org_id,
+        seq: (pos & ((1 << SEQ_BITS) - 1)) as u64,
+        created_at: millis(3)?,
+        hash: hash
+            .try_into()
+            .map_err(|_| corrupt("hash is not 32 bytes"))?,
+        body: EventBody {
+            action_key: get_text(4)?.ok_or_else(|| corrupt("no action"))?,
+            action_verb: get_text(5)?,
+            actor_id: get_text(6)?,
+            actor_email: get_text(7)?,
+            actor_name: get_text(8)?,
+            actor_type: ActorType::parse(&actor_type)
+                .ok_or_else(|| corrupt("unknown actor type"))?,
+            target_id: get_text(10)?,
+            target_email: get_text(11)?,
+            target_name: get_text(12)?,
+            target_type: get_text(13)?,
+            service_name: get_text(14)?,
+            ip_address,
+            user_agent: get_text(16)?,
+            request_id: get_text(17)?,
+            meta,
+            occurred_at: millis(2)?,
+        },
+    })
+}
+
+/// One organization as the read side addresses it.
+pub struct OrgScope {
+    org_id: Uuid,
+    org_key: i64,
+}
+
+impl OrgScope {
+    /// Resolves an organization id; `None` when it does not exist.
+    pub fn resolve(conn: &Connection, org_id: Uuid) -> Result<Option<OrgScope>, StoreError> {
+        let org_key = conn
+            .prepare_cached("SELECT org_key FROM orgs WHERE id = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([org_id.as_bytes().as_slice()], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(backend)?;
+        Ok(org_key.map(|org_key| OrgScope { org_id, org_key }))
+    }
+
+    fn pos(&self, seq: u64) -> i64 {
+        (self.org_key << SEQ_BITS) | seq.min((1 << SEQ_BITS) - 1) as i64
+    }
+}
+
+/// A filter compiled for this backend.
+enum Plan {
+    /// SQL conditions (`sql` uses `?` placeholders bound from `params`), per day.
+    Days {
+        sql: String,
+        params: Vec<SqlValue>,
+        rollup_actions: Option<Vec<String>>,
+    },
+    /// FTS query plus SQL conditions.
+    Text {
+        fts: String,
+        sql: String,
+        params: Vec<SqlValue>,
+    },
+    /// In-memory evaluation of the whole filter over the time range.
+    Scan,
+    /// Nothing can match.
+    Nothing,
+}
+
+fn plan(scope: &OrgScope, filter: &Filter) -> Plan {
+    if filter.is_empty_range() {
+        return Plan::Nothing;
+    }
+    // A text condition without words matches everything.
+    let mut conditions: Vec<&Condition> = Vec::new();
+    for condition in &filter.conditions {
+        if let Condition::Text(words) = condition {
+            if text::query_words(words).is_empty() {
+                if filter.combine == Combine::Or {
+                    conditions.clear();
+                    return plan_conditions(scope, &[], Combine::And);
+                }
+                continue;
+            }
+        }
+        conditions.push(condition);
+    }
+    plan_conditions(scope, &conditions, filter.combine)
+}
+
+fn plan_conditions(scope: &OrgScope, conditions: &[&Condition], combine: Combine) -> Plan {
+    let texts: Vec<&str> = conditions
+        .iter()
+        .filter_map(|c| match c {
+            Condition::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    let others: Vec<&Condition> = conditions
+        .iter()
+        .copied()
+        .filter(|c| !matches!(c, Condition::Text(_)))
+        .collect();
+    let combine = if conditions.len() <= 1 {
+        Combine::And
+    } else {
+        combine
+    };
+    if !texts.is_empty() && combine == Combine::Or {
+        return Plan::Scan;
+    }
+    let mut params = Vec::new();
+    let sql = conditions_sql(scope, &others, combine, &mut params);
+    if texts.is_empty() {
+        let rollup_actions = match others.as_slice() {
+            [] => Some(Vec::new()),
+            [Condition::AnyOf {
+                column: Column::ActionKey,
+                values,
+            }] => Some(values.clone()),
+            _ => None,
+        };
+        return Plan::Days {
+            sql,
+            params,
+            rollup_actions,
+        };
+    }
+    let mut terms = Vec::new();
+    for t in texts {
+        for word in text::query_words(t) {
+            terms.push(format!("\"{}x{}\"*", scope.org_key, word));
+        }
+    }
+    Plan::Text {
+        fts: terms.join(" AND "),
+        sql,
+        params,
+    }
+}
+
+/// SQL for non-text conditions: `1` when there are none.
+fn conditions_sql(
+    scope: &OrgScope,
+    conditions: &[&Condition],
+    combine: Combine,
+    params: &mut Vec<SqlValue>,
+) -> String {
+    if conditions.is_empty() {
+        return "1".to_string();
+    }
+    let mut parts = Vec::new();
+    for condition in conditions {
+        let Condition::AnyOf { column, values } = condition else {
+            continue;
+        };
+        let list = |params: &mut Vec<SqlValue>| {
+            let marks = vec!["?"; values.len()].join(",");
+            params.extend(values.iter().map(|v| SqlValue::Text(v.clone())));
+            marks
+        };
+        let strings = |params: &mut Vec<SqlValue>| {
+            format!(
+                "(SELECT string_key FROM strings WHERE value IN ({}))",
+                list(params)
+            )
+        };
+        let org = scope.org_key;
+        let principals = |test: &str| -> String {
+            format!("(SELECT principal_key FROM principals WHERE org_key = {org} AND {test})")
+        };
+        let part = match column {
+            Column::ActionKey => format!("e.action IN {}", strings(params)),
+            Column::ActionVerb => format!("e.verb IN {}", strings(params)),
+            Column::ServiceName => format!("e.service IN {}", strings(params)),
+            Column::ActorId | Column::TargetId => {
+                let test = format!("ext_id IN ({})", list(params));
+                format!("{} IN {}", side(*column), principals(&test))
+            }
+            Column::ActorEmail | Column::TargetEmail => {
+                let test = format!("email IN ({})", list(params));
+                format!("{} IN {}", side(*column), principals(&test))
+            }
+            Column::Actor | Column::Target => {
+                let ids = list(params);
+                let emails = list(params);
+                let test = format!("(ext_id IN ({ids}) OR email IN ({emails}))");
+                format!("{} IN {}", side(*column), principals(&test))
+            }
+            Column::ActorType | Column::TargetType => {
+                let test = format!("kind IN {}", strings(params));
+                format!("{} IN {}", side(*column), principals(&test))
+            }
+        };
+        parts.push(format!("({part})"));
+    }
+    let joiner = match combine {
+        Combine::And => " AND ",
+        Combine::Or => " OR ",
+    };
+    format!("({})", parts.join(joiner))
+}
+
+fn side(column: Column) -> &'static str {
+    match column {
+        Column::ActorId | Column::ActorEmail | Column::Actor | Column::ActorType => "e.actor",
+        _ => "e.target",
+    }
+}
+
+/// The organization's days with events within the filter's time range, in walking order.
+fn days(
+    conn: &Connection,
+    scope: &OrgScope,
+    filter: &Filter,
+    order: Order,
+) -> Result<Vec<i64>, StoreError> {
+    let lo = filter.from.map_or(i64::MIN, |t| t.day());
+    let hi = filter.to.map_or(i64::MAX, |t| t.day());
+    let sql = match order {
+        Order::NewestFirst => "SELECT day FROM org_days WHERE org_key = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day DESC",
+        Order::OldestFirst => "SELECT day FROM org_days WHERE org_key = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day ASC",
+    };
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(params![scope.org_key, lo, hi], |row| row.get(0))
+        .map_err(backend)?;
+    rows.collect::<Result<Vec<i64>, _>>().map_err(backend)
+}
+
+fn time_bounds(filter: &Filter) -> (i64, i64) {
+    (
+        filter.from.map_or(i64::MIN, |t| t.as_millis()),
+        filter.to.map_or(i64::MAX, |t| t.as_millis()),
+    )
+}
+
+/// True when the whole UTC day lies inside the filter's time range.
+fn whole_day(filter: &Filter, day: i64) -> bool {
+    let start = Timestamp::start_of_day(day).as_millis();
+    let end = start + auditlog_core::timestamp::MS_PER_DAY - 1;
+    let (lo, hi) = time_bounds(filter);
+    lo <= start && end <= hi
+}
+
+/// One page of events.
+pub fn query(conn: &Connection, scope: &OrgScope, query: &Query) -> Result<Vec<Event>, StoreError> {
+    let filter = &query.filter;
+    let limit = query.limit.clamp(1, auditlog_core::query::MAX_LIMIT) as usize;
+    let (lo, hi) = time_bounds(filter);
+    let after = match query.start {
+        Start::After(position) => Some(position),
+        Start::Offset(_) => None,
+    };
+    let mut skip = match query.start {
+        Start::Offset(n) => n,
+        Start::After(_) => 0,
+    };
+    match plan(scope, filter) {
+        Plan::Nothing => Ok(Vec::new()),
+        Plan::Days { sql, params, .. } => {
+            let (cmp, dir) = match query.order {
+                Order::NewestFirst => ("<", "DESC"),
+                Order::OldestFirst => (">", "ASC"),
+            };
+            let page_sql = format!(
+                "{EVENT_SELECT} WHERE e.day = ? AND e.org_key = ? AND e.occurred_at BETWEEN ? AND ?
+                 AND (e.occurred_at, e.pos) {cmp} (?, ?) AND {sql}
+                 ORDER BY e.occurred_at {dir}, e.pos {dir} LIMIT ? OFFSET ?"
+            );
+            let count_sql = format!(
+                "SELECT count(*) FROM events e WHERE e.day = ? AND e.org_key = ? AND e.occurred_at BETWEEN ? AND ? AND {sql}"
+            );
+            let mut page_stmt = conn.prepare_cached(&page_sql).map_err(backend)?;
+            let mut count_stmt = conn.prepare_cached(&count_sql).map_err(backend)?;
+            let (start_ms, start_pos) = match (after, query.order) {
+                (Some(p), _) => (p.occurred_at.as_millis(), scope.pos(p.seq)),
+                (None, Order::NewestFirst) => (i64::MAX, i64::MAX),
+                (None, Order::OldestFirst) => (i64::MIN, i64::MIN),
+            };
+            let mut events = Vec::with_capacity(limit);
+            for day in days(conn, scope, filter, query.order)? {
+                if let Some(p) = after {
+                    let cursor_day = p.occurred_at.day();
+                    let beyond = match query.order {
+                        Order::NewestFirst => day > cursor_day,
+                        Order::OldestFirst => day < cursor_day,
+                    };
+                    if beyond {
+                        continue;
+                    }
+                }
+                if skip > 0 {
+                    let mut values = vec![
+                        SqlValue::Integer(day),
+                        SqlValue::Integer(scope.org_key),
+                        SqlValue::Integer(lo),
+                        SqlValue::Integer(hi),
+                    ];
+                    values.extend(params.iter().cloned());
+                    let n: i64 = count_stmt
+                        .query_row(params_from_iter(values), |row| row.get(0))
+                        .map_err(backend)?;
+                    if n as u64 <= skip {
+                        skip -= n as u64;
+                        continue;
+                    }
+                }
+                let mut values = vec![
+                    SqlValue::Integer(day),
+                    SqlValue::Integer(scope.org_key),
+                    SqlValue::Integer(lo),
+                    SqlValue::Integer(hi),
+                    SqlValue::Integer(start_ms),
+                    SqlValue::Integer(start_pos),
+                ];
+                values.extend(params.iter().cloned());
+                values.push(SqlValue::Integer((limit - events.len()) as i64));
+                values.push(SqlValue::Integer(skip as i64));
+                skip = 0;
+                let mut rows = page_stmt.query(params_from_iter(values)).map_err(backend)?;
+                while let Some(row) = rows.next().map_err(backend)? {
+                    events.push(event_from_row(row, scope.org_id)?);
+                }
+                if events.len() >= limit {
+                    break;
+                }
+            }
+            Ok(events)
+        }
+        Plan::Text { fts, sql, params } => {
+            let mut matches = text_matches(conn, scope, filter, &fts, &sql, &params)?;
+            sort_positions(&mut matches, query.order);
+            let mut page = Vec::with_capacity(limit);
+            for hit in matches
+                .iter()
+                .filter(|hit| after.is_none_or(|p| p.is_before(&hit.position(scope), query.order)))
+                .skip(skip as usize)
+                .take(limit)
+            {
+                page.push(event_at(conn, scope, hit.pos)?.ok_or_else(|| {
+                    StoreError::Corrupt("a search posting names a missing event".into())
+                })?);
+            }
+            Ok(page)
+        }
+        Plan::Scan => {
+            let mut events = Vec::with_capacity(limit);
+            scan(conn, scope, filter, query.order, |event| {
+                let position = Position::of(&event);
+                if after.is_some_and(|p| !p.is_before(&position, query.order)) {
+                    return true;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    return true;
+                }
+                events.push(event);
+                events.len() < limit
+            })?;
+            Ok(events)
+        }
+    }
+}
+
+/// A text-plan match: enough to sort, count and facet without loading the event.
+struct Hit {
+    pos: i64,
+    occurred_at: i64,
+    action: i64,
+    actor: i64,
+    day: i64,
+}
+
+impl Hit {
+    fn position(&self, _scope: &OrgScope) -> Position {
+        Position {
+            occurred_at: Timestamp::from_millis(self.occurred_at)
+                .unwrap_or(Timestamp::from_millis(0).expect("epoch")),
+            seq: (self.pos & ((1 << SEQ_BITS) - 1)) as u64,
+        }
+    }
+}
+
+fn sort_positions(hits: &mut [Hit], order: Order) {
+    match order {
+        Order::NewestFirst => {
+            hits.sort_unstable_by(|a, b| (b.occurred_at, b.pos).cmp(&(a.occurred_at, a.pos)))
+        }
+        Order::OldestFirst => {
+            hits.sort_unstable_by(|a, b| (a.occurred_at, a.pos).cmp(&(b.occurred_at, b.pos)))
+        }
+    }
+}
+
+fn text_matches(
+    conn: &Connection,
+    scope: &OrgScope,
+    filter: &Filter,
+    fts: &str,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<Vec<Hit>, StoreError> {
+    let (lo, hi) = time_bounds(filter);
+    let stmt_sql = format!(
+        "SELECT e.pos, e.occurred_at, e.action, e.actor, e.day FROM events e
+         WHERE e.pos IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid BETWEEN ? AND ?)
+           AND e.occurred_at BETWEEN ? AND ? AND {sql}"
+    );
+    let mut stmt = conn.prepare_cached(&stmt_sql).map_err(backend)?;
+    let mut values = vec![
+        SqlValue::Text(fts.to_string()),
+        SqlValue::Integer(scope.pos(0)),
+        SqlValue::Integer(scope.pos(u64::MAX)),
+        SqlValue::Integer(lo),
+        SqlValue::Integer(hi),
+    ];
+    values.extend(params.iter().cloned());
+    let rows = stmt
+        .query_map(params_from_iter(values), |row| {
+            Ok(Hit {
+                pos: row.get(0)?,
+                occurred_at: row.get(1)?,
+                action: row.get(2)?,
+                actor: row.get(3)?,
+                day: row.get(4)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+}
+
+/// Walks the time range's events in `order`, evaluating the filter in memory; `visit`
+/// returns false to stop.
+fn scan(
+    conn: &Connection,
+    scope: &OrgScope,
+    filter: &Filter,
+    order: Order,
+    mut visit: impl FnMut(Event) -> bool,
+) -> Result<(), StoreError> {
+    let (lo, hi) = time_bounds(filter);
+    let dir = match order {
+        Order::NewestFirst => "DESC",
+        Order::OldestFirst => "ASC",
+    };
+    let sql = format!(
+        "{EVENT_SELECT} WHERE e.day = ?1 AND e.org_key = ?2 AND e.occurred_at BETWEEN ?3 AND ?4
+         ORDER BY e.occurred_at {dir}, e.pos {dir}"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    for day in days(conn, scope, filter, order)? {
+        let mut rows = stmt
+            .query(params![day, scope.org_key, lo, hi])
+            .map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let event = event_from_row(row, scope.org_id)?;
+            if filter.matches(&event) && !visit(event) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One event by position.
+fn event_at(conn: &Connection, scope: &OrgScope, pos: i64) -> Result<Option<Event>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("{EVENT_SELECT} WHERE e.pos = ?1"))
+        .map_err(backend)?;
+    let mut rows = stmt.query([pos]).map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(row) => Ok(Some(event_from_row(row, scope.org_id)?)),
+        None => Ok(None),
+    }
+}
+
+/// One event by id, only if it belongs to the organization.
+pub fn get_event(
+    conn: &Connection,
+    scope: &OrgScope,
+    id: Uuid,
+) -> Result<Option<Event>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "{EVENT_SELECT} WHERE e.id = ?1 AND e.org_key = ?2"
+        ))
+        .map_err(backend)?;
+    let mut rows = stmt
+        .query(params![id.as_bytes().as_slice(), scope.org_key])
+        .map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(row) => Ok(Some(event_from_row(row, scope.org_id)?)),
+        None => Ok(None),
+    }
+}
+
+/// Events with `seq > after_seq` in chain order.
+pub fn events_by_seq(
+    conn: &Connection,
+    scope: &OrgScope,
+    after_seq: u64,
+    limit: u32,
+) -> Result<Vec<Event>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "{EVENT_SELECT} WHERE e.pos > ?1 AND e.pos <= ?2 ORDER BY e.pos LIMIT ?3"
+        ))
+        .map_err(backend)?;
+    let mut rows = stmt
+        .query(params![scope.pos(after_seq), scope.pos(u64::MAX), limit])
+        .map_err(backend)?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        events.push(event_from_row(row, scope.org_id)?);
+    }
+    Ok(events)
+}
+
+/// Per-day tallies of a filter: what `count`, `facets` and `daily_counts` are built from.
+#[derive(Default)]
+struct Tally {
+    per_day: Vec<(i64, u64)>,
+    actions: HashMap<i64, u64>,
+    actors: HashMap<i64, u64>,
+    total: u64,
+}
+
+/// What a tally must collect.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// Totals per day only, stopping once `cap` is exceeded.
+    Count { cap: u64 },
+    /// Per-action and per-actor counts too.
+    Facets,
+}
+
+fn tally(
+    conn: &Connection,
+    scope: &OrgScope,
+    filter: &Filter,
+    want: Want,
+) -> Result<Tally, StoreError> {
+    let mut out = Tally::default();
+    let cap = match want {
+        Want::Count { cap } => cap,
+        Want::Facets => u64::MAX,
+    };
+    let (lo, hi) = time_bounds(filter);
+    match plan(scope, filter) {
+        Plan::Nothing => {}
+        Plan::Days {
+            sql,
+            params,
+            rollup_actions,
+        } => {
+            let rollup_sql = match rollup_actions.as_deref() {
+                Some([]) => Some("SELECT action, n FROM day_actions WHERE day = ?1 AND org_key = ?2".to_string()),
+                Some(actions) => Some(format!(
+                    "SELECT action, n FROM day_actions WHERE day = ?1 AND org_key = ?2 AND action IN (SELECT string_key FROM strings WHERE value IN ({}))",
+                    (0..actions.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(",")
+                )),
+                None => None,
+            };
+            let direct_sql = format!(
+                "SELECT e.action, e.actor, count(*) FROM events e WHERE e.day = ? AND e.org_key = ?
+                 AND e.occurred_at BETWEEN ? AND ? AND {sql} GROUP BY e.action, e.actor"
+            );
+            let count_sql = format!(
+                "SELECT count(*) FROM events e WHERE e.day = ? AND e.org_key = ? AND e.occurred_at BETWEEN ? AND ? AND {sql}"
+            );
+            for day in days(conn, scope, filter, Order::OldestFirst)? {
+                let mut day_total = 0u64;
+                let rollup_usable = rollup_sql.is_some()
+                    && whole_day(filter, day)
+                    && (rollup_actions.as_deref() == Some(&[]) || want != Want::Facets);
+                if rollup_usable {
+                    let sql = rollup_sql.as_deref().expect("checked");
+                    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+                    let mut values = vec![SqlValue::Integer(day), SqlValue::Integer(scope.org_key)];
+                    values.extend(
+                        rollup_actions
+                            .iter()
+                            .flatten()
+                            .map(|a| SqlValue::Text(a.clone())),
+                    );
+                    let mut rows = stmt.query(params_from_iter(values)).map_err(backend)?;
+                    while let Some(row) = rows.next().map_err(backend)? {
+                        let (action, n): (i64, i64) =
+                            (row.get(0).map_err(backend)?, row.get(1).map_err(backend)?);
+                        day_total += n as u64;
+                        if want == Want::Facets {
+                            *out.actions.entry(action).or_default() += n as u64;
+                        }
+                    }
+                    if want == Want::Facets {
+                        let mut stmt = conn
+                            .prepare_cached(
+                                "SELECT actor, n FROM day_actors WHERE day = ?1 AND org_key = ?2",
+                            )
+                            .map_err(backend)?;
+                        let mut rows = stmt.query(params![day, scope.org_key]).map_err(backend)?;
+                        while let Some(row) = rows.next().map_err(backend)? {
+                            let (actor, n): (i64, i64) =
+                                (row.get(0).map_err(backend)?, row.get(1).map_err(backend)?);
+                            *out.actors.entry(actor).or_default() += n as u64;
+                        }
+                    }
+                } else {
+                    let mut values = vec![
+                        SqlValue::Integer(day),
+                        SqlValue::Integer(scope.org_key),
+                        SqlValue::Integer(lo),
+                        SqlValue::Integer(hi),
+                    ];
+                    values.extend(params.iter().cloned());
+                    if want == Want::Facets {
+                        let mut stmt = conn.prepare_cached(&direct_sql).map_err(backend)?;
+                        let mut rows = stmt.query(params_from_iter(values)).map_err(backend)?;
+                        while let Some(row) = rows.next().map_err(backend)? {
+                            let (action, actor, n): (i64, i64, i64) = (
+                                row.get(0).map_err(backend)?,
+                                row.get(1).map_err(backend)?,
+                                row.get(2).map_err(backend)?,
+                            );
+                            day_total += n as u64;
+                            *out.actions.entry(action).or_default() += n as u64;
+                            *out.actors.entry(actor).or_default() += n as u64;
+                        }
+                    } else {
+                        let mut stmt = conn.prepare_cached(&count_sql).map_err(backend)?;
+                        let n: i64 = stmt
+                            .query_row(params_from_iter(values), |row| row.get(0))
+                            .map_err(backend)?;
+                        day_total = n as u64;
+                    }
+                }
+                if day_total > 0 {
+                    out.per_day.push((day, day_total));
+                    out.total += day_total;
+                }
+                if out.total > cap {
+                    break;
+                }
+            }
+        }
+        Plan::Text { fts, sql, params } => {
+            let hits = text_matches(conn, scope, filter, &fts, &sql, &params)?;
+            let mut per_day: HashMap<i64, u64> = HashMap::new();
+            for hit in &hits {
+                *per_day.entry(hit.day).or_default() += 1;
+                *out.actions.entry(hit.action).or_default() += 1;
+                *out.actors.entry(hit.actor).or_default() += 1;
+            }
+            out.total = hits.len() as u64;
+            out.per_day = per_day.into_iter().collect();
+            out.per_day.sort_unstable();
+        }
+        Plan::Scan => {
+            let mut keys: Vec<(i64, Event)> = Vec::new();
+            scan(conn, scope, filter, Order::OldestFirst, |event| {
+                out.total += 1;
+                let day = event.body.occurred_at.day();
+                match out.per_day.last_mut() {
+                    Some((d, n)) if *d == day => *n += 1,
+                    _ => out.per_day.push((day, 1)),
+                }
+                if want == Want::Facets {
+                    keys.push((0, event));
+                }
+                out.total <= cap
+            })?;
+            // The scan produced events, not dictionary keys: map them back for the facets.
+            for (_, event) in keys {
+                let action = string_key(conn, &event.body.action_key)?.unwrap_or(0);
+                *out.actions.entry(action).or_default() += 1;
+                let actor = actor_key(conn, scope, &event.body)?.unwrap_or(0);
+                *out.actors.entry(actor).or_default() += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn string_key(conn: &Connection, value: &str) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT string_key FROM strings WHERE value = ?1")
+        .and_then(|mut stmt| stmt.query_row([value], |row| row.get(0)).optional())
+        .map_err(backend)
+}
+
+fn actor_key(
+    conn: &Connection,
+    scope: &OrgScope,
+    body: &EventBody,
+) -> Result<Option<i64>, StoreError> {
+    let Some(kind) = string_key(conn, body.actor_type.as_str())? else {
+        return Ok(None);
+    };
+    conn.prepare_cached(
+        "SELECT principal_key FROM principals
+         WHERE org_key = ?1 AND kind = ?2 AND ext_id IS ?3 AND email IS ?4 AND name IS ?5",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row(
+            params![
+                scope.org_key,
+                kind,
+                body.actor_id,
+                body.actor_email,
+                body.actor_name
+            ],
+            |row| row.get(0),
+        )
+        .optional()
+    })
+    .map_err(backend)
+}
+
+/// How many events match, stopping past `cap`.
+pub fn count(
+    conn: &Connection,
+    scope: &OrgScope,
+    filter: &Filter,
+    cap: u64,
+) -> Result<Count, StoreError> {
+    let tally = tally(conn, scope, filter, Want::Count { cap })?;
+    Ok(if tally.total > cap {
+        Count {
+            n: cap,
+            exact: false,
+        }
+    } else {
+        Count {
+            n: tally.total,
+            exact: true,
+        }
+    })
+}
+
+/// Events per UTC day.
+pub fn daily_counts(
+    conn: &Connection,
+    scope: &OrgScope,
+    filter: &Filter,
+) -> Result<Vec<(i64, u64)>, StoreError> {
+    Ok(tally(conn, scope, filter, Want::Count { cap: u64::MAX })?.per_day)
+}
+
+/// Counts per action and per actor.
+pub fn facets(
+    conn: &Connection,
+    scope: &OrgScope,
+    filter: &Filter,
+    max_each: usize,
+) -> Result<Facets, StoreError> {
+    let tally = tally(conn, scope, filter, Want::Facets)?;
+    let mut actions = Vec::with_capacity(tally.actions.len());
+    for (key, n) in tally.actions {
+        let value: Option<String> = conn
+            .prepare_cached("SELECT value FROM strings WHERE string_key = ?1")
+            .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
+            .map_err(backend)?;
+        actions.push((
+            value.ok_or_else(|| StoreError::Corrupt(format!("action key {key} is missing")))?,
+            n,
+        ));
+    }
+    actions.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    actions.truncate(max_each);
+
+    // Principals with the same id and email but another name are one actor.
+    let mut merged: HashMap<(Option<String>, Option<String>), ActorCount> = HashMap::new();
+    for (key, n) in tally.actors {
+        let (ext_id, email, name): (Option<String>, Option<String>, Option<String>) = conn
+            .prepare_cached("SELECT ext_id, email, name FROM principals WHERE principal_key = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            })
+            .map_err(backend)?;
+        let entry = merged
+            .entry((ext_id.clone(), email.clone()))
+            .or_insert(ActorCount {
+                actor_id: ext_id,
+                actor_email: email,
+                actor_name: None,
+                count: 0,
+            });
+        entry.count += n;
+        if entry.actor_name.is_none() {
+            entry.actor_name = name;
+        }
+    }
+    let mut actors: Vec<ActorCount> = merged.into_values().collect();
+    actors.sort_unstable_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.actor_email.cmp(&b.actor_email))
+            .then_with(|| a.actor_id.cmp(&b.actor_id))
+    });
+    actors.truncate(max_each);
+    Ok(Facets { actions, actors })
+}
+
+/// The chain head recorded for the organization.
+pub fn chain_head(conn: &Connection, scope: &OrgScope) -> Result<ChainHead, StoreError> {
+    let (seq, hash): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT head_seq, head_hash FROM orgs WHERE org_key = ?1",
+            [scope.org_key],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(backend)?;
+    Ok(ChainHead {
+        seq: seq as u64,
+        hash: hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("head hash is not 32 bytes".into()))?,
+    })
+}
+
+/// The newest checkpoint of the organization.
+pub fn latest_checkpoint(
+    conn: &Connection,
+    scope: &OrgScope,
+) -> Result<Option<SignedCheckpoint>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT seq, hash, signed_at, key_id, signature FROM checkpoints
+             WHERE org_key = ?1 ORDER BY seq DESC, signed_at DESC LIMIT 1",
+            [scope.org_key],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, Vec<u8>>(4)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(backend)?;
+    let Some((seq, hash, signed_at, key_id, signature)) = row else {
+        return Ok(None);
+    };
+    let corrupt = || StoreError::Corrupt(format!("checkpoint at seq {seq} is malformed"));
+    Ok(Some(SignedCheckpoint {
+        checkpoint: Checkpoint {
+            org_id: scope.org_id,
+            seq: seq as u64,
+            hash: hash.try_into().map_err(|_| corrupt())?,
+            signed_at: Timestamp::from_millis(signed_at).ok_or_else(corrupt)?,
+        },
+        key_id,
+        signature: signature.try_into().map_err(|_| corrupt())?,
+    }))
+}

@@ -1,0 +1,713 @@
+//! The single writer: one thread owns the write connection and commits every request that
+//! is waiting in one transaction and one fsync (group commit).
+//!
+//! Requests arrive on a channel. The writer takes the first, then everything else already
+//! queued (up to [`MAX_GROUP_EVENTS`]), runs each in its own savepoint so that one bad request
+//! fails alone, commits once, and only then answers: an answer means the events are durable
+//! (`synchronous=FULL`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use auditlog_core::chain::{self, SignedCheckpoint};
+use auditlog_core::{text, Event, Timestamp};
+use auditlog_store::{Append, NewOrg, Org, StoreError};
+use rand::RngCore;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::{backend, org_from_row, ORG_COLUMNS};
+
+/// Most events one group commit takes on; a larger backlog waits for the next commit.
+pub const MAX_GROUP_EVENTS: usize = 20_000;
+
+/// A write request and where to send its answer.
+pub enum Command {
+    /// Append a batch.
+    Append(Vec<Append>, oneshot::Sender<Result<Vec<Event>, StoreError>>),
+    /// Create an organization.
+    CreateOrg(NewOrg, oneshot::Sender<Result<Org, StoreError>>),
+    /// Enroll or unenroll an organization.
+    SetEnabled(Uuid, bool, oneshot::Sender<Result<Option<Org>, StoreError>>),
+    /// Keep a signed checkpoint.
+    SaveCheckpoint(SignedCheckpoint, oneshot::Sender<Result<(), StoreError>>),
+}
+
+impl Command {
+    fn n_events(&self) -> usize {
+        match self {
+            Command::Append(batch, _) => batch.len(),
+            _ => 1,
+        }
+    }
+}
+
+/// An organization's chain head as the writer tracks it.
+#[derive(Clone, Copy)]
+struct Head {
+    org_key: i64,
+    seq: u64,
+    hash: [u8; 32],
+}
+
+/// Identity of an actor or target row in `principals`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PrincipalId {
+    org_key: i64,
+    kind: i64,
+    ext_id: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+}
+
+/// Memoized lookups of rows the writer has seen. Everything here mirrors committed rows; it
+/// is dropped whenever a transaction fails or another process writes (`PRAGMA data_version`
+/// moved), and refilled from the database on demand.
+#[derive(Default)]
+struct Caches {
+    heads: HashMap<Uuid, Head>,
+    strings: HashMap<String, i64>,
+    principals: HashMap<PrincipalId, i64>,
+    org_days: HashSet<(i64, i64)>,
+}
+
+/// Bound on cached strings and principals, so hostile input cannot grow memory without limit.
+const MAX_CACHED: usize = 500_000;
+
+/// Mints UUIDv7 ids that increase strictly within this writer: 48 bits of milliseconds, a
+/// 12-bit counter for ids minted in the same millisecond, and 62 random bits.
+struct IdMinter {
+    last_ms: i64,
+    counter: u16,
+    rng: rand::rngs::StdRng,
+}
+
+impl IdMinter {
+    fn new() -> IdMinter {
+        use rand::SeedableRng;
+        IdMinter {
+            last_ms: 0,
+            counter: 0,
+            rng: rand::rngs::StdRng::from_entropy(),
+        }
+    }
+
+    fn mint(&mut self, now_ms: i64) -> Uuid {
+        if now_ms > self.last_ms {
+            self.last_ms = now_ms;
+            self.counter = 0;
+        } else if self.counter == 0x0fff {
+            // The counter is exhausted within this millisecond: borrow the next one.
+            self.last_ms += 1;
+            self.counter = 0;
+        } else {
+            self.counter += 1;
+        }
+        let random = self.rng.next_u64() & 0x3fff_ffff_ffff_ffff;
+        let bits = ((self.last_ms as u128) << 80)
+            | (0x7u128 << 76)
+            | ((self.counter as u128) << 64)
+            | (0b10u128 << 62)
+            | random as u128;
+        Uuid::from_u128(bits)
+    }
+}
+
+/// The writer's state: its connection and caches.
+pub struct Writer {
+    conn: Connection,
+    caches: Caches,
+    ids: IdMinter,
+    data_version: i64,
+}
+
+impl Writer {
+    /// Takes over a migrated connection.
+    pub fn new(conn: Connection) -> Writer {
+        Writer {
+            conn,
+            caches: Caches::default(),
+            ids: IdMinter::new(),
+            data_version: -1,
+        }
+    }
+
+    /// Serves requests until every sender is gone.
+    pub fn run(mut self, commands: Receiver<Command>) {
+        while let Ok(first) = commands.recv() {
+            let mut group = vec![first];
+            let mut n_events = group[0].n_events();
+            while n_events < MAX_GROUP_EVENTS {
+                match commands.try_recv() {
+                    Ok(next) => {
+                        n_events += next.n_events();
+                        group.push(next);
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Command>) {
+        let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
+        let outcome = self.run_group(group, &mut answers);
+        if outcome.is_err() {
+            self.caches = Caches::default();
+        }
+        for answer in answers {
+            answer.send(&outcome);
+        }
+    }
+
+    /// Runs every command in one transaction; fills `answers` as it goes. Returns the commit's
+    /// outcome, which overrides every command's own success.
+    fn run_group(&mut self, group: Vec<Command>, answers: &mut Vec<Answer>) -> Result<(), String> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |row| row.get(0))
+            .map_err(|e| e.to_string())?;
+        if version != self.data_version {
+            // Another process committed since our last commit: what we cached may be stale.
+            self.caches = Caches::default();
+            self.data_version = version;
+        }
+        let now = Timestamp::now();
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| e.to_string())?;
+        let mut caches_dirty = false;
+        for command in group {
+            let sp = match tx.savepoint() {
+                Ok(sp) => sp,
+                Err(e) => {
+                    answers.push(Answer::failed(command, backend(e)));
+                    continue;
+                }
+            };
+            let mut staged = Staged::default();
+            let result = execute(
+                &sp,
+                &command,
+                &mut self.caches,
+                &mut staged,
+                &mut self.ids,
+                now,
+            );
+            match result {
+                Ok(done) => match sp.commit() {
+                    Ok(()) => {
+                        staged.apply(&mut self.caches);
+                        answers.push(Answer::done(command, done));
+                    }
+                    Err(e) => {
+                        caches_dirty = true;
+                        answers.push(Answer::failed(command, backend(e)));
+                    }
+                },
+                Err(e) => {
+                    // Dropping the savepoint rolls it back; nothing of this command stays.
+                    drop(sp);
+                    answers.push(Answer::failed(command, e));
+                }
+            }
+        }
+        if caches_dirty {
+            self.caches = Caches::default();
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+}
+
+/// Cache entries created by one command, applied only once its savepoint is released.
+#[derive(Default)]
+struct Staged {
+    heads: Vec<(Uuid, Head)>,
+    strings: HashMap<String, i64>,
+    principals: HashMap<PrincipalId, i64>,
+    org_days: HashSet<(i64, i64)>,
+}
+
+impl Staged {
+    fn apply(self, caches: &mut Caches) {
+        if caches.strings.len() > MAX_CACHED || caches.principals.len() > MAX_CACHED {
+            caches.strings.clear();
+            caches.principals.clear();
+        }
+        caches.heads.extend(self.heads);
+        caches.strings.extend(self.strings);
+        caches.principals.extend(self.principals);
+        caches.org_days.extend(self.org_days);
+    }
+}
+
+/// What a successful command produced, before the commit makes it true.
+enum Done {
+    Events(Vec<Event>),
+    Org(Org),
+    MaybeOrg(Option<Org>),
+    Unit,
+}
+
+/// A command's reply channel with its provisional result.
+enum Answer {
+    Append(
+        oneshot::Sender<Result<Vec<Event>, StoreError>>,
+        Result<Vec<Event>, StoreError>,
+    ),
+    Org(
+        oneshot::Sender<Result<Org, StoreError>>,
+        Result<Org, StoreError>,
+    ),
+    MaybeOrg(
+        oneshot::Sender<Result<Option<Org>, StoreError>>,
+        Result<Option<Org>, StoreError>,
+    ),
+    Unit(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
+}
+
+impl Answer {
+    fn done(command: Command, done: Done) -> Answer {
+        match (command, done) {
+            (Command::Append(_, reply), Done::Events(events)) => Answer::Append(reply, Ok(events)),
+            (Command::CreateOrg(_, reply), Done::Org(org)) => Answer::Org(reply, Ok(org)),
+            (Command::SetEnabled(_, _, reply), Done::MaybeOrg(org)) => {
+                Answer::MaybeOrg(reply, Ok(org))
+            }
+            (Command::SaveCheckpoint(_, reply), Done::Unit) => Answer::Unit(reply, Ok(())),
+            (command, _) => Answer::failed(
+                command,
+                StoreError::Backend("writer produced a result of the wrong kind".into()),
+            ),
+        }
+    }
+
+    fn failed(command: Command, error: StoreError) -> Answer {
+        match command {
+            Command::Append(_, reply) => Answer::Append(reply, Err(error)),
+            Command::CreateOrg(_, reply) => Answer::Org(reply, Err(error)),
+            Command::SetEnabled(_, _, reply) => Answer::MaybeOrg(reply, Err(error)),
+            Command::SaveCheckpoint(_, reply) => Answer::Unit(reply, Err(error)),
+        }
+    }
+
+    /// Sends the answer; a failed commit turns every success into that failure.
+    fn send(self, commit: &Result<(), String>) {
+        fn settle<T>(
+            result: Result<T, StoreError>,
+            commit: &Result<(), String>,
+        ) -> Result<T, StoreError> {
+            match commit {
+                Ok(()) => result,
+                Err(e) => result.and(Err(StoreError::Backend(format!("commit failed: {e}")))),
+            }
+        }
+        // A caller that gave up waiting has dropped its receiver; that is not an error here.
+        match self {
+            Answer::Append(reply, result) => drop(reply.send(settle(result, commit))),
+            Answer::Org(reply, result) => drop(reply.send(settle(result, commit))),
+            Answer::MaybeOrg(reply, result) => drop(reply.send(settle(result, commit))),
+            Answer::Unit(reply, result) => drop(reply.send(settle(result, commit))),
+        }
+    }
+}
+
+fn execute(
+    conn: &Connection,
+    command: &Command,
+    caches: &mut Caches,
+    staged: &mut Staged,
+    ids: &mut IdMinter,
+    now: Timestamp,
+) -> Result<Done, StoreError> {
+    match command {
+        Command::Append(batch, _) => {
+            append(conn, batch, caches, staged, ids, now).map(Done::Events)
+        }
+        Command::CreateOrg(new, _) => create_org(conn, new, now).map(Done::Org),
+        Command::SetEnabled(org_id, enabled, _) => {
+            conn.execute(
+                "UPDATE orgs SET audit_logs_enabled = ?2 WHERE id = ?1",
+                params![org_id.as_bytes().as_slice(), enabled],
+            )
+            .map_err(backend)?;
+            conn.query_row(
+                &format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = ?1"),
+                [org_id.as_bytes().as_slice()],
+                org_from_row,
+            )
+            .optional()
+            .map_err(backend)
+            .map(Done::MaybeOrg)
+        }
+        Command::SaveCheckpoint(checkpoint, _) => {
+            let org_key: i64 = conn
+                .query_row(
+                    "SELECT org_key FROM orgs WHERE id = ?1",
+                    [checkpoint.checkpoint.org_id.as_bytes().as_slice()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?
+                .ok_or(StoreError::UnknownOrg(checkpoint.checkpoint.org_id))?;
+            conn.execute(
+                "INSERT OR REPLACE INTO checkpoints (org_key, seq, hash, signed_at, key_id, signature)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    org_key,
+                    checkpoint.checkpoint.seq as i64,
+                    checkpoint.checkpoint.hash.as_slice(),
+                    checkpoint.checkpoint.signed_at.as_millis(),
+                    checkpoint.key_id,
+                    checkpoint.signature.as_slice(),
+                ],
+            )
+            .map_err(backend)?;
+            Ok(Done::Unit)
+        }
+    }
+}
+
+fn create_org(conn: &Connection, new: &NewOrg, now: Timestamp) -> Result<Org, StoreError> {
+    let taken: bool = conn
+        .query_row(
+            "SELECT 1 FROM orgs WHERE name = ?1",
+            [&new.name],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(backend)?
+        .is_some();
+    if taken {
+        return Err(StoreError::Conflict(format!(
+            "an organization named {:?} already exists",
+            new.name
+        )));
+    }
+    let org = Org {
+        id: Uuid::now_v7(),
+        name: new.name.clone(),
+        display_name: new.display_name.clone(),
+        audit_logs_enabled: new.audit_logs_enabled,
+        created_at: now,
+    };
+    conn.execute(
+        "INSERT INTO orgs (id, name, display_name, audit_logs_enabled, created_at, head_seq, head_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+        params![
+            org.id.as_bytes().as_slice(),
+            org.name,
+            org.display_name,
+            org.audit_logs_enabled,
+            org.created_at.as_millis(),
+            chain::GENESIS.as_slice(),
+        ],
+    )
+    .map_err(backend)?;
+    Ok(org)
+}
+
+/// Largest organization key that fits in `pos` beside a 40-bit sequence number.
+const MAX_ORG_KEY: i64 = (1 << 23) - 1;
+/// Largest sequence number `pos` can hold per organization (about 1.1 trillion).
+const MAX_SEQ: u64 = (1 << 40) - 1;
+
+fn append(
+    conn: &Connection,
+    batch: &[Append],
+    caches: &Caches,
+    staged: &mut Staged,
+    ids: &mut IdMinter,
+    now: Timestamp,
+) -> Result<Vec<Event>, StoreError> {
+    // Resolve every organization first, so an unknown one fails before anything is written.
+    let mut heads: HashMap<Uuid, Head> = HashMap::new();
+    for item in batch {
+        if heads.contains_key(&item.org_id) {
+            continue;
+        }
+        let head = match caches.heads.get(&item.org_id) {
+            Some(head) => *head,
+            None => load_head(conn, item.org_id)?.ok_or(StoreError::UnknownOrg(item.org_id))?,
+        };
+        heads.insert(item.org_id, head);
+    }
+
+    let mut insert_event = conn
+        .prepare_cached(
+            "INSERT INTO events (pos, org_key, id, day, occurred_at, created_at, action, verb, actor,
+                                 target, service, ip, user_agent, request_id, meta, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        )
+        .map_err(backend)?;
+    let mut insert_words = conn
+        .prepare_cached("INSERT INTO events_fts (rowid, words) VALUES (?1, ?2)")
+        .map_err(backend)?;
+    let mut lookups = Lookups {
+        conn,
+        caches,
+        staged,
+    };
+    let mut day_actions: HashMap<(i64, i64, i64), i64> = HashMap::new();
+    let mut day_actors: HashMap<(i64, i64, i64), i64> = HashMap::new();
+    let mut events = Vec::with_capacity(batch.len());
+    let mut words = String::with_capacity(512);
+
+    for item in batch {
+        let head = heads.get_mut(&item.org_id).expect("resolved above");
+        if head.seq >= MAX_SEQ || head.org_key > MAX_ORG_KEY {
+            return Err(StoreError::Backend(
+                "organization sequence space exhausted".into(),
+            ));
+        }
+        let body = &item.body;
+        let mut event = Event {
+            id: ids.mint(now.as_millis()),
+            org_id: item.org_id,
+            seq: head.seq + 1,
+            created_at: now,
+            hash: [0; 32],
+            body: body.clone(),
+        };
+        event.hash = chain::expected_hash(&head.hash, &event);
+
+        let org_key = head.org_key;
+        let pos = (org_key << 40) | event.seq as i64;
+        let day = body.occurred_at.day();
+        let action = lookups.string(&body.action_key)?;
+        let verb = lookups.optional_string(body.action_verb.as_deref())?;
+        let actor_kind = lookups.string(body.actor_type.as_str())?;
+        let actor = lookups.principal(PrincipalId {
+            org_key,
+            kind: actor_kind,
+            ext_id: body.actor_id.clone(),
+            email: body.actor_email.clone(),
+            name: body.actor_name.clone(),
+        })?;
+        let has_target = body.target_id.is_some()
+            || body.target_email.is_some()
+            || body.target_name.is_some()
+            || body.target_type.is_some();
+        let target = if has_target {
+            let kind = lookups
+                .optional_string(body.target_type.as_deref())?
+                .unwrap_or(0);
+            Some(lookups.principal(PrincipalId {
+                org_key,
+                kind,
+                ext_id: body.target_id.clone(),
+                email: body.target_email.clone(),
+                name: body.target_name.clone(),
+            })?)
+        } else {
+            None
+        };
+        let service = lookups.optional_string(body.service_name.as_deref())?;
+        let user_agent = lookups.optional_string(body.user_agent.as_deref())?;
+        let ip = body.ip_address.map(|ip| match ip {
+            std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+            std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+        });
+        let meta = if body.meta.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::to_string(&body.meta)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?,
+            )
+        };
+        insert_event
+            .execute(params![
+                pos,
+                org_key,
+                event.id.as_bytes().as_slice(),
+                day,
+                body.occurred_at.as_millis(),
+                now.as_millis(),
+                action,
+                verb,
+                actor,
+                target,
+                service,
+                ip,
+                user_agent,
+                body.request_id,
+                meta,
+                event.hash.as_slice(),
+            ])
+            .map_err(backend)?;
+
+        words.clear();
+        for word in text::event_words(body) {
+            // Every word carries its organization, so a search reads only that
+            // organization's postings (`docs/storage.md`).
+            use std::fmt::Write;
+            let _ = write!(words, "{org_key}x{word} ");
+        }
+        insert_words.execute(params![pos, words]).map_err(backend)?;
+
+        *day_actions.entry((day, org_key, action)).or_default() += 1;
+        *day_actors.entry((day, org_key, actor)).or_default() += 1;
+        lookups.org_day(org_key, day)?;
+        head.seq = event.seq;
+        head.hash = event.hash;
+        events.push(event);
+    }
+
+    let mut bump_action = conn
+        .prepare_cached(
+            "INSERT INTO day_actions (day, org_key, action, n) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (day, org_key, action) DO UPDATE SET n = n + excluded.n",
+        )
+        .map_err(backend)?;
+    for ((day, org_key, action), n) in day_actions {
+        bump_action
+            .execute(params![day, org_key, action, n])
+            .map_err(backend)?;
+    }
+    let mut bump_actor = conn
+        .prepare_cached(
+            "INSERT INTO day_actors (day, org_key, actor, n) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (day, org_key, actor) DO UPDATE SET n = n + excluded.n",
+        )
+        .map_err(backend)?;
+    for ((day, org_key, actor), n) in day_actors {
+        bump_actor
+            .execute(params![day, org_key, actor, n])
+            .map_err(backend)?;
+    }
+    let mut set_head = conn
+        .prepare_cached("UPDATE orgs SET head_seq = ?2, head_hash = ?3 WHERE org_key = ?1")
+        .map_err(backend)?;
+    for (org_id, head) in heads {
+        set_head
+            .execute(params![head.org_key, head.seq as i64, head.hash.as_slice()])
+            .map_err(backend)?;
+        staged.heads.push((org_id, head));
+    }
+    Ok(events)
+}
+
+fn load_head(conn: &Connection, org_id: Uuid) -> Result<Option<Head>, StoreError> {
+    conn.query_row(
+        "SELECT org_key, head_seq, head_hash FROM orgs WHERE id = ?1",
+        [org_id.as_bytes().as_slice()],
+        |row| {
+            let hash: Vec<u8> = row.get(2)?;
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, hash))
+        },
+    )
+    .optional()
+    .map_err(backend)?
+    .map(|(org_key, seq, hash)| {
+        Ok(Head {
+            org_key,
+            seq: seq as u64,
+            hash: hash.try_into().map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "head hash of organization {org_id} is not 32 bytes"
+                ))
+            })?,
+        })
+    })
+    .transpose()
+}
+
+/// Finds or creates dictionary rows, through the caches.
+struct Lookups<'a> {
+    conn: &'a Connection,
+    caches: &'a Caches,
+    staged: &'a mut Staged,
+}
+
+impl Lookups<'_> {
+    fn string(&mut self, value: &str) -> Result<i64, StoreError> {
+        if let Some(key) = self.caches.strings.get(value) {
+            return Ok(*key);
+        }
+        if let Some(key) = self.staged.strings.get(value) {
+            return Ok(*key);
+        }
+        let key = match self
+            .conn
+            .prepare_cached("SELECT string_key FROM strings WHERE value = ?1")
+            .and_then(|mut stmt| stmt.query_row([value], |row| row.get(0)).optional())
+            .map_err(backend)?
+        {
+            Some(key) => key,
+            None => {
+                self.conn
+                    .prepare_cached("INSERT INTO strings (value) VALUES (?1)")
+                    .and_then(|mut stmt| stmt.execute([value]))
+                    .map_err(backend)?;
+                self.conn.last_insert_rowid()
+            }
+        };
+        self.staged.strings.insert(value.to_string(), key);
+        Ok(key)
+    }
+
+    fn optional_string(&mut self, value: Option<&str>) -> Result<Option<i64>, StoreError> {
+        value.map(|v| self.string(v)).transpose()
+    }
+
+    fn principal(&mut self, id: PrincipalId) -> Result<i64, StoreError> {
+        if let Some(key) = self.caches.principals.get(&id) {
+            return Ok(*key);
+        }
+        if let Some(key) = self.staged.principals.get(&id) {
+            return Ok(*key);
+        }
+        let found = self
+            .conn
+            .prepare_cached(
+                "SELECT principal_key FROM principals
+                 WHERE org_key = ?1 AND kind = ?2 AND ext_id IS ?3 AND email IS ?4 AND name IS ?5",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(
+                    params![id.org_key, id.kind, id.ext_id, id.email, id.name],
+                    |row| row.get(0),
+                )
+                .optional()
+            })
+            .map_err(backend)?;
+        let key = match found {
+            Some(key) => key,
+            None => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO principals (org_key, kind, ext_id, email, name)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![id.org_key, id.kind, id.ext_id, id.email, id.name])
+                    })
+                    .map_err(backend)?;
+                self.conn.last_insert_rowid()
+            }
+        };
+        self.staged.principals.insert(id, key);
+        Ok(key)
+    }
+
+    fn org_day(&mut self, org_key: i64, day: i64) -> Result<(), StoreError> {
+        if self.caches.org_days.contains(&(org_key, day))
+            || self.staged.org_days.contains(&(org_key, day))
+        {
+            return Ok(());
+        }
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO org_days (org_key, day) VALUES (?1, ?2)")
+            .and_then(|mut stmt| stmt.execute(params![org_key, day]))
+            .map_err(backend)?;
+        self.staged.org_days.insert((org_key, day));
+        Ok(())
+    }
+}
