@@ -1356,3 +1356,12 @@ mod tests {
         assert!(out_of_order > 0 && out_of_order < 5_000, "{out_of_order}");
     }
 }
+#[cfg(test)]
+mod tmp_speed {
+    #[test]
+    fn tmp_speed() {
+        let t = std::time::Instant::now();
+        let n = super::History::new(super::HistorySpec::new(3_000_000, 1)).count();
+        eprintln!("TMP gen {} ev/s", n as f64 / t.elapsed().as_secs_f64());
+    }
+}

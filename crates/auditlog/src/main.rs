@@ -1,2 +1,91 @@
-//! The auditlog command.
-fn main() {}
+//! The `auditlog` command: reads configuration, opens the store, and runs one subcommand.
+//! Everything it does goes through `auditlog-service`; this file only composes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+mod progress;
+
+/// A self-hostable audit-log service: every administrative action of every organization,
+/// with a history nobody can quietly rewrite.
+#[derive(Debug, Parser)]
+#[command(name = "auditlog", version, propagate_version = true)]
+pub struct Cli {
+    /// Directory holding the embedded database and the signing key.
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLOG_DATA_DIR",
+        default_value = "./auditlog-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// A TOML file of extra actions to accept besides the preset's (see docs/catalog.md).
+    #[arg(long, global = true, env = "AUDITLOG_CATALOG")]
+    pub catalog: Option<PathBuf>,
+
+    /// Which built-in catalog to start from: `cloud` (the 27 Anaconda Platform actions) or
+    /// `self-hosted` (the Anaconda self-hosted platform's 19).
+    #[arg(long, global = true, env = "AUDITLOG_PRESET", default_value = "cloud")]
+    pub preset: String,
+
+    /// Accept events whose action is in no catalog instead of rejecting them.
+    #[arg(long, global = true, env = "AUDITLOG_ACCEPT_UNKNOWN_ACTIONS")]
+    pub accept_unknown_actions: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and list organizations.
+    #[command(subcommand)]
+    Org(cli::org::OrgCommand),
+    /// Import events from a JSON Lines file (one event per line, in the ingest format).
+    Import(cli::import::ImportArgs),
+    /// List an organization's events, newest first.
+    Events(cli::events::EventsArgs),
+    /// Verify every organization's hash chain against its signed checkpoint (exit code 0
+    /// when intact, 1 when tampered).
+    Verify(cli::verify::VerifyArgs),
+    /// Print the public key that verifies this store's checkpoints.
+    PublicKey,
+    /// Fill a demo organization with generated history and show its newest events.
+    Demo(cli::demo::DemoArgs),
+    /// Measure ingest, query latency and disk use on generated history.
+    Bench(cli::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AUDITLOG_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The subcommands, one module each, and what they share: opening the store and the service.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use auditlog_core::{Catalog, Preset};
+use auditlog_service::{keys, Service};
+use auditlog_sqlite::SqliteStore;
+use auditlog_store::{Org, Store};
+
+use crate::{Cli, Command};
+
+pub mod bench;
+pub mod demo;
+pub mod events;
+pub mod import;
+pub mod org;
+pub mod verify;
+
+/// What every subcommand may need, built from the global flags.
+pub struct Context {
+    /// The data directory.
+    pub data_dir: std::path::PathBuf,
+    /// The catalog in force.
+    pub catalog: Catalog,
+}
+
+impl Context {
+    fn from_cli(cli: &Cli) -> anyhow::Result<Context> {
+        let preset = Preset::parse(&cli.preset).with_context(|| {
+            format!("--preset {:?} is not one of cloud, self-hosted", cli.preset)
+        })?;
+        let mut catalog = Catalog::preset(preset);
+        if let Some(path) = &cli.catalog {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read catalog {}", path.display()))?;
+            catalog
+                .extend_from_toml(&text)
+                .with_context(|| format!("catalog {}", path.display()))?;
+        }
+        if cli.accept_unknown_actions {
+            catalog.accept_unknown = true;
+        }
+        Ok(Context {
+            data_dir: cli.data_dir.clone(),
+            catalog,
+        })
+    }
+
+    /// Opens the embedded store in the data directory.
+    pub fn store(&self) -> anyhow::Result<Arc<SqliteStore>> {
+        let store = SqliteStore::open(&self.data_dir)
+            .with_context(|| format!("cannot open the store in {}", self.data_dir.display()))?;
+        Ok(Arc::new(store))
+    }
+
+    /// The service over the embedded store, with the data directory's signing key.
+    pub fn service(&self) -> anyhow::Result<(Service, Arc<SqliteStore>)> {
+        let store = self.store()?;
+        let key = keys::load_or_create(&self.data_dir)?;
+        let service = Service::new(store.clone() as Arc<dyn Store>, self.catalog.clone(), key);
+        Ok((service, store))
+    }
+}
+
+/// Finds an organization by name or id, or explains that it does not exist.
+pub async fn find_org(store: &dyn Store, name: &str) -> anyhow::Result<Org> {
+    match store.find_org(name).await? {
+        Some(org) => Ok(org),
+        None => {
+            bail!("no organization is named {name:?} (create it with `auditlog org create {name}`)")
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let context = Context::from_cli(&cli)?;
+    match cli.command {
+        Command::Org(command) => org::run(&context, command).await,
+        Command::Import(args) => import::run(&context, args).await,
+        Command::Events(args) => events::run(&context, args).await,
+        Command::Verify(args) => verify::run(&context, args).await,
+        Command::PublicKey => {
+            let key = keys::load_or_create(&context.data_dir)?;
+            println!("{}", keys::public_key_hex(&key.verifying_key()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => demo::run(&context, args).await,
+        Command::Bench(args) => bench::run(&context, args).await,
+    }
+}
