@@ -180,6 +180,15 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(report) => {
+            for query in &report.queries {
+                eprintln!(
+                    "{}: {} runs, mean {:.1} rows, max {:.2} ms",
+                    query.name,
+                    query.latency.runs,
+                    query.latency.mean_rows,
+                    query.latency.max.as_secs_f64() * 1000.0
+                );
+            }
             println!("{report}");
             ExitCode::SUCCESS
         }
