@@ -319,68 +319,6 @@ pub fn parse_sort(text: &str) -> Result<Order, ParseError> {
     Ok(order)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_round_trips_and_rejects_garbage() {
-        let cursor = Cursor {
-            order: Order::OldestFirst,
-            position: Position {
-                occurred_at: Timestamp::from_millis(1_700_000_000_123).unwrap(),
-                seq: 42,
-            },
-        };
-        assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
-        for bad in [
-            "",
-            "!!!",
-            "djE6eDox",
-            &URL_SAFE_NO_PAD.encode("v1:d:-5:1"),
-            &"a".repeat(200),
-        ] {
-            assert!(Cursor::decode(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn parses_q_entries() {
-        assert_eq!(
-            parse_q("action_key:channel_created, channel_deleted"),
-            Ok(Condition::AnyOf {
-                column: Column::ActionKey,
-                values: vec!["channel_created".into(), "channel_deleted".into()]
-            })
-        );
-        assert_eq!(
-            parse_q("text:ml prod"),
-            Ok(Condition::Text("ml prod".into()))
-        );
-        assert!(
-            matches!(parse_q("colour:red"), Err(ParseError::UnknownColumn(c, _)) if c == "colour")
-        );
-        assert_eq!(
-            parse_q("action_key"),
-            Err(ParseError::NoColon("action_key".into()))
-        );
-        assert_eq!(
-            parse_q("actor_email: , "),
-            Err(ParseError::NoValues("actor_email".into()))
-        );
-        let many = format!("actor_id:{}", vec!["x"; 101].join(","));
-        assert_eq!(parse_q(&many), Err(ParseError::TooMany(100)));
-    }
-
-    #[test]
-    fn parses_sort() {
-        assert_eq!(parse_sort(""), Ok(Order::NewestFirst));
-        assert_eq!(parse_sort("occurred_at"), Ok(Order::OldestFirst));
-        assert_eq!(parse_sort("-occurred_at"), Ok(Order::NewestFirst));
-        assert!(parse_sort("actor_email").is_err());
-    }
-}
-
 impl Filter {
     /// Whether a stored event matches the filter: the definition every backend's query must
     /// agree with (backends use indexes; this evaluates one event in memory).
@@ -450,5 +388,67 @@ impl Position {
             Order::OldestFirst => a < b,
             Order::NewestFirst => a > b,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let cursor = Cursor {
+            order: Order::OldestFirst,
+            position: Position {
+                occurred_at: Timestamp::from_millis(1_700_000_000_123).unwrap(),
+                seq: 42,
+            },
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
+        for bad in [
+            "",
+            "!!!",
+            "djE6eDox",
+            &URL_SAFE_NO_PAD.encode("v1:d:-5:1"),
+            &"a".repeat(200),
+        ] {
+            assert!(Cursor::decode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_q_entries() {
+        assert_eq!(
+            parse_q("action_key:channel_created, channel_deleted"),
+            Ok(Condition::AnyOf {
+                column: Column::ActionKey,
+                values: vec!["channel_created".into(), "channel_deleted".into()]
+            })
+        );
+        assert_eq!(
+            parse_q("text:ml prod"),
+            Ok(Condition::Text("ml prod".into()))
+        );
+        assert!(
+            matches!(parse_q("colour:red"), Err(ParseError::UnknownColumn(c, _)) if c == "colour")
+        );
+        assert_eq!(
+            parse_q("action_key"),
+            Err(ParseError::NoColon("action_key".into()))
+        );
+        assert_eq!(
+            parse_q("actor_email: , "),
+            Err(ParseError::NoValues("actor_email".into()))
+        );
+        let many = format!("actor_id:{}", vec!["x"; 101].join(","));
+        assert_eq!(parse_q(&many), Err(ParseError::TooMany(100)));
+    }
+
+    #[test]
+    fn parses_sort() {
+        assert_eq!(parse_sort(""), Ok(Order::NewestFirst));
+        assert_eq!(parse_sort("occurred_at"), Ok(Order::OldestFirst));
+        assert_eq!(parse_sort("-occurred_at"), Ok(Order::NewestFirst));
+        assert!(parse_sort("actor_email").is_err());
     }
 }

@@ -155,10 +155,12 @@ impl SqliteStore {
             .ok_or(StoreError::Closed)?;
         // A full queue blocks; do that off the async workers.
         let command = make(reply);
-        tokio::task::spawn_blocking(move || sender.send(command))
+        let sent = tokio::task::spawn_blocking(move || sender.send(command).is_ok())
             .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?
-            .map_err(|_| StoreError::Closed)?;
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        if !sent {
+            return Err(StoreError::Closed);
+        }
         answer.await.map_err(|_| StoreError::Closed)?
     }
 

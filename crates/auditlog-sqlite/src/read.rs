@@ -460,10 +460,10 @@ impl Hit {
 fn sort_positions(hits: &mut [Hit], order: Order) {
     match order {
         Order::NewestFirst => {
-            hits.sort_unstable_by(|a, b| (b.occurred_at, b.pos).cmp(&(a.occurred_at, a.pos)))
+            hits.sort_unstable_by_key(|hit| std::cmp::Reverse((hit.occurred_at, hit.pos)))
         }
         Order::OldestFirst => {
-            hits.sort_unstable_by(|a, b| (a.occurred_at, a.pos).cmp(&(b.occurred_at, b.pos)))
+            hits.sort_unstable_by_key(|hit| (hit.occurred_at, hit.pos))
         }
     }
 }
