@@ -126,6 +126,20 @@ impl Progress {
     }
 }
 
+/// Bytes of the files directly in `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.metadata().ok())
+                .filter(|meta| meta.is_file())
+                .map(|meta| meta.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
@@ -178,8 +192,18 @@ fn main() -> ExitCode {
         })
         .await
     });
+    // The store is closed by now; what stays on disk may differ from what it reported while
+    // open (a write-ahead log folded back in, for example).
+    drop(runtime);
+    let closed_bytes = dir_bytes(&dir);
     match result {
         Ok(report) => {
+            eprintln!(
+                "files in {} after the store closed: {:.1} MiB, {:.0} bytes/event",
+                dir.display(),
+                closed_bytes as f64 / 1_048_576.0,
+                closed_bytes as f64 / report.total_events.max(1) as f64
+            );
             for query in &report.queries {
                 eprintln!(
                     "{}: {} runs, mean {:.1} rows, max {:.2} ms",

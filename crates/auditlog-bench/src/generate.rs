@@ -210,8 +210,8 @@ impl History {
         self.limit += more;
     }
 
-    /// The time at or after which no event yielded so far occurred, plus a day: a `now` that
-    /// validates every event generated up to this point and one more day of them.
+    /// A `now` to validate with: a day after the latest time an event of this iterator can
+    /// have (counting the extensions made so far), so no event is "in the future".
     pub fn safe_now(&self) -> Timestamp {
         self.base_time(self.limit).plus_millis(MS_PER_DAY)
     }

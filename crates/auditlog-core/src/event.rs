@@ -155,3 +155,82 @@ pub struct Event {
     /// The validated content.
     pub body: EventBody,
 }
+
+/// The fields of [`NewEvent`], in the order the docs list them.
+pub const NEW_EVENT_FIELDS: [&str; 17] = [
+    "org",
+    "action_key",
+    "action_verb",
+    "actor_id",
+    "actor_email",
+    "actor_name",
+    "actor_type",
+    "target_id",
+    "target_email",
+    "target_name",
+    "target_type",
+    "service_name",
+    "ip_address",
+    "user_agent",
+    "request_id",
+    "meta",
+    "occurred_at",
+];
+
+impl NewEvent {
+    /// Reads a client's JSON value as an event, with an error that names the offending field
+    /// (serde's own messages name a position, not a field, for type errors).
+    pub fn from_json(value: Value) -> Result<NewEvent, crate::validate::FieldError> {
+        use crate::validate::{ErrorKind, FieldError};
+        let error = |field: &str, kind, message: String| FieldError {
+            field: field.to_string(),
+            kind,
+            message,
+        };
+        let Value::Object(members) = &value else {
+            return Err(error(
+                "",
+                ErrorKind::Invalid,
+                "an event must be a JSON object".into(),
+            ));
+        };
+        for (key, member) in members {
+            if !NEW_EVENT_FIELDS.contains(&key.as_str()) {
+                let shown: String = key.chars().take(64).collect();
+                return Err(error(
+                    &shown,
+                    ErrorKind::Invalid,
+                    format!(
+                        "unknown field; known fields are {}",
+                        NEW_EVENT_FIELDS.join(", ")
+                    ),
+                ));
+            }
+            if key != "meta" && !matches!(member, Value::String(_) | Value::Null) {
+                return Err(error(key, ErrorKind::Invalid, "must be a string".into()));
+            }
+        }
+        if !members.contains_key("action_key") {
+            return Err(error(
+                "action_key",
+                ErrorKind::Missing,
+                "is required".into(),
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| error("", ErrorKind::Invalid, e.to_string()))
+    }
+
+    /// Parses one JSON text as an event (see [`NewEvent::from_json`]).
+    pub fn from_json_str(text: &str) -> Result<NewEvent, crate::validate::FieldError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| crate::validate::FieldError {
+            field: String::new(),
+            kind: crate::validate::ErrorKind::Invalid,
+            // A position is useful, but serde counts lines within this text, not the file's.
+            message: format!(
+                "not valid JSON ({})",
+                e.to_string().replace(" at line 1 column", " at column")
+            ),
+        })?;
+        NewEvent::from_json(value)
+    }
+}

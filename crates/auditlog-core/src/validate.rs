@@ -63,8 +63,7 @@ impl ErrorKind {
 }
 
 /// One broken rule, naming the field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{field}: {message}")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     /// The field, e.g. `actor_email` or `meta`.
     pub field: String,
@@ -73,6 +72,18 @@ pub struct FieldError {
     /// A sentence for a person.
     pub message: String,
 }
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
 
 impl FieldError {
     fn new(field: &str, kind: ErrorKind, message: impl Into<String>) -> FieldError {

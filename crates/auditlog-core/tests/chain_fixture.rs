@@ -17,7 +17,12 @@ fn parse() -> (Vec<auditlog_core::Event>, CheckpointWire) {
     let checkpoint: CheckpointWire = serde_json::from_str(lines.pop().unwrap()).unwrap();
     let events = lines
         .iter()
-        .map(|line| serde_json::from_str::<EventRecord>(line).unwrap().to_event().unwrap())
+        .map(|line| {
+            serde_json::from_str::<EventRecord>(line)
+                .unwrap()
+                .to_event()
+                .unwrap()
+        })
         .collect();
     (events, checkpoint)
 }
@@ -46,7 +51,10 @@ fn version_1_fixture_still_verifies() {
 fn any_edit_to_the_fixture_is_detected() {
     let (events, _) = parse();
     let mut edited = events.clone();
-    edited[1].body.meta.insert("note".into(), serde_json::json!("rewritten"));
+    edited[1]
+        .body
+        .meta
+        .insert("note".into(), serde_json::json!("rewritten"));
     let mut verifier = ChainVerifier::new(edited[0].org_id);
     verifier.push(&edited[0]).unwrap();
     let error = verifier.push(&edited[1]).unwrap_err();

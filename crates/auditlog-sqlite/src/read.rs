@@ -462,9 +462,7 @@ fn sort_positions(hits: &mut [Hit], order: Order) {
         Order::NewestFirst => {
             hits.sort_unstable_by_key(|hit| std::cmp::Reverse((hit.occurred_at, hit.pos)))
         }
-        Order::OldestFirst => {
-            hits.sort_unstable_by_key(|hit| (hit.occurred_at, hit.pos))
-        }
+        Order::OldestFirst => hits.sort_unstable_by_key(|hit| (hit.occurred_at, hit.pos)),
     }
 }
 

@@ -74,7 +74,7 @@ fn lines(
         if text.is_empty() {
             continue;
         }
-        let parsed = serde_json::from_str::<NewEvent>(text)
+        let parsed = NewEvent::from_json_str(text)
             .map_err(|e| e.to_string())
             .and_then(|mut event| match event.org.take() {
                 Some(named) if named != org.name && named != org.id.to_string() => Err(format!(
