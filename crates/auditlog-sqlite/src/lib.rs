@@ -15,11 +15,15 @@ use async_trait::async_trait;
 use auditlog_core::chain::SignedCheckpoint;
 use auditlog_core::query::{Filter, Query};
 use auditlog_core::{Event, Timestamp};
-use auditlog_store::{Append, ChainHead, Count, Facets, NewOrg, Org, Store, StoreError};
+use auditlog_store::{
+    Append, AppendOutcome, ChainHead, Count, Credential, CredentialKind, ExportJob, Facets,
+    IdempotencyKey, NewOrg, Org, Role, ServiceAccount, Store, StoreError, User,
+};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+mod accounts;
 mod read;
 pub mod schema;
 mod writer;
@@ -164,6 +168,23 @@ impl SqliteStore {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Runs a write on the writer thread, inside a group commit, and returns its result once
+    /// it is durable.
+    async fn exec<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let work: writer::Exec = Box::new(move |conn| {
+            work(conn).map(|value| Box::new(value) as Box<dyn std::any::Any + Send>)
+        });
+        let value = self.write(|reply| Command::Exec(work, reply)).await?;
+        value
+            .downcast::<T>()
+            .map(|boxed| *boxed)
+            .map_err(|_| StoreError::Backend("writer returned a result of another type".into()))
+    }
+
+    /// Runs a read on a pooled reader, in one read transaction.
     async fn read<T: Send + 'static>(
         &self,
         org_id: Uuid,
@@ -251,7 +272,7 @@ impl Readers {
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_org(&self, org: NewOrg) -> Result<Org, StoreError> {
-        self.write(|reply| Command::CreateOrg(org, reply)).await
+        self.exec(move |conn| writer::create_org(conn, &org)).await
     }
 
     async fn set_org_enabled(
@@ -259,7 +280,7 @@ impl Store for SqliteStore {
         org_id: Uuid,
         enabled: bool,
     ) -> Result<Option<Org>, StoreError> {
-        self.write(|reply| Command::SetEnabled(org_id, enabled, reply))
+        self.exec(move |conn| accounts::set_org_enabled(conn, org_id, enabled))
             .await
     }
 
@@ -294,7 +315,15 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(|reply| Command::Append(batch, reply)).await
+        match self
+            .write(|reply| Command::Append(batch, None, reply))
+            .await?
+        {
+            AppendOutcome::Stored(events) => Ok(events),
+            AppendOutcome::Replayed(_) => Err(StoreError::Backend(
+                "an append without a key was replayed".into(),
+            )),
+        }
     }
 
     async fn get_event(&self, org_id: Uuid, id: Uuid) -> Result<Option<Event>, StoreError> {
@@ -367,7 +396,7 @@ impl Store for SqliteStore {
 
     async fn save_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError> {
         let checkpoint = checkpoint.clone();
-        self.write(|reply| Command::SaveCheckpoint(checkpoint, reply))
+        self.exec(move |conn| accounts::save_checkpoint(conn, &checkpoint))
             .await
     }
 
@@ -386,5 +415,170 @@ impl Store for SqliteStore {
             std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
         };
         Ok(size("") + size("-wal"))
+    }
+
+    async fn create_user(&self, user: User) -> Result<User, StoreError> {
+        self.exec(move |conn| accounts::create_user(conn, user))
+            .await
+    }
+
+    async fn find_user(&self, email_or_id: &str) -> Result<Option<User>, StoreError> {
+        let key = email_or_id.to_string();
+        self.with_reader(move |conn| accounts::find_user(conn, &key))
+            .await
+    }
+
+    async fn set_password(
+        &self,
+        user_id: Uuid,
+        password_hash: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.exec(move |conn| accounts::set_password(conn, user_id, password_hash))
+            .await
+    }
+
+    async fn set_role(
+        &self,
+        org_id: Uuid,
+        user_id: Uuid,
+        role: Option<Role>,
+    ) -> Result<Option<Role>, StoreError> {
+        self.exec(move |conn| accounts::set_role(conn, org_id, user_id, role))
+            .await
+    }
+
+    async fn role_of(&self, org_id: Uuid, user_id: Uuid) -> Result<Option<Role>, StoreError> {
+        self.with_reader(move |conn| accounts::role_of(conn, org_id, user_id))
+            .await
+    }
+
+    async fn memberships(&self, user_id: Uuid) -> Result<Vec<(Org, Role)>, StoreError> {
+        self.with_reader(move |conn| accounts::memberships(conn, user_id))
+            .await
+    }
+
+    async fn members(&self, org_id: Uuid) -> Result<Vec<(User, Role)>, StoreError> {
+        self.with_reader(move |conn| accounts::members(conn, org_id))
+            .await
+    }
+
+    async fn create_service_account(
+        &self,
+        account: ServiceAccount,
+    ) -> Result<ServiceAccount, StoreError> {
+        self.exec(move |conn| accounts::create_service_account(conn, account))
+            .await
+    }
+
+    async fn service_account_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ServiceAccount>, StoreError> {
+        let client_id = client_id.to_string();
+        self.with_reader(move |conn| accounts::service_account_by_client_id(conn, &client_id))
+            .await
+    }
+
+    async fn service_accounts(&self, org_id: Uuid) -> Result<Vec<ServiceAccount>, StoreError> {
+        self.with_reader(move |conn| accounts::service_accounts(conn, org_id))
+            .await
+    }
+
+    async fn rename_service_account(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        name: &str,
+    ) -> Result<Option<ServiceAccount>, StoreError> {
+        let name = name.to_string();
+        self.exec(move |conn| accounts::rename_service_account(conn, org_id, id, &name))
+            .await
+    }
+
+    async fn delete_service_account(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        at: Timestamp,
+    ) -> Result<Option<ServiceAccount>, StoreError> {
+        self.exec(move |conn| accounts::delete_service_account(conn, org_id, id, at))
+            .await
+    }
+
+    async fn create_credential(&self, credential: Credential) -> Result<Credential, StoreError> {
+        self.exec(move |conn| accounts::create_credential(conn, credential))
+            .await
+    }
+
+    async fn credential_by_hash(
+        &self,
+        token_hash: [u8; 32],
+    ) -> Result<Option<Credential>, StoreError> {
+        self.with_reader(move |conn| accounts::credential_by_hash(conn, token_hash))
+            .await
+    }
+
+    async fn credentials(
+        &self,
+        kind: CredentialKind,
+        user_id: Option<Uuid>,
+        org_id: Option<Uuid>,
+    ) -> Result<Vec<Credential>, StoreError> {
+        self.with_reader(move |conn| accounts::credentials(conn, kind, user_id, org_id))
+            .await
+    }
+
+    async fn revoke_credential(
+        &self,
+        id: Uuid,
+        at: Timestamp,
+    ) -> Result<Option<Credential>, StoreError> {
+        self.exec(move |conn| accounts::revoke_credential(conn, id, at))
+            .await
+    }
+
+    async fn purge_expired_credentials(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.exec(move |conn| accounts::purge_expired_credentials(conn, before))
+            .await
+    }
+
+    async fn append_idempotent(
+        &self,
+        batch: Vec<Append>,
+        key: IdempotencyKey,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.write(|reply| Command::Append(batch, Some(key), reply))
+            .await
+    }
+
+    async fn create_job(&self, job: ExportJob) -> Result<ExportJob, StoreError> {
+        self.exec(move |conn| accounts::put_job(conn, &job).map(|()| job))
+            .await
+    }
+
+    async fn get_job(&self, org_id: Uuid, id: Uuid) -> Result<Option<ExportJob>, StoreError> {
+        self.with_reader(move |conn| accounts::get_job(conn, org_id, id))
+            .await
+    }
+
+    async fn update_job(&self, job: &ExportJob) -> Result<(), StoreError> {
+        let job = job.clone();
+        self.exec(move |conn| accounts::put_job(conn, &job)).await
+    }
+
+    async fn claim_job(
+        &self,
+        runner: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<Option<ExportJob>, StoreError> {
+        let runner = runner.to_string();
+        self.exec(move |conn| accounts::claim_job(conn, &runner, now, stale_before))
+            .await
+    }
+
+    async fn expired_jobs(&self, now: Timestamp) -> Result<Vec<ExportJob>, StoreError> {
+        self.with_reader(move |conn| accounts::expired_jobs(conn, now))
+            .await
     }
 }

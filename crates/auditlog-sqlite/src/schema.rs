@@ -108,6 +108,74 @@ CREATE TABLE checkpoints (
     PRIMARY KEY (org_key, seq, signed_at)
 ) WITHOUT ROWID;
 
+CREATE TABLE users (
+    id            BLOB PRIMARY KEY,
+    email         TEXT NOT NULL UNIQUE,   -- lowercase
+    display_name  TEXT NOT NULL,
+    password_hash TEXT,
+    created_at    INTEGER NOT NULL
+);
+
+CREATE TABLE memberships (
+    org_id  BLOB NOT NULL,
+    user_id BLOB NOT NULL,
+    role    TEXT NOT NULL,
+    PRIMARY KEY (org_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX memberships_by_user ON memberships(user_id);
+
+CREATE TABLE service_accounts (
+    id          BLOB PRIMARY KEY,
+    org_id      BLOB NOT NULL,
+    name        TEXT NOT NULL,
+    client_id   TEXT NOT NULL UNIQUE,
+    secret_hash BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX service_accounts_by_org ON service_accounts(org_id);
+
+CREATE TABLE credentials (
+    id                 BLOB PRIMARY KEY,
+    kind               TEXT NOT NULL,
+    token_hash         BLOB NOT NULL UNIQUE,
+    org_id             BLOB,
+    user_id            BLOB,
+    service_account_id BLOB,
+    name               TEXT NOT NULL,
+    created_at         INTEGER NOT NULL,
+    expires_at         INTEGER,
+    revoked_at         INTEGER
+);
+CREATE INDEX credentials_by_user ON credentials(kind, user_id);
+CREATE INDEX credentials_by_org ON credentials(kind, org_id);
+CREATE INDEX credentials_by_account ON credentials(service_account_id);
+CREATE INDEX credentials_by_expiry ON credentials(expires_at);
+
+CREATE TABLE idempotency (
+    scope        TEXT PRIMARY KEY,
+    request_hash BLOB NOT NULL,
+    ids          TEXT NOT NULL,      -- JSON array of the event ids stored
+    created_at   INTEGER NOT NULL
+);
+
+CREATE TABLE export_jobs (
+    id            BLOB PRIMARY KEY,
+    org_id        BLOB NOT NULL,
+    status        TEXT NOT NULL,
+    request       TEXT NOT NULL,
+    requested_by  TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    completed_at  INTEGER,
+    progress      INTEGER NOT NULL,
+    total_records INTEGER,
+    error_message TEXT,
+    file_name     TEXT,
+    expires_at    INTEGER,
+    claimed_by    TEXT,
+    heartbeat_at  INTEGER
+);
+CREATE INDEX export_jobs_by_status ON export_jobs(status, created_at);
+
 CREATE VIRTUAL TABLE events_fts USING fts5(
     words, content='', detail='none', tokenize='unicode61 remove_diacritics 0'
 );

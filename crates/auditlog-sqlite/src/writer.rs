@@ -6,39 +6,46 @@
 //! fails alone, commits once, and only then answers: an answer means the events are durable
 //! (`synchronous=FULL`).
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-use auditlog_core::chain::{self, SignedCheckpoint};
+use auditlog_core::chain;
 use auditlog_core::{text, Event, Timestamp};
-use auditlog_store::{Append, NewOrg, Org, StoreError};
+use auditlog_store::{Append, AppendOutcome, IdempotencyKey, NewOrg, Org, StoreError};
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::{backend, org_from_row, ORG_COLUMNS};
+use crate::backend;
 
 /// Most events one group commit takes on; a larger backlog waits for the next commit.
 pub const MAX_GROUP_EVENTS: usize = 20_000;
 
 /// A write request and where to send its answer.
 pub enum Command {
-    /// Append a batch.
-    Append(Vec<Append>, oneshot::Sender<Result<Vec<Event>, StoreError>>),
-    /// Create an organization.
-    CreateOrg(NewOrg, oneshot::Sender<Result<Org, StoreError>>),
-    /// Enroll or unenroll an organization.
-    SetEnabled(Uuid, bool, oneshot::Sender<Result<Option<Org>, StoreError>>),
-    /// Keep a signed checkpoint.
-    SaveCheckpoint(SignedCheckpoint, oneshot::Sender<Result<(), StoreError>>),
+    /// Append a batch, idempotently when a key is given.
+    Append(
+        Vec<Append>,
+        Option<IdempotencyKey>,
+        oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    ),
+    /// Run any other write; its result travels type-erased.
+    Exec(
+        Exec,
+        oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+    ),
 }
+
+/// A write other than an append, run inside the group's transaction.
+pub type Exec = Box<dyn FnOnce(&Connection) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
 
 impl Command {
     fn n_events(&self) -> usize {
         match self {
-            Command::Append(batch, _) => batch.len(),
-            _ => 1,
+            Command::Append(batch, _, _) => batch.len(),
+            Command::Exec(..) => 1,
         }
     }
 }
@@ -175,10 +182,21 @@ impl Writer {
             self.data_version = version;
         }
         let now = Timestamp::now();
-        let mut tx = self
+        let mut tx = match self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| e.to_string())?;
+        {
+            Ok(tx) => tx,
+            Err(e) => {
+                let error = e.to_string();
+                answers.extend(
+                    group
+                        .into_iter()
+                        .map(|c| Answer::failed(c, StoreError::Backend(error.clone()))),
+                );
+                return Err(error);
+            }
+        };
         let mut caches_dirty = false;
         for command in group {
             let sp = match tx.savepoint() {
@@ -189,31 +207,33 @@ impl Writer {
                 }
             };
             let mut staged = Staged::default();
-            let result = execute(
-                &sp,
-                &command,
-                &mut self.caches,
-                &mut staged,
-                &mut self.ids,
-                now,
-            );
-            match result {
-                Ok(done) => match sp.commit() {
-                    Ok(()) => {
-                        staged.apply(&mut self.caches);
-                        answers.push(Answer::done(command, done));
-                    }
+            let answer = match command {
+                Command::Append(batch, key, reply) => {
+                    let result = append_command(
+                        &sp,
+                        &batch,
+                        key.as_ref(),
+                        &self.caches,
+                        &mut staged,
+                        &mut self.ids,
+                        now,
+                    );
+                    Answer::Append(reply, result)
+                }
+                Command::Exec(work, reply) => Answer::Any(reply, work(&sp)),
+            };
+            if answer.is_ok() {
+                match sp.commit() {
+                    Ok(()) => staged.apply(&mut self.caches),
                     Err(e) => {
                         caches_dirty = true;
-                        answers.push(Answer::failed(command, backend(e)));
+                        answers.push(answer.into_failure(backend(e)));
+                        continue;
                     }
-                },
-                Err(e) => {
-                    // Dropping the savepoint rolls it back; nothing of this command stays.
-                    drop(sp);
-                    answers.push(Answer::failed(command, e));
                 }
             }
+            // A failed command's savepoint was dropped above, which rolled it back.
+            answers.push(answer);
         }
         if caches_dirty {
             self.caches = Caches::default();
@@ -244,56 +264,39 @@ impl Staged {
     }
 }
 
-/// What a successful command produced, before the commit makes it true.
-enum Done {
-    Events(Vec<Event>),
-    Org(Org),
-    MaybeOrg(Option<Org>),
-    Unit,
-}
-
 /// A command's reply channel with its provisional result.
-enum Answer {
+pub enum Answer {
+    /// An append's.
     Append(
-        oneshot::Sender<Result<Vec<Event>, StoreError>>,
-        Result<Vec<Event>, StoreError>,
+        oneshot::Sender<Result<AppendOutcome, StoreError>>,
+        Result<AppendOutcome, StoreError>,
     ),
-    Org(
-        oneshot::Sender<Result<Org, StoreError>>,
-        Result<Org, StoreError>,
-    ),
-    MaybeOrg(
-        oneshot::Sender<Result<Option<Org>, StoreError>>,
-        Result<Option<Org>, StoreError>,
-    ),
-    Unit(
-        oneshot::Sender<Result<(), StoreError>>,
-        Result<(), StoreError>,
+    /// Any other write's.
+    Any(
+        oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+        Result<Box<dyn Any + Send>, StoreError>,
     ),
 }
 
 impl Answer {
-    fn done(command: Command, done: Done) -> Answer {
-        match (command, done) {
-            (Command::Append(_, reply), Done::Events(events)) => Answer::Append(reply, Ok(events)),
-            (Command::CreateOrg(_, reply), Done::Org(org)) => Answer::Org(reply, Ok(org)),
-            (Command::SetEnabled(_, _, reply), Done::MaybeOrg(org)) => {
-                Answer::MaybeOrg(reply, Ok(org))
-            }
-            (Command::SaveCheckpoint(_, reply), Done::Unit) => Answer::Unit(reply, Ok(())),
-            (command, _) => Answer::failed(
-                command,
-                StoreError::Backend("writer produced a result of the wrong kind".into()),
-            ),
+    fn failed(command: Command, error: StoreError) -> Answer {
+        match command {
+            Command::Append(_, _, reply) => Answer::Append(reply, Err(error)),
+            Command::Exec(_, reply) => Answer::Any(reply, Err(error)),
         }
     }
 
-    fn failed(command: Command, error: StoreError) -> Answer {
-        match command {
-            Command::Append(_, reply) => Answer::Append(reply, Err(error)),
-            Command::CreateOrg(_, reply) => Answer::Org(reply, Err(error)),
-            Command::SetEnabled(_, _, reply) => Answer::MaybeOrg(reply, Err(error)),
-            Command::SaveCheckpoint(_, reply) => Answer::Unit(reply, Err(error)),
+    fn is_ok(&self) -> bool {
+        match self {
+            Answer::Append(_, result) => result.is_ok(),
+            Answer::Any(_, result) => result.is_ok(),
+        }
+    }
+
+    fn into_failure(self, error: StoreError) -> Answer {
+        match self {
+            Answer::Append(reply, _) => Answer::Append(reply, Err(error)),
+            Answer::Any(reply, _) => Answer::Any(reply, Err(error)),
         }
     }
 
@@ -311,70 +314,60 @@ impl Answer {
         // A caller that gave up waiting has dropped its receiver; that is not an error here.
         match self {
             Answer::Append(reply, result) => drop(reply.send(settle(result, commit))),
-            Answer::Org(reply, result) => drop(reply.send(settle(result, commit))),
-            Answer::MaybeOrg(reply, result) => drop(reply.send(settle(result, commit))),
-            Answer::Unit(reply, result) => drop(reply.send(settle(result, commit))),
+            Answer::Any(reply, result) => drop(reply.send(settle(result, commit))),
         }
     }
 }
 
-fn execute(
+/// An append, honouring an idempotency key when one is given.
+fn append_command(
     conn: &Connection,
-    command: &Command,
-    caches: &mut Caches,
+    batch: &[Append],
+    key: Option<&IdempotencyKey>,
+    caches: &Caches,
     staged: &mut Staged,
     ids: &mut IdMinter,
     now: Timestamp,
-) -> Result<Done, StoreError> {
-    match command {
-        Command::Append(batch, _) => {
-            append(conn, batch, caches, staged, ids, now).map(Done::Events)
+) -> Result<AppendOutcome, StoreError> {
+    let Some(key) = key else {
+        return append(conn, batch, caches, staged, ids, now).map(AppendOutcome::Stored);
+    };
+    let seen: Option<(Vec<u8>, String)> = conn
+        .query_row(
+            "SELECT request_hash, ids FROM idempotency WHERE scope = ?1",
+            [&key.scope],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    if let Some((request_hash, stored_ids)) = seen {
+        if request_hash != key.request_hash {
+            return Err(StoreError::Conflict(
+                "this Idempotency-Key was already used with a different request".into(),
+            ));
         }
-        Command::CreateOrg(new, _) => create_org(conn, new, now).map(Done::Org),
-        Command::SetEnabled(org_id, enabled, _) => {
-            conn.execute(
-                "UPDATE orgs SET audit_logs_enabled = ?2 WHERE id = ?1",
-                params![org_id.as_bytes().as_slice(), enabled],
-            )
-            .map_err(backend)?;
-            conn.query_row(
-                &format!("SELECT {ORG_COLUMNS} FROM orgs WHERE id = ?1"),
-                [org_id.as_bytes().as_slice()],
-                org_from_row,
-            )
-            .optional()
-            .map_err(backend)
-            .map(Done::MaybeOrg)
-        }
-        Command::SaveCheckpoint(checkpoint, _) => {
-            let org_key: i64 = conn
-                .query_row(
-                    "SELECT org_key FROM orgs WHERE id = ?1",
-                    [checkpoint.checkpoint.org_id.as_bytes().as_slice()],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(backend)?
-                .ok_or(StoreError::UnknownOrg(checkpoint.checkpoint.org_id))?;
-            conn.execute(
-                "INSERT OR REPLACE INTO checkpoints (org_key, seq, hash, signed_at, key_id, signature)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    org_key,
-                    checkpoint.checkpoint.seq as i64,
-                    checkpoint.checkpoint.hash.as_slice(),
-                    checkpoint.checkpoint.signed_at.as_millis(),
-                    checkpoint.key_id,
-                    checkpoint.signature.as_slice(),
-                ],
-            )
-            .map_err(backend)?;
-            Ok(Done::Unit)
-        }
+        let stored_ids: Vec<Uuid> = serde_json::from_str(&stored_ids)
+            .map_err(|_| StoreError::Corrupt("an idempotency record is malformed".into()))?;
+        return Ok(AppendOutcome::Replayed(stored_ids));
     }
+    let events = append(conn, batch, caches, staged, ids, now)?;
+    let stored_ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    conn.execute(
+        "INSERT INTO idempotency (scope, request_hash, ids, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            key.scope,
+            key.request_hash.as_slice(),
+            serde_json::to_string(&stored_ids).map_err(|e| StoreError::Backend(e.to_string()))?,
+            now.as_millis()
+        ],
+    )
+    .map_err(backend)?;
+    Ok(AppendOutcome::Stored(events))
 }
 
-fn create_org(conn: &Connection, new: &NewOrg, now: Timestamp) -> Result<Org, StoreError> {
+/// Creates an organization (run through [`Command::Exec`]).
+pub fn create_org(conn: &Connection, new: &NewOrg) -> Result<Org, StoreError> {
+    let now = Timestamp::now();
     let taken: bool = conn
         .query_row(
             "SELECT 1 FROM orgs WHERE name = ?1",

@@ -19,7 +19,13 @@ use auditlog_core::query::{Filter, Query};
 use auditlog_core::{Event, EventBody, Timestamp};
 use uuid::Uuid;
 
+pub mod accounts;
 pub mod conformance;
+
+pub use accounts::{
+    AppendOutcome, Credential, CredentialKind, ExportJob, IdempotencyKey, JobStatus, Role,
+    ServiceAccount, User,
+};
 
 /// An organization (tenant).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,4 +197,130 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bytes the store occupies on disk (for benchmarks and `/metrics`).
     async fn disk_bytes(&self) -> Result<u64, StoreError>;
+
+    // ---- users, roles and credentials ----
+
+    /// Creates a user; a taken email is [`StoreError::Conflict`].
+    async fn create_user(&self, user: User) -> Result<User, StoreError>;
+
+    /// Finds a user by email (case-insensitive) or by id.
+    async fn find_user(&self, email_or_id: &str) -> Result<Option<User>, StoreError>;
+
+    /// Sets (or clears) a user's password hash.
+    async fn set_password(
+        &self,
+        user_id: Uuid,
+        password_hash: Option<String>,
+    ) -> Result<(), StoreError>;
+
+    /// Gives a user a role in an organization, or removes them with `None`. Returns the role
+    /// they had before.
+    async fn set_role(
+        &self,
+        org_id: Uuid,
+        user_id: Uuid,
+        role: Option<Role>,
+    ) -> Result<Option<Role>, StoreError>;
+
+    /// The user's role in the organization.
+    async fn role_of(&self, org_id: Uuid, user_id: Uuid) -> Result<Option<Role>, StoreError>;
+
+    /// The organizations a user belongs to, by name.
+    async fn memberships(&self, user_id: Uuid) -> Result<Vec<(Org, Role)>, StoreError>;
+
+    /// The members of an organization, by email.
+    async fn members(&self, org_id: Uuid) -> Result<Vec<(User, Role)>, StoreError>;
+
+    /// Creates a service account; a taken client id is [`StoreError::Conflict`].
+    async fn create_service_account(
+        &self,
+        account: ServiceAccount,
+    ) -> Result<ServiceAccount, StoreError>;
+
+    /// Finds a service account by client id.
+    async fn service_account_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ServiceAccount>, StoreError>;
+
+    /// An organization's service accounts, by name.
+    async fn service_accounts(&self, org_id: Uuid) -> Result<Vec<ServiceAccount>, StoreError>;
+
+    /// Renames a service account of the organization; `None` when it does not exist there.
+    async fn rename_service_account(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        name: &str,
+    ) -> Result<Option<ServiceAccount>, StoreError>;
+
+    /// Deletes a service account of the organization and revokes its credentials; `None` when
+    /// it does not exist there.
+    async fn delete_service_account(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        at: Timestamp,
+    ) -> Result<Option<ServiceAccount>, StoreError>;
+
+    /// Stores a credential.
+    async fn create_credential(&self, credential: Credential) -> Result<Credential, StoreError>;
+
+    /// The credential whose secret hashes to `token_hash`, live or not.
+    async fn credential_by_hash(
+        &self,
+        token_hash: [u8; 32],
+    ) -> Result<Option<Credential>, StoreError>;
+
+    /// Credentials of a kind, optionally only one user's or one organization's, newest first.
+    async fn credentials(
+        &self,
+        kind: CredentialKind,
+        user_id: Option<Uuid>,
+        org_id: Option<Uuid>,
+    ) -> Result<Vec<Credential>, StoreError>;
+
+    /// Revokes a credential; returns it as it was before, `None` when unknown.
+    async fn revoke_credential(
+        &self,
+        id: Uuid,
+        at: Timestamp,
+    ) -> Result<Option<Credential>, StoreError>;
+
+    /// Deletes credentials that expired before `before`; returns how many.
+    async fn purge_expired_credentials(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    // ---- idempotent ingest ----
+
+    /// Like [`Store::append`], but remembers `key` in the same transaction: a later call with
+    /// the same scope and request hash stores nothing and returns the ids stored the first
+    /// time; the same scope with another request hash is [`StoreError::Conflict`].
+    async fn append_idempotent(
+        &self,
+        batch: Vec<Append>,
+        key: IdempotencyKey,
+    ) -> Result<AppendOutcome, StoreError>;
+
+    // ---- export jobs ----
+
+    /// Stores a new job.
+    async fn create_job(&self, job: ExportJob) -> Result<ExportJob, StoreError>;
+
+    /// One job of one organization.
+    async fn get_job(&self, org_id: Uuid, id: Uuid) -> Result<Option<ExportJob>, StoreError>;
+
+    /// Writes a job's state back.
+    async fn update_job(&self, job: &ExportJob) -> Result<(), StoreError>;
+
+    /// Claims the oldest pending job, or a running one whose heartbeat is older than
+    /// `stale_before` (its runner died), for `runner`.
+    async fn claim_job(
+        &self,
+        runner: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<Option<ExportJob>, StoreError>;
+
+    /// Completed jobs whose files expire before `now`.
+    async fn expired_jobs(&self, now: Timestamp) -> Result<Vec<ExportJob>, StoreError>;
 }
