@@ -58,6 +58,10 @@ pub struct EventRecord {
     pub seq: u64,
     /// Extension: chain hash after this event, hex.
     pub hash: String,
+    /// Extension, in exports: the chain hash before this event, hex, so that each exported
+    /// event can be checked on its own (`docs/chain-format.md`, section 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
 }
 
 impl EventRecord {
@@ -88,6 +92,7 @@ impl EventRecord {
             request_id: body.request_id.clone(),
             seq: event.seq,
             hash: hex::encode(event.hash),
+            prev_hash: None,
         }
     }
 

@@ -4,6 +4,8 @@
 //! `Arc<dyn Store>`, and knows nothing of HTTP.
 //!
 //! - [`keys`]: the Ed25519 signing key file.
+//! - [`access`]: tokens, principals, authorization, and the administrative actions the
+//!   service records about itself.
 //! - [`Service`]: ingest, pages, checkpoints and verification.
 
 use std::collections::HashMap;
@@ -15,10 +17,13 @@ use auditlog_core::chain::{
 use auditlog_core::query::{Cursor, Filter, Order, Position, Query, Start};
 use auditlog_core::validate::{validate, FieldError};
 use auditlog_core::{Catalog, Event, NewEvent, Timestamp};
-use auditlog_store::{Append, Org, Store, StoreError};
+use auditlog_store::{Append, AppendOutcome, IdempotencyKey, Org, Store, StoreError};
 use ed25519_dalek::SigningKey;
 use uuid::Uuid;
 
+pub mod access;
+pub mod export;
+pub mod jobs;
 pub mod keys;
 
 /// Most events one ingest call accepts.
@@ -132,6 +137,28 @@ impl Service {
         default_org: Option<&Org>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Event>, IngestError> {
+        let batch = self.prepare(default_org, events).await?;
+        Ok(self.store.append(batch).await?)
+    }
+
+    /// Like [`Service::ingest`], remembering `key`: a retry with the same key and request
+    /// stores nothing and answers with the ids stored the first time.
+    pub async fn ingest_idempotent(
+        &self,
+        default_org: Option<&Org>,
+        events: Vec<NewEvent>,
+        key: IdempotencyKey,
+    ) -> Result<AppendOutcome, IngestError> {
+        let batch = self.prepare(default_org, events).await?;
+        Ok(self.store.append_idempotent(batch, key).await?)
+    }
+
+    /// Resolves each event's organization and validates it; every problem is reported.
+    async fn prepare(
+        &self,
+        default_org: Option<&Org>,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Append>, IngestError> {
         if events.len() > MAX_BATCH {
             return Err(IngestError::TooLarge(events.len()));
         }
@@ -188,7 +215,7 @@ impl Service {
         if !errors.is_empty() {
             return Err(IngestError::Invalid(errors));
         }
-        Ok(self.store.append(batch).await?)
+        Ok(batch)
     }
 
     /// One page of an organization's events. `cursor`, when given, must come from a page of

@@ -39,7 +39,10 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::{Append, Count, Facets, NewOrg, Org, Store, StoreError};
+use crate::{
+    Append, AppendOutcome, ChainHead, Count, Credential, CredentialKind, ExportJob, Facets,
+    IdempotencyKey, JobStatus, NewOrg, Org, Role, ServiceAccount, Store, StoreError, User,
+};
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is an async expression
 /// (evaluated once per test) yielding `Arc<dyn Store>` for a fresh empty store; it may also
@@ -64,6 +67,15 @@ macro_rules! conformance_tests {
             events_by_seq_pages,
             concurrent_appends_keep_chains,
             disk_bytes_after_appends,
+            users_create_find_password,
+            roles_set_list_and_isolate,
+            service_accounts_lifecycle,
+            credentials_round_trip_and_filter,
+            credentials_revoke_liveness_purge,
+            idempotent_append_replays_and_conflicts,
+            idempotent_append_concurrent_same_key,
+            export_jobs_round_trip_and_update,
+            export_jobs_claim_and_expire,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
@@ -527,25 +539,31 @@ fn to(org: &Org, body: EventBody) -> Append {
 /// one, in batch order, with the appended organization and body.
 async fn append_ok(store: &dyn Store, batch: Vec<Append>) -> Vec<Event> {
     let events = ok(store.append(batch.clone()).await, "append");
+    assert_appended(&batch, &events, "append");
+    events
+}
+
+/// What an append returned has one event per appended one, in batch order, with the
+/// appended organization and body.
+fn assert_appended(batch: &[Append], events: &[Event], context: &str) {
     assert_eq!(
         events.len(),
         batch.len(),
-        "append of {} events returned {} events",
+        "{context} of {} events returned {} events",
         batch.len(),
         events.len()
     );
-    for (event_idx, (appended, event)) in batch.iter().zip(&events).enumerate() {
+    for (event_idx, (appended, event)) in batch.iter().zip(events).enumerate() {
         assert_eq!(
             event.org_id, appended.org_id,
-            "append returned event {event_idx} of the batch with another organization"
+            "{context} returned event {event_idx} of the batch with another organization"
         );
         assert_body_eq(
             &appended.body,
             &event.body,
-            &format!("append returned event {event_idx} of the batch (batch order)"),
+            &format!("{context} returned event {event_idx} of the batch (batch order)"),
         );
     }
-    events
 }
 
 /// Appends `bodies` to one organization in batches of `batch_size`.
@@ -2502,4 +2520,1875 @@ pub async fn disk_bytes_after_appends(store: Arc<dyn Store>) {
     append_all(store, &org, bodies, 50).await;
     let bytes = ok(store.disk_bytes().await, "disk_bytes");
     assert!(bytes > 0, "disk_bytes is 0 after appending 200 events");
+}
+
+// ---------------------------------------------------------------------------------------
+// Users, roles, service accounts, credentials, idempotent appends and export jobs.
+// ---------------------------------------------------------------------------------------
+
+/// Namespaces of [`fixed_id`], so that users, service accounts, credentials and jobs never
+/// share an id by accident.
+const USER_IDS: u32 = 0x05e2_0000;
+const ACCOUNT_IDS: u32 = 0x5a00_0000;
+const CREDENTIAL_IDS: u32 = 0xc2ed_0000;
+const JOB_IDS: u32 = 0x10b0_0000;
+
+/// A fixed id, shaped like a UUIDv4: `namespace` in the first 32 bits, `n` in the last.
+fn fixed_id(namespace: u32, n: u32) -> Uuid {
+    Uuid::from_u128(
+        (u128::from(namespace) << 96) | (0x4000u128 << 64) | (0x8000u128 << 48) | u128::from(n),
+    )
+}
+
+/// 32 bytes standing in for a SHA-256: distinct seeds give distinct hashes.
+fn fake_hash(seed: u8) -> [u8; 32] {
+    std::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8))
+}
+
+/// Argon2id PHC strings standing in for password hashes: the store keeps them, it does not
+/// check them.
+const PASSWORD_HASHES: [&str; 3] = [
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+    "$argon2id$v=19$m=19456,t=2,p=1$b3RoZXJzYWx0$b3RoZXJoYXNob3RoZXJoYXNo",
+    "$argon2id$v=19$m=65536,t=3,p=4$dGhpcmRzYWx0$dGhpcmRoYXNodGhpcmRoYXNo",
+];
+
+fn expect_conflict<T: Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("{what} gave {other:?}, expected Err(StoreError::Conflict)"),
+    }
+}
+
+async fn create_user_ok(store: &dyn Store, user: User) -> User {
+    let what = format!("create_user({:?})", user.email);
+    let created = ok(store.create_user(user.clone()).await, &what);
+    let expected = User {
+        email: user.email.to_lowercase(),
+        ..user
+    };
+    assert_eq!(
+        created, expected,
+        "{what} returns the user as given, with the email lowercased"
+    );
+    created
+}
+
+async fn find_user_ok(store: &dyn Store, key: &str) -> Option<User> {
+    ok(store.find_user(key).await, format!("find_user({key:?})"))
+}
+
+/// Users: the email is stored lowercase and is unique in any case; `find_user` finds by
+/// email in any case and by id; `set_password` sets, changes and clears one user's hash.
+pub async fn users_create_find_password(store: Arc<dyn Store>) {
+    let store = &*store;
+    let t0 = base_time().as_millis();
+    let specs = [
+        User {
+            id: fixed_id(USER_IDS, 1),
+            email: "Alice.Smith@Example.COM".to_string(),
+            display_name: "Alice Smith".to_string(),
+            password_hash: None,
+            created_at: ts(t0),
+        },
+        User {
+            id: fixed_id(USER_IDS, 2),
+            email: "bob@example.org".to_string(),
+            display_name: "Bob Jones — Ops".to_string(),
+            password_hash: Some(PASSWORD_HASHES[0].to_string()),
+            created_at: ts(t0 + 1),
+        },
+        User {
+            id: fixed_id(USER_IDS, 3),
+            email: "ÉLODIE@Example.fr".to_string(),
+            display_name: "Élodie Été".to_string(),
+            password_hash: None,
+            created_at: ts(t0 + MS_PER_DAY + 999),
+        },
+    ];
+    let mut users = Vec::new();
+    for spec in specs {
+        users.push(create_user_ok(store, spec).await);
+    }
+    assert_eq!(
+        users[0].email, "alice.smith@example.com",
+        "the email is stored lowercase"
+    );
+    assert_eq!(
+        users[2].email, "élodie@example.fr",
+        "a non-ASCII email is stored lowercase"
+    );
+
+    let check_all = |users: Vec<User>, context: &'static str| async move {
+        for user in &users {
+            let keys = [
+                user.email.clone(),
+                user.email.to_uppercase(),
+                capitalized(&user.email),
+                user.id.to_string(),
+            ];
+            for key in keys {
+                assert_eq!(
+                    find_user_ok(store, &key).await.as_ref(),
+                    Some(user),
+                    "{context}: find_user({key:?})"
+                );
+            }
+        }
+    };
+    check_all(users.clone(), "after create_user").await;
+
+    let duplicates = [
+        (10, "alice.smith@example.com"),
+        (11, "ALICE.SMITH@EXAMPLE.COM"),
+        (12, "Bob@Example.org"),
+        (13, "élodie@example.FR"),
+        (14, "Élodie@example.fr"),
+    ];
+    for (n, email) in duplicates {
+        let duplicate = User {
+            id: fixed_id(USER_IDS, n),
+            email: email.to_string(),
+            display_name: "Impostor".to_string(),
+            password_hash: Some(PASSWORD_HASHES[2].to_string()),
+            created_at: ts(t0 + 100),
+        };
+        expect_conflict(
+            store.create_user(duplicate).await,
+            &format!("create_user with the taken email {email:?}"),
+        );
+        assert_eq!(
+            find_user_ok(store, &fixed_id(USER_IDS, n).to_string()).await,
+            None,
+            "the refused duplicate {email:?} was stored anyway"
+        );
+    }
+    check_all(users.clone(), "after refused duplicates").await;
+
+    let unknown_id = fixed_id(USER_IDS, 99).to_string();
+    for missing in [
+        "carol@example.com",
+        "alice.smith@example",
+        "alice",
+        "",
+        unknown_id.as_str(),
+    ] {
+        assert_eq!(
+            find_user_ok(store, missing).await,
+            None,
+            "find_user({missing:?}) finds nothing"
+        );
+    }
+
+    // Set a password where there was none, change one, clear one.
+    let steps: [(usize, Option<&str>); 4] = [
+        (0, Some(PASSWORD_HASHES[1])),
+        (0, Some(PASSWORD_HASHES[2])),
+        (1, None),
+        (0, None),
+    ];
+    for (step, (user_idx, hash)) in steps.into_iter().enumerate() {
+        let user_id = users[user_idx].id;
+        ok(
+            store.set_password(user_id, hash.map(str::to_string)).await,
+            format!("set_password step {step}"),
+        );
+        users[user_idx].password_hash = hash.map(str::to_string);
+        assert_eq!(
+            find_user_ok(store, &user_id.to_string()).await.as_ref(),
+            Some(&users[user_idx]),
+            "set_password step {step} ({hash:?}) is kept"
+        );
+        check_all(users.clone(), "after set_password (other users unchanged)").await;
+    }
+}
+
+/// Roles: `set_role` adds, changes and removes a membership and returns the role before;
+/// `role_of`, `memberships` (by organization name) and `members` (by email) agree with it;
+/// an unknown organization is `UnknownOrg`; a role in one organization says nothing about
+/// another.
+pub async fn roles_set_list_and_isolate(store: Arc<dyn Store>) {
+    let store = &*store;
+    let t0 = base_time().as_millis();
+    // Created out of name order, so that `memberships` has to sort.
+    let zulu = make_org(store, "zulu-roles").await;
+    let alpha = make_org(store, "alpha-roles").await;
+    let mike = make_org(store, "mike-roles").await;
+    // Ids, emails and display names sort three different ways: `members` goes by email.
+    let mut users = Vec::new();
+    for (n, email, display_name) in [
+        (1, "carol@example.com", "Aaron Carol"),
+        (2, "Alice@Example.com", "Zed Alice"),
+        (3, "bob@example.org", "Mid Bob"),
+    ] {
+        let user = User {
+            id: fixed_id(USER_IDS, n),
+            email: email.to_string(),
+            display_name: display_name.to_string(),
+            password_hash: None,
+            created_at: ts(t0 + i64::from(n)),
+        };
+        users.push(create_user_ok(store, user).await);
+    }
+    let [carol, alice, bob] = [&users[0], &users[1], &users[2]];
+
+    let set = |org: &Org, user: &User, role: Option<Role>| {
+        let what = format!("set_role({}, {}, {role:?})", org.name, user.email);
+        let (org_id, user_id) = (org.id, user.id);
+        async move { ok(store.set_role(org_id, user_id, role).await, what) }
+    };
+    let role_of = |org: &Org, user: &User| {
+        let what = format!("role_of({}, {})", org.name, user.email);
+        let (org_id, user_id) = (org.id, user.id);
+        async move { ok(store.role_of(org_id, user_id).await, what) }
+    };
+    let memberships = |user: &User| {
+        let what = format!("memberships({})", user.email);
+        let user_id = user.id;
+        async move { ok(store.memberships(user_id).await, what) }
+    };
+    let members = |org: &Org| {
+        let what = format!("members({})", org.name);
+        let org_id = org.id;
+        async move { ok(store.members(org_id).await, what) }
+    };
+
+    for org in [&zulu, &alpha, &mike] {
+        assert!(
+            members(org).await.is_empty(),
+            "a new organization has members"
+        );
+        for user in &users {
+            assert_eq!(role_of(org, user).await, None, "a new user has a role");
+        }
+    }
+    for user in &users {
+        assert!(
+            memberships(user).await.is_empty(),
+            "a new user has memberships"
+        );
+    }
+
+    // Add.
+    assert_eq!(
+        set(&zulu, alice, Some(Role::Admin)).await,
+        None,
+        "adding a member returns no previous role"
+    );
+    assert_eq!(set(&mike, alice, Some(Role::Member)).await, None);
+    assert_eq!(set(&alpha, alice, Some(Role::Member)).await, None);
+    assert_eq!(set(&zulu, carol, Some(Role::Admin)).await, None);
+    assert_eq!(set(&zulu, bob, Some(Role::Member)).await, None);
+    assert_eq!(set(&alpha, carol, Some(Role::Member)).await, None);
+    assert_eq!(role_of(&zulu, alice).await, Some(Role::Admin));
+    assert_eq!(role_of(&alpha, alice).await, Some(Role::Member));
+
+    // Change, and set the same role again.
+    assert_eq!(
+        set(&zulu, alice, Some(Role::Member)).await,
+        Some(Role::Admin),
+        "changing a role returns the one before"
+    );
+    assert_eq!(role_of(&zulu, alice).await, Some(Role::Member));
+    assert_eq!(
+        set(&zulu, alice, Some(Role::Member)).await,
+        Some(Role::Member),
+        "setting the same role again returns it"
+    );
+    assert_eq!(
+        set(&alpha, alice, Some(Role::Admin)).await,
+        Some(Role::Member),
+        "changing a role returns the one before"
+    );
+
+    assert_eq!(
+        memberships(alice).await,
+        vec![
+            (alpha.clone(), Role::Admin),
+            (mike.clone(), Role::Member),
+            (zulu.clone(), Role::Member),
+        ],
+        "memberships lists every organization of the user, by name, with its role"
+    );
+    assert_eq!(
+        members(&zulu).await,
+        vec![
+            (alice.clone(), Role::Member),
+            (bob.clone(), Role::Member),
+            (carol.clone(), Role::Admin),
+        ],
+        "members lists every member of the organization, by email, with its role"
+    );
+
+    // Tenant isolation: a role in one organization says nothing about another.
+    assert_eq!(
+        role_of(&alpha, bob).await,
+        None,
+        "bob is a member of zulu only, yet has a role in alpha"
+    );
+    assert_eq!(role_of(&mike, bob).await, None);
+    assert_eq!(
+        memberships(bob).await,
+        vec![(zulu.clone(), Role::Member)],
+        "memberships of bob"
+    );
+    assert_eq!(
+        role_of(&zulu, carol).await,
+        Some(Role::Admin),
+        "carol is admin of zulu and member of alpha"
+    );
+    assert_eq!(role_of(&alpha, carol).await, Some(Role::Member));
+    assert_eq!(role_of(&mike, carol).await, None);
+    assert_eq!(
+        members(&alpha).await,
+        vec![(alice.clone(), Role::Admin), (carol.clone(), Role::Member)],
+        "members of alpha"
+    );
+
+    // Remove.
+    assert_eq!(
+        set(&mike, alice, None).await,
+        Some(Role::Member),
+        "removing a member returns the role before"
+    );
+    assert_eq!(
+        role_of(&mike, alice).await,
+        None,
+        "a removed member keeps a role"
+    );
+    assert_eq!(
+        set(&mike, alice, None).await,
+        None,
+        "removing a non-member returns no previous role"
+    );
+    assert!(members(&mike).await.is_empty(), "mike has no members left");
+    assert_eq!(
+        set(&alpha, carol, None).await,
+        Some(Role::Member),
+        "removing carol from alpha"
+    );
+    assert_eq!(
+        role_of(&zulu, carol).await,
+        Some(Role::Admin),
+        "removing carol from alpha changed her role in zulu"
+    );
+    assert_eq!(
+        memberships(carol).await,
+        vec![(zulu.clone(), Role::Admin)],
+        "memberships of carol after leaving alpha"
+    );
+    assert_eq!(
+        memberships(alice).await,
+        vec![(alpha.clone(), Role::Admin), (zulu.clone(), Role::Member)],
+        "memberships of alice after leaving mike"
+    );
+
+    // An unknown organization.
+    let unknown = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0bad);
+    for role in [Some(Role::Admin), None] {
+        match store.set_role(unknown, alice.id, role).await {
+            Err(StoreError::UnknownOrg(id)) => assert_eq!(
+                id, unknown,
+                "set_role: UnknownOrg names another organization"
+            ),
+            other => panic!(
+                "set_role({unknown}, alice, {role:?}) for an unknown organization gave {other:?}, expected Err(StoreError::UnknownOrg)"
+            ),
+        }
+    }
+    assert_eq!(
+        ok(store.role_of(unknown, alice.id).await, "role_of(unknown)"),
+        None,
+        "role_of in an unknown organization"
+    );
+    assert!(
+        ok(store.members(unknown).await, "members(unknown)").is_empty(),
+        "members of an unknown organization"
+    );
+    assert_eq!(
+        memberships(alice).await,
+        vec![(alpha.clone(), Role::Admin), (zulu.clone(), Role::Member)],
+        "a refused set_role changed alice's memberships"
+    );
+}
+
+/// Service accounts: create (a taken client id is a conflict), find by client id, list per
+/// organization by name, rename and delete only within their organization; deleting revokes
+/// the account's credentials at the given time.
+pub async fn service_accounts_lifecycle(store: Arc<dyn Store>) {
+    let store = &*store;
+    let t0 = base_time().as_millis();
+    let a = make_org(store, "accounts-a").await;
+    let b = make_org(store, "accounts-b").await;
+    let account = |n: u32, org: &Org, name: &str, client_id: &str| ServiceAccount {
+        id: fixed_id(ACCOUNT_IDS, n),
+        org_id: org.id,
+        name: name.to_string(),
+        client_id: client_id.to_string(),
+        secret_hash: fake_hash(n as u8),
+        created_at: ts(t0 + i64::from(n) * 1000),
+    };
+    // Created out of name order.
+    let specs = [
+        account(1, &a, "deploy-bot", "sa_01HZX3DEPLOY"),
+        account(2, &a, "audit-exporter", "sa_01HZX3EXPORT"),
+        account(3, &b, "ci", "sa_01HZX3CI"),
+        account(4, &a, "backup", "sa_01HZX3BACKUP"),
+    ];
+    let mut accounts = Vec::new();
+    for spec in specs {
+        let created = ok(
+            store.create_service_account(spec.clone()).await,
+            format!("create_service_account({})", spec.name),
+        );
+        assert_eq!(created, spec, "create_service_account returns the account");
+        accounts.push(created);
+    }
+    let [deploy, exporter, ci, backup] = [
+        accounts[0].clone(),
+        accounts[1].clone(),
+        accounts[2].clone(),
+        accounts[3].clone(),
+    ];
+
+    let by_client_id = |client_id: String| async move {
+        ok(
+            store.service_account_by_client_id(&client_id).await,
+            format!("service_account_by_client_id({client_id:?})"),
+        )
+    };
+    let list = |org: &Org| {
+        let what = format!("service_accounts({})", org.name);
+        let org_id = org.id;
+        async move { ok(store.service_accounts(org_id).await, what) }
+    };
+
+    for account in &accounts {
+        assert_eq!(
+            by_client_id(account.client_id.clone()).await.as_ref(),
+            Some(account),
+            "service_account_by_client_id finds {}",
+            account.name
+        );
+    }
+    for missing in ["sa_nope", "", "SA_01HZX3CI", "sa_01HZX3C"] {
+        assert_eq!(
+            by_client_id(missing.to_string()).await,
+            None,
+            "service_account_by_client_id({missing:?}) finds nothing"
+        );
+    }
+    assert_eq!(
+        list(&a).await,
+        vec![exporter.clone(), backup.clone(), deploy.clone()],
+        "service_accounts of A, by name"
+    );
+    assert_eq!(list(&b).await, vec![ci.clone()], "service_accounts of B");
+    let unknown_org = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0bad);
+    assert!(
+        ok(
+            store.service_accounts(unknown_org).await,
+            "service_accounts(unknown)"
+        )
+        .is_empty(),
+        "service_accounts of an unknown organization"
+    );
+
+    // A taken client id, in the same or another organization.
+    for (n, org) in [(5, &b), (6, &a)] {
+        let duplicate = account(n, org, "impostor", &deploy.client_id);
+        expect_conflict(
+            store.create_service_account(duplicate).await,
+            &format!(
+                "create_service_account with the taken client id {:?} in {}",
+                deploy.client_id, org.name
+            ),
+        );
+    }
+    assert_eq!(
+        by_client_id(deploy.client_id.clone()).await.as_ref(),
+        Some(&deploy),
+        "a refused duplicate replaced the account with that client id"
+    );
+    assert_eq!(
+        list(&b).await,
+        vec![ci.clone()],
+        "a refused duplicate was listed"
+    );
+
+    // Rename: within its organization only.
+    let renamed = ok(
+        store
+            .rename_service_account(a.id, deploy.id, "aaa-release-bot")
+            .await,
+        "rename_service_account",
+    );
+    let deploy = ServiceAccount {
+        name: "aaa-release-bot".to_string(),
+        ..deploy
+    };
+    assert_eq!(
+        renamed.as_ref(),
+        Some(&deploy),
+        "rename_service_account returns the renamed account"
+    );
+    assert_eq!(
+        by_client_id(deploy.client_id.clone()).await.as_ref(),
+        Some(&deploy),
+        "the new name is kept"
+    );
+    assert_eq!(
+        list(&a).await,
+        vec![deploy.clone(), exporter.clone(), backup.clone()],
+        "service_accounts of A, by their new names"
+    );
+    assert_eq!(
+        ok(
+            store
+                .rename_service_account(b.id, backup.id, "stolen")
+                .await,
+            "rename_service_account(other org)"
+        ),
+        None,
+        "renaming A's account with B's id returns None"
+    );
+    assert_eq!(
+        ok(
+            store
+                .rename_service_account(a.id, fixed_id(ACCOUNT_IDS, 99), "ghost")
+                .await,
+            "rename_service_account(unknown)"
+        ),
+        None,
+        "renaming an unknown account returns None"
+    );
+    assert_eq!(
+        by_client_id(backup.client_id.clone()).await.as_ref(),
+        Some(&backup),
+        "renaming with another organization's id changed the account"
+    );
+    assert_eq!(list(&b).await, vec![ci.clone()], "B's accounts");
+
+    // Credentials of the accounts, to see which ones deleting revokes.
+    let credential = |n: u32, account: &ServiceAccount, revoked_at: Option<Timestamp>| Credential {
+        id: fixed_id(CREDENTIAL_IDS, n),
+        kind: CredentialKind::AccessToken,
+        token_hash: fake_hash(100 + n as u8),
+        org_id: Some(account.org_id),
+        user_id: None,
+        service_account_id: Some(account.id),
+        name: format!("{} token {n}", account.name),
+        created_at: ts(t0 + 10_000 + i64::from(n)),
+        expires_at: Some(ts(t0 + 10_000 + 3_600_000)),
+        revoked_at,
+    };
+    let earlier = ts(t0 + 20_000);
+    let backup_live = credential(1, &backup, None);
+    let backup_live_2 = credential(2, &backup, None);
+    let backup_revoked = credential(3, &backup, Some(earlier));
+    let deploy_live = credential(4, &deploy, None);
+    let ci_live = credential(5, &ci, None);
+    let all_credentials = [
+        &backup_live,
+        &backup_live_2,
+        &backup_revoked,
+        &deploy_live,
+        &ci_live,
+    ];
+    for credential in all_credentials {
+        ok(
+            store.create_credential(credential.clone()).await,
+            format!("create_credential({})", credential.name),
+        );
+    }
+    let stored_credential = |credential: &Credential| {
+        let hash = credential.token_hash;
+        let what = format!("credential_by_hash({})", credential.name);
+        async move { ok(store.credential_by_hash(hash).await, what) }
+    };
+
+    // Delete with another organization's id: nothing happens.
+    let at = ts(t0 + 30_000);
+    assert_eq!(
+        ok(
+            store.delete_service_account(b.id, backup.id, at).await,
+            "delete_service_account(other org)"
+        ),
+        None,
+        "deleting A's account with B's id returns None"
+    );
+    assert_eq!(
+        by_client_id(backup.client_id.clone()).await.as_ref(),
+        Some(&backup),
+        "deleting with another organization's id removed the account"
+    );
+    assert_eq!(
+        list(&a).await,
+        vec![deploy.clone(), exporter.clone(), backup.clone()],
+        "A's accounts after a refused delete"
+    );
+    for credential in all_credentials {
+        assert_eq!(
+            stored_credential(credential).await.as_ref(),
+            Some(credential),
+            "deleting with another organization's id changed a credential"
+        );
+    }
+    assert_eq!(
+        ok(
+            store
+                .delete_service_account(a.id, fixed_id(ACCOUNT_IDS, 99), at)
+                .await,
+            "delete_service_account(unknown)"
+        ),
+        None,
+        "deleting an unknown account returns None"
+    );
+
+    // Delete for real.
+    assert_eq!(
+        ok(
+            store.delete_service_account(a.id, backup.id, at).await,
+            "delete_service_account"
+        )
+        .as_ref(),
+        Some(&backup),
+        "delete_service_account returns the deleted account"
+    );
+    assert_eq!(
+        by_client_id(backup.client_id.clone()).await,
+        None,
+        "a deleted account is still found by client id"
+    );
+    assert_eq!(
+        list(&a).await,
+        vec![deploy.clone(), exporter.clone()],
+        "a deleted account is still listed"
+    );
+    assert_eq!(
+        ok(
+            store.delete_service_account(a.id, backup.id, at).await,
+            "delete_service_account(again)"
+        ),
+        None,
+        "deleting an account twice returns None the second time"
+    );
+    assert_eq!(
+        ok(
+            store
+                .rename_service_account(a.id, backup.id, "zombie")
+                .await,
+            "rename_service_account(deleted)"
+        ),
+        None,
+        "renaming a deleted account returns None"
+    );
+    for credential in [&backup_live, &backup_live_2] {
+        let expected = Credential {
+            revoked_at: Some(at),
+            ..credential.clone()
+        };
+        assert_eq!(
+            stored_credential(credential).await,
+            Some(expected),
+            "deleting an account revokes its credential {} at the time given",
+            credential.name
+        );
+    }
+    assert_eq!(
+        stored_credential(&backup_revoked).await.as_ref(),
+        Some(&backup_revoked),
+        "deleting an account changed the revocation time of a credential revoked before"
+    );
+    for credential in [&deploy_live, &ci_live] {
+        assert_eq!(
+            stored_credential(credential).await.as_ref(),
+            Some(credential),
+            "deleting an account changed another account's credential {}",
+            credential.name
+        );
+    }
+    assert_eq!(list(&b).await, vec![ci], "B's accounts after A's delete");
+}
+
+/// Credentials round-trip field by field (every optional field absent and present), and
+/// `credentials` filters by kind, user and organization, newest first, revoked ones too.
+pub async fn credentials_round_trip_and_filter(store: Arc<dyn Store>) {
+    let store = &*store;
+    let t0 = base_time().as_millis();
+    let a = make_org(store, "credentials-a").await;
+    let b = make_org(store, "credentials-b").await;
+    let mut users = Vec::new();
+    for (n, email) in [(1, "alice@example.com"), (2, "bob@example.org")] {
+        let user = User {
+            id: fixed_id(USER_IDS, n),
+            email: email.to_string(),
+            display_name: email.to_string(),
+            password_hash: None,
+            created_at: ts(t0),
+        };
+        users.push(create_user_ok(store, user).await);
+    }
+    let (u1, u2) = (users[0].id, users[1].id);
+    let account = ServiceAccount {
+        id: fixed_id(ACCOUNT_IDS, 1),
+        org_id: a.id,
+        name: "exporter".to_string(),
+        client_id: "sa_credentials_exporter".to_string(),
+        secret_hash: fake_hash(1),
+        created_at: ts(t0),
+    };
+    ok(
+        store.create_service_account(account.clone()).await,
+        "create_service_account",
+    );
+
+    let credential = |n: u32,
+                      kind: CredentialKind,
+                      org_id: Option<Uuid>,
+                      user_id: Option<Uuid>,
+                      created_ms: i64,
+                      expires_at: Option<Timestamp>,
+                      revoked_at: Option<Timestamp>| Credential {
+        id: fixed_id(CREDENTIAL_IDS, n),
+        kind,
+        token_hash: fake_hash(n as u8),
+        org_id,
+        user_id,
+        service_account_id: None,
+        name: format!("credential {n} — “{}”", kind.as_str()),
+        created_at: ts(created_ms),
+        expires_at,
+        revoked_at,
+    };
+    use CredentialKind::{AccessToken, ApiToken, Ingest, Session};
+    let ingest_a = credential(1, Ingest, Some(a.id), None, t0, None, None);
+    let ingest_platform = credential(
+        2,
+        Ingest,
+        None,
+        None,
+        t0 + 10,
+        Some(ts(t0 + 365 * MS_PER_DAY)),
+        None,
+    );
+    let api_u1_a = credential(
+        3,
+        ApiToken,
+        Some(a.id),
+        Some(u1),
+        t0 + 20,
+        Some(ts(t0 + MS_PER_DAY)),
+        None,
+    );
+    let api_u1_b = credential(4, ApiToken, Some(b.id), Some(u1), t0 + 30, None, None);
+    let api_u2_a = credential(
+        5,
+        ApiToken,
+        Some(a.id),
+        Some(u2),
+        t0 + 40,
+        Some(ts(t0 + 2 * MS_PER_DAY)),
+        Some(ts(t0 + 50)),
+    );
+    let access = Credential {
+        service_account_id: Some(account.id),
+        ..credential(
+            6,
+            AccessToken,
+            Some(a.id),
+            None,
+            t0 + 5,
+            Some(ts(t0 + 5 + 3_600_000)),
+            None,
+        )
+    };
+    let session_u1 = credential(
+        7,
+        Session,
+        None,
+        Some(u1),
+        t0 + 15,
+        Some(ts(t0 + 15 + 12 * 3_600_000)),
+        None,
+    );
+    let api_u1_a_newer = credential(
+        8,
+        ApiToken,
+        Some(a.id),
+        Some(u1),
+        t0 + 25,
+        None,
+        Some(ts(t0 + 26)),
+    );
+    let all = [
+        &ingest_a,
+        &ingest_platform,
+        &api_u1_a,
+        &api_u1_b,
+        &api_u2_a,
+        &access,
+        &session_u1,
+        &api_u1_a_newer,
+    ];
+    for credential in all {
+        let created = ok(
+            store.create_credential(credential.clone()).await,
+            format!("create_credential({})", credential.name),
+        );
+        assert_eq!(
+            &created, credential,
+            "create_credential returns the credential"
+        );
+    }
+    for credential in all {
+        assert_eq!(
+            ok(
+                store.credential_by_hash(credential.token_hash).await,
+                "credential_by_hash"
+            )
+            .as_ref(),
+            Some(credential),
+            "credential_by_hash round-trips {}",
+            credential.name
+        );
+    }
+    assert_eq!(
+        ok(
+            store.credential_by_hash(fake_hash(200)).await,
+            "credential_by_hash(unknown)"
+        ),
+        None,
+        "credential_by_hash of a hash never stored"
+    );
+
+    // (kind, user, organization, expected newest first)
+    type ListCase<'a> = (
+        CredentialKind,
+        Option<Uuid>,
+        Option<Uuid>,
+        Vec<&'a Credential>,
+    );
+    let cases: [ListCase; 13] = [
+        (
+            ApiToken,
+            None,
+            None,
+            vec![&api_u2_a, &api_u1_b, &api_u1_a_newer, &api_u1_a],
+        ),
+        (
+            ApiToken,
+            Some(u1),
+            None,
+            vec![&api_u1_b, &api_u1_a_newer, &api_u1_a],
+        ),
+        (
+            ApiToken,
+            Some(u1),
+            Some(a.id),
+            vec![&api_u1_a_newer, &api_u1_a],
+        ),
+        (ApiToken, Some(u1), Some(b.id), vec![&api_u1_b]),
+        (
+            ApiToken,
+            None,
+            Some(a.id),
+            vec![&api_u2_a, &api_u1_a_newer, &api_u1_a],
+        ),
+        (ApiToken, Some(u2), Some(b.id), vec![]),
+        (Ingest, None, None, vec![&ingest_platform, &ingest_a]),
+        (Ingest, None, Some(a.id), vec![&ingest_a]),
+        (Ingest, None, Some(b.id), vec![]),
+        (Session, Some(u1), None, vec![&session_u1]),
+        (Session, Some(u2), None, vec![]),
+        (AccessToken, None, Some(a.id), vec![&access]),
+        (AccessToken, Some(u1), None, vec![]),
+    ];
+    for (kind, user_id, org_id, expected) in cases {
+        let got = ok(
+            store.credentials(kind, user_id, org_id).await,
+            "credentials",
+        );
+        let expected: Vec<Credential> = expected.into_iter().cloned().collect();
+        let names =
+            |list: &[Credential]| -> Vec<String> { list.iter().map(|c| c.name.clone()).collect() };
+        assert_eq!(
+            names(&got),
+            names(&expected),
+            "credentials({kind:?}, user {user_id:?}, org {org_id:?}): the credentials of that kind, user and organization, newest first"
+        );
+        assert_eq!(
+            got, expected,
+            "credentials({kind:?}, user {user_id:?}, org {org_id:?}) returns the stored fields"
+        );
+    }
+}
+
+/// `revoke_credential` returns the credential as it was and keeps the first revocation
+/// time; `is_live` is "not revoked and not yet expired"; `purge_expired_credentials` deletes
+/// exactly the credentials that expired before the given time and says how many.
+pub async fn credentials_revoke_liveness_purge(store: Arc<dyn Store>) {
+    let store = &*store;
+    let t0 = base_time().as_millis();
+    let org = make_org(store, "revoke").await;
+    let credential =
+        |n: u32, expires_at: Option<Timestamp>, revoked_at: Option<Timestamp>| Credential {
+            id: fixed_id(CREDENTIAL_IDS, n),
+            kind: CredentialKind::Ingest,
+            token_hash: fake_hash(n as u8),
+            org_id: Some(org.id),
+            user_id: None,
+            service_account_id: None,
+            name: format!("ingest key {n}"),
+            created_at: ts(t0 + i64::from(n)),
+            expires_at,
+            revoked_at,
+        };
+
+    // `is_live`, on values alone.
+    let at = ts(t0 + 1000);
+    let forever = credential(1, None, None);
+    let expiring = credential(2, Some(at), None);
+    let revoked = credential(3, Some(at), Some(ts(t0 + 500)));
+    let revoked_forever = credential(4, None, Some(ts(t0 + 500)));
+    let liveness = [
+        (&forever, ts(t0), true),
+        (&forever, ts(t0 + 100 * MS_PER_DAY), true),
+        (&expiring, at.plus_millis(-1), true),
+        (&expiring, at, false),
+        (&expiring, at.plus_millis(1), false),
+        (&revoked, ts(t0), false),
+        (&revoked, at.plus_millis(-1), false),
+        (&revoked_forever, ts(t0), false),
+    ];
+    for (credential, now, live) in liveness {
+        assert_eq!(
+            credential.is_live(now),
+            live,
+            "is_live at {now} of {credential:?}"
+        );
+    }
+
+    // Revocation.
+    // Expires after the purge bound below, so that it survives the purge.
+    let first = credential(10, Some(ts(t0 + 20 * MS_PER_DAY)), None);
+    let second = credential(11, None, None);
+    for credential in [&first, &second] {
+        ok(
+            store.create_credential(credential.clone()).await,
+            "create_credential",
+        );
+    }
+    let stored = |credential: &Credential| {
+        let hash = credential.token_hash;
+        async move { ok(store.credential_by_hash(hash).await, "credential_by_hash") }
+    };
+    let revoked_at = ts(t0 + 2000);
+    assert_eq!(
+        ok(
+            store.revoke_credential(first.id, revoked_at).await,
+            "revoke_credential"
+        )
+        .as_ref(),
+        Some(&first),
+        "revoke_credential returns the credential as it was before (not revoked)"
+    );
+    let first_revoked = Credential {
+        revoked_at: Some(revoked_at),
+        ..first.clone()
+    };
+    assert_eq!(
+        stored(&first).await.as_ref(),
+        Some(&first_revoked),
+        "a revoked credential has revoked_at set to the time given"
+    );
+    assert!(
+        !first_revoked.is_live(ts(t0 + 3000)),
+        "a revoked credential is live"
+    );
+    assert_eq!(
+        stored(&second).await.as_ref(),
+        Some(&second),
+        "revoking one credential changed another"
+    );
+    assert_eq!(
+        ok(
+            store.revoke_credential(first.id, ts(t0 + 9000)).await,
+            "revoke_credential(again)"
+        )
+        .as_ref(),
+        Some(&first_revoked),
+        "revoking again returns the credential with its first revocation time"
+    );
+    assert_eq!(
+        stored(&first).await.as_ref(),
+        Some(&first_revoked),
+        "revoking again changed the first revocation time"
+    );
+    assert_eq!(
+        ok(
+            store
+                .revoke_credential(fixed_id(CREDENTIAL_IDS, 99), revoked_at)
+                .await,
+            "revoke_credential(unknown)"
+        ),
+        None,
+        "revoking an unknown credential returns None"
+    );
+
+    // Purging.
+    let before = ts(t0 + 10 * MS_PER_DAY);
+    let purge_specs: [(u32, Option<Timestamp>, Option<Timestamp>, bool); 8] = [
+        (20, Some(before.plus_millis(-MS_PER_DAY)), None, true),
+        (21, Some(before.plus_millis(-1)), None, true),
+        (22, Some(before), None, false),
+        (23, Some(before.plus_millis(1)), None, false),
+        (24, None, None, false),
+        (25, None, Some(ts(t0)), false),
+        (26, Some(before.plus_millis(-5)), Some(ts(t0)), true),
+        (
+            27,
+            Some(before.plus_millis(MS_PER_DAY)),
+            Some(ts(t0)),
+            false,
+        ),
+    ];
+    let mut kept = vec![first_revoked.clone(), second.clone()];
+    let mut purged = Vec::new();
+    for (n, expires_at, revoked_at, expect_purged) in purge_specs {
+        let credential = credential(n, expires_at, revoked_at);
+        ok(
+            store.create_credential(credential.clone()).await,
+            "create_credential",
+        );
+        if expect_purged {
+            purged.push(credential);
+        } else {
+            kept.push(credential);
+        }
+    }
+    assert_eq!(
+        ok(
+            store.purge_expired_credentials(before).await,
+            "purge_expired_credentials"
+        ),
+        purged.len() as u64,
+        "purge_expired_credentials({before}) returns how many credentials expired before then"
+    );
+    for credential in &purged {
+        assert_eq!(
+            stored(credential).await,
+            None,
+            "{} (expires {:?}) expired before {before} but was not purged",
+            credential.name,
+            credential.expires_at
+        );
+    }
+    for credential in &kept {
+        assert_eq!(
+            stored(credential).await.as_ref(),
+            Some(credential),
+            "{} (expires {:?}, revoked {:?}) was purged or changed by purge_expired_credentials({before})",
+            credential.name,
+            credential.expires_at,
+            credential.revoked_at
+        );
+    }
+    assert_eq!(
+        ok(
+            store.purge_expired_credentials(before).await,
+            "purge_expired_credentials(again)"
+        ),
+        0,
+        "purging twice deletes nothing the second time"
+    );
+    let mut listed = ok(
+        store
+            .credentials(CredentialKind::Ingest, None, Some(org.id))
+            .await,
+        "credentials",
+    );
+    listed.sort_by_key(|c| c.id);
+    kept.sort_by_key(|c| c.id);
+    assert_eq!(listed, kept, "the credentials left after purging");
+}
+
+/// An idempotent append that must store its batch.
+async fn append_idempotent_stored(
+    store: &dyn Store,
+    batch: Vec<Append>,
+    key: &IdempotencyKey,
+    context: &str,
+) -> Vec<Event> {
+    match store.append_idempotent(batch.clone(), key.clone()).await {
+        Ok(AppendOutcome::Stored(events)) => {
+            assert_appended(&batch, &events, context);
+            events
+        }
+        other => panic!(
+            "{context}: append_idempotent gave {other:?}, expected Ok(AppendOutcome::Stored)"
+        ),
+    }
+}
+
+/// The chain heads and counts of some organizations, to see that nothing was stored.
+async fn snapshot(store: &dyn Store, orgs: &[&Org]) -> Vec<(ChainHead, Count)> {
+    let mut state = Vec::new();
+    for org in orgs {
+        let head = ok(store.chain_head(org.id).await, "chain_head");
+        state.push((head, count_all(store, org.id, &Filter::default()).await));
+    }
+    state
+}
+
+/// An idempotent append stores its batch once: the same key with the same request hash
+/// replays the ids stored the first time and stores nothing; with another hash it is a
+/// conflict; another scope stores anew; a batch that fails stores neither its events nor
+/// its key, so a retry with the same key is stored.
+pub async fn idempotent_append_replays_and_conflicts(store: Arc<dyn Store>) {
+    let store = &*store;
+    let a = make_org(store, "idempotent-a").await;
+    let b = make_org(store, "idempotent-b").await;
+    let orgs = [&a, &b];
+    let t0 = base_time().as_millis();
+    let plain = append_ok(
+        store,
+        vec![to(&a, body("channel_created", "alice@example.com", t0))],
+    )
+    .await;
+
+    let batch = vec![
+        to(&a, body("token_created", "alice@example.com", t0 + 1)),
+        to(&b, body("token_created", "bob@example.org", t0 + 2)),
+        to(&a, body("token_revoked", "alice@example.com", t0 + 3)),
+    ];
+    let key = IdempotencyKey {
+        scope: format!("{}:import-2026-03-02", fixed_id(CREDENTIAL_IDS, 1)),
+        request_hash: fake_hash(1),
+    };
+    let first =
+        append_idempotent_stored(store, batch.clone(), &key, "the first use of a key").await;
+    let seqs: Vec<(bool, u64)> = first.iter().map(|e| (e.org_id == a.id, e.seq)).collect();
+    assert_eq!(
+        seqs,
+        [(true, 2), (false, 1), (true, 3)],
+        "an idempotent append numbers like append (true = org A)"
+    );
+    let first_ids: Vec<Uuid> = first.iter().map(|e| e.id).collect();
+    let state = snapshot(store, &orgs).await;
+
+    let replay = |batch: Vec<Append>, key: IdempotencyKey, expected: Vec<Uuid>, context: String| async move {
+        match store.append_idempotent(batch, key).await {
+            Ok(AppendOutcome::Replayed(ids)) => assert_eq!(
+                ids, expected,
+                "{context}: Replayed returns the ids stored the first time, in batch order"
+            ),
+            other => panic!(
+                "{context}: append_idempotent gave {other:?}, expected Ok(AppendOutcome::Replayed)"
+            ),
+        }
+    };
+    // The same request again, then another body under the same hash: the store goes by the
+    // hash, and stores nothing either time.
+    let other_body = vec![to(
+        &a,
+        body("policy_created", "mallory@example.com", t0 + 9),
+    )];
+    for (attempt, replayed_batch) in [batch.clone(), batch.clone(), other_body]
+        .into_iter()
+        .enumerate()
+    {
+        let context = format!("replay {attempt} of the same key and request hash");
+        replay(
+            replayed_batch,
+            key.clone(),
+            first_ids.clone(),
+            context.clone(),
+        )
+        .await;
+        assert_eq!(
+            snapshot(store, &orgs).await,
+            state,
+            "{context}: events were stored (chain head or count moved)"
+        );
+    }
+
+    // The same scope with another request.
+    let conflicting = IdempotencyKey {
+        scope: key.scope.clone(),
+        request_hash: fake_hash(2),
+    };
+    for conflicting_batch in [
+        batch.clone(),
+        vec![to(&b, body("policy_created", "bob@example.org", t0 + 4))],
+    ] {
+        expect_conflict(
+            store
+                .append_idempotent(conflicting_batch, conflicting.clone())
+                .await,
+            "append_idempotent with a used scope and another request hash",
+        );
+        assert_eq!(
+            snapshot(store, &orgs).await,
+            state,
+            "a conflicting idempotent append stored events"
+        );
+    }
+    replay(
+        batch.clone(),
+        key.clone(),
+        first_ids.clone(),
+        "the original request after a conflict".to_string(),
+    )
+    .await;
+
+    // Another scope (another credential with the same client key) stores anew.
+    let other_scope = IdempotencyKey {
+        scope: format!("{}:import-2026-03-02", fixed_id(CREDENTIAL_IDS, 2)),
+        request_hash: fake_hash(1),
+    };
+    let second =
+        append_idempotent_stored(store, batch.clone(), &other_scope, "another scope").await;
+    let seqs: Vec<(bool, u64)> = second.iter().map(|e| (e.org_id == a.id, e.seq)).collect();
+    assert_eq!(
+        seqs,
+        [(true, 4), (false, 2), (true, 5)],
+        "another scope with the same hash stores the batch again (true = org A)"
+    );
+    assert!(
+        second.iter().all(|e| !first_ids.contains(&e.id)),
+        "another scope's events reuse the first scope's ids"
+    );
+    let state = snapshot(store, &orgs).await;
+    replay(
+        batch.clone(),
+        key.clone(),
+        first_ids.clone(),
+        "the first scope after another was used".to_string(),
+    )
+    .await;
+
+    // A batch that fails stores neither its events nor its key.
+    let unknown = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0bad);
+    let failing_key = IdempotencyKey {
+        scope: format!("{}:import-2026-03-03", fixed_id(CREDENTIAL_IDS, 1)),
+        request_hash: fake_hash(3),
+    };
+    let failing = vec![
+        to(&a, body("channel_deleted", "alice@example.com", t0 + 10)),
+        Append {
+            org_id: unknown,
+            body: body("channel_deleted", "mallory@example.com", t0 + 11),
+        },
+    ];
+    match store.append_idempotent(failing, failing_key.clone()).await {
+        Err(StoreError::UnknownOrg(id)) => assert_eq!(
+            id, unknown,
+            "a failing idempotent append: UnknownOrg names another organization"
+        ),
+        other => panic!(
+            "an idempotent append naming an unknown organization gave {other:?}, expected Err(StoreError::UnknownOrg({unknown}))"
+        ),
+    }
+    assert_eq!(
+        snapshot(store, &orgs).await,
+        state,
+        "a failing idempotent append stored events"
+    );
+    let retry = vec![
+        to(&a, body("channel_deleted", "alice@example.com", t0 + 10)),
+        to(&b, body("channel_deleted", "bob@example.org", t0 + 11)),
+    ];
+    let retried = append_idempotent_stored(
+        store,
+        retry.clone(),
+        &failing_key,
+        "retrying a key whose batch failed (the failure must not have kept the key)",
+    )
+    .await;
+    let retried_ids: Vec<Uuid> = retried.iter().map(|e| e.id).collect();
+    replay(
+        retry,
+        failing_key,
+        retried_ids,
+        "the retried key".to_string(),
+    )
+    .await;
+
+    // Everything was stored exactly once, as returned.
+    let chain_a = verified_chain(store, a.id).await;
+    let chain_b = verified_chain(store, b.id).await;
+    let mut expected_a: Vec<Event> = Vec::new();
+    let mut expected_b: Vec<Event> = Vec::new();
+    for event in plain.into_iter().chain(first).chain(second).chain(retried) {
+        if event.org_id == a.id {
+            expected_a.push(event);
+        } else {
+            expected_b.push(event);
+        }
+    }
+    assert_same_events(&expected_a, &chain_a, "A's events after idempotent appends");
+    assert_same_events(&expected_b, &chain_b, "B's events after idempotent appends");
+}
+
+/// Eight tasks sending the same key and request at once: exactly one stores the batch, the
+/// others replay its ids, and the events are stored once.
+pub async fn idempotent_append_concurrent_same_key(store: Arc<dyn Store>) {
+    const TASKS: usize = 8;
+    let org = make_org(&*store, "idempotent-race").await;
+    let t0 = base_time().as_millis();
+    let batch = vec![
+        to(&org, body("channel_created", "alice@example.com", t0)),
+        to(&org, body("channel_deleted", "alice@example.com", t0 + 1)),
+    ];
+    let key = IdempotencyKey {
+        scope: format!("{}:race", fixed_id(CREDENTIAL_IDS, 1)),
+        request_hash: fake_hash(7),
+    };
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let mut handles = Vec::new();
+    for _ in 0..TASKS {
+        let (store, batch, key, barrier) = (
+            Arc::clone(&store),
+            batch.clone(),
+            key.clone(),
+            Arc::clone(&barrier),
+        );
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.append_idempotent(batch, key).await
+        }));
+    }
+    let mut stored: Vec<Vec<Event>> = Vec::new();
+    let mut replayed: Vec<Vec<Uuid>> = Vec::new();
+    for handle in handles {
+        match handle.await.expect("an appending task panicked") {
+            Ok(AppendOutcome::Stored(events)) => stored.push(events),
+            Ok(AppendOutcome::Replayed(ids)) => replayed.push(ids),
+            Err(e) => panic!("a concurrent idempotent append failed: {e} ({e:?})"),
+        }
+    }
+    assert_eq!(
+        stored.len(),
+        1,
+        "{} of {TASKS} concurrent appends with the same key stored the batch; expected exactly one",
+        stored.len()
+    );
+    let events = stored.remove(0);
+    assert_appended(
+        &batch,
+        &events,
+        "the concurrent idempotent append that stored",
+    );
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    for got in &replayed {
+        assert_eq!(
+            got, &ids,
+            "a concurrent replay returned other ids than the append that stored"
+        );
+    }
+    let chain = verified_chain(&*store, org.id).await;
+    assert_same_events(
+        &events,
+        &chain,
+        "the events of concurrent idempotent appends",
+    );
+    assert_eq!(
+        count_all(&*store, org.id, &Filter::default()).await,
+        Count { n: 2, exact: true },
+        "the batch is stored once"
+    );
+}
+
+/// A pending export job of `org`, created at `created_ms`.
+fn pending_job(n: u32, org: &Org, created_ms: i64) -> ExportJob {
+    ExportJob {
+        id: fixed_id(JOB_IDS, n),
+        org_id: org.id,
+        status: JobStatus::Pending,
+        request: format!(
+            r#"{{"filter":{{"action":["channel_created"],"q":"prod"}},"format":"jsonl","compression":"gzip","n":{n}}}"#
+        ),
+        requested_by: "alice@example.com".to_string(),
+        created_at: ts(created_ms),
+        completed_at: None,
+        progress: 0,
+        total_records: None,
+        error_message: None,
+        file_name: None,
+        expires_at: None,
+        claimed_by: None,
+        heartbeat_at: None,
+    }
+}
+
+async fn get_job_ok(store: &dyn Store, org_id: Uuid, id: Uuid) -> Option<ExportJob> {
+    ok(
+        store.get_job(org_id, id).await,
+        format!("get_job({org_id}, {id})"),
+    )
+}
+
+/// Export jobs round-trip field by field (every optional field absent and present), are
+/// scoped to their organization, and `update_job` writes every field back, clearing ones
+/// set to `None`.
+pub async fn export_jobs_round_trip_and_update(store: Arc<dyn Store>) {
+    let store = &*store;
+    let t0 = base_time().as_millis();
+    let a = make_org(store, "jobs-a").await;
+    let b = make_org(store, "jobs-b").await;
+    let minimal = pending_job(1, &a, t0);
+    let full = ExportJob {
+        id: fixed_id(JOB_IDS, 2),
+        org_id: a.id,
+        status: JobStatus::Completed,
+        request: r#"{"filter":{"actor":["zoë@例え.jp"]},"format":"csv","compression":"none"}"#
+            .to_string(),
+        requested_by: "CI Bot — “exporter”".to_string(),
+        created_at: ts(t0 + 1),
+        completed_at: Some(ts(t0 + 60_000)),
+        progress: 100,
+        total_records: Some(5_000_000_000),
+        error_message: Some("partial: 3 events skipped\nsee log".to_string()),
+        file_name: Some("jobs-a/0190-export.csv.gz".to_string()),
+        expires_at: Some(ts(t0 + 7 * MS_PER_DAY)),
+        claimed_by: Some("runner-a:4242".to_string()),
+        heartbeat_at: Some(ts(t0 + 59_999)),
+    };
+    let other = pending_job(3, &b, t0 + 2);
+    for job in [&minimal, &full, &other] {
+        let created = ok(store.create_job(job.clone()).await, "create_job");
+        assert_eq!(&created, job, "create_job returns the job");
+    }
+    for job in [&minimal, &full, &other] {
+        assert_eq!(
+            get_job_ok(store, job.org_id, job.id).await.as_ref(),
+            Some(job),
+            "get_job round-trips job {}",
+            job.id
+        );
+    }
+    for job in [&minimal, &full] {
+        assert_eq!(
+            get_job_ok(store, b.id, job.id).await,
+            None,
+            "get_job with organization B returns organization A's job"
+        );
+    }
+    assert_eq!(
+        get_job_ok(store, a.id, other.id).await,
+        None,
+        "get_job with organization A returns organization B's job"
+    );
+    assert_eq!(
+        get_job_ok(store, a.id, fixed_id(JOB_IDS, 99)).await,
+        None,
+        "get_job of an unknown job"
+    );
+
+    // A job's life, written back step by step.
+    let running = ExportJob {
+        status: JobStatus::Running,
+        progress: 40,
+        total_records: Some(1200),
+        claimed_by: Some("runner-1".to_string()),
+        heartbeat_at: Some(ts(t0 + 5000)),
+        ..minimal.clone()
+    };
+    let completed = ExportJob {
+        status: JobStatus::Completed,
+        completed_at: Some(ts(t0 + 9000)),
+        progress: 100,
+        total_records: Some(3000),
+        file_name: Some("jobs-a/minimal.jsonl.gz".to_string()),
+        expires_at: Some(ts(t0 + MS_PER_DAY)),
+        claimed_by: None,
+        heartbeat_at: None,
+        ..running.clone()
+    };
+    let expired = ExportJob {
+        status: JobStatus::Expired,
+        file_name: None,
+        ..completed.clone()
+    };
+    let failed = ExportJob {
+        status: JobStatus::Failed,
+        completed_at: Some(ts(t0 + 70_000)),
+        error_message: Some("disk full".to_string()),
+        file_name: None,
+        total_records: None,
+        expires_at: None,
+        ..full.clone()
+    };
+    for (step, job) in [&running, &completed, &expired, &failed]
+        .into_iter()
+        .enumerate()
+    {
+        ok(
+            store.update_job(job).await,
+            format!("update_job step {step}"),
+        );
+        assert_eq!(
+            get_job_ok(store, job.org_id, job.id).await.as_ref(),
+            Some(job),
+            "update_job step {step} ({:?}) is kept",
+            job.status
+        );
+    }
+    assert_eq!(
+        get_job_ok(store, a.id, minimal.id).await.as_ref(),
+        Some(&expired),
+        "updating another job changed this one"
+    );
+    assert_eq!(
+        get_job_ok(store, b.id, other.id).await.as_ref(),
+        Some(&other),
+        "updating A's jobs changed B's"
+    );
+}
+
+/// Checks a claimed job: the job as it was, now running for `runner` with a heartbeat at
+/// `now` (a taken-over job may restart its progress), and stored so.
+async fn assert_claimed(
+    store: &dyn Store,
+    claimed: Option<ExportJob>,
+    before: &ExportJob,
+    runner: &str,
+    now: Timestamp,
+    context: &str,
+) {
+    let claimed = claimed.unwrap_or_else(|| {
+        panic!(
+            "{context}: claim_job returned None; expected job {} ({:?}, created {})",
+            before.id, before.status, before.created_at
+        )
+    });
+    assert_eq!(
+        claimed.id, before.id,
+        "{context}: claim_job claimed another job"
+    );
+    let progress = if before.status == JobStatus::Running {
+        claimed.progress
+    } else {
+        before.progress
+    };
+    let expected = ExportJob {
+        status: JobStatus::Running,
+        claimed_by: Some(runner.to_string()),
+        heartbeat_at: Some(now),
+        progress,
+        ..before.clone()
+    };
+    assert_eq!(
+        claimed, expected,
+        "{context}: the claimed job is running for {runner:?} since now, and otherwise as it was"
+    );
+    assert!(claimed.progress <= 100, "{context}: progress above 100");
+    assert_eq!(
+        get_job_ok(store, claimed.org_id, claimed.id).await.as_ref(),
+        Some(&claimed),
+        "{context}: the claim is stored"
+    );
+}
+
+/// `claim_job` takes the oldest pending job, then running jobs whose heartbeat is older than
+/// `stale_before`, never a fresh running job or a finished one, and never the same job
+/// twice; `expired_jobs` lists completed jobs whose files expire before `now`.
+pub async fn export_jobs_claim_and_expire(store: Arc<dyn Store>) {
+    let t0 = base_time().as_millis();
+    let a = make_org(&*store, "claim-a").await;
+    let b = make_org(&*store, "claim-b").await;
+    let now = ts(t0 + 3_600_000);
+    let stale_before = now.plus_millis(-60_000);
+    let claim = |runner: &'static str, now: Timestamp, stale_before: Timestamp| {
+        let store = Arc::clone(&store);
+        async move {
+            ok(
+                store.claim_job(runner, now, stale_before).await,
+                format!("claim_job({runner:?}, {now}, {stale_before})"),
+            )
+        }
+    };
+    assert_eq!(
+        claim("runner-0", now, stale_before).await,
+        None,
+        "claim_job on a store without jobs"
+    );
+
+    // Newer pending job first, with the smaller id: the claim must go by created_at.
+    let pending_new = pending_job(1, &a, t0 + 200);
+    let pending_old = pending_job(2, &b, t0 + 100);
+    let finished = |n: u32, status: JobStatus, created_ms: i64| ExportJob {
+        id: fixed_id(JOB_IDS, n),
+        org_id: a.id,
+        status,
+        request: r#"{"format":"jsonl"}"#.to_string(),
+        requested_by: "bob@example.org".to_string(),
+        created_at: ts(created_ms),
+        completed_at: Some(ts(t0 + 1000)),
+        progress: if status == JobStatus::Completed {
+            100
+        } else {
+            30
+        },
+        total_records: Some(10),
+        error_message: (status == JobStatus::Failed).then(|| "boom".to_string()),
+        file_name: (status == JobStatus::Completed).then(|| format!("claim-a/{n}.jsonl")),
+        expires_at: Some(ts(t0 + 2 * MS_PER_DAY)),
+        claimed_by: Some("runner-gone".to_string()),
+        heartbeat_at: Some(ts(t0)),
+    };
+    let completed = finished(3, JobStatus::Completed, t0);
+    let failed = finished(4, JobStatus::Failed, t0 + 1);
+    let expired = finished(5, JobStatus::Expired, t0 + 2);
+    let running = |n: u32, created_ms: i64, heartbeat_at: Timestamp| ExportJob {
+        id: fixed_id(JOB_IDS, n),
+        org_id: a.id,
+        status: JobStatus::Running,
+        request: r#"{"format":"csv"}"#.to_string(),
+        requested_by: "carol@example.com".to_string(),
+        created_at: ts(created_ms),
+        completed_at: None,
+        progress: 35,
+        total_records: Some(800),
+        error_message: None,
+        file_name: None,
+        expires_at: None,
+        claimed_by: Some("runner-busy".to_string()),
+        heartbeat_at: Some(heartbeat_at),
+    };
+    let fresh = running(6, t0 + 3, now.plus_millis(-10_000));
+    // Exactly on the bound is not older than it.
+    let on_the_bound = running(7, t0 + 4, stale_before);
+    for job in [
+        &pending_new,
+        &pending_old,
+        &completed,
+        &failed,
+        &expired,
+        &fresh,
+        &on_the_bound,
+    ] {
+        ok(store.create_job(job.clone()).await, "create_job");
+    }
+
+    assert_claimed(
+        &*store,
+        claim("runner-1", now, stale_before).await,
+        &pending_old,
+        "runner-1",
+        now,
+        "the first claim takes the oldest pending job",
+    )
+    .await;
+    assert_claimed(
+        &*store,
+        claim("runner-2", now, stale_before).await,
+        &pending_new,
+        "runner-2",
+        now,
+        "the second claim takes the other pending job",
+    )
+    .await;
+    assert_eq!(
+        claim("runner-3", now, stale_before).await,
+        None,
+        "nothing is claimable: the running jobs are fresh (heartbeat at or after stale_before) and the others finished"
+    );
+
+    // The runner of `fresh` dies: its heartbeat falls behind.
+    let dead = ExportJob {
+        heartbeat_at: Some(stale_before.plus_millis(-1)),
+        ..fresh.clone()
+    };
+    ok(store.update_job(&dead).await, "update_job");
+    assert_claimed(
+        &*store,
+        claim("runner-3", now, stale_before).await,
+        &dead,
+        "runner-3",
+        now,
+        "a running job whose heartbeat is older than stale_before is taken over",
+    )
+    .await;
+    assert_eq!(
+        claim("runner-4", now, stale_before).await,
+        None,
+        "a job just taken over is claimed again"
+    );
+
+    // Later, every running job has gone quiet: each is taken over once, finished ones never.
+    let later = now.plus_millis(MS_PER_DAY);
+    let later_stale = later.plus_millis(-60_000);
+    let mut taken: Vec<ExportJob> = Vec::new();
+    for runner in ["runner-5", "runner-6", "runner-7", "runner-8"] {
+        let before: HashMap<Uuid, ExportJob> = {
+            let mut jobs = HashMap::new();
+            for job in [&pending_old, &pending_new, &fresh, &on_the_bound] {
+                let stored = get_job_ok(&*store, job.org_id, job.id)
+                    .await
+                    .expect("job exists");
+                jobs.insert(job.id, stored);
+            }
+            jobs
+        };
+        let claimed = claim(runner, later, later_stale).await.unwrap_or_else(|| {
+            panic!("{runner}: a running job with an old heartbeat was not claimed")
+        });
+        let was = before.get(&claimed.id).unwrap_or_else(|| {
+            panic!(
+                "{runner}: claim_job claimed job {} ({:?}), which is not a stale running job",
+                claimed.id, claimed.status
+            )
+        });
+        assert_eq!(
+            was.status,
+            JobStatus::Running,
+            "{runner}: claimed a job that was not running"
+        );
+        assert_claimed(
+            &*store,
+            Some(claimed.clone()),
+            was,
+            runner,
+            later,
+            &format!("{runner} takes over a stale job"),
+        )
+        .await;
+        assert!(
+            taken.iter().all(|t| t.id != claimed.id),
+            "{runner}: job {} was taken over twice",
+            claimed.id
+        );
+        taken.push(claimed);
+    }
+    assert_eq!(
+        claim("runner-9", later, later_stale).await,
+        None,
+        "after every stale job is taken over, nothing is claimable"
+    );
+    // Their runners finish them; finished jobs stay put, however old their heartbeat.
+    for (idx, job) in taken.iter().enumerate() {
+        let status = if idx % 2 == 0 {
+            JobStatus::Completed
+        } else {
+            JobStatus::Failed
+        };
+        let done = ExportJob {
+            status,
+            completed_at: Some(later),
+            progress: 100,
+            ..job.clone()
+        };
+        ok(store.update_job(&done).await, "update_job(finish)");
+    }
+    assert_eq!(
+        claim(
+            "runner-9",
+            ts(t0 + 400 * MS_PER_DAY),
+            ts(t0 + 399 * MS_PER_DAY)
+        )
+        .await,
+        None,
+        "completed, failed and expired jobs are never claimed, however old their heartbeat"
+    );
+    for job in [&completed, &failed, &expired] {
+        assert_eq!(
+            get_job_ok(&*store, job.org_id, job.id).await.as_ref(),
+            Some(job),
+            "claiming changed a finished job"
+        );
+    }
+
+    // Concurrent claims never hand out the same job twice.
+    let c = make_org(&*store, "claim-c").await;
+    let racing: Vec<ExportJob> = (0..4)
+        .map(|i| pending_job(20 + i, &c, t0 + 10_000 + i64::from(i)))
+        .collect();
+    for job in &racing {
+        ok(store.create_job(job.clone()).await, "create_job");
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let mut handles = Vec::new();
+    for task in 0..8 {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let runner = format!("racer-{task}");
+            let claimed = store.claim_job(&runner, later, later_stale).await;
+            (runner, claimed)
+        }));
+    }
+    let mut won: Vec<ExportJob> = Vec::new();
+    for handle in handles {
+        let (runner, claimed) = handle.await.expect("a claiming task panicked");
+        let claimed = claimed.unwrap_or_else(|e| panic!("{runner}: claim_job failed: {e} ({e:?})"));
+        if let Some(job) = claimed {
+            assert_eq!(
+                job.claimed_by.as_deref(),
+                Some(runner.as_str()),
+                "a concurrent claim returned a job claimed by another runner"
+            );
+            won.push(job);
+        }
+    }
+    let mut won_ids: Vec<Uuid> = won.iter().map(|j| j.id).collect();
+    won_ids.sort();
+    let racing_ids: Vec<Uuid> = racing.iter().map(|j| j.id).collect();
+    assert_eq!(
+        won_ids, racing_ids,
+        "8 concurrent claims of 4 pending jobs: each job claimed exactly once, the other claims None"
+    );
+    for job in &won {
+        assert_eq!(
+            get_job_ok(&*store, job.org_id, job.id).await.as_ref(),
+            Some(job),
+            "a concurrent claim is stored as returned"
+        );
+    }
+
+    // Expiry: completed jobs whose files expire strictly before `now`.
+    let expiry_now = ts(t0 + 30 * MS_PER_DAY);
+    let with_expiry =
+        |job: &ExportJob, n: u32, org: &Org, expires_at: Option<Timestamp>| ExportJob {
+            id: fixed_id(JOB_IDS, n),
+            org_id: org.id,
+            expires_at,
+            ..job.clone()
+        };
+    let due_a = with_expiry(&completed, 40, &a, Some(expiry_now.plus_millis(-1)));
+    let due_b = with_expiry(
+        &completed,
+        41,
+        &b,
+        Some(expiry_now.plus_millis(-MS_PER_DAY)),
+    );
+    let not_due = [
+        with_expiry(&completed, 42, &a, Some(expiry_now)),
+        with_expiry(&completed, 43, &a, Some(expiry_now.plus_millis(1))),
+        with_expiry(&completed, 44, &a, None),
+        with_expiry(&failed, 45, &a, Some(expiry_now.plus_millis(-1))),
+        with_expiry(&expired, 46, &a, Some(expiry_now.plus_millis(-1))),
+        with_expiry(&fresh, 47, &b, Some(expiry_now.plus_millis(-1))),
+        with_expiry(&pending_new, 48, &b, Some(expiry_now.plus_millis(-1))),
+    ];
+    for job in [&due_a, &due_b].into_iter().chain(&not_due) {
+        ok(store.create_job(job.clone()).await, "create_job");
+    }
+    // `completed` itself expires at t0 + 2 days: due as well.
+    let mut expected = vec![completed.clone(), due_a, due_b];
+    expected.sort_by_key(|j| j.id);
+    let mut got = ok(store.expired_jobs(expiry_now).await, "expired_jobs");
+    got.sort_by_key(|j| j.id);
+    let ids = |jobs: &[ExportJob]| -> Vec<Uuid> { jobs.iter().map(|j| j.id).collect() };
+    assert_eq!(
+        ids(&got),
+        ids(&expected),
+        "expired_jobs({expiry_now}) lists the completed jobs (of every organization) whose files expire before then"
+    );
+    assert_eq!(got, expected, "expired_jobs returns the stored fields");
+    assert!(
+        ok(store.expired_jobs(ts(t0)).await, "expired_jobs(early)").is_empty(),
+        "expired_jobs before any file expires"
+    );
 }

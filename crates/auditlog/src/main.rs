@@ -44,9 +44,23 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the HTTP service.
+    Serve(cli::serve::ServeArgs),
     /// Create and list organizations.
     #[command(subcommand)]
     Org(cli::org::OrgCommand),
+    /// Add, remove and list users of an organization.
+    #[command(subcommand)]
+    User(cli::accounts::UserCommand),
+    /// Create, list and delete service accounts.
+    #[command(subcommand)]
+    ServiceAccount(cli::accounts::ServiceAccountCommand),
+    /// Create, list and revoke ingest keys.
+    #[command(subcommand)]
+    IngestKey(cli::accounts::IngestKeyCommand),
+    /// Create, list and revoke personal API tokens.
+    #[command(subcommand)]
+    Token(cli::accounts::TokenCommand),
     /// Import events from a JSON Lines file (one event per line, in the ingest format).
     Import(cli::import::ImportArgs),
     /// List an organization's events, newest first.

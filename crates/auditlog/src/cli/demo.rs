@@ -25,9 +25,53 @@ pub struct DemoArgs {
 /// Runs `demo`.
 pub async fn run(context: &Context, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (service, store) = context.service()?;
-    let mut spec = HistorySpec::new(args.events * 5, 7);
+    let org = seed(&service, args.events).await?;
+    let page = service
+        .page(
+            &org,
+            Filter::default(),
+            Order::NewestFirst,
+            10,
+            Start::Offset(0),
+        )
+        .await?;
+    println!("\nnewest events:");
+    for event in &page.events {
+        println!(
+            "  {}  {}",
+            event.body.occurred_at,
+            message::render(event, service.catalog())
+        );
+    }
+    let dir = context.data_dir.display();
+    println!("\ntry:");
+    println!(
+        "  auditlog --data-dir {dir} events --org {} --action channel_created --limit 5",
+        org.name
+    );
+    println!(
+        "  auditlog --data-dir {dir} events --org {} --search ml-prod --format jsonl --limit 1",
+        org.name
+    );
+    println!("  auditlog --data-dir {dir} verify");
+    println!("  auditlog --data-dir {dir} serve --demo");
+    drop(store);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Name of the demo organization.
+pub const DEMO_ORG: &str = "acme-analytics";
+
+/// Creates the enrolled demo organization with about `n_events` events of generated history
+/// ending now, unless it already has events; returns it.
+pub async fn seed(
+    service: &auditlog_service::Service,
+    n_events: u64,
+) -> anyhow::Result<auditlog_store::Org> {
+    let mut spec = HistorySpec::new(n_events * 5, 7);
     spec.start = Timestamp::now().plus_millis(-(i64::from(spec.days) * MS_PER_DAY) - MS_PER_DAY);
     let name = org_names(&spec)[0].clone();
+    debug_assert_eq!(name, DEMO_ORG);
     let org = match service.store().find_org(&name).await? {
         Some(org) => org,
         None => {
@@ -41,6 +85,9 @@ pub async fn run(context: &Context, args: DemoArgs) -> anyhow::Result<ExitCode> 
                 .await?
         }
     };
+    if service.store().chain_head(org.id).await?.seq > 0 {
+        return Ok(org);
+    }
     // The generator spreads events over 200 organizations; the demo keeps the largest's.
     let bar = progress::bar(spec.n_events, "generating");
     let mut batch = Vec::with_capacity(1000);
@@ -65,38 +112,9 @@ pub async fn run(context: &Context, args: DemoArgs) -> anyhow::Result<ExitCode> 
     }
     bar.finish_and_clear();
     let checkpoint = service.checkpoint(org.id).await?;
-    let page = service
-        .page(
-            &org,
-            Filter::default(),
-            Order::NewestFirst,
-            10,
-            Start::Offset(0),
-        )
-        .await?;
     println!(
         "stored {stored} events in organization {} ({}); chain signed at seq {}",
         org.name, org.id, checkpoint.checkpoint.seq
     );
-    println!("\nnewest events:");
-    for event in &page.events {
-        println!(
-            "  {}  {}",
-            event.body.occurred_at,
-            message::render(event, service.catalog())
-        );
-    }
-    let dir = context.data_dir.display();
-    println!("\ntry:");
-    println!(
-        "  auditlog --data-dir {dir} events --org {} --action channel_created --limit 5",
-        org.name
-    );
-    println!(
-        "  auditlog --data-dir {dir} events --org {} --search ml-prod --format jsonl --limit 1",
-        org.name
-    );
-    println!("  auditlog --data-dir {dir} verify");
-    drop(store);
-    Ok(ExitCode::SUCCESS)
+    Ok(org)
 }

@@ -11,11 +11,13 @@ use auditlog_store::{Org, Store};
 
 use crate::{Cli, Command};
 
+pub mod accounts;
 pub mod bench;
 pub mod demo;
 pub mod events;
 pub mod import;
 pub mod org;
+pub mod serve;
 pub mod verify;
 
 /// What every subcommand may need, built from the global flags.
@@ -79,6 +81,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let context = Context::from_cli(&cli)?;
     match cli.command {
         Command::Org(command) => org::run(&context, command).await,
+        Command::Serve(args) => serve::run(&context, args).await,
+        Command::User(command) => accounts::user(&context, command).await,
+        Command::ServiceAccount(command) => accounts::service_account(&context, command).await,
+        Command::IngestKey(command) => accounts::ingest_key(&context, command).await,
+        Command::Token(command) => accounts::token(&context, command).await,
         Command::Import(args) => import::run(&context, args).await,
         Command::Events(args) => events::run(&context, args).await,
         Command::Verify(args) => verify::run(&context, args).await,

@@ -1,0 +1,81 @@
+//! The harness end to end on a small history, against the SQLite store.
+
+use std::sync::{Arc, Mutex};
+
+use auditlog_bench::harness::{run, BenchConfig};
+use auditlog_core::query::Filter;
+use auditlog_sqlite::SqliteStore;
+use auditlog_store::Store;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_end_to_end_and_reports_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let config = BenchConfig {
+        deep_page_depth: 300,
+        ..BenchConfig::smoke(5_000, 3)
+    };
+    let phases = Mutex::new(Vec::<String>::new());
+    let report = run(Arc::clone(&store), &config, |phase, done, total| {
+        assert!(done <= total, "{phase}: {done} > {total}");
+        let mut phases = phases.lock().unwrap();
+        if phases.last().map(String::as_str) != Some(phase) {
+            phases.push(phase.to_string());
+        }
+    })
+    .await
+    .unwrap();
+
+    let appended = 20 + 5 * 100 + 2 * 1_000;
+    assert_eq!(report.n_events, 5_000);
+    assert_eq!(report.total_events, 5_000 + appended);
+    let orgs = store.list_orgs().await.unwrap();
+    assert_eq!(orgs.len(), 200);
+    let mut stored = 0;
+    for org in &orgs {
+        let count = store
+            .count(org.id, &Filter::default(), u64::MAX)
+            .await
+            .unwrap();
+        assert!(count.exact);
+        stored += count.n;
+    }
+    assert_eq!(stored, report.total_events);
+
+    let sizes: Vec<usize> = report.appends.iter().map(|r| r.batch_size).collect();
+    assert_eq!(sizes, [1, 100, 1_000]);
+    assert_eq!(report.queries.len(), 6);
+    for (i, query) in report.queries.iter().enumerate() {
+        assert_eq!(query.latency.runs, 10, "{}", query.name);
+        assert!(query.latency.p50 <= query.latency.p99);
+        // One user's actions over 90 days may well be none in so small a history.
+        assert!(
+            i == 1 || query.latency.mean_rows > 0.0,
+            "{} found nothing",
+            query.name
+        );
+    }
+    assert!(
+        report.queries[2].name.contains("300 events deep"),
+        "{}",
+        report.queries[2].name
+    );
+    assert!(report.largest_org_events > 500);
+    assert!(report.disk_bytes > 0);
+
+    let table = report.to_string();
+    assert!(table.starts_with("| metric | value | unit |\n|---|---:|---|\n"));
+    assert_eq!(table.lines().count(), 2 + report.rows().len());
+    assert!(table.contains("| durable append, batch of 1,000 | "));
+    assert!(table.contains("| bytes per event on disk (7,520 events) | "));
+    let phases = phases.into_inner().unwrap();
+    assert_eq!(
+        phases[..4],
+        [
+            "generate",
+            "create organizations",
+            "load",
+            "newest page of the largest org (limit 50)"
+        ]
+    );
+}

@@ -1,0 +1,350 @@
+//! The audit-log endpoints of the reference API (list, get one) and our extensions (facets,
+//! the catalog, the public key and checkpoint, ingest).
+
+use std::sync::atomic::Ordering;
+
+use auditlog_core::wire::EventRecord;
+use auditlog_core::NewEvent;
+use auditlog_service::access::{AccessError, Principal};
+use auditlog_store::{AppendOutcome, IdempotencyKey, Org};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::headers;
+use crate::auth::Authed;
+use crate::error::{ApiError, Detail};
+use crate::params::ListParams;
+use crate::AppState;
+
+/// Counting stops here for filters that the rollups cannot answer; the response says so.
+const COUNT_CAP: u64 = 10_000;
+/// Facet entries returned per kind.
+const MAX_FACETS: usize = 100;
+
+/// Resolves and authorizes the organization of a read request.
+pub async fn readable_org(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+) -> Result<Org, ApiError> {
+    headers::api_version(headers)?;
+    let name = headers::org_name(headers)?;
+    Ok(state
+        .service
+        .authorize_read(principal, name.as_deref())
+        .await?)
+}
+
+fn record(state: &AppState, org: &Org, event: &auditlog_core::Event) -> EventRecord {
+    EventRecord::new(event, Some(&org.name), state.service.catalog())
+}
+
+/// `GET /api/audit-logs`.
+pub async fn list(
+    State(state): State<AppState>,
+    Authed(principal): Authed,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let org = readable_org(&state, &principal, &headers).await?;
+    let params = ListParams::parse(raw.as_deref())?;
+    let store = state.service.store().clone();
+    let (page, count) = tokio::join!(
+        state.service.page(
+            &org,
+            params.filter.clone(),
+            params.order,
+            params.limit,
+            params.start
+        ),
+        store.count(org.id, &params.filter, COUNT_CAP),
+    );
+    let (page, count) = (page?, count?);
+    let items: Vec<EventRecord> = page
+        .events
+        .iter()
+        .map(|e| record(&state, &org, e))
+        .collect();
+    Ok(Json(json!({
+        "items": items,
+        "total_count": count.n,
+        "total_count_exact": count.exact,
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+/// `GET /api/audit-logs/{audit_log_id}`.
+pub async fn get_one(
+    State(state): State<AppState>,
+    Authed(principal): Authed,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<EventRecord>, ApiError> {
+    let org = readable_org(&state, &principal, &headers).await?;
+    let id = Uuid::parse_str(&id).map_err(|_| {
+        ApiError::invalid(Detail::new(
+            vec!["path".into(), "audit_log_id".into()],
+            "must be a UUID",
+            "uuid_parsing",
+        ))
+    })?;
+    match state.service.store().get_event(org.id, id).await? {
+        Some(event) => Ok(Json(record(&state, &org, &event))),
+        None => Err(ApiError::NotFound(format!(
+            "no audit log entry {id} in organization {:?}",
+            org.name
+        ))),
+    }
+}
+
+/// `GET /api/audit-logs/facets`: which actions and users occur, with counts, for the filter.
+pub async fn facets(
+    State(state): State<AppState>,
+    Authed(principal): Authed,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let org = readable_org(&state, &principal, &headers).await?;
+    let params = ListParams::parse(raw.as_deref())?;
+    let facets = state
+        .service
+        .store()
+        .facets(org.id, &params.filter, MAX_FACETS)
+        .await?;
+    let catalog = state.service.catalog();
+    let actions: Vec<Value> = facets
+        .actions
+        .iter()
+        .map(|(key, count)| {
+            let action = catalog.get(key);
+            json!({
+                "action_key": key,
+                "display_name": action.map(|a| a.display_name.as_str()),
+                "group": action.map(|a| a.group.as_str()),
+                "count": count,
+            })
+        })
+        .collect();
+    let users: Vec<Value> = facets
+        .actors
+        .iter()
+        .map(|a| json!({"actor_id": a.actor_id, "actor_email": a.actor_email, "actor_name": a.actor_name, "count": a.count}))
+        .collect();
+    Ok(Json(json!({ "actions": actions, "users": users })))
+}
+
+/// `GET /api/audit-logs/actions`: the catalog, grouped.
+pub async fn actions(State(state): State<AppState>, Authed(_principal): Authed) -> Json<Value> {
+    let groups: Vec<Value> = state
+        .service
+        .catalog()
+        .groups()
+        .into_iter()
+        .map(|(group, actions)| json!({ "group": group, "actions": actions }))
+        .collect();
+    Json(json!({ "groups": groups, "accept_unknown": state.service.catalog().accept_unknown }))
+}
+
+/// `GET /api/audit-logs/public-key`: the key that verifies checkpoints (public).
+pub async fn public_key(State(state): State<AppState>) -> Json<Value> {
+    let key = state.service.signing_key().verifying_key();
+    Json(json!({
+        "algorithm": "ed25519",
+        "public_key": auditlog_service::keys::public_key_hex(&key),
+        "key_id": auditlog_core::chain::key_id(&key),
+    }))
+}
+
+/// `GET /api/audit-logs/checkpoint`: the organization's head, signed now if it moved.
+pub async fn checkpoint(
+    State(state): State<AppState>,
+    Authed(principal): Authed,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let org = readable_org(&state, &principal, &headers).await?;
+    let signed = state.service.checkpoint(org.id).await?;
+    Ok(Json(
+        serde_json::to_value(signed.to_wire()).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
+}
+
+/// Longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// `POST /api/audit-logs/events`: one event or an array of up to 1,000, stored atomically and
+/// durably before the 201.
+pub async fn ingest(
+    State(state): State<AppState>,
+    Authed(principal): Authed,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    headers::api_version(&headers)?;
+    let Principal::Ingest { credential } = &principal else {
+        return Err(ApiError::Forbidden(
+            "only ingest keys may write events".into(),
+        ));
+    };
+    let org_header = headers::org_name(&headers)?;
+    let default_org = match &org_header {
+        Some(name) => Some(
+            state
+                .service
+                .store()
+                .find_org(name)
+                .await?
+                .ok_or_else(|| ApiError::from(AccessError::UnknownOrg(name.clone())))?,
+        ),
+        None => None,
+    };
+    let bound = credential.org_id;
+    let foreign = || {
+        ApiError::Forbidden("this ingest key may only write events of its own organization".into())
+    };
+    if let (Some(bound), Some(org)) = (bound, &default_org) {
+        if bound != org.id {
+            return Err(foreign());
+        }
+    }
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let text = value.to_str().ok().filter(|t| {
+                !t.is_empty()
+                    && t.len() <= MAX_IDEMPOTENCY_KEY
+                    && t.chars().all(|c| c.is_ascii_graphic())
+            });
+            let Some(text) = text else {
+                return Err(ApiError::invalid(Detail::new(
+                    vec!["header".into(), "idempotency-key".into()],
+                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+                    "value_error",
+                )));
+            };
+            let mut hasher = Sha256::new();
+            hasher.update(org_header.as_deref().unwrap_or("").as_bytes());
+            hasher.update(b"\n");
+            hasher.update(&body);
+            Some(IdempotencyKey {
+                scope: format!("{}:{text}", credential.id),
+                request_hash: hasher.finalize().into(),
+            })
+        }
+    };
+
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid(Detail::new(
+            vec!["body".into()],
+            format!("not valid JSON: {e}"),
+            "json_invalid",
+        ))
+    })?;
+    let items = match value {
+        Value::Array(items) => items,
+        single @ Value::Object(_) => vec![single],
+        _ => {
+            return Err(ApiError::invalid(Detail::new(
+                vec!["body".into()],
+                "must be an event object or an array of events",
+                "type_error",
+            )));
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::invalid(Detail::new(
+            vec!["body".into()],
+            "the batch holds no events",
+            "too_short",
+        )));
+    }
+    if items.len() > auditlog_service::MAX_BATCH {
+        return Err(ApiError::invalid(Detail::new(
+            vec!["body".into()],
+            format!(
+                "a batch holds at most {} events; this one has {}",
+                auditlog_service::MAX_BATCH,
+                items.len()
+            ),
+            "too_long",
+        )));
+    }
+    let mut events = Vec::with_capacity(items.len());
+    let mut details = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match NewEvent::from_json(item) {
+            Ok(event) => events.push(event),
+            Err(e) => {
+                let mut loc = vec![json!("body"), json!(index)];
+                if !e.field.is_empty() {
+                    loc.push(json!(e.field));
+                }
+                details.push(Detail::new(loc, e.message, e.kind.as_str()));
+            }
+        }
+    }
+    if !details.is_empty() {
+        return Err(ApiError::Validation(details));
+    }
+    if let Some(bound) = bound {
+        // An organization's own key may name its organization per event, but no other.
+        for event in &events {
+            if let Some(name) = &event.org {
+                let named = state.service.store().find_org(name).await?;
+                if named.is_none_or(|o| o.id != bound) {
+                    return Err(foreign());
+                }
+            }
+        }
+    }
+    let default_org = match (default_org, bound) {
+        (Some(org), _) => Some(org),
+        (None, Some(bound)) => state.service.store().find_org(&bound.to_string()).await?,
+        (None, None) => None,
+    };
+
+    let (ids, replayed) = match key {
+        Some(key) => match state
+            .service
+            .ingest_idempotent(default_org.as_ref(), events, key)
+            .await?
+        {
+            AppendOutcome::Stored(events) => {
+                (events.iter().map(|e| e.id).collect::<Vec<_>>(), false)
+            }
+            AppendOutcome::Replayed(ids) => (ids, true),
+        },
+        None => (
+            state
+                .service
+                .ingest(default_org.as_ref(), events)
+                .await?
+                .iter()
+                .map(|e| e.id)
+                .collect(),
+            false,
+        ),
+    };
+    if !replayed {
+        state
+            .metrics
+            .events_ingested
+            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+    }
+    let mut response = (
+        StatusCode::CREATED,
+        Json(json!({ "ids": ids, "count": ids.len() })),
+    )
+        .into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}

@@ -1,0 +1,148 @@
+//! Prometheus metrics, kept as plain atomics: request counts and latency histograms per route
+//! and status class, events ingested, and export jobs.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::AppState;
+
+/// Upper bounds of the latency histogram buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    total: u64,
+    sum: f64,
+}
+
+/// The service's counters.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    /// Events stored through the ingest endpoint.
+    pub events_ingested: AtomicU64,
+    /// Export jobs requested.
+    pub exports_requested: AtomicU64,
+}
+
+impl Metrics {
+    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        *self
+            .requests
+            .lock()
+            .expect("lock")
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default() += 1;
+        let mut latency = self.latency.lock().expect("lock");
+        let histogram = latency.entry(route.to_string()).or_default();
+        for (idx, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                histogram.counts[idx] += 1;
+            }
+        }
+        histogram.total += 1;
+        histogram.sum += seconds;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, disk_bytes: u64) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP auditlog_http_requests_total HTTP requests by method, route and status.\n",
+        );
+        out.push_str("# TYPE auditlog_http_requests_total counter\n");
+        for ((method, route, status), n) in self.requests.lock().expect("lock").iter() {
+            out.push_str(&format!(
+                "auditlog_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}\n"
+            ));
+        }
+        out.push_str(
+            "# HELP auditlog_http_request_duration_seconds HTTP request latency by route.\n",
+        );
+        out.push_str("# TYPE auditlog_http_request_duration_seconds histogram\n");
+        for (route, h) in self.latency.lock().expect("lock").iter() {
+            for (idx, bound) in BUCKETS.iter().enumerate() {
+                out.push_str(&format!(
+                    "auditlog_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}\n",
+                    h.counts[idx]
+                ));
+            }
+            out.push_str(&format!("auditlog_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}\n", h.total));
+            out.push_str(&format!(
+                "auditlog_http_request_duration_seconds_sum{{route=\"{route}\"}} {}\n",
+                h.sum
+            ));
+            out.push_str(&format!(
+                "auditlog_http_request_duration_seconds_count{{route=\"{route}\"}} {}\n",
+                h.total
+            ));
+        }
+        out.push_str(
+            "# HELP auditlog_events_ingested_total Events stored through the ingest API.\n",
+        );
+        out.push_str("# TYPE auditlog_events_ingested_total counter\n");
+        out.push_str(&format!(
+            "auditlog_events_ingested_total {}\n",
+            self.events_ingested.load(Ordering::Relaxed)
+        ));
+        out.push_str("# HELP auditlog_export_jobs_requested_total Export jobs requested.\n");
+        out.push_str("# TYPE auditlog_export_jobs_requested_total counter\n");
+        out.push_str(&format!(
+            "auditlog_export_jobs_requested_total {}\n",
+            self.exports_requested.load(Ordering::Relaxed)
+        ));
+        out.push_str("# HELP auditlog_store_disk_bytes Bytes the store occupies on disk.\n");
+        out.push_str("# TYPE auditlog_store_disk_bytes gauge\n");
+        out.push_str(&format!("auditlog_store_disk_bytes {disk_bytes}\n"));
+        out
+    }
+}
+
+/// Middleware: gives each request an id (the client's `X-Request-Id` when sane), logs it, and
+/// counts it by route and status.
+pub async fn track(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    // Label by route pattern, not by path, so ids do not explode the label space.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string);
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    state.metrics.observe(&method, &route, status, seconds);
+    tracing::info!(%method, %route, status, ms = seconds * 1000.0, request_id = %request_id, "request");
+    let headers = response.headers_mut();
+    if let Ok(value) = request_id.parse() {
+        headers.insert("x-request-id", value);
+    }
+    headers.insert(
+        "x-content-type-options",
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// The id of the request being served.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);

@@ -1,0 +1,705 @@
+//! Identities and what they may do: secret tokens, the principal a bearer token stands for,
+//! the checks that decide whether it may read or write an organization's log, and the
+//! administrative actions (users, roles, service accounts, tokens) that are themselves recorded
+//! in the organization's log with `service_name: "auditlog"`.
+
+use std::net::IpAddr;
+
+use auditlog_core::{ActorType, NewEvent, Timestamp};
+use auditlog_store::{Credential, CredentialKind, Org, Role, ServiceAccount, StoreError, User};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::Service;
+
+/// The `service_name` of events the service records about itself.
+pub const SERVICE_NAME: &str = "auditlog";
+/// How long an access token from `POST /api/iam/token` lives.
+pub const ACCESS_TOKEN_SECONDS: i64 = 15 * 60;
+
+/// A new random secret with a readable prefix that says what it is (`al_ingest_…`).
+pub fn new_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{prefix}_{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// SHA-256 of a secret: what the store keeps instead of the secret.
+pub fn secret_hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Compares two hashes without an early exit, so the time taken says nothing about where
+/// they differ.
+pub fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Who performed an administrative action, as recorded in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Actor {
+    /// Id of the user or service account.
+    pub id: Option<String>,
+    /// Email of the user.
+    pub email: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Kind of actor.
+    pub kind: ActorType,
+    /// Client address of the request.
+    pub ip_address: Option<IpAddr>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    /// The operator at the command line.
+    pub fn operator() -> Actor {
+        Actor {
+            id: None,
+            email: None,
+            name: Some("auditlog operator".into()),
+            kind: ActorType::System,
+            ip_address: None,
+            user_agent: None,
+            request_id: None,
+        }
+    }
+
+    /// A user.
+    pub fn user(user: &User) -> Actor {
+        Actor {
+            id: Some(user.id.to_string()),
+            email: Some(user.email.clone()),
+            name: Some(user.display_name.clone()),
+            kind: ActorType::User,
+            ip_address: None,
+            user_agent: None,
+            request_id: None,
+        }
+    }
+
+    /// A service account.
+    pub fn service_account(account: &ServiceAccount) -> Actor {
+        Actor {
+            id: Some(account.id.to_string()),
+            email: None,
+            name: Some(account.name.clone()),
+            kind: ActorType::ServiceAccount,
+            ip_address: None,
+            user_agent: None,
+            request_id: None,
+        }
+    }
+
+    /// The same actor seen through a request.
+    pub fn with_request(
+        mut self,
+        ip: Option<IpAddr>,
+        user_agent: Option<String>,
+        request_id: Option<String>,
+    ) -> Actor {
+        self.ip_address = ip;
+        self.user_agent = user_agent.map(|ua| {
+            ua.chars()
+                .take(auditlog_core::validate::MAX_USER_AGENT)
+                .collect()
+        });
+        self.request_id =
+            request_id.map(|id| id.chars().take(auditlog_core::validate::MAX_ID).collect());
+        self
+    }
+}
+
+/// What a record of the service's own action is about.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// Id.
+    pub id: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// Name.
+    pub name: Option<String>,
+}
+
+/// The identity a bearer credential stands for.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A user, through a personal API token or a browser session.
+    User {
+        /// The user.
+        user: User,
+        /// The credential used.
+        credential: Credential,
+    },
+    /// A service account, through an access token.
+    ServiceAccount {
+        /// The account.
+        account: ServiceAccount,
+        /// The access token used.
+        credential: Credential,
+    },
+    /// A platform's ingest key.
+    Ingest {
+        /// The key.
+        credential: Credential,
+    },
+}
+
+impl Principal {
+    /// The credential used.
+    pub fn credential(&self) -> &Credential {
+        match self {
+            Principal::User { credential, .. }
+            | Principal::ServiceAccount { credential, .. }
+            | Principal::Ingest { credential } => credential,
+        }
+    }
+
+    /// The actor to record for this principal's actions.
+    pub fn actor(&self) -> Actor {
+        match self {
+            Principal::User { user, .. } => Actor::user(user),
+            Principal::ServiceAccount { account, .. } => Actor::service_account(account),
+            Principal::Ingest { credential } => Actor {
+                id: Some(credential.id.to_string()),
+                email: None,
+                name: Some(credential.name.clone()),
+                kind: ActorType::System,
+                ip_address: None,
+                user_agent: None,
+                request_id: None,
+            },
+        }
+    }
+}
+
+/// Why a request may not proceed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// No credential, or one that is unknown, expired or revoked (401).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// A valid credential without the right to do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The organization is not enrolled in the early-access program (403).
+    #[error("audit logs are in early access and organization {0:?} is not enrolled; ask your account team to enable them")]
+    NotEnrolled(String),
+    /// The organization does not exist (404).
+    #[error("no organization is named {0:?}")]
+    UnknownOrg(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Service {
+    /// Resolves a bearer token to its principal, or says why it cannot be used.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AccessError> {
+        if token.is_empty() || token.len() > 256 {
+            return Err(AccessError::Unauthenticated(
+                "the bearer token is malformed",
+            ));
+        }
+        let hash = secret_hash(token);
+        let credential = self
+            .store()
+            .credential_by_hash(hash)
+            .await?
+            .filter(|c| constant_time_eq(&c.token_hash, &hash))
+            .ok_or(AccessError::Unauthenticated(
+                "the bearer token is not valid",
+            ))?;
+        if credential.revoked_at.is_some() {
+            return Err(AccessError::Unauthenticated("the bearer token was revoked"));
+        }
+        if !credential.is_live(Timestamp::now()) {
+            return Err(AccessError::Unauthenticated("the bearer token has expired"));
+        }
+        match credential.kind {
+            CredentialKind::Ingest => Ok(Principal::Ingest { credential }),
+            CredentialKind::ApiToken | CredentialKind::Session => {
+                let user_id = credential.user_id.ok_or(AccessError::Unauthenticated(
+                    "the bearer token is not valid",
+                ))?;
+                let user = self.store().find_user(&user_id.to_string()).await?.ok_or(
+                    AccessError::Unauthenticated("the token's user no longer exists"),
+                )?;
+                Ok(Principal::User { user, credential })
+            }
+            CredentialKind::AccessToken => {
+                let account_id =
+                    credential
+                        .service_account_id
+                        .ok_or(AccessError::Unauthenticated(
+                            "the bearer token is not valid",
+                        ))?;
+                let org_id = credential.org_id.ok_or(AccessError::Unauthenticated(
+                    "the bearer token is not valid",
+                ))?;
+                let account = self
+                    .store()
+                    .service_accounts(org_id)
+                    .await?
+                    .into_iter()
+                    .find(|a| a.id == account_id)
+                    .ok_or(AccessError::Unauthenticated(
+                        "the token's service account was deleted",
+                    ))?;
+                Ok(Principal::ServiceAccount {
+                    account,
+                    credential,
+                })
+            }
+        }
+    }
+
+    /// Resolves the organization a request names and checks that `principal` may read (and
+    /// export) its audit log: an admin of it, or one of its service accounts, and the
+    /// organization enrolled.
+    pub async fn authorize_read(
+        &self,
+        principal: &Principal,
+        org_name: Option<&str>,
+    ) -> Result<Org, AccessError> {
+        let bound_org = match principal {
+            Principal::Ingest { .. } => {
+                return Err(AccessError::Forbidden(
+                    "ingest keys may only write events".into(),
+                ));
+            }
+            Principal::User { credential, .. } | Principal::ServiceAccount { credential, .. } => {
+                credential.org_id
+            }
+        };
+        let org = match (org_name, bound_org) {
+            (Some(name), _) => self.store().find_org(name).await?,
+            (None, Some(org_id)) => self.store().find_org(&org_id.to_string()).await?,
+            (None, None) => {
+                return Err(AccessError::Forbidden(
+                    "name the organization in the X-Org-Name header".into(),
+                ))
+            }
+        };
+        // A credential bound to one organization learns nothing about the existence of others.
+        let foreign = |name: &str| {
+            AccessError::Forbidden(format!(
+                "this credential has no access to organization {name:?}"
+            ))
+        };
+        let org = match org {
+            Some(org) => org,
+            None if bound_org.is_some() => return Err(foreign(org_name.unwrap_or_default())),
+            None => {
+                return Err(AccessError::UnknownOrg(
+                    org_name.unwrap_or_default().to_string(),
+                ))
+            }
+        };
+        if bound_org.is_some_and(|bound| bound != org.id) {
+            return Err(foreign(&org.name));
+        }
+        if let Principal::User { user, .. } = principal {
+            match self.store().role_of(org.id, user.id).await? {
+                Some(Role::Admin) => {}
+                Some(Role::Member) => {
+                    return Err(AccessError::Forbidden(format!(
+                        "only administrators of {:?} may read its audit log",
+                        org.name
+                    )))
+                }
+                None => return Err(foreign(&org.name)),
+            }
+        }
+        if !org.audit_logs_enabled {
+            return Err(AccessError::NotEnrolled(org.name));
+        }
+        Ok(org)
+    }
+
+    /// Records one of the service's own actions in the organization's log.
+    pub async fn record(
+        &self,
+        org: &Org,
+        actor: &Actor,
+        action_key: &str,
+        target: Target,
+        meta: Map<String, Value>,
+    ) -> Result<(), crate::IngestError> {
+        let event = NewEvent {
+            org: None,
+            action_key: action_key.to_string(),
+            action_verb: None,
+            actor_id: actor.id.clone(),
+            actor_email: actor.email.clone(),
+            actor_name: actor.name.clone(),
+            actor_type: Some(actor.kind.as_str().to_string()),
+            target_id: target.id,
+            target_email: target.email,
+            target_name: target.name,
+            target_type: None,
+            service_name: Some(SERVICE_NAME.to_string()),
+            ip_address: actor.ip_address.map(|ip| ip.to_string()),
+            user_agent: actor.user_agent.clone(),
+            request_id: actor.request_id.clone(),
+            meta: Some(Value::Object(meta)),
+            occurred_at: None,
+        };
+        self.ingest(Some(org), vec![event]).await.map(|_| ())
+    }
+
+    /// Creates a user (or finds the existing one) and gives them `role` in `org`, recording
+    /// `organization_user_added` or `organization_user_updated`.
+    pub async fn add_user(
+        &self,
+        org: &Org,
+        email: &str,
+        display_name: Option<&str>,
+        role: Role,
+        actor: &Actor,
+    ) -> Result<User, crate::IngestError> {
+        let user = match self.store().find_user(email).await? {
+            Some(user) => user,
+            None => {
+                self.store()
+                    .create_user(User {
+                        id: Uuid::now_v7(),
+                        email: email.to_lowercase(),
+                        display_name: display_name
+                            .map_or_else(|| email.to_string(), str::to_string),
+                        password_hash: None,
+                        created_at: Timestamp::now(),
+                    })
+                    .await?
+            }
+        };
+        let before = self.store().set_role(org.id, user.id, Some(role)).await?;
+        let target = Target {
+            id: Some(user.id.to_string()),
+            email: Some(user.email.clone()),
+            name: Some(user.display_name.clone()),
+        };
+        match before {
+            None => {
+                self.record(
+                    org,
+                    actor,
+                    "organization_user_added",
+                    target,
+                    meta(json!({"role": role.as_str()})),
+                )
+                .await?
+            }
+            Some(previous) if previous != role => {
+                self.record(
+                    org,
+                    actor,
+                    "organization_user_updated",
+                    target,
+                    meta(json!({"previous_role": previous.as_str(), "new_role": role.as_str()})),
+                )
+                .await?
+            }
+            Some(_) => {}
+        }
+        Ok(user)
+    }
+
+    /// Removes a user from an organization, recording `organization_user_removed`.
+    pub async fn remove_user(
+        &self,
+        org: &Org,
+        user: &User,
+        actor: &Actor,
+    ) -> Result<bool, crate::IngestError> {
+        let before = self.store().set_role(org.id, user.id, None).await?;
+        if let Some(role) = before {
+            let target = Target {
+                id: Some(user.id.to_string()),
+                email: Some(user.email.clone()),
+                name: Some(user.display_name.clone()),
+            };
+            self.record(
+                org,
+                actor,
+                "organization_user_removed",
+                target,
+                meta(json!({"role": role.as_str()})),
+            )
+            .await?;
+        }
+        Ok(before.is_some())
+    }
+
+    /// Creates a service account of `org`; returns it with its client secret, which is shown
+    /// once and stored only as a hash. Records `service_account_created`.
+    pub async fn create_service_account(
+        &self,
+        org: &Org,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<(ServiceAccount, String), crate::IngestError> {
+        let secret = new_secret("al_secret");
+        let account = self
+            .store()
+            .create_service_account(ServiceAccount {
+                id: Uuid::now_v7(),
+                org_id: org.id,
+                name: name.to_string(),
+                client_id: format!("al_client_{}", Uuid::new_v4().simple()),
+                secret_hash: secret_hash(&secret),
+                created_at: Timestamp::now(),
+            })
+            .await?;
+        let target = Target {
+            id: Some(account.id.to_string()),
+            email: None,
+            name: Some(account.name.clone()),
+        };
+        self.record(
+            org,
+            actor,
+            "service_account_created",
+            target,
+            meta(json!({"client_id": account.client_id})),
+        )
+        .await?;
+        Ok((account, secret))
+    }
+
+    /// Renames a service account, recording `service_account_updated`.
+    pub async fn rename_service_account(
+        &self,
+        org: &Org,
+        id: Uuid,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<Option<ServiceAccount>, crate::IngestError> {
+        let Some(account) = self
+            .store()
+            .rename_service_account(org.id, id, name)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let target = Target {
+            id: Some(account.id.to_string()),
+            email: None,
+            name: Some(account.name.clone()),
+        };
+        self.record(
+            org,
+            actor,
+            "service_account_updated",
+            target,
+            meta(json!({"name": name})),
+        )
+        .await?;
+        Ok(Some(account))
+    }
+
+    /// Deletes a service account (its access tokens stop working), recording
+    /// `service_account_deleted`.
+    pub async fn delete_service_account(
+        &self,
+        org: &Org,
+        id: Uuid,
+        actor: &Actor,
+    ) -> Result<Option<ServiceAccount>, crate::IngestError> {
+        let Some(account) = self
+            .store()
+            .delete_service_account(org.id, id, Timestamp::now())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let target = Target {
+            id: Some(account.id.to_string()),
+            email: None,
+            name: Some(account.name.clone()),
+        };
+        self.record(org, actor, "service_account_deleted", target, Map::new())
+            .await?;
+        Ok(Some(account))
+    }
+
+    /// Trades a service account's client credentials for a 15-minute access token, recording
+    /// `authentication_success`. Unknown client id and wrong secret fail alike.
+    pub async fn exchange_client_credentials(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        actor_context: Actor,
+    ) -> Result<(String, i64), AccessError> {
+        let denied = || AccessError::Unauthenticated("invalid client credentials");
+        if client_id.len() > 128 || client_secret.len() > 256 {
+            return Err(denied());
+        }
+        let account = self.store().service_account_by_client_id(client_id).await?;
+        let offered = secret_hash(client_secret);
+        let Some(account) = account.filter(|a| constant_time_eq(&a.secret_hash, &offered)) else {
+            return Err(denied());
+        };
+        let token = new_secret("al_access");
+        let now = Timestamp::now();
+        self.store()
+            .create_credential(Credential {
+                id: Uuid::now_v7(),
+                kind: CredentialKind::AccessToken,
+                token_hash: secret_hash(&token),
+                org_id: Some(account.org_id),
+                user_id: None,
+                service_account_id: Some(account.id),
+                name: format!("access token of {}", account.name),
+                created_at: now,
+                expires_at: Some(now.plus_millis(ACCESS_TOKEN_SECONDS * 1000)),
+                revoked_at: None,
+            })
+            .await?;
+        if let Some(org) = self.store().find_org(&account.org_id.to_string()).await? {
+            let actor = Actor {
+                ..Actor::service_account(&account)
+            }
+            .with_request(
+                actor_context.ip_address,
+                actor_context.user_agent,
+                actor_context.request_id,
+            );
+            let target = Target {
+                id: Some(org.id.to_string()),
+                email: None,
+                name: Some(org.display_name.clone()),
+            };
+            self.record(
+                &org,
+                &actor,
+                "authentication_success",
+                target,
+                meta(json!({"method": "client_credentials"})),
+            )
+            .await
+            .map_err(|e| AccessError::Store(StoreError::Backend(e.to_string())))?;
+        }
+        Ok((token, ACCESS_TOKEN_SECONDS))
+    }
+
+    /// Issues an ingest key: platform-wide, or for one organization. The token is shown once.
+    pub async fn create_ingest_key(
+        &self,
+        org: Option<&Org>,
+        name: &str,
+    ) -> Result<(Credential, String), StoreError> {
+        let token = new_secret("al_ingest");
+        let credential = self
+            .store()
+            .create_credential(Credential {
+                id: Uuid::now_v7(),
+                kind: CredentialKind::Ingest,
+                token_hash: secret_hash(&token),
+                org_id: org.map(|o| o.id),
+                user_id: None,
+                service_account_id: None,
+                name: name.to_string(),
+                created_at: Timestamp::now(),
+                expires_at: None,
+                revoked_at: None,
+            })
+            .await?;
+        Ok((credential, token))
+    }
+
+    /// Issues a personal API token of `user` for `org`, recording `token_created`. The token
+    /// is shown once.
+    pub async fn create_api_token(
+        &self,
+        org: &Org,
+        user: &User,
+        name: &str,
+        expires_at: Option<Timestamp>,
+        actor: &Actor,
+    ) -> Result<(Credential, String), crate::IngestError> {
+        let token = new_secret("al_token");
+        let credential = self
+            .store()
+            .create_credential(Credential {
+                id: Uuid::now_v7(),
+                kind: CredentialKind::ApiToken,
+                token_hash: secret_hash(&token),
+                org_id: Some(org.id),
+                user_id: Some(user.id),
+                service_account_id: None,
+                name: name.to_string(),
+                created_at: Timestamp::now(),
+                expires_at,
+                revoked_at: None,
+            })
+            .await?;
+        let target = Target {
+            id: Some(credential.id.to_string()),
+            email: Some(user.email.clone()),
+            name: Some(name.to_string()),
+        };
+        self.record(
+            org,
+            actor,
+            "token_created",
+            target,
+            meta(json!({"expires_at": expires_at.map(|t| t.to_string())})),
+        )
+        .await?;
+        Ok((credential, token))
+    }
+
+    /// Revokes a personal API token, recording `token_revoked`; `None` when there is no such
+    /// token of that organization.
+    pub async fn revoke_api_token(
+        &self,
+        org: &Org,
+        token_id: Uuid,
+        actor: &Actor,
+    ) -> Result<Option<Credential>, crate::IngestError> {
+        let tokens = self
+            .store()
+            .credentials(CredentialKind::ApiToken, None, Some(org.id))
+            .await?;
+        let Some(token) = tokens.into_iter().find(|t| t.id == token_id) else {
+            return Ok(None);
+        };
+        if token.revoked_at.is_some() {
+            return Ok(Some(token));
+        }
+        self.store()
+            .revoke_credential(token.id, Timestamp::now())
+            .await?;
+        let user = match token.user_id {
+            Some(id) => self.store().find_user(&id.to_string()).await?,
+            None => None,
+        };
+        let target = Target {
+            id: Some(token.id.to_string()),
+            email: user.map(|u| u.email),
+            name: Some(token.name.clone()),
+        };
+        self.record(org, actor, "token_revoked", target, Map::new())
+            .await?;
+        Ok(Some(token))
+    }
+}
+
+/// A JSON object literal as a meta map.
+fn meta(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}

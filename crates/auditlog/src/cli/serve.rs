@@ -1,0 +1,161 @@
+//! `auditlog serve`: the HTTP service on the embedded store. With `--demo` it first makes a
+//! ready-to-try organization and prints credentials and a curl line that works.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use auditlog_server::{AppState, ServerConfig};
+use auditlog_service::access::Actor;
+use auditlog_service::Service;
+use auditlog_store::Role;
+use clap::Args;
+
+use super::Context;
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "AUDITLOG_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The URL clients reach this server at, for links in responses; derived from --listen
+    /// when absent.
+    #[arg(long, env = "AUDITLOG_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Hours an export file is kept before it is deleted.
+    #[arg(long, env = "AUDITLOG_EXPORT_TTL_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    pub export_ttl_hours: u64,
+    /// Requests per second per credential (0: unlimited).
+    #[arg(long, env = "AUDITLOG_RATE_LIMIT", default_value_t = 100)]
+    pub rate_limit: u32,
+    /// Largest request body in bytes.
+    #[arg(long, env = "AUDITLOG_BODY_LIMIT", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=268_435_456))]
+    pub body_limit: u64,
+    /// Create a demo organization with history, an admin and credentials, and print how to
+    /// use them.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// Runs `serve` until SIGINT or SIGTERM.
+pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (service, store) = context.service()?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let address = listener.local_addr()?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let mut config = ServerConfig::new(context.data_dir.join("exports"), public_url.clone());
+    config.export_ttl = Duration::from_secs(args.export_ttl_hours * 3600);
+    config.rate_limit_per_second = args.rate_limit;
+    config.rate_limit_burst = args.rate_limit.saturating_mul(2);
+    config.body_limit = args.body_limit as usize;
+    if args.demo {
+        demo_credentials(&service, &public_url).await?;
+    }
+    let state = AppState::new(service.clone(), config);
+    let checkpoints = tokio::spawn(sign_checkpoints(service));
+    eprintln!(
+        "auditlog listening on {public_url} (data in {})",
+        context.data_dir.display()
+    );
+    auditlog_server::serve(state, listener, shutdown_signal()).await?;
+    checkpoints.abort();
+    store.close();
+    eprintln!("auditlog stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// Signs a checkpoint of every organization whose chain moved, once a minute, so that
+/// removing recent events is caught within a minute of their arrival.
+async fn sign_checkpoints(service: Service) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let orgs = match service.store().list_orgs().await {
+            Ok(orgs) => orgs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list organizations for checkpoints");
+                continue;
+            }
+        };
+        for org in orgs {
+            if let Err(e) = service.checkpoint(org.id).await {
+                tracing::warn!(org = %org.name, error = %e, "cannot sign a checkpoint");
+            }
+        }
+    }
+}
+
+/// Makes the demo organization ready to try and prints how.
+async fn demo_credentials(service: &Service, public_url: &str) -> anyhow::Result<()> {
+    let org = super::demo::seed(service, 20_000).await?;
+    if !org.audit_logs_enabled {
+        service.store().set_org_enabled(org.id, true).await?;
+    }
+    let operator = Actor::operator();
+    let admin = service
+        .add_user(
+            &org,
+            "admin@acme-analytics.example",
+            Some("Demo Admin"),
+            Role::Admin,
+            &operator,
+        )
+        .await?;
+    let (_, api_token) = service
+        .create_api_token(&org, &admin, "demo", None, &operator)
+        .await?;
+    let (_, ingest_key) = service.create_ingest_key(Some(&org), "demo").await?;
+    let (account, secret) = service
+        .create_service_account(&org, "demo-exporter", &operator)
+        .await?;
+    println!("demo organization: {} (enrolled)", org.name);
+    println!("admin API token:   {api_token}");
+    println!("ingest key:        {ingest_key}");
+    println!(
+        "service account:   client_id={} client_secret={secret}",
+        account.client_id
+    );
+    println!();
+    println!("list the newest events:");
+    println!("  curl -s -H 'Authorization: Bearer {api_token}' -H 'X-Org-Name: {}' '{public_url}/api/audit-logs?limit=5'", org.name);
+    println!("send an event:");
+    println!(
+        "  curl -s -X POST -H 'Authorization: Bearer {ingest_key}' -H 'X-Org-Name: {}' -H 'Content-Type: application/json' \\\n    -d '{{\"action_key\":\"channel_created\",\"actor_email\":\"you@example.com\",\"target_name\":\"my-channel\"}}' '{public_url}/api/audit-logs/events'",
+        org.name
+    );
+    println!("trade the service account's credentials for a token:");
+    println!(
+        "  curl -s -d grant_type=client_credentials -d client_id={} -d client_secret={secret} '{public_url}/api/iam/token'",
+        account.client_id
+    );
+    println!();
+    Ok(())
+}
