@@ -23,6 +23,7 @@ mod api;
 mod auth;
 pub mod error;
 mod metrics;
+mod page;
 mod params;
 
 pub use metrics::Metrics;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Per-credential rate limits.
     pub limiter: Arc<auth::RateLimiter>,
+    /// Sign-in attempts per client address.
+    pub sign_in_limiter: Arc<auth::RateLimiter>,
     /// Settings.
     pub config: Arc<ServerConfig>,
 }
@@ -87,6 +90,8 @@ impl AppState {
                 config.rate_limit_per_second,
                 config.rate_limit_burst,
             )),
+            // Ten attempts, then one every six seconds.
+            sign_in_limiter: Arc::new(auth::RateLimiter::with_rate(1.0 / 6.0, 10.0)),
             metrics: Arc::new(Metrics::default()),
             service,
             jobs,
@@ -99,6 +104,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     api::routes()
+        .merge(page::routes())
+        .route("/api/viewer-links", axum::routing::post(page::create_viewer_link))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

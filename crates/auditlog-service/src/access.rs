@@ -228,6 +228,7 @@ impl Service {
         }
         match credential.kind {
             CredentialKind::Ingest => Ok(Principal::Ingest { credential }),
+            CredentialKind::SignInLink => Err(AccessError::Unauthenticated("a sign-in link is not a bearer token")),
             CredentialKind::ApiToken | CredentialKind::Session => {
                 let user_id = credential.user_id.ok_or(AccessError::Unauthenticated(
                     "the bearer token is not valid",
@@ -701,5 +702,215 @@ fn meta(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
+    }
+}
+
+/// How long a browser session lasts.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
+/// How long a platform-minted sign-in link stays valid.
+pub const SIGN_IN_LINK_SECONDS: i64 = 5 * 60;
+/// Shortest password accepted.
+pub const MIN_PASSWORD: usize = 10;
+/// Longest password accepted (argon2 works on any length; this bounds the work per request).
+pub const MAX_PASSWORD: usize = 256;
+
+/// An argon2id hash (PHC string) of a password, with a random salt.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `password` matches an argon2 PHC string (the comparison is constant-time).
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash)
+        .map(|parsed| argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
+}
+
+/// A hash to verify against when the email is unknown, so that the answer takes as long as
+/// for a known one and does not reveal whether the account exists.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password that matches nothing").unwrap_or_default())
+}
+
+/// A new random password for `auditlog user add` to print once.
+pub fn new_password() -> String {
+    new_secret("pw").trim_start_matches("pw_").chars().take(20).collect()
+}
+
+impl Service {
+    /// Sets a user's password after checking its length.
+    pub async fn set_password(&self, user: &User, password: &str) -> Result<(), AccessError> {
+        let n = password.chars().count();
+        if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+            return Err(AccessError::Forbidden(format!(
+                "a password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+            )));
+        }
+        let hash = hash_password(password).map_err(|e| AccessError::Store(StoreError::Backend(e)))?;
+        self.store().set_password(user.id, Some(hash)).await?;
+        Ok(())
+    }
+
+    /// Checks email and password; on success opens a session and records
+    /// `authentication_success` in each of the user's organizations. Unknown email and wrong
+    /// password fail alike, after the same work.
+    pub async fn sign_in(&self, email: &str, password: &str, context: &Actor) -> Result<(User, String), AccessError> {
+        let denied = || AccessError::Unauthenticated("wrong email or password");
+        if email.len() > 320 || password.len() > MAX_PASSWORD * 4 {
+            return Err(denied());
+        }
+        let user = self.store().find_user(email).await?;
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let password = password.to_string();
+        let checked = hash.clone().unwrap_or_else(|| decoy_hash().to_string());
+        // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+        let matches = tokio::task::spawn_blocking(move || verify_password(&checked, &password))
+            .await
+            .unwrap_or(false);
+        let (Some(user), Some(_), true) = (user, hash, matches) else { return Err(denied()) };
+        let token = self.open_session(&user).await?;
+        for (org, _) in self.store().memberships(user.id).await? {
+            self.record_sign_in(&org, &user, context, "password").await?;
+        }
+        Ok((user, token))
+    }
+
+    async fn open_session(&self, user: &User) -> Result<String, AccessError> {
+        let token = new_secret("al_session");
+        let now = Timestamp::now();
+        self.store()
+            .create_credential(Credential {
+                id: Uuid::now_v7(),
+                kind: CredentialKind::Session,
+                token_hash: secret_hash(&token),
+                org_id: None,
+                user_id: Some(user.id),
+                service_account_id: None,
+                name: "browser session".into(),
+                created_at: now,
+                expires_at: Some(now.plus_millis(SESSION_SECONDS * 1000)),
+                revoked_at: None,
+            })
+            .await?;
+        Ok(token)
+    }
+
+    async fn record_sign_in(&self, org: &Org, user: &User, context: &Actor, method: &str) -> Result<(), AccessError> {
+        let actor = Actor::user(user).with_request(context.ip_address, context.user_agent.clone(), context.request_id.clone());
+        let target = Target { id: Some(org.id.to_string()), email: None, name: Some(org.display_name.clone()) };
+        self.record(org, &actor, "authentication_success", target, meta(json!({ "method": method })))
+            .await
+            .map_err(|e| AccessError::Store(StoreError::Backend(e.to_string())))
+    }
+
+    /// The user of a live browser session.
+    pub async fn session_user(&self, token: &str) -> Result<(User, Credential), AccessError> {
+        match self.authenticate(token).await? {
+            Principal::User { user, credential } if credential.kind == CredentialKind::Session => Ok((user, credential)),
+            _ => Err(AccessError::Unauthenticated("not a session")),
+        }
+    }
+
+    /// Ends a browser session.
+    pub async fn sign_out(&self, token: &str) -> Result<(), AccessError> {
+        if let Some(credential) = self.store().credential_by_hash(secret_hash(token)).await? {
+            if credential.kind == CredentialKind::Session {
+                self.store().revoke_credential(credential.id, Timestamp::now()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Mints a one-time sign-in link token for `email` in `org`, on behalf of the platform
+    /// holding `ingest`. With `role`, the platform also states the user's role (creating the
+    /// user when new); without, the user must already be a member.
+    pub async fn create_sign_in_link(
+        &self,
+        ingest: &Credential,
+        org: &Org,
+        email: &str,
+        display_name: Option<&str>,
+        role: Option<Role>,
+    ) -> Result<(String, Timestamp), AccessError> {
+        if ingest.kind != CredentialKind::Ingest || ingest.org_id.is_some_and(|bound| bound != org.id) {
+            return Err(AccessError::Forbidden("this credential may not mint sign-in links for that organization".into()));
+        }
+        let actor = Actor {
+            id: Some(ingest.id.to_string()),
+            name: Some(ingest.name.clone()),
+            ..Actor::operator()
+        };
+        let user = match role {
+            Some(role) => self
+                .add_user(org, email, display_name, role, &actor)
+                .await
+                .map_err(|e| AccessError::Store(StoreError::Backend(e.to_string())))?,
+            None => {
+                let user = self.store().find_user(email).await?;
+                match user {
+                    Some(user) if self.store().role_of(org.id, user.id).await?.is_some() => user,
+                    _ => {
+                        return Err(AccessError::Forbidden(format!(
+                            "{email} is not a member of {}; pass a role to add them",
+                            org.name
+                        )))
+                    }
+                }
+            }
+        };
+        let token = new_secret("al_link");
+        let now = Timestamp::now();
+        let expires_at = now.plus_millis(SIGN_IN_LINK_SECONDS * 1000);
+        self.store()
+            .create_credential(Credential {
+                id: Uuid::now_v7(),
+                kind: CredentialKind::SignInLink,
+                token_hash: secret_hash(&token),
+                org_id: Some(org.id),
+                user_id: Some(user.id),
+                service_account_id: None,
+                name: format!("sign-in link for {}", user.email),
+                created_at: now,
+                expires_at: Some(expires_at),
+                revoked_at: None,
+            })
+            .await?;
+        Ok((token, expires_at))
+    }
+
+    /// Redeems a sign-in link once: opens a session and records `authentication_success`.
+    pub async fn redeem_sign_in_link(&self, token: &str, context: &Actor) -> Result<(User, Org, String), AccessError> {
+        let invalid = || AccessError::Unauthenticated("this sign-in link is invalid, used or expired");
+        if token.len() > 256 {
+            return Err(invalid());
+        }
+        let hash = secret_hash(token);
+        let link = self
+            .store()
+            .credential_by_hash(hash)
+            .await?
+            .filter(|c| c.kind == CredentialKind::SignInLink && constant_time_eq(&c.token_hash, &hash))
+            .ok_or_else(invalid)?;
+        if !link.is_live(Timestamp::now()) {
+            return Err(invalid());
+        }
+        // Single use: whoever revokes it first wins.
+        let before = self.store().revoke_credential(link.id, Timestamp::now()).await?;
+        if before.is_none_or(|c| c.revoked_at.is_some()) {
+            return Err(invalid());
+        }
+        let (Some(user_id), Some(org_id)) = (link.user_id, link.org_id) else { return Err(invalid()) };
+        let user = self.store().find_user(&user_id.to_string()).await?.ok_or_else(invalid)?;
+        let org = self.store().find_org(&org_id.to_string()).await?.ok_or_else(invalid)?;
+        let session = self.open_session(&user).await?;
+        self.record_sign_in(&org, &user, context, "sign_in_link").await?;
+        Ok((user, org, session))
     }
 }

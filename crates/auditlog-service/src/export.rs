@@ -413,7 +413,8 @@ impl<W: Write> Sink<W> {
 /// Serializes records in one format.
 enum RecordWriter<W: Write> {
     Jsonl(BufWriter<Sink<W>>),
-    Csv(csv::Writer<Sink<W>>),
+    // Boxed: the CSV writer carries its own state and buffers and is far larger.
+    Csv(Box<csv::Writer<Sink<W>>>),
 }
 
 /// Output buffer: big enough that the compressor and the file see few, large writes.
@@ -431,7 +432,7 @@ impl<W: Write> RecordWriter<W> {
                     .buffer_capacity(BUFFER_BYTES)
                     .from_writer(sink);
                 csv.write_record(CSV_FIELDS)?;
-                RecordWriter::Csv(csv)
+                RecordWriter::Csv(Box::new(csv))
             }
         })
     }
@@ -816,11 +817,11 @@ pub fn verify_export(
     walk.finish(key, format, gzip)
 }
 
+/// A reader that yields bytes already read, then the rest of the underlying reader.
+type Replay<R> = std::io::Chain<std::io::Cursor<Vec<u8>>, R>;
+
 /// Reads up to `n` bytes and returns them with a reader that yields them again, then the rest.
-fn peek<R: Read>(
-    mut reader: R,
-    n: usize,
-) -> std::io::Result<(Vec<u8>, std::io::Chain<std::io::Cursor<Vec<u8>>, R>)> {
+fn peek<R: Read>(mut reader: R, n: usize) -> std::io::Result<(Vec<u8>, Replay<R>)> {
     let mut head = vec![0u8; n];
     let mut filled = 0;
     while filled < n {

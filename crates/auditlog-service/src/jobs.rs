@@ -339,6 +339,8 @@ impl ExportJobs {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_failed(e)),
         }
+        // Written with blocking std I/O from this task: each page is a few hundred KB into
+        // the OS page cache, small next to the store reads between them.
         let mut file = std::fs::File::create(&part).map_err(io_failed)?;
 
         let scanned = Arc::new(AtomicU64::new(0));
@@ -377,8 +379,11 @@ impl ExportJobs {
             ExportError::Store(e) => store_failed(e),
             ExportError::Io(e) => io_failed(e),
         })?;
-        file.sync_all().map_err(io_failed)?;
-        drop(file);
+        // Syncing hundreds of MB can take seconds: not on an async worker.
+        tokio::task::spawn_blocking(move || file.sync_all())
+            .await
+            .map_err(|e| io_failed(std::io::Error::other(e)))?
+            .map_err(io_failed)?;
         self.ensure_still_ours(job).await?;
         let final_path = self.dir.join(&file_name);
         std::fs::rename(&part, &final_path).map_err(io_failed)?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auditlog_core::chain::{chain_hash, leaf_hash, Checkpoint, SignatureError};
-use auditlog_core::query::{Combine, Condition, Column, Filter, Order, Start};
+use auditlog_core::query::{Column, Combine, Condition, Filter, Order, Start};
 use auditlog_core::wire::EventRecord;
 use auditlog_core::{Catalog, NewEvent, Timestamp};
 use auditlog_service::access::Actor;
@@ -171,7 +171,10 @@ async fn jsonl_lines_are_the_api_records_with_prev_hash_then_the_checkpoint() {
         let mut expected = EventRecord::new(event, Some("acme"), env.service.catalog());
         expected.prev_hash = Some(hex::encode(previous));
         assert_eq!(serde_json::from_str::<EventRecord>(line).unwrap(), expected);
-        assert!(!line.contains(": ") && !line.contains('\n'), "compact: {line}");
+        assert!(
+            !line.contains(": ") && !line.contains('\n'),
+            "compact: {line}"
+        );
         previous = event.hash;
     }
     let checkpoint: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
@@ -195,7 +198,10 @@ async fn csv_has_the_header_json_meta_empty_absent_cells_and_a_checkpoint_row() 
     let meta: Value = serde_json::from_str(&rows[1][meta_idx]).unwrap();
     assert_eq!(meta["nested"]["list"], json!([1, "two", null]));
     let request_idx = CSV_FIELDS.iter().position(|f| *f == "request_id").unwrap();
-    assert_eq!(&rows[2][request_idx], "", "absent request_id is an empty cell");
+    assert_eq!(
+        &rows[2][request_idx], "",
+        "absent request_id is an empty cell"
+    );
     let last = rows.last().unwrap();
     assert_eq!(last.len(), 2);
     assert_eq!(&last[0], "#checkpoint");
@@ -236,7 +242,9 @@ async fn csv_cells_never_start_a_formula_and_restore_exactly() {
             assert!(!line.contains(&format!(",{formula}")), "{line}");
         }
     }
-    for value in ["=SUM(A1)", "+1", "-x", "@x", "'quoted", "\tx", "\rx", "plain"] {
+    for value in [
+        "=SUM(A1)", "+1", "-x", "@x", "'quoted", "\tx", "\rx", "plain",
+    ] {
         assert_eq!(restore_cell(&neutralize_cell(value)), value);
     }
     verify(text.as_bytes(), &env.key()).unwrap();
@@ -246,7 +254,10 @@ async fn csv_cells_never_start_a_formula_and_restore_exactly() {
 async fn filtered_exports_verify_but_are_not_complete() {
     let env = Env::new().await;
     let request = ExportRequest {
-        filter_q: vec!["action_key:channel_created".into(), "actor:user1@example.com".into()],
+        filter_q: vec![
+            "action_key:channel_created".into(),
+            "actor:user1@example.com".into(),
+        ],
         search_operator: "and".into(),
         ..ExportRequest::default()
     };
@@ -277,7 +288,10 @@ async fn filtered_exports_verify_but_are_not_complete() {
         assert_eq!(report.checkpoint_seq, N_EVENTS);
         assert!(matches!(
             report.ensure_complete(),
-            Err(ExportVerifyError::Incomplete { checkpoint_seq: N_EVENTS, .. })
+            Err(ExportVerifyError::Incomplete {
+                checkpoint_seq: N_EVENTS,
+                ..
+            })
         ));
     }
     // A date range is ANDed with the conditions.
@@ -295,9 +309,15 @@ async fn an_empty_organization_exports_just_its_checkpoint() {
     let env = Env::new().await;
     let empty = create_org(&env.service, "empty").await;
     let mut out = Vec::new();
-    let summary = write_export(&env.service, &empty, &ExportRequest::default(), &mut out, |_, _, _| {})
-        .await
-        .unwrap();
+    let summary = write_export(
+        &env.service,
+        &empty,
+        &ExportRequest::default(),
+        &mut out,
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!((summary.records, summary.head_seq), (0, 0));
     let report = verify(&out, &env.key()).unwrap();
     assert_eq!(report.records, 0);
@@ -318,7 +338,10 @@ async fn an_invalid_filter_is_refused() {
         },
     ] {
         let result = write_export(&env.service, &env.org, &request, Vec::new(), |_, _, _| {}).await;
-        assert!(matches!(result, Err(auditlog_service::export::ExportError::Request(_))));
+        assert!(matches!(
+            result,
+            Err(auditlog_service::export::ExportError::Request(_))
+        ));
     }
 }
 
@@ -374,14 +397,24 @@ fn assert_edit_detected(field: &str, line: u64, seq: u64, error: ExportVerifyErr
         | ("org_name", ExportVerifyError::OrgNameMismatch { line: at, .. }) => {
             assert_eq!(*at, line, "{field}: {error}")
         }
-        (_, ExportVerifyError::HashMismatch { line: at, seq: found, .. }) => {
+        (
+            _,
+            ExportVerifyError::HashMismatch {
+                line: at,
+                seq: found,
+                ..
+            },
+        ) => {
             assert_eq!(*at, line, "{field}: {error}");
             let expected_seq = if field == "seq" { seq + 1000 } else { seq };
             assert_eq!(*found, expected_seq, "{field}: {error}");
         }
         _ => panic!("editing {field} gave an unexpected error: {error}"),
     }
-    assert!(error.to_string().starts_with(&format!("line {line}:")), "{error}");
+    assert!(
+        error.to_string().starts_with(&format!("line {line}:")),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -414,7 +447,9 @@ async fn editing_any_cell_of_a_csv_row_is_detected() {
     let target = 8usize; // row index: header is 0, so seq 8, on line 9
     for field in COVERED.iter().chain(&["org_name"]) {
         let idx = CSV_FIELDS.iter().position(|f| f == field).unwrap();
-        let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(Vec::new());
+        let mut writer = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(Vec::new());
         for (row_idx, row) in rows.iter().enumerate() {
             if row_idx != target {
                 writer.write_record(row).unwrap();
@@ -422,10 +457,10 @@ async fn editing_any_cell_of_a_csv_row_is_detected() {
             }
             let mut cells: Vec<String> = row.iter().map(str::to_string).collect();
             let old = restore_cell(&cells[idx]).to_string();
-            let old_value = match field {
+            let old_value = match *field {
                 _ if old.is_empty() => Value::Null,
-                &"seq" => json!(old.parse::<u64>().unwrap()),
-                &"meta" => serde_json::from_str(&old).unwrap(),
+                "seq" => json!(old.parse::<u64>().unwrap()),
+                "meta" => serde_json::from_str(&old).unwrap(),
                 _ => json!(old),
             };
             let new = match altered(field, &old_value) {
@@ -488,7 +523,15 @@ async fn reordering_lines_is_detected() {
     edited.swap(2, 3); // seq 4 on line 3, seq 3 on line 4
     let error = verify(&join(&edited), &env.key()).unwrap_err();
     assert!(
-        matches!(error, ExportVerifyError::OutOfOrder { line: 4, seq: 3, previous_seq: 4, .. }),
+        matches!(
+            error,
+            ExportVerifyError::OutOfOrder {
+                line: 4,
+                seq: 3,
+                previous_seq: 4,
+                ..
+            }
+        ),
         "{error}"
     );
     // Repeating a line is the same failure.
@@ -496,7 +539,17 @@ async fn reordering_lines_is_detected() {
     let copy = edited[5].clone();
     edited.insert(6, copy);
     let error = verify(&join(&edited), &env.key()).unwrap_err();
-    assert!(matches!(error, ExportVerifyError::OutOfOrder { line: 7, seq: 6, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            ExportVerifyError::OutOfOrder {
+                line: 7,
+                seq: 6,
+                ..
+            }
+        ),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -509,7 +562,10 @@ async fn altering_or_removing_the_checkpoint_is_detected() {
     let mut removed = original.clone();
     removed.pop();
     let error = verify(&join(&removed), &env.key()).unwrap_err();
-    assert!(matches!(error, ExportVerifyError::MissingCheckpoint { lines } if lines == N_EVENTS), "{error}");
+    assert!(
+        matches!(error, ExportVerifyError::MissingCheckpoint { lines } if lines == N_EVENTS),
+        "{error}"
+    );
 
     for (field, value) in [
         ("seq", json!(N_EVENTS - 1)),
@@ -531,12 +587,18 @@ async fn altering_or_removing_the_checkpoint_is_detected() {
     let mut edited = original.clone();
     edited[last] = edited[last].replace("\"seq\"", "\"sequence\"");
     let error = verify(&join(&edited), &env.key()).unwrap_err();
-    assert!(matches!(error, ExportVerifyError::CheckpointMalformed { .. }), "{error}");
+    assert!(
+        matches!(error, ExportVerifyError::CheckpointMalformed { .. }),
+        "{error}"
+    );
 
     let mut trailing = original.clone();
     trailing.push(original[0].clone());
     let error = verify(&join(&trailing), &env.key()).unwrap_err();
-    assert!(matches!(error, ExportVerifyError::TrailingData { line } if line == checkpoint_line + 1), "{error}");
+    assert!(
+        matches!(error, ExportVerifyError::TrailingData { line } if line == checkpoint_line + 1),
+        "{error}"
+    );
 
     // A file cut short in the middle of the gzip stream.
     let gz = env
@@ -546,7 +608,15 @@ async fn altering_or_removing_the_checkpoint_is_detected() {
         })
         .await;
     let error = verify(&gz[..gz.len() / 2], &env.key()).unwrap_err();
-    assert!(matches!(error, ExportVerifyError::Io(_) | ExportVerifyError::Malformed { .. } | ExportVerifyError::MissingCheckpoint { .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            ExportVerifyError::Io(_)
+                | ExportVerifyError::Malformed { .. }
+                | ExportVerifyError::MissingCheckpoint { .. }
+        ),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -576,7 +646,9 @@ async fn a_consistently_rewritten_chain_fails_at_the_signed_hash() {
         if let Some(previous) = previous {
             record.prev_hash = Some(hex::encode(previous));
         }
-        let prev = auditlog_core::chain::decode_hex_array::<32>(record.prev_hash.as_deref().unwrap()).unwrap();
+        let prev =
+            auditlog_core::chain::decode_hex_array::<32>(record.prev_hash.as_deref().unwrap())
+                .unwrap();
         let hash = chain_hash(&prev, &leaf_hash(&record.to_event().unwrap()));
         record.hash = hex::encode(hash);
         previous = Some(hash);
@@ -600,7 +672,16 @@ async fn a_consistently_rewritten_chain_fails_at_the_signed_hash() {
     edited[last] = serde_json::to_string(&forged.to_wire()).unwrap();
     verify(&join(&edited), &forged_key.verifying_key()).unwrap();
     let error = verify(&join(&edited), &env.key()).unwrap_err();
-    assert!(matches!(error, ExportVerifyError::CheckpointSignature { error: SignatureError::OtherKey { .. }, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            ExportVerifyError::CheckpointSignature {
+                error: SignatureError::OtherKey { .. },
+                ..
+            }
+        ),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -651,7 +732,10 @@ async fn wait_for(jobs: &ExportJobs, org: &Org, id: Uuid, status: JobStatus) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submitted_job_runs_completes_and_its_file_verifies() {
     let env = Env::new().await;
-    let jobs = Arc::new(ExportJobs::new(env.service.clone(), env.dir.path().join("exports")));
+    let jobs = Arc::new(ExportJobs::new(
+        env.service.clone(),
+        env.dir.path().join("exports"),
+    ));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let runner = jobs.clone().spawn(shutdown);
     let request = ExportRequest {
@@ -660,22 +744,30 @@ async fn a_submitted_job_runs_completes_and_its_file_verifies() {
         gzip: true,
         ..ExportRequest::default()
     };
-    let job = jobs.submit(&env.org, request.clone(), &admin()).await.unwrap();
+    let job = jobs
+        .submit(&env.org, request.clone(), &admin())
+        .await
+        .unwrap();
     assert_eq!(job.status, JobStatus::Pending);
     assert_eq!(job.requested_by, "admin@example.com");
     let done = wait_for(&jobs, &env.org, job.id, JobStatus::Completed).await;
     assert_eq!(done.progress, 100);
     assert!(done.completed_at.is_some() && done.expires_at > done.completed_at);
-    assert_eq!(done.file_name.as_deref(), Some(format!("{}.csv.gz", job.id).as_str()));
+    assert_eq!(
+        done.file_name.as_deref(),
+        Some(format!("{}.csv.gz", job.id).as_str())
+    );
     let path = jobs.file_path(&done).unwrap();
     let report = verify_export(std::fs::File::open(&path).unwrap(), &env.key()).unwrap();
     // 14 of the 40 are channel_created; the export includes its own request.
     assert_eq!(done.total_records, Some(report.records));
     assert_eq!(report.records, 14 + 1);
     assert_eq!(report.checkpoint_seq, N_EVENTS + 1);
-    assert!(!std::fs::read_dir(jobs.dir())
+    assert!(!std::fs::read_dir(jobs.dir()).unwrap().any(|e| e
         .unwrap()
-        .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".part")));
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".part")));
 
     // The request is in the organization's log, naming the job and the filter.
     let page = env
@@ -719,7 +811,15 @@ async fn an_invalid_request_stores_and_records_nothing() {
     };
     let error = jobs.submit(&env.org, request, &admin()).await.unwrap_err();
     assert!(matches!(error, SubmitError::Invalid(_)), "{error}");
-    assert_eq!(env.service.store().chain_head(env.org.id).await.unwrap().seq, N_EVENTS);
+    assert_eq!(
+        env.service
+            .store()
+            .chain_head(env.org.id)
+            .await
+            .unwrap()
+            .seq,
+        N_EVENTS
+    );
     assert!(jobs.run_next().await.unwrap().is_none());
 }
 
@@ -748,12 +848,25 @@ async fn a_job_left_running_by_a_dead_runner_is_taken_over() {
     let store = env.service.store();
     // A live runner's job (fresh heartbeat) is left alone.
     let live = store
-        .create_job(job_row(&env.org, JobStatus::Running, Some(Timestamp::now())))
+        .create_job(job_row(
+            &env.org,
+            JobStatus::Running,
+            Some(Timestamp::now()),
+        ))
         .await
         .unwrap();
     let jobs = ExportJobs::new(env.service.clone(), env.dir.path().join("exports"));
     assert!(jobs.run_next().await.unwrap().is_none());
-    assert_eq!(store.get_job(env.org.id, live.id).await.unwrap().unwrap().claimed_by.as_deref(), Some("dead-runner"));
+    assert_eq!(
+        store
+            .get_job(env.org.id, live.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .claimed_by
+            .as_deref(),
+        Some("dead-runner")
+    );
 
     // A dead one's (no heartbeat for a minute) is finished by the new runner, and a part file
     // it left behind is replaced.
@@ -766,13 +879,21 @@ async fn a_job_left_running_by_a_dead_runner_is_taken_over() {
         .await
         .unwrap();
     std::fs::create_dir_all(jobs.dir()).unwrap();
-    std::fs::write(jobs.dir().join(format!("{}.jsonl.part", stale.id)), b"half a file").unwrap();
+    std::fs::write(
+        jobs.dir().join(format!("{}.jsonl.part", stale.id)),
+        b"half a file",
+    )
+    .unwrap();
     let done = jobs.run_next().await.unwrap().unwrap();
     assert_eq!(done.id, stale.id);
     assert_eq!(done.status, JobStatus::Completed);
     assert_eq!(done.claimed_by.as_deref(), Some(jobs.runner_id()));
     assert_eq!(done.total_records, Some(N_EVENTS));
-    let report = verify_export(std::fs::File::open(jobs.file_path(&done).unwrap()).unwrap(), &env.key()).unwrap();
+    let report = verify_export(
+        std::fs::File::open(jobs.file_path(&done).unwrap()).unwrap(),
+        &env.key(),
+    )
+    .unwrap();
     assert!(report.complete);
     assert!(!jobs.dir().join(format!("{}.jsonl.part", stale.id)).exists());
 }
@@ -782,7 +903,10 @@ async fn expired_files_are_deleted_and_their_jobs_marked() {
     let env = Env::new().await;
     let jobs = ExportJobs::new(env.service.clone(), env.dir.path().join("exports"))
         .with_ttl(Duration::ZERO);
-    let job = jobs.submit(&env.org, ExportRequest::default(), &admin()).await.unwrap();
+    let job = jobs
+        .submit(&env.org, ExportRequest::default(), &admin())
+        .await
+        .unwrap();
     let done = jobs.run_next().await.unwrap().unwrap();
     assert_eq!((done.id, done.status), (job.id, JobStatus::Completed));
     let path = jobs.dir().join(done.file_name.as_deref().unwrap());
@@ -803,10 +927,17 @@ async fn file_paths_never_come_from_stored_names_that_are_not_the_jobs_own() {
     let jobs = ExportJobs::new(env.service.clone(), env.dir.path().join("exports"));
     let mut job = job_row(&env.org, JobStatus::Completed, None);
     job.expires_at = Some(Timestamp::now().plus_millis(60_000));
-    for name in ["../../etc/passwd", "other.jsonl", &format!("{}.jsonl/../x", job.id)] {
+    for name in [
+        "../../etc/passwd",
+        "other.jsonl",
+        &format!("{}.jsonl/../x", job.id),
+    ] {
         job.file_name = Some(name.to_string());
         assert_eq!(jobs.file_path(&job), None, "{name}");
     }
     job.file_name = Some(format!("{}.jsonl", job.id));
-    assert_eq!(jobs.file_path(&job), Some(jobs.dir().join(format!("{}.jsonl", job.id))));
+    assert_eq!(
+        jobs.file_path(&job),
+        Some(jobs.dir().join(format!("{}.jsonl", job.id)))
+    );
 }

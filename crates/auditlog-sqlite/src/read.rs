@@ -597,6 +597,8 @@ struct Tally {
     actions: HashMap<i64, u64>,
     actors: HashMap<i64, u64>,
     total: u64,
+    /// Counting stopped at the cap: `total` is a lower bound.
+    capped: bool,
 }
 
 /// What a tally must collect.
@@ -627,6 +629,9 @@ fn tally(
             params,
             rollup_actions,
         } => {
+            // Rollups make these counts cheap at any size (one lookup per day, plus the two
+            // edge days), so they are never capped.
+            let cap = if rollup_actions.is_some() { u64::MAX } else { cap };
             let rollup_sql = match rollup_actions.as_deref() {
                 Some([]) => Some("SELECT action, n FROM day_actions WHERE day = ?1 AND org_key = ?2".to_string()),
                 Some(actions) => Some(format!(
@@ -713,6 +718,7 @@ fn tally(
                     out.total += day_total;
                 }
                 if out.total > cap {
+                    out.capped = true;
                     break;
                 }
             }
@@ -726,6 +732,7 @@ fn tally(
                 *out.actors.entry(hit.actor).or_default() += 1;
             }
             out.total = hits.len() as u64;
+            out.capped = out.total > cap;
             out.per_day = per_day.into_iter().collect();
             out.per_day.sort_unstable();
         }
@@ -741,7 +748,8 @@ fn tally(
                 if want == Want::Facets {
                     keys.push((0, event));
                 }
-                out.total <= cap
+                out.capped = out.total > cap;
+                !out.capped
             })?;
             // The scan produced events, not dictionary keys: map them back for the facets.
             for (_, event) in keys {
@@ -797,7 +805,7 @@ pub fn count(
     cap: u64,
 ) -> Result<Count, StoreError> {
     let tally = tally(conn, scope, filter, Want::Count { cap })?;
-    Ok(if tally.total > cap {
+    Ok(if tally.capped {
         Count {
             n: cap,
             exact: false,

@@ -77,6 +77,8 @@ pub enum CredentialKind {
     AccessToken,
     /// A browser session of a user.
     Session,
+    /// A one-time sign-in link that a platform minted for one user and organization.
+    SignInLink,
 }
 
 impl CredentialKind {
@@ -87,6 +89,7 @@ impl CredentialKind {
             CredentialKind::ApiToken => "api_token",
             CredentialKind::AccessToken => "access_token",
             CredentialKind::Session => "session",
+            CredentialKind::SignInLink => "sign_in_link",
         }
     }
 
@@ -97,6 +100,7 @@ impl CredentialKind {
             "api_token" => Some(CredentialKind::ApiToken),
             "access_token" => Some(CredentialKind::AccessToken),
             "session" => Some(CredentialKind::Session),
+            "sign_in_link" => Some(CredentialKind::SignInLink),
             _ => None,
         }
     }

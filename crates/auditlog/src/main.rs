@@ -65,6 +65,8 @@ pub enum Command {
     Import(cli::import::ImportArgs),
     /// List an organization's events, newest first.
     Events(cli::events::EventsArgs),
+    /// Export an organization's events to a signed JSON Lines or CSV file.
+    Export(cli::export::ExportArgs),
     /// Verify every organization's hash chain against its signed checkpoint (exit code 0
     /// when intact, 1 when tampered).
     Verify(cli::verify::VerifyArgs),

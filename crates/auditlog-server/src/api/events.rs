@@ -7,7 +7,6 @@ use auditlog_core::wire::EventRecord;
 use auditlog_core::NewEvent;
 use auditlog_service::access::{AccessError, Principal};
 use auditlog_store::{AppendOutcome, IdempotencyKey, Org};
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +16,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::headers;
-use crate::auth::Authed;
+use crate::auth::{Authed, Body};
 use crate::error::{ApiError, Detail};
 use crate::params::ListParams;
 use crate::AppState;
@@ -183,7 +182,7 @@ pub async fn ingest(
     State(state): State<AppState>,
     Authed(principal): Authed,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     headers::api_version(&headers)?;
     let Principal::Ingest { credential } = &principal else {
@@ -192,20 +191,19 @@ pub async fn ingest(
         ));
     };
     let org_header = headers::org_name(&headers)?;
-    let default_org = match &org_header {
-        Some(name) => Some(
-            state
-                .service
-                .store()
-                .find_org(name)
-                .await?
-                .ok_or_else(|| ApiError::from(AccessError::UnknownOrg(name.clone())))?,
-        ),
-        None => None,
-    };
     let bound = credential.org_id;
     let foreign = || {
         ApiError::Forbidden("this ingest key may only write events of its own organization".into())
+    };
+    let default_org = match &org_header {
+        Some(name) => match state.service.store().find_org(name).await? {
+            Some(org) => Some(org),
+            // Like reads (and a per-event `org`), a key bound to one organization learns
+            // nothing about whether others exist.
+            None if bound.is_some() => return Err(foreign()),
+            None => return Err(AccessError::UnknownOrg(name.clone()).into()),
+        },
+        None => None,
     };
     if let (Some(bound), Some(org)) = (bound, &default_org) {
         if bound != org.id {
@@ -275,10 +273,14 @@ pub async fn ingest(
         )));
     }
     let mut events = Vec::with_capacity(items.len());
+    let mut parsed_index = Vec::with_capacity(items.len());
     let mut details = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         match NewEvent::from_json(item) {
-            Ok(event) => events.push(event),
+            Ok(event) => {
+                events.push(event);
+                parsed_index.push(index);
+            }
             Err(e) => {
                 let mut loc = vec![json!("body"), json!(index)];
                 if !e.field.is_empty() {
@@ -289,6 +291,23 @@ pub async fn ingest(
         }
     }
     if !details.is_empty() {
+        // Report the rule problems of the events that did parse too, so one round trip
+        // shows everything wrong with the batch.
+        let now = auditlog_core::Timestamp::now();
+        for (index, event) in events.into_iter().enumerate() {
+            if let Err(errors) =
+                auditlog_core::validate::validate(event, state.service.catalog(), now)
+            {
+                for e in errors {
+                    details.push(Detail::new(
+                        vec![json!("body"), json!(parsed_index[index]), json!(e.field)],
+                        e.message,
+                        e.kind.as_str(),
+                    ));
+                }
+            }
+        }
+        details.sort_by_key(|d| d.loc.get(1).and_then(Value::as_u64).unwrap_or(0));
         return Err(ApiError::Validation(details));
     }
     if let Some(bound) = bound {

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use auditlog_service::export::{ExportFormat, ExportRequest};
 use auditlog_store::{ExportJob, JobStatus};
-use axum::body::{Body, Bytes};
+use axum::body::Body as ResponseBody;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::events::readable_org;
-use crate::auth::{Authed, Client};
+use crate::auth::{Authed, Body, Client};
 use crate::error::{ApiError, Detail};
 use crate::params::{build_filter, parse_date};
 use crate::AppState;
@@ -164,7 +164,7 @@ pub async fn create(
     Authed(principal): Authed,
     client: Client,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     let org = readable_org(&state, &principal, &headers).await?;
     let request = parse_request(&body)?;
@@ -305,7 +305,7 @@ pub async fn download(
                 format!("attachment; filename=\"audit-log-{}-{name}\"", org.name),
             ),
         ],
-        Body::from_stream(stream),
+        ResponseBody::from_stream(stream),
     )
         .into_response())
 }

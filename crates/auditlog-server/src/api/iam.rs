@@ -1,7 +1,6 @@
 //! `POST /api/iam/token`: a service account trades its client id and secret for a
 //! 15-minute bearer token (OAuth 2.0 client credentials grant, form or JSON body).
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
@@ -10,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use auditlog_service::access::Actor;
 
-use crate::auth::Client;
+use crate::auth::{Body, Client};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -19,7 +18,7 @@ pub async fn token(
     State(state): State<AppState>,
     client: Client,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     // Failed guesses are limited per client address, like everything else per credential.
     let address = client.ip.map(|ip| ip.to_string()).unwrap_or_default();

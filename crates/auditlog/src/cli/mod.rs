@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod bench;
 pub mod demo;
 pub mod events;
+pub mod export;
 pub mod import;
 pub mod org;
 pub mod serve;
@@ -88,6 +89,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(command) => accounts::token(&context, command).await,
         Command::Import(args) => import::run(&context, args).await,
         Command::Events(args) => events::run(&context, args).await,
+        Command::Export(args) => export::run(&context, args).await,
         Command::Verify(args) => verify::run(&context, args).await,
         Command::PublicKey => {
             let key = keys::load_or_create(&context.data_dir)?;

@@ -54,9 +54,12 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
     config.rate_limit_per_second = args.rate_limit;
     config.rate_limit_burst = args.rate_limit.saturating_mul(2);
     config.body_limit = args.body_limit as usize;
-    if args.demo {
-        demo_credentials(&service, &public_url).await?;
-    }
+    let simulator = if args.demo {
+        let org = demo_credentials(&service, &public_url).await?;
+        Some(tokio::spawn(simulate_platform(service.clone(), org)))
+    } else {
+        None
+    };
     let state = AppState::new(service.clone(), config);
     let checkpoints = tokio::spawn(sign_checkpoints(service));
     eprintln!(
@@ -65,6 +68,9 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
     );
     auditlog_server::serve(state, listener, shutdown_signal()).await?;
     checkpoints.abort();
+    if let Some(simulator) = simulator {
+        simulator.abort();
+    }
     store.close();
     eprintln!("auditlog stopped");
     Ok(ExitCode::SUCCESS)
@@ -114,7 +120,7 @@ async fn sign_checkpoints(service: Service) {
 }
 
 /// Makes the demo organization ready to try and prints how.
-async fn demo_credentials(service: &Service, public_url: &str) -> anyhow::Result<()> {
+async fn demo_credentials(service: &Service, public_url: &str) -> anyhow::Result<auditlog_store::Org> {
     let org = super::demo::seed(service, 20_000).await?;
     if !org.audit_logs_enabled {
         service.store().set_org_enabled(org.id, true).await?;
@@ -129,6 +135,8 @@ async fn demo_credentials(service: &Service, public_url: &str) -> anyhow::Result
             &operator,
         )
         .await?;
+    let password = auditlog_service::access::new_password();
+    service.set_password(&admin, &password).await?;
     let (_, api_token) = service
         .create_api_token(&org, &admin, "demo", None, &operator)
         .await?;
@@ -136,6 +144,8 @@ async fn demo_credentials(service: &Service, public_url: &str) -> anyhow::Result
     let (account, secret) = service
         .create_service_account(&org, "demo-exporter", &operator)
         .await?;
+    println!("open {public_url}/ and sign in as {} with password {password}", admin.email);
+    println!();
     println!("demo organization: {} (enrolled)", org.name);
     println!("admin API token:   {api_token}");
     println!("ingest key:        {ingest_key}");
@@ -157,5 +167,22 @@ async fn demo_credentials(service: &Service, public_url: &str) -> anyhow::Result
         account.client_id
     );
     println!();
-    Ok(())
+    Ok(org)
+}
+
+/// Plays a platform that keeps sending realistic events of every action to the demo
+/// organization, a few a second, so a newcomer sees a live log.
+async fn simulate_platform(service: Service, org: auditlog_store::Org) {
+    use auditlog_bench::generate::{History, HistorySpec};
+    let seed = auditlog_core::Timestamp::now().as_millis() as u64;
+    let events = History::new(HistorySpec::new(u64::MAX / 2, seed)).filter(|(org_idx, _)| *org_idx == 0).map(|(_, e)| e);
+    let mut tick = tokio::time::interval(Duration::from_millis(700));
+    for mut event in events {
+        tick.tick().await;
+        // The history is a year long; the simulation happens now.
+        event.occurred_at = None;
+        if let Err(e) = service.ingest(Some(&org), vec![event]).await {
+            tracing::warn!(error = %e, "demo simulator could not ingest");
+        }
+    }
 }

@@ -1,0 +1,146 @@
+//! `auditlog export --org NAME … -o FILE`: writes an organization's events (all, or those the
+//! filter flags select) to a JSON Lines or CSV file ending with a signed checkpoint, which
+//! `auditlog verify FILE` checks offline. It runs in this process, without an export job, and
+//! records `audit_log_export_requested` in the organization's log like the API does.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use auditlog_core::Timestamp;
+use auditlog_service::access::Actor;
+use auditlog_service::export::{record_export_request, write_export, ExportFormat, ExportRequest};
+use clap::{Args, ValueEnum};
+
+use super::Context;
+use crate::progress;
+
+/// File formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FileFormat {
+    /// One JSON object per line with the API's field names, then the checkpoint.
+    Jsonl,
+    /// One column per field, `meta` as JSON, formula-like cells neutralized with `'`.
+    Csv,
+}
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The organization (name or id).
+    #[arg(long)]
+    pub org: String,
+    /// Only these actions (repeatable; any of them).
+    #[arg(long = "action", value_name = "KEY")]
+    pub actions: Vec<String>,
+    /// Only events by these users: id or email (repeatable; any of them).
+    #[arg(long = "user", value_name = "ID_OR_EMAIL")]
+    pub users: Vec<String>,
+    /// Only events that occurred at or after this time (RFC 3339, or a date).
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<Timestamp>,
+    /// Only events that occurred at or before this time (RFC 3339, or a date).
+    #[arg(long, value_parser = parse_time)]
+    pub to: Option<Timestamp>,
+    /// Only events whose words start with every word of TEXT.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// File format.
+    #[arg(long, value_enum, default_value_t = FileFormat::Jsonl)]
+    pub format: FileFormat,
+    /// Compress the file with gzip.
+    #[arg(long)]
+    pub gzip: bool,
+    /// The file to write; replaced only once the export is complete.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+fn parse_time(text: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_lenient(text).map_err(|e| e.to_string())
+}
+
+/// The export request the flags describe: every given flag must hold (`search_operator`
+/// `and`), several values of one flag are alternatives.
+pub fn request_from(args: &ExportArgs) -> anyhow::Result<ExportRequest> {
+    let mut filter_q = Vec::new();
+    for (flag, column, values) in [
+        ("--action", "action_key", &args.actions),
+        ("--user", "actor", &args.users),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        // `q` separates values with commas, so a value cannot hold one.
+        if let Some(value) = values.iter().find(|v| v.contains(',')) {
+            bail!("{flag} {value:?}: a value cannot contain a comma; repeat the flag instead");
+        }
+        filter_q.push(format!("{column}:{}", values.join(",")));
+    }
+    if let Some(text) = &args.search {
+        filter_q.push(format!("text:{text}"));
+    }
+    let request = ExportRequest {
+        filter_q,
+        search_operator: "and".to_string(),
+        from_date: args.from,
+        to_date: args.to,
+        format: match args.format {
+            FileFormat::Jsonl => ExportFormat::Jsonl,
+            FileFormat::Csv => ExportFormat::Csv,
+        },
+        gzip: args.gzip,
+    };
+    request.filter().map_err(anyhow::Error::msg)?;
+    Ok(request)
+}
+
+/// Runs `export`.
+pub async fn run(context: &Context, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let request = request_from(&args)?;
+    let (service, _store) = context.service()?;
+    let org = super::find_org(service.store().as_ref(), &args.org).await?;
+    // Written beside the target and renamed over it at the end, so FILE is never a partial
+    // export; the temporary file is deleted if anything fails.
+    let dir = match args.output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut temp = tempfile::Builder::new()
+        .prefix(".auditlog-export-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    record_export_request(&service, &org, &Actor::operator(), &request, None)
+        .await
+        .context("cannot record the export in the organization's log")?;
+    let bar = progress::bar(0, "exporting");
+    let summary = write_export(
+        &service,
+        &org,
+        &request,
+        temp.as_file_mut(),
+        |written, scanned, head_seq| {
+            bar.set_length(head_seq);
+            bar.set_position(scanned);
+            bar.set_message(format!("{written} written"));
+        },
+    )
+    .await;
+    bar.finish_and_clear();
+    let summary = summary?;
+    temp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    temp.persist(&args.output)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    println!(
+        "exported {} events of {} to {} ({} bytes), ending with a checkpoint signed at seq {}",
+        summary.records,
+        org.name,
+        args.output.display(),
+        summary.bytes,
+        summary.head_seq
+    );
+    Ok(ExitCode::SUCCESS)
+}
