@@ -264,7 +264,7 @@ pub fn audit_log(viewer: &Viewer, view: AuditLogView<'_>) -> Markup {
                 @if view.rows.is_empty() {
                     p.empty { "No events match these filters." }
                 } @else {
-                    table.events {
+                    div.table-wrap { table.events {
                         caption.visually-hidden { "Audit log events" }
                         thead { tr { th scope="col" { "Time" } th scope="col" { "Action" } th scope="col" { "User" } th scope="col" { "Target" } th scope="col" { "Message" } th scope="col" { "IP" } } }
                         tbody {
@@ -274,12 +274,12 @@ pub fn audit_log(viewer: &Viewer, view: AuditLogView<'_>) -> Markup {
                                     td { span.tag { (view.catalog.get(&row.action_key).map_or(row.action_key.as_str(), |a| a.display_name.as_str())) } }
                                     td { (row.actor_email.as_deref().or(row.actor_name.as_deref()).or(row.actor_id.as_deref()).unwrap_or("—")) }
                                     td { (row.target_name.as_deref().or(row.target_email.as_deref()).or(row.target_id.as_deref()).unwrap_or("—")) }
-                                    td { (row.message) }
+                                    td.msg { (row.message) }
                                     td.ip { (row.ip_address.as_deref().unwrap_or("—")) }
                                 }
                             }
                         }
-                    }
+                    } }
                 }
                 nav.pager aria-label="Pages" {
                     span {
