@@ -83,7 +83,8 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -65536;",
+         PRAGMA cache_size = -65536;
+         PRAGMA journal_size_limit = 67108864;",
     )
     .map_err(backend)
 }
@@ -112,10 +113,13 @@ impl SqliteStore {
         let checkpointer = Connection::open(&path).map_err(backend)?;
         configure(&checkpointer)?;
         let stop_flag = stop.clone();
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
         threads.push(
             std::thread::Builder::new()
                 .name("auditlog-sqlite-checkpointer".into())
-                .spawn(move || run_checkpointer(checkpointer, &stop_flag))
+                .spawn(move || run_checkpointer(checkpointer, wal, &stop_flag))
                 .map_err(|e| StoreError::Backend(e.to_string()))?,
         );
 
@@ -226,12 +230,20 @@ impl Drop for SqliteStore {
     }
 }
 
-fn run_checkpointer(conn: Connection, stop: &std::sync::atomic::AtomicBool) {
-    // PASSIVE never blocks the writer or readers; once a pass has copied every frame, the
-    // writer starts the WAL over from its beginning, so the file stops growing.
+/// WAL size beyond which the checkpointer makes the log start over.
+const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
+
+fn run_checkpointer(conn: Connection, wal: PathBuf, stop: &std::sync::atomic::AtomicBool) {
+    // PASSIVE copies committed frames into the database without blocking anyone. Under
+    // constant writes it never catches up completely, so the log would only grow: past
+    // WAL_RESTART_BYTES a RESTART checkpoint briefly holds new commits back, copies the last
+    // frames, and lets the next commit write the log from its beginning again (and
+    // `journal_size_limit` then truncates the file).
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        let mode = if size > WAL_RESTART_BYTES { "RESTART" } else { "PASSIVE" };
+        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }

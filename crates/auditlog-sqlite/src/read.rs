@@ -142,9 +142,9 @@ enum Plan {
     Nothing,
 }
 
-fn plan(scope: &OrgScope, filter: &Filter) -> Plan {
+fn plan(conn: &Connection, scope: &OrgScope, filter: &Filter) -> Result<Plan, StoreError> {
     if filter.is_empty_range() {
-        return Plan::Nothing;
+        return Ok(Plan::Nothing);
     }
     // A text condition without words matches everything.
     let mut conditions: Vec<&Condition> = Vec::new();
@@ -153,17 +153,22 @@ fn plan(scope: &OrgScope, filter: &Filter) -> Plan {
             if text::query_words(words).is_empty() {
                 if filter.combine == Combine::Or {
                     conditions.clear();
-                    return plan_conditions(scope, &[], Combine::And);
+                    return plan_conditions(conn, scope, &[], Combine::And);
                 }
                 continue;
             }
         }
         conditions.push(condition);
     }
-    plan_conditions(scope, &conditions, filter.combine)
+    plan_conditions(conn, scope, &conditions, filter.combine)
 }
 
-fn plan_conditions(scope: &OrgScope, conditions: &[&Condition], combine: Combine) -> Plan {
+fn plan_conditions(
+    conn: &Connection,
+    scope: &OrgScope,
+    conditions: &[&Condition],
+    combine: Combine,
+) -> Result<Plan, StoreError> {
     let texts: Vec<&str> = conditions
         .iter()
         .filter_map(|c| match c {
@@ -182,10 +187,10 @@ fn plan_conditions(scope: &OrgScope, conditions: &[&Condition], combine: Combine
         combine
     };
     if !texts.is_empty() && combine == Combine::Or {
-        return Plan::Scan;
+        return Ok(Plan::Scan);
     }
     let mut params = Vec::new();
-    let sql = conditions_sql(scope, &others, combine, &mut params);
+    let sql = conditions_sql(conn, scope, &others, combine, &mut params)?;
     if texts.is_empty() {
         let rollup_actions = match others.as_slice() {
             [] => Some(Vec::new()),
@@ -195,11 +200,11 @@ fn plan_conditions(scope: &OrgScope, conditions: &[&Condition], combine: Combine
             }] => Some(values.clone()),
             _ => None,
         };
-        return Plan::Days {
+        return Ok(Plan::Days {
             sql,
             params,
             rollup_actions,
-        };
+        });
     }
     let mut terms = Vec::new();
     for t in texts {
@@ -207,64 +212,66 @@ fn plan_conditions(scope: &OrgScope, conditions: &[&Condition], combine: Combine
             terms.push(format!("\"{}x{}\"*", scope.org_key, word));
         }
     }
-    Plan::Text {
+    Ok(Plan::Text {
         fts: terms.join(" AND "),
         sql,
         params,
-    }
+    })
 }
 
 /// SQL for non-text conditions: `1` when there are none.
 fn conditions_sql(
+    conn: &Connection,
     scope: &OrgScope,
     conditions: &[&Condition],
     combine: Combine,
     params: &mut Vec<SqlValue>,
-) -> String {
+) -> Result<String, StoreError> {
     if conditions.is_empty() {
-        return "1".to_string();
+        return Ok("1".to_string());
     }
     let mut parts = Vec::new();
     for condition in conditions {
         let Condition::AnyOf { column, values } = condition else {
             continue;
         };
-        let list = |params: &mut Vec<SqlValue>| {
-            let marks = vec!["?"; values.len()].join(",");
-            params.extend(values.iter().map(|v| SqlValue::Text(v.clone())));
-            marks
-        };
-        let strings = |params: &mut Vec<SqlValue>| {
-            format!(
-                "(SELECT string_key FROM strings WHERE value IN ({}))",
-                list(params)
-            )
-        };
-        let org = scope.org_key;
-        let principals = |test: &str| -> String {
-            format!("(SELECT principal_key FROM principals WHERE org_key = {org} AND {test})")
+        // Values become dictionary keys here, once per query, so that each day's statement
+        // is a plain `IN (keys)` that SQLite serves from the (day, org, column) index.
+        let keys = |keys: Vec<i64>, params: &mut Vec<SqlValue>| -> String {
+            if keys.is_empty() {
+                return "(NULL)".to_string();
+            }
+            let marks = vec!["?"; keys.len()].join(",");
+            params.extend(keys.into_iter().map(SqlValue::Integer));
+            format!("({marks})")
         };
         let part = match column {
-            Column::ActionKey => format!("e.action IN {}", strings(params)),
-            Column::ActionVerb => format!("e.verb IN {}", strings(params)),
-            Column::ServiceName => format!("e.service IN {}", strings(params)),
+            Column::ActionKey => format!("e.action IN {}", keys(string_keys(conn, values)?, params)),
+            Column::ActionVerb => format!("e.verb IN {}", keys(string_keys(conn, values)?, params)),
+            Column::ServiceName => format!("e.service IN {}", keys(string_keys(conn, values)?, params)),
             Column::ActorId | Column::TargetId => {
-                let test = format!("ext_id IN ({})", list(params));
-                format!("{} IN {}", side(*column), principals(&test))
+                let found = principal_keys(conn, scope, "ext_id", values)?;
+                format!("{} IN {}", side(*column), keys(found, params))
             }
             Column::ActorEmail | Column::TargetEmail => {
-                let test = format!("email IN ({})", list(params));
-                format!("{} IN {}", side(*column), principals(&test))
+                let found = principal_keys(conn, scope, "email", values)?;
+                format!("{} IN {}", side(*column), keys(found, params))
             }
             Column::Actor | Column::Target => {
-                let ids = list(params);
-                let emails = list(params);
-                let test = format!("(ext_id IN ({ids}) OR email IN ({emails}))");
-                format!("{} IN {}", side(*column), principals(&test))
+                let mut found = principal_keys(conn, scope, "ext_id", values)?;
+                found.extend(principal_keys(conn, scope, "email", values)?);
+                found.sort_unstable();
+                found.dedup();
+                format!("{} IN {}", side(*column), keys(found, params))
             }
             Column::ActorType | Column::TargetType => {
-                let test = format!("kind IN {}", strings(params));
-                format!("{} IN {}", side(*column), principals(&test))
+                // Kinds can match every principal of an organization: keep them a subquery.
+                let kinds = keys(string_keys(conn, values)?, params);
+                format!(
+                    "{} IN (SELECT principal_key FROM principals WHERE org_key = {} AND kind IN {kinds})",
+                    side(*column),
+                    scope.org_key
+                )
             }
         };
         parts.push(format!("({part})"));
@@ -273,7 +280,34 @@ fn conditions_sql(
         Combine::And => " AND ",
         Combine::Or => " OR ",
     };
-    format!("({})", parts.join(joiner))
+    Ok(format!("({})", parts.join(joiner)))
+}
+
+/// Dictionary keys of the given strings (absent strings have none).
+fn string_keys(conn: &Connection, values: &[String]) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT string_key FROM strings WHERE value = ?1").map_err(backend)?;
+    let mut out = Vec::with_capacity(values.len());
+    for value in values {
+        if let Some(key) = stmt.query_row([value], |row| row.get(0)).optional().map_err(backend)? {
+            out.push(key);
+        }
+    }
+    Ok(out)
+}
+
+/// Keys of the organization's principals whose `column` (`ext_id` or `email`) is one of
+/// `values`.
+fn principal_keys(conn: &Connection, scope: &OrgScope, column: &str, values: &[String]) -> Result<Vec<i64>, StoreError> {
+    let sql = format!("SELECT principal_key FROM principals WHERE org_key = ?1 AND {column} = ?2");
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let mut out = Vec::new();
+    for value in values {
+        let rows = stmt.query_map(params![scope.org_key, value], |row| row.get::<_, i64>(0)).map_err(backend)?;
+        for key in rows {
+            out.push(key.map_err(backend)?);
+        }
+    }
+    Ok(out)
 }
 
 fn side(column: Column) -> &'static str {
@@ -331,7 +365,7 @@ pub fn query(conn: &Connection, scope: &OrgScope, query: &Query) -> Result<Vec<E
         Start::Offset(n) => n,
         Start::After(_) => 0,
     };
-    match plan(scope, filter) {
+    match plan(conn, scope, filter)? {
         Plan::Nothing => Ok(Vec::new()),
         Plan::Days { sql, params, .. } => {
             let (cmp, dir) = match query.order {
@@ -622,7 +656,7 @@ fn tally(
         Want::Facets => u64::MAX,
     };
     let (lo, hi) = time_bounds(filter);
-    match plan(scope, filter) {
+    match plan(conn, scope, filter)? {
         Plan::Nothing => {}
         Plan::Days {
             sql,

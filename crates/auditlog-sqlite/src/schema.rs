@@ -50,7 +50,8 @@ CREATE TABLE principals (
 );
 CREATE INDEX principals_by_id ON principals(org_key, ext_id);
 CREATE INDEX principals_by_email ON principals(org_key, email);
-CREATE INDEX principals_by_kind ON principals(org_key, kind);
+-- The writer finds a principal by all its fields; readers find principals by kind.
+CREATE INDEX principals_lookup ON principals(org_key, kind, ext_id, email, name);
 
 CREATE TABLE events (
     pos         INTEGER PRIMARY KEY,  -- org_key << 40 | seq

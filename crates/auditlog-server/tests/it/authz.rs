@@ -308,7 +308,7 @@ async fn authorization_matrix() {
                     endpoint.name,
                     credential.name,
                     problems.join("; "),
-                    reply.text()
+                    reply.text().chars().take(160).collect::<String>()
                 ));
             }
         }

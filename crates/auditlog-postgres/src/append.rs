@@ -1,0 +1,549 @@
+//! The append transaction: one per `append` call, whichever replica runs it.
+//!
+//! 1. With an idempotency key, claim the key first (`INSERT … ON CONFLICT DO NOTHING`): a
+//!    concurrent append with the same key waits on that row until this transaction ends,
+//!    then replays what it stored; a failed append takes its key with it.
+//! 2. Lock each organization's `org_heads` row, in `org_id` order. A fixed order means two
+//!    batches naming the same organizations never deadlock; one statement per organization
+//!    keeps each lock a single-shard query, which Citus requires of `FOR UPDATE`.
+//! 3. Number, id and hash the events from the locked heads.
+//! 4. Write the rows (one multi-row `INSERT … SELECT FROM unnest(…)`), bump the day
+//!    rollups (`INSERT … ON CONFLICT DO UPDATE`) and move the heads, pipelined on the one
+//!    connection, and commit. `synchronous_commit` is left on, so the commit returns once it
+//!    is durable.
+//!
+//! Every writer of an organization's rows holds its head lock, so rollup rows are never
+//! contended by anyone that does not already wait for the head.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use auditlog_core::chain;
+use auditlog_core::{text, Event, Timestamp};
+use auditlog_store::{Append, AppendOutcome, IdempotencyKey, StoreError};
+use deadpool_postgres::{ClientWrapper, Transaction};
+use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::{backend, hash32, sql_time};
+
+const LOCK_HEAD: &str =
+    "SELECT org_key, seq, hash, last_id FROM org_heads WHERE org_id = $1 FOR UPDATE";
+
+const INSERT_EVENTS: &str = "
+INSERT INTO events (org_id, seq, id, occurred_at, created_at, action_key, action_verb,
+                    actor_id, actor_email, actor_name, actor_type, target_id, target_email,
+                    target_name, target_type, service_name, ip_address, user_agent, request_id,
+                    meta, hash, words)
+SELECT org_id, seq, id, occurred_at, $22::timestamptz, action_key, action_verb,
+       actor_id, actor_email, actor_name, actor_type, target_id, target_email,
+       target_name, target_type, service_name, ip_address, user_agent, request_id,
+       meta, hash, words::tsvector
+FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::timestamptz[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+            $13::text[], $14::text[], $15::text[], $16::inet[], $17::text[], $18::text[],
+            $19::text[], $20::bytea[], $21::text[])
+  AS t(org_id, seq, id, occurred_at, action_key, action_verb,
+       actor_id, actor_email, actor_name, actor_type, target_id, target_email,
+       target_name, target_type, service_name, ip_address, user_agent, request_id,
+       meta, hash, words)";
+
+const BUMP_ACTIONS: &str = "
+INSERT INTO event_day_actions (org_id, day, action_key, n)
+SELECT org_id, DATE '1970-01-01' + day, action_key, n
+FROM unnest($1::uuid[], $2::int[], $3::text[], $4::bigint[]) AS t(org_id, day, action_key, n)
+ON CONFLICT (org_id, day, action_key) DO UPDATE SET n = event_day_actions.n + excluded.n";
+
+const BUMP_ACTORS: &str = "
+INSERT INTO event_day_actors (org_id, day, actor_key, actor_id, actor_email, actor_name, n)
+SELECT org_id, DATE '1970-01-01' + day, actor_key, actor_id, actor_email, actor_name, n
+FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
+  AS t(org_id, day, actor_key, actor_id, actor_email, actor_name, n)
+ON CONFLICT (org_id, day, actor_key) DO UPDATE SET n = event_day_actors.n + excluded.n";
+
+const MOVE_HEADS: &str = "
+UPDATE org_heads AS h SET seq = t.seq, hash = t.hash, last_id = t.last_id
+FROM unnest($1::uuid[], $2::bigint[], $3::bytea[], $4::uuid[]) AS t(org_id, seq, hash, last_id)
+WHERE h.org_id = t.org_id";
+
+/// Appends a batch in one transaction, honouring an idempotency key when one is given.
+pub async fn append(
+    client: &mut ClientWrapper,
+    batch: &[Append],
+    key: Option<&IdempotencyKey>,
+    now: Timestamp,
+) -> Result<AppendOutcome, StoreError> {
+    let tx = client.transaction().await.map_err(backend)?;
+    if let Some(key) = key {
+        let claimed = tx
+            .execute(
+                "INSERT INTO idempotency_keys (scope, request_hash, event_ids, created_at)
+                 VALUES ($1, $2, '{}', $3) ON CONFLICT (scope) DO NOTHING",
+                &[&key.scope, &key.request_hash.as_slice(), &sql_time(now)],
+            )
+            .await
+            .map_err(backend)?;
+        if claimed == 0 {
+            // The key was stored by a committed append (a concurrent one was waited for);
+            // this statement's fresh snapshot sees it.
+            let row = tx
+                .query_one(
+                    "SELECT request_hash, event_ids FROM idempotency_keys WHERE scope = $1",
+                    &[&key.scope],
+                )
+                .await
+                .map_err(backend)?;
+            tx.rollback().await.map_err(backend)?;
+            let request_hash: Vec<u8> = row.get(0);
+            if request_hash != key.request_hash {
+                return Err(StoreError::Conflict(
+                    "this Idempotency-Key was already used with a different request".into(),
+                ));
+            }
+            return Ok(AppendOutcome::Replayed(row.get(1)));
+        }
+    }
+    let events = append_in(&tx, batch, now).await?;
+    if let Some(key) = key {
+        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+        tx.execute(
+            "UPDATE idempotency_keys SET event_ids = $2 WHERE scope = $1",
+            &[&key.scope, &ids],
+        )
+        .await
+        .map_err(backend)?;
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(AppendOutcome::Stored(events))
+}
+
+/// An organization's chain head, locked for this transaction.
+struct Head {
+    org_key: i64,
+    seq: u64,
+    hash: [u8; 32],
+    last_id: Option<Uuid>,
+}
+
+/// Appends inside `tx`; the caller commits.
+async fn append_in(
+    tx: &Transaction<'_>,
+    batch: &[Append],
+    now: Timestamp,
+) -> Result<Vec<Event>, StoreError> {
+    let mut org_ids: Vec<Uuid> = batch.iter().map(|item| item.org_id).collect();
+    org_ids.sort_unstable();
+    org_ids.dedup();
+    let lock = tx.prepare_cached(LOCK_HEAD).await.map_err(backend)?;
+    let mut heads: HashMap<Uuid, Head> = HashMap::with_capacity(org_ids.len());
+    let mut missing: Vec<Uuid> = Vec::new();
+    for org_id in &org_ids {
+        match tx.query_opt(&lock, &[org_id]).await.map_err(backend)? {
+            Some(row) => {
+                let head = Head {
+                    org_key: row.get(0),
+                    seq: row.get::<_, i64>(1) as u64,
+                    hash: hash32(row.get(2), "a chain head's hash")?,
+                    last_id: row.get(3),
+                };
+                heads.insert(*org_id, head);
+            }
+            None => missing.push(*org_id),
+        }
+    }
+    if let Some(unknown) = batch
+        .iter()
+        .map(|item| item.org_id)
+        .find(|id| missing.contains(id))
+    {
+        // The caller drops the transaction, which rolls it back and releases the locks.
+        return Err(StoreError::UnknownOrg(unknown));
+    }
+
+    let now_ms = now.as_millis();
+    let mut events = Vec::with_capacity(batch.len());
+    let mut words = Vec::with_capacity(batch.len());
+    for item in batch {
+        let head = heads.get_mut(&item.org_id).expect("every head was locked");
+        let mut event = Event {
+            id: next_id(now_ms, head.last_id, rand::random()),
+            org_id: item.org_id,
+            seq: head.seq + 1,
+            created_at: now,
+            hash: [0; 32],
+            body: item.body.clone(),
+        };
+        event.hash = chain::expected_hash(&head.hash, &event);
+        head.seq = event.seq;
+        head.hash = event.hash;
+        head.last_id = Some(event.id);
+        words.push(tsvector_literal(
+            head.org_key,
+            &text::event_words(&event.body),
+        ));
+        events.push(event);
+    }
+
+    let rows = EventColumns::new(&events, words)?;
+    let rollups = Rollups::new(&events);
+    let heads = HeadColumns::new(&heads);
+    let (insert, actions, actors, move_heads) = tokio::try_join!(
+        tx.prepare_cached(INSERT_EVENTS),
+        tx.prepare_cached(BUMP_ACTIONS),
+        tx.prepare_cached(BUMP_ACTORS),
+        tx.prepare_cached(MOVE_HEADS),
+    )
+    .map_err(backend)?;
+    let created_at = sql_time(now);
+    let insert_params: [&(dyn ToSql + Sync); 22] = [
+        &rows.org_id,
+        &rows.seq,
+        &rows.id,
+        &rows.occurred_at,
+        &rows.action_key,
+        &rows.action_verb,
+        &rows.actor_id,
+        &rows.actor_email,
+        &rows.actor_name,
+        &rows.actor_type,
+        &rows.target_id,
+        &rows.target_email,
+        &rows.target_name,
+        &rows.target_type,
+        &rows.service_name,
+        &rows.ip_address,
+        &rows.user_agent,
+        &rows.request_id,
+        &rows.meta,
+        &rows.hash,
+        &rows.words,
+        &created_at,
+    ];
+    let action_params: [&(dyn ToSql + Sync); 4] = [
+        &rollups.action_org,
+        &rollups.action_day,
+        &rollups.action_key,
+        &rollups.action_n,
+    ];
+    let actor_params: [&(dyn ToSql + Sync); 7] = [
+        &rollups.actor_org,
+        &rollups.actor_day,
+        &rollups.actor_key,
+        &rollups.actor_id,
+        &rollups.actor_email,
+        &rollups.actor_name,
+        &rollups.actor_n,
+    ];
+    let head_params: [&(dyn ToSql + Sync); 4] =
+        [&heads.org_id, &heads.seq, &heads.hash, &heads.last_id];
+    // Sent back to back on one connection (tokio-postgres pipelines concurrent requests), so
+    // the four writes cost about one round trip.
+    tokio::try_join!(
+        tx.execute(&insert, &insert_params),
+        tx.execute(&actions, &action_params),
+        tx.execute(&actors, &actor_params),
+        tx.execute(&move_heads, &head_params),
+    )
+    .map_err(backend)?;
+    Ok(events)
+}
+
+/// The events as one array per column, for `INSERT_EVENTS`.
+struct EventColumns<'a> {
+    org_id: Vec<Uuid>,
+    seq: Vec<i64>,
+    id: Vec<Uuid>,
+    occurred_at: Vec<OffsetDateTime>,
+    action_key: Vec<&'a str>,
+    action_verb: Vec<Option<&'a str>>,
+    actor_id: Vec<Option<&'a str>>,
+    actor_email: Vec<Option<&'a str>>,
+    actor_name: Vec<Option<&'a str>>,
+    actor_type: Vec<&'static str>,
+    target_id: Vec<Option<&'a str>>,
+    target_email: Vec<Option<&'a str>>,
+    target_name: Vec<Option<&'a str>>,
+    target_type: Vec<Option<&'a str>>,
+    service_name: Vec<Option<&'a str>>,
+    ip_address: Vec<Option<IpAddr>>,
+    user_agent: Vec<Option<&'a str>>,
+    request_id: Vec<Option<&'a str>>,
+    meta: Vec<Option<String>>,
+    hash: Vec<&'a [u8]>,
+    words: Vec<String>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn new(events: &'a [Event], words: Vec<String>) -> Result<EventColumns<'a>, StoreError> {
+        let body = |e: &'a Event| &e.body;
+        Ok(EventColumns {
+            org_id: events.iter().map(|e| e.org_id).collect(),
+            seq: events.iter().map(|e| e.seq as i64).collect(),
+            id: events.iter().map(|e| e.id).collect(),
+            occurred_at: events
+                .iter()
+                .map(|e| sql_time(e.body.occurred_at))
+                .collect(),
+            action_key: events.iter().map(|e| body(e).action_key.as_str()).collect(),
+            action_verb: events
+                .iter()
+                .map(|e| body(e).action_verb.as_deref())
+                .collect(),
+            actor_id: events.iter().map(|e| body(e).actor_id.as_deref()).collect(),
+            actor_email: events
+                .iter()
+                .map(|e| body(e).actor_email.as_deref())
+                .collect(),
+            actor_name: events
+                .iter()
+                .map(|e| body(e).actor_name.as_deref())
+                .collect(),
+            actor_type: events.iter().map(|e| body(e).actor_type.as_str()).collect(),
+            target_id: events
+                .iter()
+                .map(|e| body(e).target_id.as_deref())
+                .collect(),
+            target_email: events
+                .iter()
+                .map(|e| body(e).target_email.as_deref())
+                .collect(),
+            target_name: events
+                .iter()
+                .map(|e| body(e).target_name.as_deref())
+                .collect(),
+            target_type: events
+                .iter()
+                .map(|e| body(e).target_type.as_deref())
+                .collect(),
+            service_name: events
+                .iter()
+                .map(|e| body(e).service_name.as_deref())
+                .collect(),
+            ip_address: events.iter().map(|e| body(e).ip_address).collect(),
+            user_agent: events
+                .iter()
+                .map(|e| body(e).user_agent.as_deref())
+                .collect(),
+            request_id: events
+                .iter()
+                .map(|e| body(e).request_id.as_deref())
+                .collect(),
+            // The exact JSON text: `jsonb` would reorder keys and renormalize numbers.
+            meta: events
+                .iter()
+                .map(|e| {
+                    if e.body.meta.is_empty() {
+                        Ok(None)
+                    } else {
+                        serde_json::to_string(&e.body.meta)
+                            .map(Some)
+                            .map_err(|e| StoreError::Backend(e.to_string()))
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            hash: events.iter().map(|e| e.hash.as_slice()).collect(),
+            words,
+        })
+    }
+}
+
+/// A batch's increments of the day rollups, summed per key (one `ON CONFLICT DO UPDATE`
+/// statement may not touch a row twice).
+struct Rollups<'a> {
+    action_org: Vec<Uuid>,
+    action_day: Vec<i32>,
+    action_key: Vec<&'a str>,
+    action_n: Vec<i64>,
+    actor_org: Vec<Uuid>,
+    actor_day: Vec<i32>,
+    actor_key: Vec<String>,
+    actor_id: Vec<Option<&'a str>>,
+    actor_email: Vec<Option<&'a str>>,
+    actor_name: Vec<Option<&'a str>>,
+    actor_n: Vec<i64>,
+}
+
+/// An actor on a day: organization, day, `actor_id`, `actor_email`.
+type ActorDay<'a> = (Uuid, i32, Option<&'a str>, Option<&'a str>);
+
+impl<'a> Rollups<'a> {
+    fn new(events: &'a [Event]) -> Rollups<'a> {
+        let mut actions: HashMap<(Uuid, i32, &str), i64> = HashMap::new();
+        // The value is a name seen for the actor that day, and the count.
+        let mut actors: HashMap<ActorDay<'a>, (Option<&'a str>, i64)> = HashMap::new();
+        for event in events {
+            let body = &event.body;
+            let day = day_number(body.occurred_at);
+            *actions
+                .entry((event.org_id, day, body.action_key.as_str()))
+                .or_default() += 1;
+            let actor = (
+                event.org_id,
+                day,
+                body.actor_id.as_deref(),
+                body.actor_email.as_deref(),
+            );
+            actors
+                .entry(actor)
+                .or_insert((body.actor_name.as_deref(), 0))
+                .1 += 1;
+        }
+        let mut rollups = Rollups {
+            action_org: Vec::with_capacity(actions.len()),
+            action_day: Vec::with_capacity(actions.len()),
+            action_key: Vec::with_capacity(actions.len()),
+            action_n: Vec::with_capacity(actions.len()),
+            actor_org: Vec::with_capacity(actors.len()),
+            actor_day: Vec::with_capacity(actors.len()),
+            actor_key: Vec::with_capacity(actors.len()),
+            actor_id: Vec::with_capacity(actors.len()),
+            actor_email: Vec::with_capacity(actors.len()),
+            actor_name: Vec::with_capacity(actors.len()),
+            actor_n: Vec::with_capacity(actors.len()),
+        };
+        for ((org_id, day, action), n) in actions {
+            rollups.action_org.push(org_id);
+            rollups.action_day.push(day);
+            rollups.action_key.push(action);
+            rollups.action_n.push(n);
+        }
+        for ((org_id, day, id, email), (name, n)) in actors {
+            rollups.actor_org.push(org_id);
+            rollups.actor_day.push(day);
+            rollups.actor_key.push(actor_key(id, email));
+            rollups.actor_id.push(id);
+            rollups.actor_email.push(email);
+            rollups.actor_name.push(name);
+            rollups.actor_n.push(n);
+        }
+        rollups
+    }
+}
+
+/// The new chain heads as one array per column, for `MOVE_HEADS`.
+struct HeadColumns<'a> {
+    org_id: Vec<Uuid>,
+    seq: Vec<i64>,
+    hash: Vec<&'a [u8]>,
+    last_id: Vec<Option<Uuid>>,
+}
+
+impl<'a> HeadColumns<'a> {
+    fn new(heads: &'a HashMap<Uuid, Head>) -> HeadColumns<'a> {
+        HeadColumns {
+            org_id: heads.keys().copied().collect(),
+            seq: heads.values().map(|h| h.seq as i64).collect(),
+            hash: heads.values().map(|h| h.hash.as_slice()).collect(),
+            last_id: heads.values().map(|h| h.last_id).collect(),
+        }
+    }
+}
+
+/// The UTC day of an instant, as days since the epoch (what rollups are keyed by).
+pub(crate) fn day_number(at: Timestamp) -> i32 {
+    i32::try_from(at.day()).expect("days up to the year 9999 fit in i32")
+}
+
+/// The rollup key of an actor: JSON `[actor_id, actor_email]`, so that an absent value and
+/// an empty one stay apart.
+fn actor_key(id: Option<&str>, email: Option<&str>) -> String {
+    serde_json::to_string(&(id, email)).expect("strings serialize")
+}
+
+/// The next event id of an organization: a UUIDv7 (48 bits of milliseconds, a 12-bit counter
+/// for ids in the same millisecond, 62 random bits) strictly greater than the organization's
+/// last id, even when this replica's clock is behind the one that minted it.
+pub(crate) fn next_id(now_ms: i64, last: Option<Uuid>, random: u64) -> Uuid {
+    let mut ms = now_ms.max(0) as u128;
+    let mut counter = 0u128;
+    if let Some(last) = last {
+        let bits = last.as_u128();
+        let (last_ms, last_counter) = (bits >> 80, (bits >> 64) & 0x0fff);
+        if ms <= last_ms {
+            if last_counter < 0x0fff {
+                (ms, counter) = (last_ms, last_counter + 1);
+            } else {
+                // The counter is exhausted within that millisecond: borrow the next one.
+                (ms, counter) = (last_ms + 1, 0);
+            }
+        }
+    }
+    Uuid::from_u128(
+        ((ms & 0xffff_ffff_ffff) << 80)
+            | (0x7 << 76)
+            | (counter << 64)
+            | (0b10 << 62)
+            | (u128::from(random) & 0x3fff_ffff_ffff_ffff),
+    )
+}
+
+/// A `tsvector` literal of an event's words, each tagged with its organization's key.
+///
+/// The literal is cast with `::tsvector`, which keeps each quoted lexeme exactly as written:
+/// the words are already split and lowercased by `auditlog_core::text`, and a text search
+/// configuration (even `simple`) would split and fold them again, by rules that depend on the
+/// server's locale.
+pub(crate) fn tsvector_literal(tag: i64, words: &[String]) -> String {
+    let mut out = String::with_capacity(words.len() * 12);
+    for word in words {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        push_lexeme(&mut out, tag, word);
+    }
+    out
+}
+
+/// Appends `'<tag>.<word>'`, quoted for `tsvector` and `tsquery` input: a quote is doubled
+/// and a backslash escaped (words are letters and digits, so this never happens today).
+pub(crate) fn push_lexeme(out: &mut String, tag: i64, word: &str) {
+    let _ = write!(out, "'{tag}.");
+    for c in word.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(id: Uuid) -> (u128, u128) {
+        let bits = id.as_u128();
+        (bits >> 80, (bits >> 64) & 0x0fff)
+    }
+
+    #[test]
+    fn ids_are_v7_and_increase_whatever_the_clock() {
+        let first = next_id(1_000, None, u64::MAX);
+        assert_eq!(first.get_version_num(), 7);
+        assert_eq!(parts(first), (1_000, 0));
+        // The same millisecond, and a clock that went back: the counter moves on.
+        let second = next_id(1_000, Some(first), 0);
+        let third = next_id(999, Some(second), 0);
+        assert!(first < second && second < third);
+        assert_eq!(parts(third), (1_000, 2));
+        // A full counter borrows the next millisecond.
+        let full = Uuid::from_u128((1_000u128 << 80) | (0x7 << 76) | (0x0fff << 64));
+        let next = next_id(1_000, Some(full), 0);
+        assert!(full < next);
+        assert_eq!(parts(next), (1_001, 0));
+        // A later clock starts the counter over.
+        assert_eq!(parts(next_id(5_000, Some(next), 7)), (5_000, 0));
+    }
+
+    #[test]
+    fn lexemes_carry_the_tag_and_are_quoted() {
+        let words = ["ml".to_string(), "東京".to_string(), "o'b\\x".to_string()];
+        assert_eq!(
+            tsvector_literal(17, &words),
+            r"'17.ml' '17.東京' '17.o''b\\x'"
+        );
+    }
+}
