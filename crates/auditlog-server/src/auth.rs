@@ -107,7 +107,11 @@ impl RateLimiter {
 
     /// A limiter with a fractional rate (per second) and burst.
     pub fn with_rate(per_second: f64, burst: f64) -> RateLimiter {
-        RateLimiter { per_second, burst: burst.max(1.0), buckets: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            per_second,
+            burst: burst.max(1.0),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one token for `key`, or says how long to wait.
@@ -135,6 +139,27 @@ impl RateLimiter {
     }
 }
 
+/// A request body, with the size limit's rejection turned into our 413 JSON answer.
+pub struct Body(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Body, ApiError> {
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Body(bytes)),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::TooLarge(
+                    "the request body is larger than this server accepts (see --body-limit)".into(),
+                ))
+            }
+            Err(rejection) => Err(ApiError::BadRequest(format!(
+                "cannot read the request body: {rejection}"
+            ))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,27 +181,6 @@ mod tests {
         let open = RateLimiter::new(0, 0);
         for _ in 0..1000 {
             open.check(key).unwrap();
-        }
-    }
-}
-
-/// A request body, with the size limit's rejection turned into our 413 JSON answer.
-pub struct Body(pub axum::body::Bytes);
-
-impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
-    type Rejection = ApiError;
-
-    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Body, ApiError> {
-        match axum::body::Bytes::from_request(request, state).await {
-            Ok(bytes) => Ok(Body(bytes)),
-            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::TooLarge(
-                    "the request body is larger than this server accepts (see --body-limit)".into(),
-                ))
-            }
-            Err(rejection) => Err(ApiError::BadRequest(format!(
-                "cannot read the request body: {rejection}"
-            ))),
         }
     }
 }

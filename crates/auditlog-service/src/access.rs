@@ -228,7 +228,9 @@ impl Service {
         }
         match credential.kind {
             CredentialKind::Ingest => Ok(Principal::Ingest { credential }),
-            CredentialKind::SignInLink => Err(AccessError::Unauthenticated("a sign-in link is not a bearer token")),
+            CredentialKind::SignInLink => Err(AccessError::Unauthenticated(
+                "a sign-in link is not a bearer token",
+            )),
             CredentialKind::ApiToken | CredentialKind::Session => {
                 let user_id = credential.user_id.ok_or(AccessError::Unauthenticated(
                     "the bearer token is not valid",
@@ -728,7 +730,11 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 pub fn verify_password(hash: &str, password: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     PasswordHash::new(hash)
-        .map(|parsed| argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -741,7 +747,11 @@ fn decoy_hash() -> &'static str {
 
 /// A new random password for `auditlog user add` to print once.
 pub fn new_password() -> String {
-    new_secret("pw").trim_start_matches("pw_").chars().take(20).collect()
+    new_secret("pw")
+        .trim_start_matches("pw_")
+        .chars()
+        .take(20)
+        .collect()
 }
 
 impl Service {
@@ -753,7 +763,8 @@ impl Service {
                 "a password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
             )));
         }
-        let hash = hash_password(password).map_err(|e| AccessError::Store(StoreError::Backend(e)))?;
+        let hash =
+            hash_password(password).map_err(|e| AccessError::Store(StoreError::Backend(e)))?;
         self.store().set_password(user.id, Some(hash)).await?;
         Ok(())
     }
@@ -761,7 +772,12 @@ impl Service {
     /// Checks email and password; on success opens a session and records
     /// `authentication_success` in each of the user's organizations. Unknown email and wrong
     /// password fail alike, after the same work.
-    pub async fn sign_in(&self, email: &str, password: &str, context: &Actor) -> Result<(User, String), AccessError> {
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        context: &Actor,
+    ) -> Result<(User, String), AccessError> {
         let denied = || AccessError::Unauthenticated("wrong email or password");
         if email.len() > 320 || password.len() > MAX_PASSWORD * 4 {
             return Err(denied());
@@ -774,10 +790,13 @@ impl Service {
         let matches = tokio::task::spawn_blocking(move || verify_password(&checked, &password))
             .await
             .unwrap_or(false);
-        let (Some(user), Some(_), true) = (user, hash, matches) else { return Err(denied()) };
+        let (Some(user), Some(_), true) = (user, hash, matches) else {
+            return Err(denied());
+        };
         let token = self.open_session(&user).await?;
         for (org, _) in self.store().memberships(user.id).await? {
-            self.record_sign_in(&org, &user, context, "password").await?;
+            self.record_sign_in(&org, &user, context, "password")
+                .await?;
         }
         Ok((user, token))
     }
@@ -802,18 +821,40 @@ impl Service {
         Ok(token)
     }
 
-    async fn record_sign_in(&self, org: &Org, user: &User, context: &Actor, method: &str) -> Result<(), AccessError> {
-        let actor = Actor::user(user).with_request(context.ip_address, context.user_agent.clone(), context.request_id.clone());
-        let target = Target { id: Some(org.id.to_string()), email: None, name: Some(org.display_name.clone()) };
-        self.record(org, &actor, "authentication_success", target, meta(json!({ "method": method })))
-            .await
-            .map_err(|e| AccessError::Store(StoreError::Backend(e.to_string())))
+    async fn record_sign_in(
+        &self,
+        org: &Org,
+        user: &User,
+        context: &Actor,
+        method: &str,
+    ) -> Result<(), AccessError> {
+        let actor = Actor::user(user).with_request(
+            context.ip_address,
+            context.user_agent.clone(),
+            context.request_id.clone(),
+        );
+        let target = Target {
+            id: Some(org.id.to_string()),
+            email: None,
+            name: Some(org.display_name.clone()),
+        };
+        self.record(
+            org,
+            &actor,
+            "authentication_success",
+            target,
+            meta(json!({ "method": method })),
+        )
+        .await
+        .map_err(|e| AccessError::Store(StoreError::Backend(e.to_string())))
     }
 
     /// The user of a live browser session.
     pub async fn session_user(&self, token: &str) -> Result<(User, Credential), AccessError> {
         match self.authenticate(token).await? {
-            Principal::User { user, credential } if credential.kind == CredentialKind::Session => Ok((user, credential)),
+            Principal::User { user, credential } if credential.kind == CredentialKind::Session => {
+                Ok((user, credential))
+            }
             _ => Err(AccessError::Unauthenticated("not a session")),
         }
     }
@@ -822,7 +863,9 @@ impl Service {
     pub async fn sign_out(&self, token: &str) -> Result<(), AccessError> {
         if let Some(credential) = self.store().credential_by_hash(secret_hash(token)).await? {
             if credential.kind == CredentialKind::Session {
-                self.store().revoke_credential(credential.id, Timestamp::now()).await?;
+                self.store()
+                    .revoke_credential(credential.id, Timestamp::now())
+                    .await?;
             }
         }
         Ok(())
@@ -839,8 +882,12 @@ impl Service {
         display_name: Option<&str>,
         role: Option<Role>,
     ) -> Result<(String, Timestamp), AccessError> {
-        if ingest.kind != CredentialKind::Ingest || ingest.org_id.is_some_and(|bound| bound != org.id) {
-            return Err(AccessError::Forbidden("this credential may not mint sign-in links for that organization".into()));
+        if ingest.kind != CredentialKind::Ingest
+            || ingest.org_id.is_some_and(|bound| bound != org.id)
+        {
+            return Err(AccessError::Forbidden(
+                "this credential may not mint sign-in links for that organization".into(),
+            ));
         }
         let actor = Actor {
             id: Some(ingest.id.to_string()),
@@ -886,8 +933,13 @@ impl Service {
     }
 
     /// Redeems a sign-in link once: opens a session and records `authentication_success`.
-    pub async fn redeem_sign_in_link(&self, token: &str, context: &Actor) -> Result<(User, Org, String), AccessError> {
-        let invalid = || AccessError::Unauthenticated("this sign-in link is invalid, used or expired");
+    pub async fn redeem_sign_in_link(
+        &self,
+        token: &str,
+        context: &Actor,
+    ) -> Result<(User, Org, String), AccessError> {
+        let invalid =
+            || AccessError::Unauthenticated("this sign-in link is invalid, used or expired");
         if token.len() > 256 {
             return Err(invalid());
         }
@@ -896,21 +948,37 @@ impl Service {
             .store()
             .credential_by_hash(hash)
             .await?
-            .filter(|c| c.kind == CredentialKind::SignInLink && constant_time_eq(&c.token_hash, &hash))
+            .filter(|c| {
+                c.kind == CredentialKind::SignInLink && constant_time_eq(&c.token_hash, &hash)
+            })
             .ok_or_else(invalid)?;
         if !link.is_live(Timestamp::now()) {
             return Err(invalid());
         }
         // Single use: whoever revokes it first wins.
-        let before = self.store().revoke_credential(link.id, Timestamp::now()).await?;
+        let before = self
+            .store()
+            .revoke_credential(link.id, Timestamp::now())
+            .await?;
         if before.is_none_or(|c| c.revoked_at.is_some()) {
             return Err(invalid());
         }
-        let (Some(user_id), Some(org_id)) = (link.user_id, link.org_id) else { return Err(invalid()) };
-        let user = self.store().find_user(&user_id.to_string()).await?.ok_or_else(invalid)?;
-        let org = self.store().find_org(&org_id.to_string()).await?.ok_or_else(invalid)?;
+        let (Some(user_id), Some(org_id)) = (link.user_id, link.org_id) else {
+            return Err(invalid());
+        };
+        let user = self
+            .store()
+            .find_user(&user_id.to_string())
+            .await?
+            .ok_or_else(invalid)?;
+        let org = self
+            .store()
+            .find_org(&org_id.to_string())
+            .await?
+            .ok_or_else(invalid)?;
         let session = self.open_session(&user).await?;
-        self.record_sign_in(&org, &user, context, "sign_in_link").await?;
+        self.record_sign_in(&org, &user, context, "sign_in_link")
+            .await?;
         Ok((user, org, session))
     }
 }

@@ -242,7 +242,11 @@ fn run_checkpointer(conn: Connection, wal: PathBuf, stop: &std::sync::atomic::At
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
         let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        let mode = if size > WAL_RESTART_BYTES { "RESTART" } else { "PASSIVE" };
+        let mode = if size > WAL_RESTART_BYTES {
+            "RESTART"
+        } else {
+            "PASSIVE"
+        };
         if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
@@ -427,6 +431,10 @@ impl Store for SqliteStore {
             std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
         };
         Ok(size("") + size("-wal"))
+    }
+
+    fn close(&self) {
+        SqliteStore::close(self);
     }
 
     async fn create_user(&self, user: User) -> Result<User, StoreError> {

@@ -246,9 +246,13 @@ fn conditions_sql(
             format!("({marks})")
         };
         let part = match column {
-            Column::ActionKey => format!("e.action IN {}", keys(string_keys(conn, values)?, params)),
+            Column::ActionKey => {
+                format!("e.action IN {}", keys(string_keys(conn, values)?, params))
+            }
             Column::ActionVerb => format!("e.verb IN {}", keys(string_keys(conn, values)?, params)),
-            Column::ServiceName => format!("e.service IN {}", keys(string_keys(conn, values)?, params)),
+            Column::ServiceName => {
+                format!("e.service IN {}", keys(string_keys(conn, values)?, params))
+            }
             Column::ActorId | Column::TargetId => {
                 let found = principal_keys(conn, scope, "ext_id", values)?;
                 format!("{} IN {}", side(*column), keys(found, params))
@@ -285,10 +289,16 @@ fn conditions_sql(
 
 /// Dictionary keys of the given strings (absent strings have none).
 fn string_keys(conn: &Connection, values: &[String]) -> Result<Vec<i64>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT string_key FROM strings WHERE value = ?1").map_err(backend)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT string_key FROM strings WHERE value = ?1")
+        .map_err(backend)?;
     let mut out = Vec::with_capacity(values.len());
     for value in values {
-        if let Some(key) = stmt.query_row([value], |row| row.get(0)).optional().map_err(backend)? {
+        if let Some(key) = stmt
+            .query_row([value], |row| row.get(0))
+            .optional()
+            .map_err(backend)?
+        {
             out.push(key);
         }
     }
@@ -297,12 +307,19 @@ fn string_keys(conn: &Connection, values: &[String]) -> Result<Vec<i64>, StoreEr
 
 /// Keys of the organization's principals whose `column` (`ext_id` or `email`) is one of
 /// `values`.
-fn principal_keys(conn: &Connection, scope: &OrgScope, column: &str, values: &[String]) -> Result<Vec<i64>, StoreError> {
+fn principal_keys(
+    conn: &Connection,
+    scope: &OrgScope,
+    column: &str,
+    values: &[String],
+) -> Result<Vec<i64>, StoreError> {
     let sql = format!("SELECT principal_key FROM principals WHERE org_key = ?1 AND {column} = ?2");
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     let mut out = Vec::new();
     for value in values {
-        let rows = stmt.query_map(params![scope.org_key, value], |row| row.get::<_, i64>(0)).map_err(backend)?;
+        let rows = stmt
+            .query_map(params![scope.org_key, value], |row| row.get::<_, i64>(0))
+            .map_err(backend)?;
         for key in rows {
             out.push(key.map_err(backend)?);
         }
@@ -665,7 +682,11 @@ fn tally(
         } => {
             // Rollups make these counts cheap at any size (one lookup per day, plus the two
             // edge days), so they are never capped.
-            let cap = if rollup_actions.is_some() { u64::MAX } else { cap };
+            let cap = if rollup_actions.is_some() {
+                u64::MAX
+            } else {
+                cap
+            };
             let rollup_sql = match rollup_actions.as_deref() {
                 Some([]) => Some("SELECT action, n FROM day_actions WHERE day = ?1 AND org_key = ?2".to_string()),
                 Some(actions) => Some(format!(

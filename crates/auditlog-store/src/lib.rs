@@ -198,6 +198,10 @@ pub trait Store: Send + Sync + 'static {
     /// Bytes the store occupies on disk (for benchmarks and `/metrics`).
     async fn disk_bytes(&self) -> Result<u64, StoreError>;
 
+    /// Finishes queued writes and stops background work; later calls fail with
+    /// [`StoreError::Closed`]. Backends without background work need not do anything.
+    fn close(&self) {}
+
     // ---- users, roles and credentials ----
 
     /// Creates a user; a taken email is [`StoreError::Conflict`].

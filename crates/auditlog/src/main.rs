@@ -23,6 +23,16 @@ pub struct Cli {
     )]
     pub data_dir: PathBuf,
 
+    /// Keep everything in PostgreSQL (`postgres://user:password@host/db`) instead of the
+    /// embedded SQLite file; several `auditlog serve` replicas may share one database.
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLOG_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
     /// A TOML file of extra actions to accept besides the preset's (see docs/catalog.md).
     #[arg(long, global = true, env = "AUDITLOG_CATALOG")]
     pub catalog: Option<PathBuf>,

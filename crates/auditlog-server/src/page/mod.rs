@@ -45,24 +45,39 @@ pub fn routes() -> Router<AppState> {
         .route("/orgs/{org}/exports", post(create_export))
         .route("/orgs/{org}/exports/{job}", get(export_status))
         .route("/orgs/{org}/exports/{job}/download", get(export_download))
-        .route("/orgs/{org}/service-accounts", get(service_accounts).post(create_service_account))
-        .route("/orgs/{org}/service-accounts/{id}/delete", post(delete_service_account))
+        .route(
+            "/orgs/{org}/service-accounts",
+            get(service_accounts).post(create_service_account),
+        )
+        .route(
+            "/orgs/{org}/service-accounts/{id}/delete",
+            post(delete_service_account),
+        )
         .route("/orgs/{org}/tokens", get(tokens).post(create_token))
         .route("/orgs/{org}/tokens/{id}/revoke", post(revoke_token))
-        .route("/account/password", get(password_form).post(change_password))
+        .route(
+            "/account/password",
+            get(password_form).post(change_password),
+        )
 }
 
 /// The form fields of a URL-encoded body; repeated keys keep every value.
 fn form(body: &[u8]) -> HashMap<String, Vec<String>> {
     let mut fields: HashMap<String, Vec<String>> = HashMap::new();
     for (key, value) in form_urlencoded::parse(body) {
-        fields.entry(key.into_owned()).or_default().push(value.into_owned());
+        fields
+            .entry(key.into_owned())
+            .or_default()
+            .push(value.into_owned());
     }
     fields
 }
 
 fn first<'a>(fields: &'a HashMap<String, Vec<String>>, key: &str) -> Option<&'a str> {
-    fields.get(key).and_then(|values| values.first()).map(String::as_str)
+    fields
+        .get(key)
+        .and_then(|values| values.first())
+        .map(String::as_str)
 }
 
 async fn home() -> Redirect {
@@ -70,17 +85,33 @@ async fn home() -> Redirect {
 }
 
 async fn stylesheet() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], include_str!("../../static/app.css")).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/app.css"),
+    )
+        .into_response()
 }
 
 async fn script() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], include_str!("../../static/app.js")).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/app.js"),
+    )
+        .into_response()
 }
 
 /// Only local paths are followed after sign-in, so a crafted link cannot send a user away.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_string(),
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path.to_string()
+        }
         _ => "/orgs".to_string(),
     }
 }
@@ -90,73 +121,134 @@ async fn sign_in_form(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
     let next = safe_next(first(&query, "next"));
     let csrf = auditlog_service::access::new_secret("csrf");
     let mut response = views::page(StatusCode::OK, views::sign_in(&csrf, &next, None, ""));
-    response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_CSRF_COOKIE, &csrf, 3600));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, LOGIN_CSRF_COOKIE, &csrf, 3600),
+    );
     response
 }
 
-async fn sign_in(State(state): State<AppState>, client: Client, headers: HeaderMap, Body(body): Body) -> Response {
+async fn sign_in(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Response {
     let fields = form(&body);
     let next = safe_next(first(&fields, "next"));
     let email = first(&fields, "email").unwrap_or("").trim().to_string();
     let retry = |status: StatusCode, message: &str| {
         let csrf = auditlog_service::access::new_secret("csrf");
         let mut response = views::page(status, views::sign_in(&csrf, &next, Some(message), &email));
-        response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_CSRF_COOKIE, &csrf, 3600));
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(&state, LOGIN_CSRF_COOKIE, &csrf, 3600),
+        );
         response
     };
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
     if expected.is_empty() || !session::same_token(expected, first(&fields, "csrf").unwrap_or("")) {
-        return retry(StatusCode::FORBIDDEN, "The sign-in form expired. Please try again.");
+        return retry(
+            StatusCode::FORBIDDEN,
+            "The sign-in form expired. Please try again.",
+        );
     }
     // Guessing is limited per address: a few attempts a minute.
     let address = client.ip.map(|ip| ip.to_string()).unwrap_or_default();
-    let key = Uuid::from_slice(&auditlog_service::access::secret_hash(&format!("sign-in:{address}"))[..16]).unwrap_or_default();
+    let key = Uuid::from_slice(
+        &auditlog_service::access::secret_hash(&format!("sign-in:{address}"))[..16],
+    )
+    .unwrap_or_default();
     if state.sign_in_limiter.check(key).is_err() {
-        return retry(StatusCode::TOO_MANY_REQUESTS, "Too many attempts. Wait a minute and try again.");
+        return retry(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts. Wait a minute and try again.",
+        );
     }
     let actor = client.actor(Actor::operator());
-    match state.service.sign_in(&email, first(&fields, "password").unwrap_or(""), &actor).await {
+    match state
+        .service
+        .sign_in(&email, first(&fields, "password").unwrap_or(""), &actor)
+        .await
+    {
         Ok((_, token)) => {
             let mut response = Redirect::to(&next).into_response();
             let headers = response.headers_mut();
-            headers.append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &token, auditlog_service::access::SESSION_SECONDS));
-            headers.append(header::SET_COOKIE, set_cookie(&state, LOGIN_CSRF_COOKIE, "", 0));
+            headers.append(
+                header::SET_COOKIE,
+                set_cookie(
+                    &state,
+                    SESSION_COOKIE,
+                    &token,
+                    auditlog_service::access::SESSION_SECONDS,
+                ),
+            );
+            headers.append(
+                header::SET_COOKIE,
+                set_cookie(&state, LOGIN_CSRF_COOKIE, "", 0),
+            );
             session::secure(response)
         }
-        Err(AccessError::Unauthenticated(_)) => retry(StatusCode::UNAUTHORIZED, "Wrong email or password."),
+        Err(AccessError::Unauthenticated(_)) => {
+            retry(StatusCode::UNAUTHORIZED, "Wrong email or password.")
+        }
         Err(e) => {
             tracing::error!(error = %e, "sign-in failed");
-            retry(StatusCode::INTERNAL_SERVER_ERROR, "Signing in failed; please try again.")
+            retry(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Signing in failed; please try again.",
+            )
         }
     }
 }
 
-async fn sign_in_link(State(state): State<AppState>, client: Client, RawQuery(raw): RawQuery) -> Response {
+async fn sign_in_link(
+    State(state): State<AppState>,
+    client: Client,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let query = form(raw.unwrap_or_default().as_bytes());
     let token = first(&query, "token").unwrap_or("");
-    match state.service.redeem_sign_in_link(token, &client.actor(Actor::operator())).await {
+    match state
+        .service
+        .redeem_sign_in_link(token, &client.actor(Actor::operator()))
+        .await
+    {
         Ok((_, org, session_token)) => {
             let target = format!("/orgs/{}/audit-logs", org.name);
             let mut response = views::page(StatusCode::OK, views::continue_to(&target));
             response.headers_mut().append(
                 header::SET_COOKIE,
-                set_cookie(&state, SESSION_COOKIE, &session_token, auditlog_service::access::SESSION_SECONDS),
+                set_cookie(
+                    &state,
+                    SESSION_COOKIE,
+                    &session_token,
+                    auditlog_service::access::SESSION_SECONDS,
+                ),
             );
             response
         }
-        Err(_) => views::error_page(None, StatusCode::UNAUTHORIZED, "Link expired", "This sign-in link is invalid, already used or expired. Ask for a new one."),
+        Err(_) => views::error_page(
+            None,
+            StatusCode::UNAUTHORIZED,
+            "Link expired",
+            "This sign-in link is invalid, already used or expired. Ask for a new one.",
+        ),
     }
 }
 
 async fn sign_out(State(state): State<AppState>, viewer: Viewer, Body(body): Body) -> Response {
     if let Err(refused) = viewer.check_csrf(first(&form(&body), "csrf")) {
-        return refused;
+        return *refused;
     }
     if let Err(e) = state.service.sign_out(&viewer.token).await {
         tracing::warn!(error = %e, "sign-out failed");
     }
     let mut response = Redirect::to("/sign-in").into_response();
-    response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", 0),
+    );
     session::secure(response)
 }
 
@@ -169,12 +261,24 @@ async fn orgs(State(state): State<AppState>, viewer: Viewer) -> Response {
 
 fn internal(viewer: &Viewer, error: impl std::fmt::Display) -> Response {
     tracing::error!(error = %error, "page failed");
-    views::error_page(Some(viewer), StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The server log has the details.")
+    views::error_page(
+        Some(viewer),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The server log has the details.",
+    )
 }
 
 /// The organization named in the path, if the viewer may see its audit log.
 async fn admin_org(state: &AppState, viewer: &Viewer, name: &str) -> Result<Org, Response> {
-    let not_member = || views::error_page(Some(viewer), StatusCode::NOT_FOUND, "Organization not found", "You are not a member of an organization by that name.");
+    let not_member = || {
+        views::error_page(
+            Some(viewer),
+            StatusCode::NOT_FOUND,
+            "Organization not found",
+            "You are not a member of an organization by that name.",
+        )
+    };
     let org = match state.service.store().find_org(name).await {
         Ok(Some(org)) => org,
         Ok(None) => return Err(not_member()),
@@ -227,13 +331,31 @@ impl PageFilter {
             out.truncate(100);
             out
         };
-        let per_page = first(query, "per_page").and_then(|v| v.parse().ok()).filter(|n| [10, 25, 50, 100].contains(n)).unwrap_or(50);
+        let per_page = first(query, "per_page")
+            .and_then(|v| v.parse().ok())
+            .filter(|n| [10, 25, 50, 100].contains(n))
+            .unwrap_or(50);
         PageFilter {
             actions: clean(query.get("action")),
             users: clean(query.get("user")),
-            from: first(query, "from").unwrap_or("").trim().chars().take(40).collect(),
-            to: first(query, "to").unwrap_or("").trim().chars().take(40).collect(),
-            text: first(query, "q").unwrap_or("").trim().chars().take(200).collect(),
+            from: first(query, "from")
+                .unwrap_or("")
+                .trim()
+                .chars()
+                .take(40)
+                .collect(),
+            to: first(query, "to")
+                .unwrap_or("")
+                .trim()
+                .chars()
+                .take(40)
+                .collect(),
+            text: first(query, "q")
+                .unwrap_or("")
+                .trim()
+                .chars()
+                .take(200)
+                .collect(),
             per_page,
         }
     }
@@ -242,21 +364,36 @@ impl PageFilter {
     /// millisecond, so the range includes that day.
     fn bound(text: &str, end: bool) -> Option<Timestamp> {
         let at = Timestamp::parse_lenient(text).ok()?;
-        Some(if end && text.len() == 10 { at.plus_millis(MS_PER_DAY - 1) } else { at })
+        Some(if end && text.len() == 10 {
+            at.plus_millis(MS_PER_DAY - 1)
+        } else {
+            at
+        })
     }
 
     fn filter(&self) -> Filter {
         let mut conditions = Vec::new();
         if !self.actions.is_empty() {
-            conditions.push(Condition::AnyOf { column: Column::ActionKey, values: self.actions.clone() });
+            conditions.push(Condition::AnyOf {
+                column: Column::ActionKey,
+                values: self.actions.clone(),
+            });
         }
         if !self.users.is_empty() {
-            conditions.push(Condition::AnyOf { column: Column::Actor, values: self.users.clone() });
+            conditions.push(Condition::AnyOf {
+                column: Column::Actor,
+                values: self.users.clone(),
+            });
         }
         if !self.text.is_empty() {
             conditions.push(Condition::Text(self.text.clone()));
         }
-        Filter { conditions, combine: Combine::And, from: Self::bound(&self.from, false), to: Self::bound(&self.to, true) }
+        Filter {
+            conditions,
+            combine: Combine::And,
+            from: Self::bound(&self.from, false),
+            to: Self::bound(&self.to, true),
+        }
     }
 
     /// The filter as query-string pairs, for links and hidden form fields.
@@ -285,7 +422,12 @@ impl PageFilter {
     }
 }
 
-async fn audit_log(State(state): State<AppState>, viewer: Viewer, Path(org_name): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn audit_log(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(org_name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let org = match admin_org(&state, &viewer, &org_name).await {
         Ok(org) => org,
         Err(refused) => return refused,
@@ -294,7 +436,9 @@ async fn audit_log(State(state): State<AppState>, viewer: Viewer, Path(org_name)
     let page_filter = PageFilter::parse(&query);
     let filter = page_filter.filter();
     let per_page = page_filter.per_page;
-    let at: u64 = first(&query, "at").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let at: u64 = first(&query, "at")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let cursor = |key: &str| first(&query, key).and_then(|text| Cursor::decode(text).ok());
     let service = &state.service;
     let store = service.store();
@@ -302,23 +446,65 @@ async fn audit_log(State(state): State<AppState>, viewer: Viewer, Path(org_name)
     // Where this page starts: the first page, after a cursor (next), before one (previous),
     // or the end (last). Previous and last read the other way round and flip the rows.
     let (result, first_index) = if let Some(after) = cursor("after") {
-        (service.page(&org, filter.clone(), Order::NewestFirst, per_page, Start::After(after.position)).await.map(|p| p.events), at)
+        (
+            service
+                .page(
+                    &org,
+                    filter.clone(),
+                    Order::NewestFirst,
+                    per_page,
+                    Start::After(after.position),
+                )
+                .await
+                .map(|p| p.events),
+            at,
+        )
     } else if let Some(before) = cursor("before") {
-        let rows = service.page(&org, filter.clone(), Order::OldestFirst, per_page, Start::After(before.position)).await.map(|p| {
-            let mut rows = p.events;
-            rows.reverse();
-            rows
-        });
+        let rows = service
+            .page(
+                &org,
+                filter.clone(),
+                Order::OldestFirst,
+                per_page,
+                Start::After(before.position),
+            )
+            .await
+            .map(|p| {
+                let mut rows = p.events;
+                rows.reverse();
+                rows
+            });
         (rows, at)
     } else if first(&query, "last").is_some() {
-        let rows = service.page(&org, filter.clone(), Order::OldestFirst, per_page, Start::Offset(0)).await.map(|p| {
-            let mut rows = p.events;
-            rows.reverse();
-            rows
-        });
+        let rows = service
+            .page(
+                &org,
+                filter.clone(),
+                Order::OldestFirst,
+                per_page,
+                Start::Offset(0),
+            )
+            .await
+            .map(|p| {
+                let mut rows = p.events;
+                rows.reverse();
+                rows
+            });
         (rows, at)
     } else {
-        (service.page(&org, filter.clone(), Order::NewestFirst, per_page, Start::Offset(0)).await.map(|p| p.events), 0)
+        (
+            service
+                .page(
+                    &org,
+                    filter.clone(),
+                    Order::NewestFirst,
+                    per_page,
+                    Start::Offset(0),
+                )
+                .await
+                .map(|p| p.events),
+            0,
+        )
     };
     let rows = match result {
         Ok(rows) => rows,
@@ -327,7 +513,12 @@ async fn audit_log(State(state): State<AppState>, viewer: Viewer, Path(org_name)
     // The panes list what is available within the other filters: users for the chosen
     // actions and dates, actions for the chosen users and dates.
     let without = |column: Column| Filter {
-        conditions: filter.conditions.iter().filter(|c| !matches!(c, Condition::AnyOf { column: found, .. } if *found == column)).cloned().collect(),
+        conditions: filter
+            .conditions
+            .iter()
+            .filter(|c| !matches!(c, Condition::AnyOf { column: found, .. } if *found == column))
+            .cloned()
+            .collect(),
         ..filter.clone()
     };
     let (user_filter, action_filter) = (without(Column::Actor), without(Column::ActionKey));
@@ -348,26 +539,62 @@ async fn audit_log(State(state): State<AppState>, viewer: Viewer, Path(org_name)
 
     let total = count.n;
     let base = format!("/orgs/{}/audit-logs", org.name);
-    let first_index = if first(&query, "last").is_some() && count.exact { total.saturating_sub(rows.len() as u64) } else { first_index };
+    let first_index = if first(&query, "last").is_some() && count.exact {
+        total.saturating_sub(rows.len() as u64)
+    } else {
+        first_index
+    };
     let is_first_page = first_index == 0;
     let last_shown = first_index + rows.len() as u64;
     let has_more = rows.len() as u32 == per_page && !(count.exact && last_shown >= total);
-    let position = |event: &auditlog_core::Event, order| Cursor { order, position: Position::of(event) }.encode();
+    let position = |event: &auditlog_core::Event, order| {
+        Cursor {
+            order,
+            position: Position::of(event),
+        }
+        .encode()
+    };
     let links = [
         (!is_first_page).then(|| page_filter.link(&base, &[])),
         rows.first().filter(|_| !is_first_page).map(|e| {
-            page_filter.link(&base, &[("before", position(e, Order::OldestFirst)), ("at", first_index.saturating_sub(per_page as u64).to_string())])
+            page_filter.link(
+                &base,
+                &[
+                    ("before", position(e, Order::OldestFirst)),
+                    (
+                        "at",
+                        first_index.saturating_sub(per_page as u64).to_string(),
+                    ),
+                ],
+            )
         }),
-        rows.last().filter(|_| has_more).map(|e| page_filter.link(&base, &[("after", position(e, Order::NewestFirst)), ("at", last_shown.to_string())])),
+        rows.last().filter(|_| has_more).map(|e| {
+            page_filter.link(
+                &base,
+                &[
+                    ("after", position(e, Order::NewestFirst)),
+                    ("at", last_shown.to_string()),
+                ],
+            )
+        }),
         has_more.then(|| page_filter.link(&base, &[("last", "1".into())])),
     ];
 
     let today = Timestamp::now().day();
-    let last_day = filter.to.map_or(today, |t| t.day()).min(today.max(days.last().map_or(today, |d| d.0)));
-    let first_day = filter.from.map_or(last_day - 59, |t| t.day()).max(last_day - 364);
+    let last_day = filter
+        .to
+        .map_or(today, |t| t.day())
+        .min(today.max(days.last().map_or(today, |d| d.0)));
+    let first_day = filter
+        .from
+        .map_or(last_day - 59, |t| t.day())
+        .max(last_day - 364);
     let chart = chart::daily_chart(&days, first_day, last_day);
     let catalog = service.catalog();
-    let records: Vec<EventRecord> = rows.iter().map(|e| EventRecord::new(e, Some(&org.name), catalog)).collect();
+    let records: Vec<EventRecord> = rows
+        .iter()
+        .map(|e| EventRecord::new(e, Some(&org.name), catalog))
+        .collect();
     let view = views::AuditLogView {
         org: &org,
         catalog,
@@ -389,13 +616,26 @@ async fn audit_log(State(state): State<AppState>, viewer: Viewer, Path(org_name)
     views::page(StatusCode::OK, views::audit_log(&viewer, view))
 }
 
-async fn event_details(State(state): State<AppState>, viewer: Viewer, Path((org_name, id)): Path<(String, String)>) -> Response {
+async fn event_details(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((org_name, id)): Path<(String, String)>,
+) -> Response {
     let org = match admin_org(&state, &viewer, &org_name).await {
         Ok(org) => org,
         Err(refused) => return refused,
     };
-    let not_found = || views::error_page(Some(&viewer), StatusCode::NOT_FOUND, "Event not found", "No event of this organization has that id.");
-    let Ok(id) = Uuid::parse_str(&id) else { return not_found() };
+    let not_found = || {
+        views::error_page(
+            Some(&viewer),
+            StatusCode::NOT_FOUND,
+            "Event not found",
+            "No event of this organization has that id.",
+        )
+    };
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return not_found();
+    };
     let store = state.service.store();
     let event = match store.get_event(org.id, id).await {
         Ok(Some(event)) => event,
@@ -404,7 +644,10 @@ async fn event_details(State(state): State<AppState>, viewer: Viewer, Path((org_
     };
     let previous = match event.seq {
         1 => Ok(Some(auditlog_core::chain::GENESIS)),
-        seq => store.events_by_seq(org.id, seq - 2, 1).await.map(|events| events.first().filter(|e| e.seq == seq - 1).map(|e| e.hash)),
+        seq => store
+            .events_by_seq(org.id, seq - 2, 1)
+            .await
+            .map(|events| events.first().filter(|e| e.seq == seq - 1).map(|e| e.hash)),
     };
     let checkpoint = store.latest_checkpoint(org.id).await;
     let (previous, checkpoint) = match (previous, checkpoint) {
@@ -412,17 +655,36 @@ async fn event_details(State(state): State<AppState>, viewer: Viewer, Path((org_
         (Err(e), _) | (_, Err(e)) => return internal(&viewer, e),
     };
     let integrity = views::Integrity {
-        hash_ok: previous.is_some_and(|prev| auditlog_core::chain::expected_hash(&prev, &event) == event.hash),
-        checkpoint_seq: checkpoint.map(|c| c.checkpoint.seq).filter(|seq| *seq >= event.seq),
+        hash_ok: previous
+            .is_some_and(|prev| auditlog_core::chain::expected_hash(&prev, &event) == event.hash),
+        checkpoint_seq: checkpoint
+            .map(|c| c.checkpoint.seq)
+            .filter(|seq| *seq >= event.seq),
     };
     let record = EventRecord::new(&event, Some(&org.name), state.service.catalog());
-    views::page(StatusCode::OK, views::event_details(&viewer, &org, state.service.catalog(), &event, &record, &integrity))
+    views::page(
+        StatusCode::OK,
+        views::event_details(
+            &viewer,
+            &org,
+            state.service.catalog(),
+            &event,
+            &record,
+            &integrity,
+        ),
+    )
 }
 
-async fn create_export(State(state): State<AppState>, viewer: Viewer, client: Client, Path(org_name): Path<String>, Body(body): Body) -> Response {
+async fn create_export(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    client: Client,
+    Path(org_name): Path<String>,
+    Body(body): Body,
+) -> Response {
     let fields = form(&body);
     if let Err(refused) = viewer.check_csrf(first(&fields, "csrf")) {
-        return refused;
+        return *refused;
     }
     let org = match admin_org(&state, &viewer, &org_name).await {
         Ok(org) => org,
@@ -445,19 +707,37 @@ async fn create_export(State(state): State<AppState>, viewer: Viewer, client: Cl
         search_operator: "and".into(),
         from_date: filter.from,
         to_date: filter.to,
-        format: if first(&fields, "format") == Some("csv") { ExportFormat::Csv } else { ExportFormat::Jsonl },
+        format: if first(&fields, "format") == Some("csv") {
+            ExportFormat::Csv
+        } else {
+            ExportFormat::Jsonl
+        },
         gzip: first(&fields, "gzip") == Some("true"),
     };
     let actor = client.actor(Actor::user(&viewer.user));
     match state.jobs.submit(&org, request, &actor).await {
-        Ok(job) => session::secure(Redirect::to(&format!("/orgs/{}/exports/{}", org.name, job.id)).into_response()),
+        Ok(job) => session::secure(
+            Redirect::to(&format!("/orgs/{}/exports/{}", org.name, job.id)).into_response(),
+        ),
         Err(e) => internal(&viewer, e),
     }
 }
 
-async fn export_job(state: &AppState, viewer: &Viewer, org_name: &str, job: &str) -> Result<(Org, auditlog_store::ExportJob), Response> {
+async fn export_job(
+    state: &AppState,
+    viewer: &Viewer,
+    org_name: &str,
+    job: &str,
+) -> Result<(Org, auditlog_store::ExportJob), Response> {
     let org = admin_org(state, viewer, org_name).await?;
-    let not_found = || views::error_page(Some(viewer), StatusCode::NOT_FOUND, "Export not found", "No export of this organization has that id.");
+    let not_found = || {
+        views::error_page(
+            Some(viewer),
+            StatusCode::NOT_FOUND,
+            "Export not found",
+            "No export of this organization has that id.",
+        )
+    };
     let job_id = Uuid::parse_str(job).map_err(|_| not_found())?;
     match state.jobs.status(org.id, job_id).await {
         Ok(Some(job)) => Ok((org, job)),
@@ -466,22 +746,45 @@ async fn export_job(state: &AppState, viewer: &Viewer, org_name: &str, job: &str
     }
 }
 
-async fn export_status(State(state): State<AppState>, viewer: Viewer, Path((org_name, job)): Path<(String, String)>) -> Response {
+async fn export_status(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((org_name, job)): Path<(String, String)>,
+) -> Response {
     match export_job(&state, &viewer, &org_name, &job).await {
         Ok((org, job)) => views::page(StatusCode::OK, views::export_status(&viewer, &org, &job)),
         Err(refused) => refused,
     }
 }
 
-async fn export_download(State(state): State<AppState>, viewer: Viewer, Path((org_name, job)): Path<(String, String)>) -> Response {
+async fn export_download(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((org_name, job)): Path<(String, String)>,
+) -> Response {
     let (org, job) = match export_job(&state, &viewer, &org_name, &job).await {
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let gone = || views::error_page(Some(&viewer), StatusCode::NOT_FOUND, "Export unavailable", "This export is not ready, failed, or has expired.");
-    let Some(path) = state.jobs.file_path(&job) else { return gone() };
-    let Ok(file) = tokio::fs::File::open(&path).await else { return gone() };
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("export").to_string();
+    let gone = || {
+        views::error_page(
+            Some(&viewer),
+            StatusCode::NOT_FOUND,
+            "Export unavailable",
+            "This export is not ready, failed, or has expired.",
+        )
+    };
+    let Some(path) = state.jobs.file_path(&job) else {
+        return gone();
+    };
+    let Ok(file) = tokio::fs::File::open(&path).await else {
+        return gone();
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("export")
+        .to_string();
     let content_type = if name.ends_with(".gz") {
         "application/gzip"
     } else if name.ends_with(".csv") {
@@ -492,20 +795,30 @@ async fn export_download(State(state): State<AppState>, viewer: Viewer, Path((or
     (
         [
             (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"audit-log-{}-{name}\"", org.name)),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"audit-log-{}-{name}\"", org.name),
+            ),
         ],
         ResponseBody::from_stream(tokio_util::io::ReaderStream::new(file)),
     )
         .into_response()
 }
 
-async fn service_accounts(State(state): State<AppState>, viewer: Viewer, Path(org_name): Path<String>) -> Response {
+async fn service_accounts(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(org_name): Path<String>,
+) -> Response {
     let org = match admin_org(&state, &viewer, &org_name).await {
         Ok(org) => org,
         Err(refused) => return refused,
     };
     match state.service.store().service_accounts(org.id).await {
-        Ok(accounts) => views::page(StatusCode::OK, views::service_accounts(&viewer, &org, &accounts, None)),
+        Ok(accounts) => views::page(
+            StatusCode::OK,
+            views::service_accounts(&viewer, &org, &accounts, None),
+        ),
         Err(e) => internal(&viewer, e),
     }
 }
@@ -515,10 +828,16 @@ fn valid_label(label: &str) -> bool {
     (1..=128).contains(&n) && !label.chars().any(char::is_control)
 }
 
-async fn create_service_account(State(state): State<AppState>, viewer: Viewer, client: Client, Path(org_name): Path<String>, Body(body): Body) -> Response {
+async fn create_service_account(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    client: Client,
+    Path(org_name): Path<String>,
+    Body(body): Body,
+) -> Response {
     let fields = form(&body);
     if let Err(refused) = viewer.check_csrf(first(&fields, "csrf")) {
-        return refused;
+        return *refused;
     }
     let org = match admin_org(&state, &viewer, &org_name).await {
         Ok(org) => org,
@@ -526,40 +845,72 @@ async fn create_service_account(State(state): State<AppState>, viewer: Viewer, c
     };
     let name = first(&fields, "name").unwrap_or("").trim().to_string();
     if !valid_label(&name) {
-        return views::error_page(Some(&viewer), StatusCode::UNPROCESSABLE_ENTITY, "Invalid name", "A name has 1 to 128 characters.");
+        return views::error_page(
+            Some(&viewer),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid name",
+            "A name has 1 to 128 characters.",
+        );
     }
     let actor = client.actor(Actor::user(&viewer.user));
-    let created = match state.service.create_service_account(&org, &name, &actor).await {
+    let created = match state
+        .service
+        .create_service_account(&org, &name, &actor)
+        .await
+    {
         Ok(created) => created,
         Err(e) => return internal(&viewer, e),
     };
     match state.service.store().service_accounts(org.id).await {
-        Ok(accounts) => views::page(StatusCode::CREATED, views::service_accounts(&viewer, &org, &accounts, Some((&created.0, &created.1)))),
+        Ok(accounts) => views::page(
+            StatusCode::CREATED,
+            views::service_accounts(&viewer, &org, &accounts, Some((&created.0, &created.1))),
+        ),
         Err(e) => internal(&viewer, e),
     }
 }
 
-async fn delete_service_account(State(state): State<AppState>, viewer: Viewer, client: Client, Path((org_name, id)): Path<(String, String)>, Body(body): Body) -> Response {
+async fn delete_service_account(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    client: Client,
+    Path((org_name, id)): Path<(String, String)>,
+    Body(body): Body,
+) -> Response {
     if let Err(refused) = viewer.check_csrf(first(&form(&body), "csrf")) {
-        return refused;
+        return *refused;
     }
     let org = match admin_org(&state, &viewer, &org_name).await {
         Ok(org) => org,
         Err(refused) => return refused,
     };
     let Ok(id) = Uuid::parse_str(&id) else {
-        return views::error_page(Some(&viewer), StatusCode::NOT_FOUND, "Not found", "No such service account.");
+        return views::error_page(
+            Some(&viewer),
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such service account.",
+        );
     };
     let actor = client.actor(Actor::user(&viewer.user));
     match state.service.delete_service_account(&org, id, &actor).await {
-        Ok(_) => session::secure(Redirect::to(&format!("/orgs/{}/service-accounts", org.name)).into_response()),
+        Ok(_) => session::secure(
+            Redirect::to(&format!("/orgs/{}/service-accounts", org.name)).into_response(),
+        ),
         Err(e) => internal(&viewer, e),
     }
 }
 
 /// The organization of a token page: any member may manage their own tokens.
 async fn member_org(state: &AppState, viewer: &Viewer, name: &str) -> Result<Org, Response> {
-    let not_member = || views::error_page(Some(viewer), StatusCode::NOT_FOUND, "Organization not found", "You are not a member of an organization by that name.");
+    let not_member = || {
+        views::error_page(
+            Some(viewer),
+            StatusCode::NOT_FOUND,
+            "Organization not found",
+            "You are not a member of an organization by that name.",
+        )
+    };
     let org = match state.service.store().find_org(name).await {
         Ok(Some(org)) => org,
         Ok(None) => return Err(not_member()),
@@ -572,24 +923,45 @@ async fn member_org(state: &AppState, viewer: &Viewer, name: &str) -> Result<Org
     }
 }
 
-async fn render_tokens(state: &AppState, viewer: &Viewer, org: &Org, created: Option<&str>, status: StatusCode) -> Response {
-    match state.service.store().credentials(CredentialKind::ApiToken, Some(viewer.user.id), Some(org.id)).await {
+async fn render_tokens(
+    state: &AppState,
+    viewer: &Viewer,
+    org: &Org,
+    created: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    match state
+        .service
+        .store()
+        .credentials(CredentialKind::ApiToken, Some(viewer.user.id), Some(org.id))
+        .await
+    {
         Ok(tokens) => views::page(status, views::tokens(viewer, org, &tokens, created)),
         Err(e) => internal(viewer, e),
     }
 }
 
-async fn tokens(State(state): State<AppState>, viewer: Viewer, Path(org_name): Path<String>) -> Response {
+async fn tokens(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(org_name): Path<String>,
+) -> Response {
     match member_org(&state, &viewer, &org_name).await {
         Ok(org) => render_tokens(&state, &viewer, &org, None, StatusCode::OK).await,
         Err(refused) => refused,
     }
 }
 
-async fn create_token(State(state): State<AppState>, viewer: Viewer, client: Client, Path(org_name): Path<String>, Body(body): Body) -> Response {
+async fn create_token(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    client: Client,
+    Path(org_name): Path<String>,
+    Body(body): Body,
+) -> Response {
     let fields = form(&body);
     if let Err(refused) = viewer.check_csrf(first(&fields, "csrf")) {
-        return refused;
+        return *refused;
     }
     let org = match member_org(&state, &viewer, &org_name).await {
         Ok(org) => org,
@@ -597,36 +969,61 @@ async fn create_token(State(state): State<AppState>, viewer: Viewer, client: Cli
     };
     let name = first(&fields, "name").unwrap_or("").trim().to_string();
     if !valid_label(&name) {
-        return views::error_page(Some(&viewer), StatusCode::UNPROCESSABLE_ENTITY, "Invalid name", "A name has 1 to 128 characters.");
+        return views::error_page(
+            Some(&viewer),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid name",
+            "A name has 1 to 128 characters.",
+        );
     }
     let expires = first(&fields, "days")
         .and_then(|d| d.parse::<i64>().ok())
         .filter(|d| (1..=3650).contains(d))
         .map(|d| Timestamp::now().plus_millis(d * MS_PER_DAY));
     let actor = client.actor(Actor::user(&viewer.user));
-    match state.service.create_api_token(&org, &viewer.user, &name, expires, &actor).await {
-        Ok((_, token)) => render_tokens(&state, &viewer, &org, Some(&token), StatusCode::CREATED).await,
+    match state
+        .service
+        .create_api_token(&org, &viewer.user, &name, expires, &actor)
+        .await
+    {
+        Ok((_, token)) => {
+            render_tokens(&state, &viewer, &org, Some(&token), StatusCode::CREATED).await
+        }
         Err(e) => internal(&viewer, e),
     }
 }
 
-async fn revoke_token(State(state): State<AppState>, viewer: Viewer, client: Client, Path((org_name, id)): Path<(String, String)>, Body(body): Body) -> Response {
+async fn revoke_token(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    client: Client,
+    Path((org_name, id)): Path<(String, String)>,
+    Body(body): Body,
+) -> Response {
     if let Err(refused) = viewer.check_csrf(first(&form(&body), "csrf")) {
-        return refused;
+        return *refused;
     }
     let org = match member_org(&state, &viewer, &org_name).await {
         Ok(org) => org,
         Err(refused) => return refused,
     };
-    let Ok(id) = Uuid::parse_str(&id) else { return render_tokens(&state, &viewer, &org, None, StatusCode::NOT_FOUND).await };
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return render_tokens(&state, &viewer, &org, None, StatusCode::NOT_FOUND).await;
+    };
     // Only the viewer's own tokens.
-    let own = state.service.store().credentials(CredentialKind::ApiToken, Some(viewer.user.id), Some(org.id)).await;
+    let own = state
+        .service
+        .store()
+        .credentials(CredentialKind::ApiToken, Some(viewer.user.id), Some(org.id))
+        .await;
     if !own.is_ok_and(|tokens| tokens.iter().any(|t| t.id == id)) {
         return render_tokens(&state, &viewer, &org, None, StatusCode::NOT_FOUND).await;
     }
     let actor = client.actor(Actor::user(&viewer.user));
     match state.service.revoke_api_token(&org, id, &actor).await {
-        Ok(_) => session::secure(Redirect::to(&format!("/orgs/{}/tokens", org.name)).into_response()),
+        Ok(_) => {
+            session::secure(Redirect::to(&format!("/orgs/{}/tokens", org.name)).into_response())
+        }
         Err(e) => internal(&viewer, e),
     }
 }
@@ -635,10 +1032,14 @@ async fn password_form(viewer: Viewer) -> Response {
     views::page(StatusCode::OK, views::password(&viewer, None))
 }
 
-async fn change_password(State(state): State<AppState>, viewer: Viewer, Body(body): Body) -> Response {
+async fn change_password(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Body(body): Body,
+) -> Response {
     let fields = form(&body);
     if let Err(refused) = viewer.check_csrf(first(&fields, "csrf")) {
-        return refused;
+        return *refused;
     }
     let current = first(&fields, "current").unwrap_or("");
     let new = first(&fields, "new").unwrap_or("");
@@ -647,11 +1048,20 @@ async fn change_password(State(state): State<AppState>, viewer: Viewer, Body(bod
         None => true,
     };
     if !current_ok {
-        return views::page(StatusCode::FORBIDDEN, views::password(&viewer, Some((false, "The current password is wrong."))));
+        return views::page(
+            StatusCode::FORBIDDEN,
+            views::password(&viewer, Some((false, "The current password is wrong."))),
+        );
     }
     match state.service.set_password(&viewer.user, new).await {
-        Ok(()) => views::page(StatusCode::OK, views::password(&viewer, Some((true, "Your password was changed.")))),
-        Err(AccessError::Forbidden(message)) => views::page(StatusCode::UNPROCESSABLE_ENTITY, views::password(&viewer, Some((false, &message)))),
+        Ok(()) => views::page(
+            StatusCode::OK,
+            views::password(&viewer, Some((true, "Your password was changed."))),
+        ),
+        Err(AccessError::Forbidden(message)) => views::page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            views::password(&viewer, Some((false, &message))),
+        ),
         Err(e) => internal(&viewer, e),
     }
 }
@@ -666,24 +1076,66 @@ pub async fn create_viewer_link(
 ) -> Result<axum::Json<serde_json::Value>, crate::error::ApiError> {
     use crate::error::{ApiError, Detail};
     let auditlog_service::access::Principal::Ingest { credential } = &principal else {
-        return Err(ApiError::Forbidden("only ingest keys may mint sign-in links".into()));
+        return Err(ApiError::Forbidden(
+            "only ingest keys may mint sign-in links".into(),
+        ));
     };
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(Detail::new(vec!["body".into()], format!("not valid JSON: {e}"), "json_invalid")))?;
-    let email = value.get("email").and_then(|v| v.as_str()).filter(|e| e.contains('@') && e.len() <= 320)
-        .ok_or_else(|| ApiError::invalid(Detail::new(vec!["body".into(), "email".into()], "an email address is required", "missing")))?;
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid(Detail::new(
+            vec!["body".into()],
+            format!("not valid JSON: {e}"),
+            "json_invalid",
+        ))
+    })?;
+    let email = value
+        .get("email")
+        .and_then(|v| v.as_str())
+        .filter(|e| e.contains('@') && e.len() <= 320)
+        .ok_or_else(|| {
+            ApiError::invalid(Detail::new(
+                vec!["body".into(), "email".into()],
+                "an email address is required",
+                "missing",
+            ))
+        })?;
     let role = match value.get("role").and_then(|v| v.as_str()) {
         None => None,
         Some(text) => Some(Role::parse(text).ok_or_else(|| {
-            ApiError::invalid(Detail::new(vec!["body".into(), "role".into()], "must be admin or member", "enum"))
+            ApiError::invalid(Detail::new(
+                vec!["body".into(), "role".into()],
+                "must be admin or member",
+                "enum",
+            ))
         })?),
     };
-    let display_name = value.get("display_name").and_then(|v| v.as_str()).filter(|n| valid_label(n));
+    let display_name = value
+        .get("display_name")
+        .and_then(|v| v.as_str())
+        .filter(|n| valid_label(n));
     let org_name = crate::api::headers::org_name(&headers)?
-        .or_else(|| value.get("org").and_then(|v| v.as_str()).map(str::to_string))
-        .ok_or_else(|| ApiError::invalid(Detail::new(vec!["header".into(), "x-org-name".into()], "name the organization", "missing")))?;
-    let org = state.service.store().find_org(&org_name).await?.ok_or_else(|| ApiError::NotFound(format!("no organization is named {org_name:?}")))?;
-    let (token, expires_at) = state.service.create_sign_in_link(credential, &org, email, display_name, role).await?;
+        .or_else(|| {
+            value
+                .get("org")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .ok_or_else(|| {
+            ApiError::invalid(Detail::new(
+                vec!["header".into(), "x-org-name".into()],
+                "name the organization",
+                "missing",
+            ))
+        })?;
+    let org = state
+        .service
+        .store()
+        .find_org(&org_name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no organization is named {org_name:?}")))?;
+    let (token, expires_at) = state
+        .service
+        .create_sign_in_link(credential, &org, email, display_name, role)
+        .await?;
     Ok(axum::Json(json!({
         "url": format!("{}/sign-in/link?token={token}", state.config.public_url),
         "expires_at": expires_at,

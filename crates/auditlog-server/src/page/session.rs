@@ -29,7 +29,11 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Strict, and Secure when served over TLS.
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_seconds: i64) -> HeaderValue {
-    let secure = if state.config.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = if state.config.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{secure}"
     ))
@@ -44,7 +48,11 @@ pub fn csrf_for(session_token: &str) -> String {
 
 /// Compares two CSRF tokens without an early exit.
 pub fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// A signed-in person.
@@ -59,15 +67,15 @@ pub struct Viewer {
 
 impl Viewer {
     /// Whether a submitted form carries this session's CSRF token.
-    pub fn check_csrf(&self, submitted: Option<&str>) -> Result<(), Response> {
+    pub fn check_csrf(&self, submitted: Option<&str>) -> Result<(), Box<Response>> {
         match submitted {
             Some(token) if same_token(token, &self.csrf) => Ok(()),
-            _ => Err(super::views::error_page(
+            _ => Err(Box::new(super::views::error_page(
                 Some(self),
                 axum::http::StatusCode::FORBIDDEN,
                 "This form has expired",
                 "The page was open too long or came from elsewhere. Go back, reload it and try again.",
-            )),
+            ))),
         }
     }
 }
@@ -77,7 +85,11 @@ impl FromRequestParts<AppState> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Viewer, Response> {
         let to_sign_in = || {
-            let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let next = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
             let encoded: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
             Redirect::to(&format!("/sign-in?next={encoded}")).into_response()
         };
@@ -85,7 +97,11 @@ impl FromRequestParts<AppState> for Viewer {
             return Err(to_sign_in());
         };
         match state.service.session_user(&token).await {
-            Ok((user, _)) => Ok(Viewer { csrf: csrf_for(&token), user, token }),
+            Ok((user, _)) => Ok(Viewer {
+                csrf: csrf_for(&token),
+                user,
+                token,
+            }),
             Err(_) => Err(to_sign_in()),
         }
     }
@@ -103,7 +119,10 @@ pub fn secure(mut response: Response) -> Response {
         ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

@@ -15,7 +15,12 @@ pub fn layout(viewer: Option<&Viewer>, title: &str, body: Markup) -> Markup {
 }
 
 /// The frame, with extra elements in `<head>` (a refresh).
-pub fn layout_with_head(viewer: Option<&Viewer>, title: &str, head: Markup, body: Markup) -> Markup {
+pub fn layout_with_head(
+    viewer: Option<&Viewer>,
+    title: &str,
+    head: Markup,
+    body: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -54,67 +59,84 @@ pub fn page(status: StatusCode, markup: Markup) -> Response {
 }
 
 /// A page that explains a refusal or a failure.
-pub fn error_page(viewer: Option<&Viewer>, status: StatusCode, title: &str, message: &str) -> Response {
+pub fn error_page(
+    viewer: Option<&Viewer>,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+) -> Response {
     page(
         status,
-        layout(viewer, title, html! {
-            div.card role="alert" {
-                h1 { (title) }
-                p { (message) }
-                p { a href="/orgs" { "Back to your organizations" } }
-            }
-        }),
+        layout(
+            viewer,
+            title,
+            html! {
+                div.card role="alert" {
+                    h1 { (title) }
+                    p { (message) }
+                    p { a href="/orgs" { "Back to your organizations" } }
+                }
+            },
+        ),
     )
 }
 
 /// The sign-in form.
 pub fn sign_in(csrf: &str, next: &str, error: Option<&str>, email: &str) -> Markup {
-    layout(None, "Sign in", html! {
-        div.card {
-            h1 { "Sign in" }
-            p.sub { "to view your organization's audit log" }
-            @if let Some(error) = error {
-                p.notice.error role="alert" { (error) }
-            }
-            form method="post" action="/sign-in" {
-                input type="hidden" name="csrf" value=(csrf);
-                input type="hidden" name="next" value=(next);
-                div.field {
-                    label for="email" { "Email" }
-                    input #email type="email" name="email" value=(email) required autocomplete="username" autofocus;
+    layout(
+        None,
+        "Sign in",
+        html! {
+            div.card {
+                h1 { "Sign in" }
+                p.sub { "to view your organization's audit log" }
+                @if let Some(error) = error {
+                    p.notice.error role="alert" { (error) }
                 }
-                div.field {
-                    label for="password" { "Password" }
-                    input #password type="password" name="password" required autocomplete="current-password";
+                form method="post" action="/sign-in" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="next" value=(next);
+                    div.field {
+                        label for="email" { "Email" }
+                        input #email type="email" name="email" value=(email) required autocomplete="username" autofocus;
+                    }
+                    div.field {
+                        label for="password" { "Password" }
+                        input #password type="password" name="password" required autocomplete="current-password";
+                    }
+                    button.primary type="submit" { "Sign in" }
                 }
-                button.primary type="submit" { "Sign in" }
             }
-        }
-    })
+        },
+    )
 }
 
 /// The organizations the user belongs to.
 pub fn orgs(viewer: &Viewer, memberships: &[(Org, Role)]) -> Markup {
-    layout(Some(viewer), "Organizations", html! {
-        h1 { "Organizations" }
-        p.sub { "Select the organization whose audit log you want to view." }
-        @if memberships.is_empty() {
-            p.empty { "You are not a member of any organization yet." }
-        } @else {
-            table.list {
-                thead { tr { th { "Organization" } th { "Your role" } th { "Audit logs" } } }
-                tbody {
-                    @for (org, role) in memberships {
-                        tr {
-                            td { a href={ "/orgs/" (org.name) "/audit-logs" } { (org.display_name) } " " span.tag { (org.name) } }
-                            td { (role.as_str()) }
-                            td { @if org.audit_logs_enabled { "enabled" } @else { "early access: not enrolled" } }
+    layout(
+        Some(viewer),
+        "Organizations",
+        html! {
+            h1 { "Organizations" }
+            p.sub { "Select the organization whose audit log you want to view." }
+            @if memberships.is_empty() {
+                p.empty { "You are not a member of any organization yet." }
+            } @else {
+                table.list {
+                    thead { tr { th { "Organization" } th { "Your role" } th { "Audit logs" } } }
+                    tbody {
+                        @for (org, role) in memberships {
+                            tr {
+                                td { a href={ "/orgs/" (org.name) "/audit-logs" } { (org.display_name) } " " span.tag { (org.name) } }
+                                td { (role.as_str()) }
+                                td { @if org.audit_logs_enabled { "enabled" } @else { "early access: not enrolled" } }
+                            }
                         }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// The left-hand navigation of an organization: User Management → Audit Logs, etc.
@@ -179,130 +201,137 @@ fn time(at: Timestamp) -> Markup {
 pub fn audit_log(viewer: &Viewer, view: AuditLogView<'_>) -> Markup {
     let org = view.org;
     let base = format!("/orgs/{}/audit-logs", org.name);
-    let n_filters = view.actions.len() + view.users.len() + usize::from(!view.from.is_empty() || !view.to.is_empty()) + usize::from(!view.text.is_empty());
+    let n_filters = view.actions.len()
+        + view.users.len()
+        + usize::from(!view.from.is_empty() || !view.to.is_empty())
+        + usize::from(!view.text.is_empty());
     let shown_to = view.first_index + view.rows.len() as u64;
     let total = if view.total.1 {
-        format!("{}", thousands(view.total.0))
+        thousands(view.total.0)
     } else {
         format!("more than {}", thousands(view.total.0))
     };
-    layout(Some(viewer), &format!("Audit Logs · {}", org.display_name), html! {
-        div.layout {
-            (org_nav(org, "audit-logs"))
-            section {
-                h1 { "Audit Logs" }
-                p.sub { "Every administrative action in " (org.display_name) ", newest first. Times are shown in "
-                    span data-timezone { "UTC" } "." }
-                (view.chart)
-                details.filters open[n_filters > 0] {
-                    summary { "Filters" @if n_filters > 0 { " (" (n_filters) " active)" } }
-                    form.pane method="get" action=(base) {
-                        fieldset {
-                            legend { "Actions" }
-                            @for (group, actions) in view.catalog.groups() {
-                                h3 { (group) }
-                                @for action in actions {
-                                    label.check {
-                                        input type="checkbox" name="action" value=(action.key) checked[view.actions.contains(&action.key)];
-                                        span { (action.display_name) }
-                                        @if let Some(n) = view.action_counts.get(&action.key) { span.count { (thousands(*n)) } }
+    layout(
+        Some(viewer),
+        &format!("Audit Logs · {}", org.display_name),
+        html! {
+            div.layout {
+                (org_nav(org, "audit-logs"))
+                section {
+                    h1 { "Audit Logs" }
+                    p.sub { "Every administrative action in " (org.display_name) ", newest first. Times are shown in "
+                        span data-timezone { "UTC" } "." }
+                    (view.chart)
+                    details.filters open[n_filters > 0] {
+                        summary { "Filters" @if n_filters > 0 { " (" (n_filters) " active)" } }
+                        form.pane method="get" action=(base) {
+                            fieldset {
+                                legend { "Actions" }
+                                @for (group, actions) in view.catalog.groups() {
+                                    h3 { (group) }
+                                    @for action in actions {
+                                        label.check {
+                                            input type="checkbox" name="action" value=(action.key) checked[view.actions.contains(&action.key)];
+                                            span { (action.display_name) }
+                                            @if let Some(n) = view.action_counts.get(&action.key) { span.count { (thousands(*n)) } }
+                                        }
                                     }
                                 }
                             }
-                        }
-                        fieldset {
-                            legend { "Users" }
-                            @if view.user_facets.is_empty() && view.users.is_empty() { p.sub { "No users in this range." } }
-                            @for user in &view.users.iter().filter(|u| !view.user_facets.iter().any(|f| f.actor_email.as_deref() == Some(u.as_str()) || f.actor_id.as_deref() == Some(u.as_str()))).collect::<Vec<_>>() {
-                                label.check { input type="checkbox" name="user" value=(user) checked; span { (user) } }
-                            }
-                            @for user in &view.user_facets {
-                                @let key = user.actor_email.clone().or(user.actor_id.clone()).unwrap_or_default();
-                                @if !key.is_empty() {
-                                    label.check {
-                                        input type="checkbox" name="user" value=(key) checked[view.users.contains(&key)];
-                                        span { (user.actor_email.as_deref().or(user.actor_name.as_deref()).unwrap_or(&key)) }
-                                        span.count { (thousands(user.count)) }
+                            fieldset {
+                                legend { "Users" }
+                                @if view.user_facets.is_empty() && view.users.is_empty() { p.sub { "No users in this range." } }
+                                @for user in &view.users.iter().filter(|u| !view.user_facets.iter().any(|f| f.actor_email.as_deref() == Some(u.as_str()) || f.actor_id.as_deref() == Some(u.as_str()))).collect::<Vec<_>>() {
+                                    label.check { input type="checkbox" name="user" value=(user) checked; span { (user) } }
+                                }
+                                @for user in &view.user_facets {
+                                    @let key = user.actor_email.clone().or(user.actor_id.clone()).unwrap_or_default();
+                                    @if !key.is_empty() {
+                                        label.check {
+                                            input type="checkbox" name="user" value=(key) checked[view.users.contains(&key)];
+                                            span { (user.actor_email.as_deref().or(user.actor_name.as_deref()).unwrap_or(&key)) }
+                                            span.count { (thousands(user.count)) }
+                                        }
                                     }
                                 }
                             }
-                        }
-                        div {
-                            div.field {
-                                label for="from" { "Created from (UTC)" }
-                                input #from type="date" name="from" value=(view.from);
+                            div {
+                                div.field {
+                                    label for="from" { "Created from (UTC)" }
+                                    input #from type="date" name="from" value=(view.from);
+                                }
+                                div.field {
+                                    label for="to" { "Created to (UTC, inclusive)" }
+                                    input #to type="date" name="to" value=(view.to);
+                                }
+                                div.field {
+                                    label for="text" { "Search" }
+                                    input #text type="search" name="q" value=(view.text) placeholder="names, emails, channels…";
+                                }
+                                input type="hidden" name="per_page" value=(view.per_page);
                             }
-                            div.field {
-                                label for="to" { "Created to (UTC, inclusive)" }
-                                input #to type="date" name="to" value=(view.to);
+                            div.actions {
+                                button.primary type="submit" { "Apply" }
+                                a.button href={ (base) "?per_page=" (view.per_page) } { "Clear" }
                             }
-                            div.field {
-                                label for="text" { "Search" }
-                                input #text type="search" name="q" value=(view.text) placeholder="names, emails, channels…";
-                            }
-                            input type="hidden" name="per_page" value=(view.per_page);
-                        }
-                        div.actions {
-                            button.primary type="submit" { "Apply" }
-                            a.button href={ (base) "?per_page=" (view.per_page) } { "Clear" }
                         }
                     }
-                }
-                div.toolbar {
-                    form method="post" action={ "/orgs/" (org.name) "/exports" } {
-                        input type="hidden" name="csrf" value=(viewer.csrf);
-                        @for (key, value) in &view.filter_pairs { input type="hidden" name=(key) value=(value); }
-                        label for="format" { "Export" }
-                        select #format name="format" {
-                            option value="jsonl" { "JSON Lines" }
-                            option value="csv" { "CSV" }
+                    div.toolbar {
+                        form method="post" action={ "/orgs/" (org.name) "/exports" } {
+                            input type="hidden" name="csrf" value=(viewer.csrf);
+                            @for (key, value) in &view.filter_pairs { input type="hidden" name=(key) value=(value); }
+                            label for="format" { "Export" }
+                            select #format name="format" {
+                                option value="jsonl" { "JSON Lines" }
+                                option value="csv" { "CSV" }
+                            }
+                            label.check { input type="checkbox" name="gzip" value="true"; " gzip" }
+                            button type="submit" { "Export" }
                         }
-                        label.check { input type="checkbox" name="gzip" value="true"; " gzip" }
-                        button type="submit" { "Export" }
                     }
-                }
-                @if view.rows.is_empty() {
-                    p.empty { "No events match these filters." }
-                } @else {
-                    div.table-wrap { table.events {
-                        caption.visually-hidden { "Audit log events" }
-                        thead { tr { th scope="col" { "Time" } th scope="col" { "Action" } th scope="col" { "User" } th scope="col" { "Target" } th scope="col" { "Message" } th scope="col" { "IP" } } }
-                        tbody {
-                            @for row in &view.rows {
-                                tr {
-                                    td.time { @if let Some(at) = row.occurred_at { a href={ (base) "/" (row.id) } { (time(at)) } } }
-                                    td { span.tag { (view.catalog.get(&row.action_key).map_or(row.action_key.as_str(), |a| a.display_name.as_str())) } }
-                                    td { (row.actor_email.as_deref().or(row.actor_name.as_deref()).or(row.actor_id.as_deref()).unwrap_or("—")) }
-                                    td { (row.target_name.as_deref().or(row.target_email.as_deref()).or(row.target_id.as_deref()).unwrap_or("—")) }
-                                    td.msg { (row.message) }
-                                    td.ip { (row.ip_address.as_deref().unwrap_or("—")) }
+                    @if view.rows.is_empty() {
+                        p.empty { "No events match these filters." }
+                    } @else {
+                        div.table-wrap { table.events {
+                            caption.visually-hidden { "Audit log events" }
+                            thead { tr { th scope="col" { "Time" } th scope="col" { "Action" } th scope="col" { "User" } th scope="col" { "Target" } th scope="col" { "Message" } th scope="col" { "IP" } } }
+                            tbody {
+                                @for row in &view.rows {
+                                    tr {
+                                        td.time { @if let Some(at) = row.occurred_at { a href={ (base) "/" (row.id) } { (time(at)) } } }
+                                        td { span.tag { (view.catalog.get(&row.action_key).map_or(row.action_key.as_str(), |a| a.display_name.as_str())) } }
+                                        td { (row.actor_email.as_deref().or(row.actor_name.as_deref()).or(row.actor_id.as_deref()).unwrap_or("—")) }
+                                        td { (row.target_name.as_deref().or(row.target_email.as_deref()).or(row.target_id.as_deref()).unwrap_or("—")) }
+                                        td.msg { (row.message) }
+                                        td.ip { (row.ip_address.as_deref().unwrap_or("—")) }
+                                    }
                                 }
                             }
-                        }
-                    } }
-                }
-                nav.pager aria-label="Pages" {
-                    span {
-                        @if view.rows.is_empty() { "0 of " (total) } @else { (thousands(view.first_index + 1)) "–" (thousands(shown_to)) " of " (total) }
+                        } }
                     }
-                    span {
-                        (pager_link(&view.links[0], "« First"))
-                        " " (pager_link(&view.links[1], "‹ Previous"))
-                        " " (pager_link(&view.links[2], "Next ›"))
-                        " " (pager_link(&view.links[3], "Last »"))
-                    }
-                    form method="get" action=(base) {
-                        @for (key, value) in &view.filter_pairs { input type="hidden" name=(key) value=(value); }
-                        label for="per_page" { "Items per page" }
-                        select #per_page name="per_page" {
-                            @for n in [10u32, 25, 50, 100] { option value=(n) selected[n == view.per_page] { (n) } }
+                    nav.pager aria-label="Pages" {
+                        span {
+                            @if view.rows.is_empty() { "0 of " (total) } @else { (thousands(view.first_index + 1)) "–" (thousands(shown_to)) " of " (total) }
                         }
-                        button type="submit" { "Show" }
+                        span {
+                            (pager_link(&view.links[0], "« First"))
+                            " " (pager_link(&view.links[1], "‹ Previous"))
+                            " " (pager_link(&view.links[2], "Next ›"))
+                            " " (pager_link(&view.links[3], "Last »"))
+                        }
+                        form method="get" action=(base) {
+                            @for (key, value) in &view.filter_pairs { input type="hidden" name=(key) value=(value); }
+                            label for="per_page" { "Items per page" }
+                            select #per_page name="per_page" {
+                                @for n in [10u32, 25, 50, 100] { option value=(n) selected[n == view.per_page] { (n) } }
+                            }
+                            button type="submit" { "Show" }
+                        }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 fn pager_link(link: &Option<String>, label: &str) -> Markup {
@@ -317,7 +346,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (idx, ch) in digits.chars().enumerate() {
-        if idx > 0 && (digits.len() - idx) % 3 == 0 {
+        if idx > 0 && (digits.len() - idx).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -334,7 +363,14 @@ pub struct Integrity {
 }
 
 /// One event's details.
-pub fn event_details(viewer: &Viewer, org: &Org, catalog: &Catalog, event: &Event, record: &EventRecord, integrity: &Integrity) -> Markup {
+pub fn event_details(
+    viewer: &Viewer,
+    org: &Org,
+    catalog: &Catalog,
+    event: &Event,
+    record: &EventRecord,
+    integrity: &Integrity,
+) -> Markup {
     let action = catalog.get(&record.action_key);
     let meta = serde_json::to_string_pretty(&record.meta).unwrap_or_default();
     let optional = |value: &Option<String>| value.clone().unwrap_or_else(|| "—".to_string());
@@ -413,88 +449,47 @@ pub fn export_status(viewer: &Viewer, org: &Org, job: &ExportJob) -> Markup {
 }
 
 /// The organization's service accounts, with a just-created secret shown once.
-pub fn service_accounts(viewer: &Viewer, org: &Org, accounts: &[ServiceAccount], created: Option<(&ServiceAccount, &str)>) -> Markup {
-    layout(Some(viewer), "Service Accounts", html! {
-        div.layout {
-            (org_nav(org, "service-accounts"))
-            section {
-                h1 { "Service Accounts" }
-                p.sub { "Machine credentials that can read and export this organization's audit log through the API." }
-                @if let Some((account, secret)) = created {
-                    div.notice role="status" {
-                        p { "Created " strong { (account.name) } ". Copy the secret now: it is not shown again." }
-                        p { "Client id" } div.secret { (account.client_id) }
-                        p { "Client secret" } div.secret { (secret) }
-                    }
-                }
-                form.toolbar method="post" action={ "/orgs/" (org.name) "/service-accounts" } {
-                    input type="hidden" name="csrf" value=(viewer.csrf);
-                    label for="name" { "Name" }
-                    input #name type="text" name="name" required maxlength="128";
-                    button.primary type="submit" { "Create service account" }
-                }
-                @if accounts.is_empty() { p.empty { "No service accounts yet." } } @else {
-                    table.list {
-                        thead { tr { th { "Name" } th { "Client id" } th { "Created" } th { span.visually-hidden { "Actions" } } } }
-                        tbody {
-                            @for account in accounts {
-                                tr {
-                                    td { (account.name) }
-                                    td { code { (account.client_id) } }
-                                    td { (time(account.created_at)) }
-                                    td {
-                                        form method="post" action={ "/orgs/" (org.name) "/service-accounts/" (account.id) "/delete" } {
-                                            input type="hidden" name="csrf" value=(viewer.csrf);
-                                            button.danger type="submit" aria-label={ "Delete " (account.name) } { "Delete" }
-                                        }
-                                    }
-                                }
-                            }
+pub fn service_accounts(
+    viewer: &Viewer,
+    org: &Org,
+    accounts: &[ServiceAccount],
+    created: Option<(&ServiceAccount, &str)>,
+) -> Markup {
+    layout(
+        Some(viewer),
+        "Service Accounts",
+        html! {
+            div.layout {
+                (org_nav(org, "service-accounts"))
+                section {
+                    h1 { "Service Accounts" }
+                    p.sub { "Machine credentials that can read and export this organization's audit log through the API." }
+                    @if let Some((account, secret)) = created {
+                        div.notice role="status" {
+                            p { "Created " strong { (account.name) } ". Copy the secret now: it is not shown again." }
+                            p { "Client id" } div.secret { (account.client_id) }
+                            p { "Client secret" } div.secret { (secret) }
                         }
                     }
-                }
-            }
-        }
-    })
-}
-
-/// The viewer's own API tokens for an organization.
-pub fn tokens(viewer: &Viewer, org: &Org, tokens: &[Credential], created: Option<&str>) -> Markup {
-    let now = Timestamp::now();
-    layout(Some(viewer), "API Tokens", html! {
-        div.layout {
-            (org_nav(org, "tokens"))
-            section {
-                h1 { "API Tokens" }
-                p.sub { "Your personal tokens for this organization's API. Send one as " code { "Authorization: Bearer …" } "." }
-                @if let Some(token) = created {
-                    div.notice role="status" { p { "Copy the token now: it is not shown again." } div.secret { (token) } }
-                }
-                form.toolbar method="post" action={ "/orgs/" (org.name) "/tokens" } {
-                    input type="hidden" name="csrf" value=(viewer.csrf);
-                    label for="token-name" { "Name" }
-                    input #token-name type="text" name="name" required maxlength="128";
-                    label for="days" { "Expires in" }
-                    select #days name="days" {
-                        option value="30" { "30 days" } option value="90" selected { "90 days" } option value="365" { "1 year" } option value="" { "never" }
+                    form.toolbar method="post" action={ "/orgs/" (org.name) "/service-accounts" } {
+                        input type="hidden" name="csrf" value=(viewer.csrf);
+                        label for="name" { "Name" }
+                        input #name type="text" name="name" required maxlength="128";
+                        button.primary type="submit" { "Create service account" }
                     }
-                    button.primary type="submit" { "Create token" }
-                }
-                @if tokens.is_empty() { p.empty { "You have no tokens for this organization." } } @else {
-                    table.list {
-                        thead { tr { th { "Name" } th { "Created" } th { "Expires" } th { "State" } th { span.visually-hidden { "Actions" } } } }
-                        tbody {
-                            @for token in tokens {
-                                tr {
-                                    td { (token.name) }
-                                    td { (time(token.created_at)) }
-                                    td { @match token.expires_at { Some(at) => (time(at)), None => "never" } }
-                                    td { @if token.revoked_at.is_some() { "revoked" } @else if token.is_live(now) { "active" } @else { "expired" } }
-                                    td {
-                                        @if token.revoked_at.is_none() {
-                                            form method="post" action={ "/orgs/" (org.name) "/tokens/" (token.id) "/revoke" } {
+                    @if accounts.is_empty() { p.empty { "No service accounts yet." } } @else {
+                        table.list {
+                            thead { tr { th { "Name" } th { "Client id" } th { "Created" } th { span.visually-hidden { "Actions" } } } }
+                            tbody {
+                                @for account in accounts {
+                                    tr {
+                                        td { (account.name) }
+                                        td { code { (account.client_id) } }
+                                        td { (time(account.created_at)) }
+                                        td {
+                                            form method="post" action={ "/orgs/" (org.name) "/service-accounts/" (account.id) "/delete" } {
                                                 input type="hidden" name="csrf" value=(viewer.csrf);
-                                                button.danger type="submit" aria-label={ "Revoke " (token.name) } { "Revoke" }
+                                                button.danger type="submit" aria-label={ "Delete " (account.name) } { "Delete" }
                                             }
                                         }
                                     }
@@ -504,26 +499,84 @@ pub fn tokens(viewer: &Viewer, org: &Org, tokens: &[Credential], created: Option
                     }
                 }
             }
-        }
-    })
+        },
+    )
+}
+
+/// The viewer's own API tokens for an organization.
+pub fn tokens(viewer: &Viewer, org: &Org, tokens: &[Credential], created: Option<&str>) -> Markup {
+    let now = Timestamp::now();
+    layout(
+        Some(viewer),
+        "API Tokens",
+        html! {
+            div.layout {
+                (org_nav(org, "tokens"))
+                section {
+                    h1 { "API Tokens" }
+                    p.sub { "Your personal tokens for this organization's API. Send one as " code { "Authorization: Bearer …" } "." }
+                    @if let Some(token) = created {
+                        div.notice role="status" { p { "Copy the token now: it is not shown again." } div.secret { (token) } }
+                    }
+                    form.toolbar method="post" action={ "/orgs/" (org.name) "/tokens" } {
+                        input type="hidden" name="csrf" value=(viewer.csrf);
+                        label for="token-name" { "Name" }
+                        input #token-name type="text" name="name" required maxlength="128";
+                        label for="days" { "Expires in" }
+                        select #days name="days" {
+                            option value="30" { "30 days" } option value="90" selected { "90 days" } option value="365" { "1 year" } option value="" { "never" }
+                        }
+                        button.primary type="submit" { "Create token" }
+                    }
+                    @if tokens.is_empty() { p.empty { "You have no tokens for this organization." } } @else {
+                        table.list {
+                            thead { tr { th { "Name" } th { "Created" } th { "Expires" } th { "State" } th { span.visually-hidden { "Actions" } } } }
+                            tbody {
+                                @for token in tokens {
+                                    tr {
+                                        td { (token.name) }
+                                        td { (time(token.created_at)) }
+                                        td { @match token.expires_at { Some(at) => (time(at)), None => "never" } }
+                                        td { @if token.revoked_at.is_some() { "revoked" } @else if token.is_live(now) { "active" } @else { "expired" } }
+                                        td {
+                                            @if token.revoked_at.is_none() {
+                                                form method="post" action={ "/orgs/" (org.name) "/tokens/" (token.id) "/revoke" } {
+                                                    input type="hidden" name="csrf" value=(viewer.csrf);
+                                                    button.danger type="submit" aria-label={ "Revoke " (token.name) } { "Revoke" }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// The change-password form.
 pub fn password(viewer: &Viewer, message: Option<(bool, &str)>) -> Markup {
-    layout(Some(viewer), "Password", html! {
-        div.card {
-            h1 { "Change password" }
-            @if let Some((ok, text)) = message {
-                p class={ "notice" @if !ok { " error" } } role="status" { (text) }
+    layout(
+        Some(viewer),
+        "Password",
+        html! {
+            div.card {
+                h1 { "Change password" }
+                @if let Some((ok, text)) = message {
+                    p class={ "notice" @if !ok { " error" } } role="status" { (text) }
+                }
+                form method="post" action="/account/password" {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    div.field { label for="current" { "Current password" } input #current type="password" name="current" autocomplete="current-password"; }
+                    div.field { label for="new" { "New password (at least 10 characters)" } input #new type="password" name="new" required minlength="10" autocomplete="new-password"; }
+                    button.primary type="submit" { "Change password" }
+                }
             }
-            form method="post" action="/account/password" {
-                input type="hidden" name="csrf" value=(viewer.csrf);
-                div.field { label for="current" { "Current password" } input #current type="password" name="current" autocomplete="current-password"; }
-                div.field { label for="new" { "New password (at least 10 characters)" } input #new type="password" name="new" required minlength="10" autocomplete="new-password"; }
-                button.primary type="submit" { "Change password" }
-            }
-        }
-    })
+        },
+    )
 }
 
 /// The page a sign-in link lands on: it continues with a same-site navigation, so the

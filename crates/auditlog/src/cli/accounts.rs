@@ -135,7 +135,7 @@ fn check_label(label: &str) -> anyhow::Result<()> {
 
 /// Runs `user …`.
 pub async fn user(context: &Context, command: UserCommand) -> anyhow::Result<ExitCode> {
-    let (service, _store) = context.service()?;
+    let service = context.service().await?;
     let actor = Actor::operator();
     match command {
         UserCommand::Add {
@@ -205,7 +205,7 @@ pub async fn service_account(
     context: &Context,
     command: ServiceAccountCommand,
 ) -> anyhow::Result<ExitCode> {
-    let (service, _store) = context.service()?;
+    let service = context.service().await?;
     let actor = Actor::operator();
     match command {
         ServiceAccountCommand::Create { org, name } => {
@@ -247,7 +247,7 @@ pub async fn service_account(
 
 /// Runs `ingest-key …`.
 pub async fn ingest_key(context: &Context, command: IngestKeyCommand) -> anyhow::Result<ExitCode> {
-    let (service, _store) = context.service()?;
+    let service = context.service().await?;
     match command {
         IngestKeyCommand::Create { org, name } => {
             check_label(&name)?;
@@ -299,7 +299,7 @@ pub async fn ingest_key(context: &Context, command: IngestKeyCommand) -> anyhow:
 
 /// Runs `token …`.
 pub async fn token(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode> {
-    let (service, _store) = context.service()?;
+    let service = context.service().await?;
     let actor = Actor::operator();
     match command {
         TokenCommand::Create {

@@ -24,7 +24,7 @@ pub struct DemoArgs {
 
 /// Runs `demo`.
 pub async fn run(context: &Context, args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let (service, store) = context.service()?;
+    let service = context.service().await?;
     let org = seed(&service, args.events).await?;
     let page = service
         .page(
@@ -55,7 +55,6 @@ pub async fn run(context: &Context, args: DemoArgs) -> anyhow::Result<ExitCode> 
     );
     println!("  auditlog --data-dir {dir} verify");
     println!("  auditlog --data-dir {dir} serve --demo");
-    drop(store);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -81,7 +81,7 @@ pub fn filter_from(args: &EventsArgs) -> Filter {
 
 /// Runs `events`.
 pub async fn run(context: &Context, args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let (service, _store) = context.service()?;
+    let service = context.service().await?;
     let org = super::find_org(service.store().as_ref(), &args.org).await?;
     let filter = filter_from(&args);
     let stdout = std::io::stdout();

@@ -98,7 +98,7 @@ pub fn request_from(args: &ExportArgs) -> anyhow::Result<ExportRequest> {
 /// Runs `export`.
 pub async fn run(context: &Context, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let request = request_from(&args)?;
-    let (service, _store) = context.service()?;
+    let service = context.service().await?;
     let org = super::find_org(service.store().as_ref(), &args.org).await?;
     // Written beside the target and renamed over it at the end, so FILE is never a partial
     // export; the temporary file is deleted if anything fails.

@@ -89,7 +89,7 @@ fn lines(
 
 /// Runs `import`.
 pub async fn run(context: &Context, args: ImportArgs) -> anyhow::Result<ExitCode> {
-    let (service, _store) = context.service()?;
+    let service = context.service().await?;
     let org = super::find_org(service.store().as_ref(), &args.org).await?;
     let size = std::fs::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
 

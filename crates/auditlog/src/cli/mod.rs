@@ -27,6 +27,8 @@ pub struct Context {
     pub data_dir: std::path::PathBuf,
     /// The catalog in force.
     pub catalog: Catalog,
+    /// A PostgreSQL URL, when the store is not the embedded one.
+    pub database_url: Option<String>,
 }
 
 impl Context {
@@ -47,23 +49,35 @@ impl Context {
         }
         Ok(Context {
             data_dir: cli.data_dir.clone(),
+            database_url: cli.database_url.clone(),
             catalog,
         })
     }
 
-    /// Opens the embedded store in the data directory.
-    pub fn store(&self) -> anyhow::Result<Arc<SqliteStore>> {
-        let store = SqliteStore::open(&self.data_dir)
-            .with_context(|| format!("cannot open the store in {}", self.data_dir.display()))?;
-        Ok(Arc::new(store))
+    /// Opens the store: PostgreSQL when `--database-url` names one, else the embedded SQLite
+    /// file in the data directory. This is the only place that knows both backends.
+    pub async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        match &self.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let store = auditlog_postgres::PostgresStore::connect(url)
+                    .await
+                    .context("cannot connect to PostgreSQL")?;
+                Ok(Arc::new(store))
+            }
+            Some(url) => bail!("--database-url must start with postgres:// (got {:?}); leave it out for the embedded store", url.split(':').next().unwrap_or("")),
+            None => {
+                let store = SqliteStore::open(&self.data_dir)
+                    .with_context(|| format!("cannot open the store in {}", self.data_dir.display()))?;
+                Ok(Arc::new(store))
+            }
+        }
     }
 
-    /// The service over the embedded store, with the data directory's signing key.
-    pub fn service(&self) -> anyhow::Result<(Service, Arc<SqliteStore>)> {
-        let store = self.store()?;
+    /// The service over the store, with the data directory's signing key.
+    pub async fn service(&self) -> anyhow::Result<Service> {
+        let store = self.store().await?;
         let key = keys::load_or_create(&self.data_dir)?;
-        let service = Service::new(store.clone() as Arc<dyn Store>, self.catalog.clone(), key);
-        Ok((service, store))
+        Ok(Service::new(store, self.catalog.clone(), key))
     }
 }
 

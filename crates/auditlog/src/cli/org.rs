@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use auditlog_store::{NewOrg, Store, StoreError};
+use auditlog_store::{NewOrg, StoreError};
 use clap::Subcommand;
 
 use super::Context;
@@ -41,7 +41,7 @@ pub fn valid_org_name(name: &str) -> bool {
 
 /// Runs an organization command.
 pub async fn run(context: &Context, command: OrgCommand) -> anyhow::Result<ExitCode> {
-    let store = context.store()?;
+    let store = context.store().await?;
     match command {
         OrgCommand::Create {
             name,

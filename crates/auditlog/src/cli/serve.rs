@@ -40,7 +40,7 @@ pub struct ServeArgs {
 
 /// Runs `serve` until SIGINT or SIGTERM.
 pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (service, store) = context.service()?;
+    let service = context.service().await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -61,7 +61,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         None
     };
     let state = AppState::new(service.clone(), config);
-    let checkpoints = tokio::spawn(sign_checkpoints(service));
+    let checkpoints = tokio::spawn(sign_checkpoints(service.clone()));
     eprintln!(
         "auditlog listening on {public_url} (data in {})",
         context.data_dir.display()
@@ -71,7 +71,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
     if let Some(simulator) = simulator {
         simulator.abort();
     }
-    store.close();
+    service.store().close();
     eprintln!("auditlog stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -120,7 +120,10 @@ async fn sign_checkpoints(service: Service) {
 }
 
 /// Makes the demo organization ready to try and prints how.
-async fn demo_credentials(service: &Service, public_url: &str) -> anyhow::Result<auditlog_store::Org> {
+async fn demo_credentials(
+    service: &Service,
+    public_url: &str,
+) -> anyhow::Result<auditlog_store::Org> {
     let org = super::demo::seed(service, 20_000).await?;
     if !org.audit_logs_enabled {
         service.store().set_org_enabled(org.id, true).await?;
@@ -144,7 +147,10 @@ async fn demo_credentials(service: &Service, public_url: &str) -> anyhow::Result
     let (account, secret) = service
         .create_service_account(&org, "demo-exporter", &operator)
         .await?;
-    println!("open {public_url}/ and sign in as {} with password {password}", admin.email);
+    println!(
+        "open {public_url}/ and sign in as {} with password {password}",
+        admin.email
+    );
     println!();
     println!("demo organization: {} (enrolled)", org.name);
     println!("admin API token:   {api_token}");
@@ -175,7 +181,9 @@ async fn demo_credentials(service: &Service, public_url: &str) -> anyhow::Result
 async fn simulate_platform(service: Service, org: auditlog_store::Org) {
     use auditlog_bench::generate::{History, HistorySpec};
     let seed = auditlog_core::Timestamp::now().as_millis() as u64;
-    let events = History::new(HistorySpec::new(u64::MAX / 2, seed)).filter(|(org_idx, _)| *org_idx == 0).map(|(_, e)| e);
+    let events = History::new(HistorySpec::new(u64::MAX / 2, seed))
+        .filter(|(org_idx, _)| *org_idx == 0)
+        .map(|(_, e)| e);
     let mut tick = tokio::time::interval(Duration::from_millis(700));
     for mut event in events {
         tick.tick().await;

@@ -41,7 +41,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode
     if let Some(file) = &args.file {
         return verify_file(context, file, args.public_key.as_deref(), args.complete).await;
     }
-    let (service, _store) = context.service()?;
+    let service = context.service().await?;
     let orgs = match &args.org {
         Some(name) => vec![super::find_org(service.store().as_ref(), name).await?],
         None => service.store().list_orgs().await?,
