@@ -27,17 +27,20 @@ const USAGE: &str = "usage: cargo bench -p auditlog-bench --bench store -- \
   --events N       events to load before measuring (default 1,000,000)
   --large          10,000,000 events
   --seed N         seed of the generated history (default 42)
-  --data-dir PATH  keep the store in PATH instead of a temporary directory";
+  --data-dir PATH  keep the store in PATH instead of a temporary directory
+  --database-url URL  measure PostgreSQL (an empty database) instead of SQLite";
 
 struct Args {
     config: BenchConfig,
     data_dir: Option<PathBuf>,
+    database_url: Option<String>,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut events = None;
     let mut seed = 42;
     let mut data_dir = None;
+    let mut database_url = None;
     let mut bench_mode = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -70,6 +73,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                     .map_err(|_| format!("--seed: {text:?} is not a number"))?;
             }
             "--data-dir" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
+            "--database-url" => database_url = Some(value("--database-url")?),
             "-h" | "--help" => return Err(String::new()),
             other if other.starts_with('-') => return Err(format!("unknown option {other}")),
             // A positional argument is a benchmark name filter from cargo: there is one benchmark.
@@ -84,7 +88,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     if config.n_events == 0 {
         return Err("--events must be at least 1".to_string());
     }
-    Ok(Args { config, data_dir })
+    Ok(Args {
+        config,
+        data_dir,
+        database_url,
+    })
 }
 
 /// Prints a progress line when the phase changes, when it completes, and otherwise at most
@@ -179,14 +187,20 @@ fn main() -> ExitCode {
         .build()
         .expect("a tokio runtime starts");
     eprintln!(
-        "auditlog store benchmark: {} events, seed {}, SQLite store in {}",
+        "auditlog store benchmark: {} events, seed {}, {}",
         args.config.n_events,
         args.config.seed,
-        dir.display()
+        match &args.database_url {
+            Some(_) => "PostgreSQL store".to_string(),
+            None => format!("SQLite store in {}", dir.display()),
+        }
     );
     let progress = Progress::new();
     let result = runtime.block_on(async {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir)?);
+        let store: Arc<dyn Store> = match &args.database_url {
+            Some(url) => Arc::new(auditlog_postgres::PostgresStore::connect(url).await?),
+            None => Arc::new(SqliteStore::open(&dir)?),
+        };
         harness::run(store, &args.config, |phase, done, total| {
             progress.report(phase, done, total)
         })
