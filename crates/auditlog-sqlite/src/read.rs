@@ -129,6 +129,8 @@ enum Plan {
         sql: String,
         params: Vec<SqlValue>,
         rollup_actions: Option<Vec<String>>,
+        /// `INDEXED BY …` naming the most selective index for ANDed conditions, or empty.
+        hint: &'static str,
     },
     /// FTS query plus SQL conditions.
     Text {
@@ -200,10 +202,29 @@ fn plan_conditions(
             }] => Some(values.clone()),
             _ => None,
         };
+        // Without statistics SQLite cannot tell that one user's events are far fewer than one
+        // action's; prefer the index of the most selective column an ANDed filter names.
+        let names = |columns: &[Column]| {
+            others
+                .iter()
+                .any(|c| matches!(c, Condition::AnyOf { column, .. } if columns.contains(column)))
+        };
+        let hint = if combine != Combine::And {
+            ""
+        } else if names(&[Column::Actor, Column::ActorId, Column::ActorEmail]) {
+            "INDEXED BY events_by_actor"
+        } else if names(&[Column::Target, Column::TargetId, Column::TargetEmail]) {
+            "INDEXED BY events_by_target"
+        } else if names(&[Column::ActionKey]) {
+            "INDEXED BY events_by_action"
+        } else {
+            ""
+        };
         return Ok(Plan::Days {
             sql,
             params,
             rollup_actions,
+            hint,
         });
     }
     let mut terms = Vec::new();
@@ -384,18 +405,22 @@ pub fn query(conn: &Connection, scope: &OrgScope, query: &Query) -> Result<Vec<E
     };
     match plan(conn, scope, filter)? {
         Plan::Nothing => Ok(Vec::new()),
-        Plan::Days { sql, params, .. } => {
+        Plan::Days {
+            sql, params, hint, ..
+        } => {
+            let from_events = format!("FROM events e {hint}");
             let (cmp, dir) = match query.order {
                 Order::NewestFirst => ("<", "DESC"),
                 Order::OldestFirst => (">", "ASC"),
             };
+            let select = EVENT_SELECT.replacen("FROM events e", &from_events, 1);
             let page_sql = format!(
-                "{EVENT_SELECT} WHERE e.day = ? AND e.org_key = ? AND e.occurred_at BETWEEN ? AND ?
+                "{select} WHERE e.day = ? AND e.org_key = ? AND e.occurred_at BETWEEN ? AND ?
                  AND (e.occurred_at, e.pos) {cmp} (?, ?) AND {sql}
                  ORDER BY e.occurred_at {dir}, e.pos {dir} LIMIT ? OFFSET ?"
             );
             let count_sql = format!(
-                "SELECT count(*) FROM events e WHERE e.day = ? AND e.org_key = ? AND e.occurred_at BETWEEN ? AND ? AND {sql}"
+                "SELECT count(*) {from_events} WHERE e.day = ? AND e.org_key = ? AND e.occurred_at BETWEEN ? AND ? AND {sql}"
             );
             let mut page_stmt = conn.prepare_cached(&page_sql).map_err(backend)?;
             let mut count_stmt = conn.prepare_cached(&count_sql).map_err(backend)?;
@@ -679,6 +704,7 @@ fn tally(
             sql,
             params,
             rollup_actions,
+            hint,
         } => {
             // Rollups make these counts cheap at any size (one lookup per day, plus the two
             // edge days), so they are never capped.
@@ -696,11 +722,11 @@ fn tally(
                 None => None,
             };
             let direct_sql = format!(
-                "SELECT e.action, e.actor, count(*) FROM events e WHERE e.day = ? AND e.org_key = ?
+                "SELECT e.action, e.actor, count(*) FROM events e {hint} WHERE e.day = ? AND e.org_key = ?
                  AND e.occurred_at BETWEEN ? AND ? AND {sql} GROUP BY e.action, e.actor"
             );
             let count_sql = format!(
-                "SELECT count(*) FROM events e WHERE e.day = ? AND e.org_key = ? AND e.occurred_at BETWEEN ? AND ? AND {sql}"
+                "SELECT count(*) FROM events e {hint} WHERE e.day = ? AND e.org_key = ? AND e.occurred_at BETWEEN ? AND ? AND {sql}"
             );
             for day in days(conn, scope, filter, Order::OldestFirst)? {
                 let mut day_total = 0u64;
@@ -906,24 +932,35 @@ pub fn facets(
 
     // Principals with the same id and email but another name are one actor.
     let mut merged: HashMap<(Option<String>, Option<String>), ActorCount> = HashMap::new();
-    for (key, n) in tally.actors {
-        let (ext_id, email, name): (Option<String>, Option<String>, Option<String>) = conn
-            .prepare_cached("SELECT ext_id, email, name FROM principals WHERE principal_key = ?1")
-            .and_then(|mut stmt| {
-                stmt.query_row([key], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-            })
+    // Resolve the principals in chunks: one statement per 500 keys, not one per key.
+    let keys: Vec<(i64, u64)> = tally.actors.into_iter().collect();
+    for chunk in keys.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!("SELECT principal_key, ext_id, email, name FROM principals WHERE principal_key IN ({marks})");
+        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+        let counts: HashMap<i64, u64> = chunk.iter().copied().collect();
+        let mut rows = stmt
+            .query(params_from_iter(chunk.iter().map(|(key, _)| *key)))
             .map_err(backend)?;
-        let entry = merged
-            .entry((ext_id.clone(), email.clone()))
-            .or_insert(ActorCount {
-                actor_id: ext_id,
-                actor_email: email,
-                actor_name: None,
-                count: 0,
-            });
-        entry.count += n;
-        if entry.actor_name.is_none() {
-            entry.actor_name = name;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let key: i64 = row.get(0).map_err(backend)?;
+            let (ext_id, email, name): (Option<String>, Option<String>, Option<String>) = (
+                row.get(1).map_err(backend)?,
+                row.get(2).map_err(backend)?,
+                row.get(3).map_err(backend)?,
+            );
+            let entry = merged
+                .entry((ext_id.clone(), email.clone()))
+                .or_insert(ActorCount {
+                    actor_id: ext_id,
+                    actor_email: email,
+                    actor_name: None,
+                    count: 0,
+                });
+            entry.count += counts.get(&key).copied().unwrap_or(0);
+            if entry.actor_name.is_none() {
+                entry.actor_name = name;
+            }
         }
     }
     let mut actors: Vec<ActorCount> = merged.into_values().collect();

@@ -73,6 +73,8 @@ pub enum Command {
     Token(cli::accounts::TokenCommand),
     /// Import events from a JSON Lines file (one event per line, in the ingest format).
     Import(cli::import::ImportArgs),
+    /// Move an embedded store into PostgreSQL, verifying it before and after.
+    Migrate(cli::migrate::MigrateArgs),
     /// List an organization's events, newest first.
     Events(cli::events::EventsArgs),
     /// Export an organization's events to a signed JSON Lines or CSV file.
@@ -89,14 +91,21 @@ pub enum Command {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The server logs each request (with its request id) at info; other commands stay quiet
+    // unless asked. AUDITLOG_LOG takes the usual filter syntax (`debug`, `auditlog_server=debug`).
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("AUDITLOG_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
