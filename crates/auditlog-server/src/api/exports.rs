@@ -280,9 +280,15 @@ pub async fn download(
     };
     let path = path
         .ok_or_else(|| ApiError::NotFound("the export file is gone; request a new one".into()))?;
-    let file = tokio::fs::File::open(&path).await.map_err(|e| {
-        ApiError::NotFound(format!("the export file is gone ({e}); request a new one"))
-    })?;
+    file_response(&org.name, &path)
+        .await
+        .ok_or_else(|| ApiError::NotFound("the export file is gone; request a new one".into()))
+}
+
+/// Streams an export file as an attachment named after the organization; `None` when the
+/// file cannot be opened (expired and deleted). The API and the page both download this way.
+pub async fn file_response(org_name: &str, path: &std::path::Path) -> Option<Response> {
+    let file = tokio::fs::File::open(path).await.ok()?;
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -295,17 +301,18 @@ pub async fn download(
     } else {
         "application/x-ndjson"
     };
-    let stream = tokio_util::io::ReaderStream::new(file);
-    Ok((
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"audit-log-{}-{name}\"", org.name),
-            ),
-        ],
-        ResponseBody::from_stream(stream),
+    Some(
+        (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, content_type.to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"audit-log-{org_name}-{name}\""),
+                ),
+            ],
+            ResponseBody::from_stream(tokio_util::io::ReaderStream::new(file)),
+        )
+            .into_response(),
     )
-        .into_response())
 }

@@ -8,7 +8,7 @@ use axum::Router;
 use crate::AppState;
 
 mod events;
-mod exports;
+pub mod exports;
 mod iam;
 mod ops;
 

@@ -12,7 +12,6 @@ use auditlog_core::Timestamp;
 use auditlog_service::access::{AccessError, Actor};
 use auditlog_service::export::{ExportFormat, ExportRequest};
 use auditlog_store::{CredentialKind, Org, Role};
-use axum::body::Body as ResponseBody;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -777,32 +776,10 @@ async fn export_download(
     let Some(path) = state.jobs.file_path(&job) else {
         return gone();
     };
-    let Ok(file) = tokio::fs::File::open(&path).await else {
-        return gone();
-    };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("export")
-        .to_string();
-    let content_type = if name.ends_with(".gz") {
-        "application/gzip"
-    } else if name.ends_with(".csv") {
-        "text/csv; charset=utf-8"
-    } else {
-        "application/x-ndjson"
-    };
-    (
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"audit-log-{}-{name}\"", org.name),
-            ),
-        ],
-        ResponseBody::from_stream(tokio_util::io::ReaderStream::new(file)),
-    )
-        .into_response()
+    match crate::api::exports::file_response(&org.name, &path).await {
+        Some(response) => response,
+        None => gone(),
+    }
 }
 
 async fn service_accounts(
@@ -821,6 +798,20 @@ async fn service_accounts(
         ),
         Err(e) => internal(&viewer, e),
     }
+}
+
+/// The form's `name`, trimmed, or the page that explains why it cannot be used.
+fn label_field(viewer: &Viewer, fields: &HashMap<String, Vec<String>>) -> Result<String, Response> {
+    let name = first(fields, "name").unwrap_or("").trim().to_string();
+    if valid_label(&name) {
+        return Ok(name);
+    }
+    Err(views::error_page(
+        Some(viewer),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid name",
+        "A name has 1 to 128 characters.",
+    ))
 }
 
 fn valid_label(label: &str) -> bool {
@@ -843,15 +834,10 @@ async fn create_service_account(
         Ok(org) => org,
         Err(refused) => return refused,
     };
-    let name = first(&fields, "name").unwrap_or("").trim().to_string();
-    if !valid_label(&name) {
-        return views::error_page(
-            Some(&viewer),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid name",
-            "A name has 1 to 128 characters.",
-        );
-    }
+    let name = match label_field(&viewer, &fields) {
+        Ok(name) => name,
+        Err(refused) => return refused,
+    };
     let actor = client.actor(Actor::user(&viewer.user));
     let created = match state
         .service
@@ -967,15 +953,10 @@ async fn create_token(
         Ok(org) => org,
         Err(refused) => return refused,
     };
-    let name = first(&fields, "name").unwrap_or("").trim().to_string();
-    if !valid_label(&name) {
-        return views::error_page(
-            Some(&viewer),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid name",
-            "A name has 1 to 128 characters.",
-        );
-    }
+    let name = match label_field(&viewer, &fields) {
+        Ok(name) => name,
+        Err(refused) => return refused,
+    };
     let expires = first(&fields, "days")
         .and_then(|d| d.parse::<i64>().ok())
         .filter(|d| (1..=3650).contains(d))
