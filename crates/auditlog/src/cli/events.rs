@@ -20,9 +20,9 @@ pub enum Format {
     Jsonl,
 }
 
-/// Arguments of `events`.
+/// The organization and filter flags shared by `events` and `export`.
 #[derive(Debug, Args)]
-pub struct EventsArgs {
+pub struct FilterArgs {
     /// The organization (name or id).
     #[arg(long)]
     pub org: String,
@@ -41,6 +41,14 @@ pub struct EventsArgs {
     /// Only events whose words start with every word of TEXT.
     #[arg(long)]
     pub search: Option<String>,
+}
+
+/// Arguments of `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Which organization and events.
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Most events to print.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub limit: u64,
@@ -49,12 +57,12 @@ pub struct EventsArgs {
     pub format: Format,
 }
 
-fn parse_time(text: &str) -> Result<Timestamp, String> {
+pub fn parse_time(text: &str) -> Result<Timestamp, String> {
     Timestamp::parse_lenient(text).map_err(|e| e.to_string())
 }
 
 /// The filter the flags describe: every given flag must hold.
-pub fn filter_from(args: &EventsArgs) -> Filter {
+pub fn filter_from(args: &FilterArgs) -> Filter {
     let mut conditions = Vec::new();
     if !args.actions.is_empty() {
         conditions.push(Condition::AnyOf {
@@ -82,8 +90,8 @@ pub fn filter_from(args: &EventsArgs) -> Filter {
 /// Runs `events`.
 pub async fn run(context: &Context, args: EventsArgs) -> anyhow::Result<ExitCode> {
     let service = context.service().await?;
-    let org = super::find_org(service.store().as_ref(), &args.org).await?;
-    let filter = filter_from(&args);
+    let org = super::find_org(service.store().as_ref(), &args.filter.org).await?;
+    let filter = filter_from(&args.filter);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.format == Format::Table {

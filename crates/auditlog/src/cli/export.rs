@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use auditlog_core::Timestamp;
 use auditlog_service::access::Actor;
 use auditlog_service::export::{record_export_request, write_export, ExportFormat, ExportRequest};
 use clap::{Args, ValueEnum};
 
+use super::events::FilterArgs;
 use super::Context;
 use crate::progress;
 
@@ -27,24 +27,9 @@ pub enum FileFormat {
 /// Arguments of `export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The organization (name or id).
-    #[arg(long)]
-    pub org: String,
-    /// Only these actions (repeatable; any of them).
-    #[arg(long = "action", value_name = "KEY")]
-    pub actions: Vec<String>,
-    /// Only events by these users: id or email (repeatable; any of them).
-    #[arg(long = "user", value_name = "ID_OR_EMAIL")]
-    pub users: Vec<String>,
-    /// Only events that occurred at or after this time (RFC 3339, or a date).
-    #[arg(long, value_parser = parse_time)]
-    pub from: Option<Timestamp>,
-    /// Only events that occurred at or before this time (RFC 3339, or a date).
-    #[arg(long, value_parser = parse_time)]
-    pub to: Option<Timestamp>,
-    /// Only events whose words start with every word of TEXT.
-    #[arg(long)]
-    pub search: Option<String>,
+    /// Which organization and events.
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// File format.
     #[arg(long, value_enum, default_value_t = FileFormat::Jsonl)]
     pub format: FileFormat,
@@ -56,17 +41,13 @@ pub struct ExportArgs {
     pub output: PathBuf,
 }
 
-fn parse_time(text: &str) -> Result<Timestamp, String> {
-    Timestamp::parse_lenient(text).map_err(|e| e.to_string())
-}
-
 /// The export request the flags describe: every given flag must hold (`search_operator`
 /// `and`), several values of one flag are alternatives.
 pub fn request_from(args: &ExportArgs) -> anyhow::Result<ExportRequest> {
     let mut filter_q = Vec::new();
     for (flag, column, values) in [
-        ("--action", "action_key", &args.actions),
-        ("--user", "actor", &args.users),
+        ("--action", "action_key", &args.filter.actions),
+        ("--user", "actor", &args.filter.users),
     ] {
         if values.is_empty() {
             continue;
@@ -77,14 +58,14 @@ pub fn request_from(args: &ExportArgs) -> anyhow::Result<ExportRequest> {
         }
         filter_q.push(format!("{column}:{}", values.join(",")));
     }
-    if let Some(text) = &args.search {
+    if let Some(text) = &args.filter.search {
         filter_q.push(format!("text:{text}"));
     }
     let request = ExportRequest {
         filter_q,
         search_operator: "and".to_string(),
-        from_date: args.from,
-        to_date: args.to,
+        from_date: args.filter.from,
+        to_date: args.filter.to,
         format: match args.format {
             FileFormat::Jsonl => ExportFormat::Jsonl,
             FileFormat::Csv => ExportFormat::Csv,
@@ -99,7 +80,7 @@ pub fn request_from(args: &ExportArgs) -> anyhow::Result<ExportRequest> {
 pub async fn run(context: &Context, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let request = request_from(&args)?;
     let service = context.service().await?;
-    let org = super::find_org(service.store().as_ref(), &args.org).await?;
+    let org = super::find_org(service.store().as_ref(), &args.filter.org).await?;
     // Written beside the target and renamed over it at the end, so FILE is never a partial
     // export; the temporary file is deleted if anything fails.
     let dir = match args.output.parent() {
