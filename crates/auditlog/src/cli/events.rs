@@ -57,7 +57,7 @@ pub struct EventsArgs {
     pub format: Format,
 }
 
-pub fn parse_time(text: &str) -> Result<Timestamp, String> {
+fn parse_time(text: &str) -> Result<Timestamp, String> {
     Timestamp::parse_lenient(text).map_err(|e| e.to_string())
 }
 

@@ -17,6 +17,7 @@ pub mod demo;
 pub mod events;
 pub mod export;
 pub mod import;
+pub mod migrate;
 pub mod org;
 pub mod serve;
 pub mod verify;
@@ -102,6 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::IngestKey(command) => accounts::ingest_key(&context, command).await,
         Command::Token(command) => accounts::token(&context, command).await,
         Command::Import(args) => import::run(&context, args).await,
+        Command::Migrate(args) => migrate::run(&context, args).await,
         Command::Events(args) => events::run(&context, args).await,
         Command::Export(args) => export::run(&context, args).await,
         Command::Verify(args) => verify::run(&context, args).await,
