@@ -1,0 +1,992 @@
+//! The `auditlog` binary on PostgreSQL, end to end: three `serve` replicas on one database
+//! take concurrent ingest while one of them is SIGKILLed, and `migrate` moves an embedded
+//! store into PostgreSQL with its chains re-verified.
+//!
+//! The server comes from `AUDITLOG_TEST_DATABASE_URL`
+//! (`postgres://auditlog:auditlog@127.0.0.1:5432/auditlog_test`); each test creates a
+//! database of its own (`auditlog_replicas_<random>`, or a schema when the role may not
+//! create databases) and drops it when it ends. Without the variable each test says it was
+//! skipped and passes, except under `CI=true`, where PostgreSQL is required.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+const URL_VARIABLE: &str = "AUDITLOG_TEST_DATABASE_URL";
+
+/// Settings the environment could inject into the binary; the tests pass what they mean.
+const AMBIENT: [&str; 10] = [
+    "AUDITLOG_DATA_DIR",
+    "AUDITLOG_DATABASE_URL",
+    "AUDITLOG_CATALOG",
+    "AUDITLOG_PRESET",
+    "AUDITLOG_ACCEPT_UNKNOWN_ACTIONS",
+    "AUDITLOG_LISTEN",
+    "AUDITLOG_PUBLIC_URL",
+    "AUDITLOG_RATE_LIMIT",
+    "AUDITLOG_BODY_LIMIT",
+    "AUDITLOG_EXPORT_TTL_HOURS",
+];
+
+// ---------------------------------------------------------------------------------------
+// A database per test
+
+/// Where a test's tables live.
+enum Isolation {
+    /// A database of its own.
+    Database,
+    /// A schema of its own in the configured database (the role may not create databases).
+    Schema,
+}
+
+/// A database (or schema) of one test, dropped when the test ends, passed or not.
+struct TestDatabase {
+    /// The configured URL, used for creating and dropping.
+    admin_url: String,
+    /// `auditlog_replicas_<random>`.
+    name: String,
+    isolation: Isolation,
+}
+
+impl TestDatabase {
+    /// Creates it; `None`, after saying so, when no server is configured outside CI.
+    fn create() -> Option<TestDatabase> {
+        let admin_url = match std::env::var(URL_VARIABLE) {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ => {
+                if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+                    panic!(
+                        "CI requires PostgreSQL: set {URL_VARIABLE}, e.g. \
+                         postgres://auditlog:auditlog@127.0.0.1:5432/auditlog_test"
+                    );
+                }
+                println!("skipped: {URL_VARIABLE} is not set (PostgreSQL tests need it)");
+                return None;
+            }
+        };
+        let name = format!("auditlog_replicas_{}", Uuid::new_v4().simple());
+        let created = sql(&admin_url, &format!("CREATE DATABASE {name}"));
+        let isolation = match created {
+            Ok(()) => Isolation::Database,
+            // A role without CREATEDB still gets a clean slate: a schema of its own.
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+            {
+                sql(&admin_url, &format!("CREATE SCHEMA {name}"))
+                    .unwrap_or_else(|e| panic!("cannot create a test database or schema: {e}"));
+                Isolation::Schema
+            }
+            Err(e) => panic!("cannot create the test database {name}: {e}"),
+        };
+        Some(TestDatabase {
+            admin_url,
+            name,
+            isolation,
+        })
+    }
+
+    /// The URL the binary is given.
+    fn url(&self) -> String {
+        let (url, name) = (&self.admin_url, &self.name);
+        let keyword_form = !(url.starts_with("postgres://") || url.starts_with("postgresql://"));
+        match (&self.isolation, keyword_form) {
+            (Isolation::Database, false) => {
+                let (base, query) = match url.split_once('?') {
+                    Some((base, query)) => (base, Some(query)),
+                    None => (url.as_str(), None),
+                };
+                let authority = base.find("://").expect("a URL") + 3;
+                let root = match base[authority..].find('/') {
+                    Some(slash) => &base[..authority + slash],
+                    None => base,
+                };
+                match query {
+                    Some(query) => format!("{root}/{name}?{query}"),
+                    None => format!("{root}/{name}"),
+                }
+            }
+            // In the keyword form a later key wins.
+            (Isolation::Database, true) => format!("{url} dbname={name}"),
+            (Isolation::Schema, false) => {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}options=-c%20search_path%3D{name}")
+            }
+            (Isolation::Schema, true) => format!("{url} options='-c search_path={name}'"),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let statement = match self.isolation {
+            // FORCE ends the sessions a SIGKILLed replica may have left behind.
+            Isolation::Database => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            Isolation::Schema => format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+        };
+        if let Err(e) = sql(&self.admin_url, &statement) {
+            eprintln!("could not drop the test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// Runs one statement on its own connection. The tests are synchronous (they drive
+/// processes), so each statement gets a small runtime of its own.
+fn sql(url: &str, statement: &str) -> Result<(), tokio_postgres::Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        let driver = tokio::spawn(connection);
+        let result = client.batch_execute(statement).await;
+        drop(client);
+        let _ = driver.await;
+        result
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Running the binary
+
+/// The outcome of one run of the binary.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Panics, showing both streams, unless the run exited with `code`.
+    #[track_caller]
+    fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\n--- stdout\n{}--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// The binary with the ambient settings removed and quiet logs.
+fn auditlog() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_auditlog"));
+    for name in AMBIENT {
+        command.env_remove(name);
+    }
+    command.env("AUDITLOG_LOG", "warn");
+    command
+}
+
+/// Runs `auditlog --data-dir DIR [--database-url URL] ARGS…` to completion.
+fn run(data_dir: &Path, database_url: Option<&str>, args: &[&str]) -> Run {
+    let mut command = auditlog();
+    command.arg("--data-dir").arg(data_dir);
+    if let Some(url) = database_url {
+        command.args(["--database-url", url]);
+    }
+    let output = command
+        .args(args)
+        .output()
+        .expect("run the auditlog binary");
+    Run {
+        code: output
+            .status
+            .code()
+            .unwrap_or_else(|| panic!("auditlog {args:?} was killed: {:?}", output.status)),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The secret printed on the line after the line starting with `header`
+/// (`ingest key …`, `token …`).
+#[track_caller]
+fn secret_after(stdout: &str, header: &str) -> String {
+    let mut lines = stdout.lines();
+    lines
+        .by_ref()
+        .find(|line| line.starts_with(header))
+        .unwrap_or_else(|| panic!("no {header:?} line in {stdout:?}"));
+    lines
+        .next()
+        .unwrap_or_else(|| panic!("no secret after {header:?} in {stdout:?}"))
+        .trim()
+        .to_string()
+}
+
+/// `events --org ORG --format jsonl` of every event, parsed.
+fn events_jsonl(data_dir: &Path, database_url: Option<&str>, org: &str) -> Vec<Value> {
+    let run = run(
+        data_dir,
+        database_url,
+        &[
+            "events", "--org", org, "--format", "jsonl", "--limit", "100000",
+        ],
+    );
+    run.expect_code(0);
+    run.stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
+        .collect()
+}
+
+/// A running `auditlog serve`, killed when dropped.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+    /// Everything it wrote to stderr, for failure messages.
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `serve` on a port the system picks and waits until it answers `/healthz`.
+    fn start(data_dir: &Path, database_url: &str) -> Server {
+        let mut child = auditlog()
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--database-url", database_url])
+            .args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start auditlog serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, address) = mpsc::channel();
+        let sink = log.clone();
+        // Drains stderr for the server's whole life, so that it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("auditlog listening on http://") {
+                    let address = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = found.send(address.parse::<SocketAddr>());
+                }
+                let mut log = sink.lock().expect("log lock");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut server = Server {
+            child,
+            // Replaced below; the guard must exist first so that a failed start is killed.
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
+        match address.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(address)) => server.address = address,
+            other => panic!(
+                "auditlog serve did not start ({other:?}):\n{}",
+                server.log.lock().expect("log lock")
+            ),
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match http(server.address, "GET", "/healthz", &[], b"") {
+                Ok(response) if response.status == 200 => break,
+                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                other => panic!("{} is not healthy: {other:?}", server.address),
+            }
+        }
+        server
+    }
+
+    /// SIGKILLs it (`Child::kill` sends SIGKILL on Unix) and reaps it.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A tiny HTTP/1.1 client
+
+/// A response: status and body (headers are only needed to find where the body ends).
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`, so the body ends at EOF).
+fn http(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(20)))?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not an HTTP response: {:?}", String::from_utf8_lossy(&raw)),
+        )
+    })
+}
+
+fn parse_response(raw: &[u8]) -> Option<Response> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
+    if chunked {
+        body = dechunk(&body)?;
+    } else if let Some((_, length)) = headers.iter().find(|(name, _)| name == "content-length") {
+        // A connection cut mid-body must not pass for a short response.
+        if body.len() != length.parse::<usize>().ok()? {
+            return None;
+        }
+    }
+    Some(Response { status, body })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Replicas under concurrent ingest, one SIGKILLed
+
+const REPLICAS: usize = 3;
+const CLIENTS: usize = 6;
+const REQUESTS_PER_CLIENT: usize = 150;
+
+/// Sends one request's events with an idempotency key, trying the replicas from `first` on
+/// (skipping those known dead) until one acknowledges; returns the acknowledged ids and how
+/// many attempts failed. A retry carries the same key and body, so an append that committed
+/// on a replica killed before it answered is replayed, not stored twice.
+fn send(
+    addresses: &[SocketAddr],
+    dead: &[AtomicBool],
+    first: usize,
+    key: &str,
+    idempotency_key: &str,
+    body: &[u8],
+) -> (Vec<Uuid>, usize) {
+    let authorization = format!("Bearer {key}");
+    let headers = [
+        ("Authorization", authorization.as_str()),
+        ("X-Org-Name", "acme"),
+        ("Content-Type", "application/json"),
+        ("Idempotency-Key", idempotency_key),
+    ];
+    let mut failures = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for attempt in 0.. {
+        let replica = (first + attempt) % addresses.len();
+        if dead[replica].load(Ordering::SeqCst) {
+            continue;
+        }
+        match http(
+            addresses[replica],
+            "POST",
+            "/api/audit-logs/events",
+            &headers,
+            body,
+        ) {
+            Ok(response) if response.status == 201 => {
+                let ids = response.json()["ids"]
+                    .as_array()
+                    .expect("ids")
+                    .iter()
+                    .map(|id| Uuid::parse_str(id.as_str().expect("an id")).expect("a UUID"))
+                    .collect();
+                return (ids, failures);
+            }
+            // 4xx other than a conflict is the test's own mistake: retrying cannot help.
+            Ok(response) if (400..500).contains(&response.status) && response.status != 409 => {
+                panic!(
+                    "replica {replica} refused the request: {} {}",
+                    response.status,
+                    String::from_utf8_lossy(&response.body)
+                )
+            }
+            _ => {
+                failures += 1;
+                assert!(
+                    Instant::now() < deadline,
+                    "no replica acknowledged {idempotency_key} within 30 s"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    unreachable!("the loop only ends by returning")
+}
+
+#[test]
+fn replicas_share_one_chain_through_a_sigkill() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let url = database.url();
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data_dir = dir.path().join("data");
+
+    // Bootstrap through the CLI against the same database. It also creates the signing key
+    // in the shared data directory, before the replicas start and look for it.
+    run(
+        &data_dir,
+        Some(&url),
+        &["org", "create", "acme", "--enroll"],
+    )
+    .expect_code(0);
+    let created = run(
+        &data_dir,
+        Some(&url),
+        &["ingest-key", "create", "--org", "acme"],
+    );
+    created.expect_code(0);
+    let ingest_key = secret_after(&created.stdout, "ingest key ");
+    run(
+        &data_dir,
+        Some(&url),
+        &[
+            "user",
+            "add",
+            "reader@example.com",
+            "--org",
+            "acme",
+            "--role",
+            "admin",
+        ],
+    )
+    .expect_code(0);
+    let created = run(
+        &data_dir,
+        Some(&url),
+        &[
+            "token",
+            "create",
+            "--user",
+            "reader@example.com",
+            "--org",
+            "acme",
+        ],
+    );
+    created.expect_code(0);
+    let api_token = secret_after(&created.stdout, "token ");
+    // `user add` records itself in the organization's log: those events are in the chain too.
+    let bootstrap_events = events_jsonl(&data_dir, Some(&url), "acme").len();
+
+    let mut servers: Vec<Server> = (0..REPLICAS)
+        .map(|_| Server::start(&data_dir, &url))
+        .collect();
+    let addresses: Arc<Vec<SocketAddr>> = Arc::new(servers.iter().map(|s| s.address).collect());
+    let dead: Arc<Vec<AtomicBool>> =
+        Arc::new((0..REPLICAS).map(|_| AtomicBool::new(false)).collect());
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (addresses, dead, acknowledged) =
+                (addresses.clone(), dead.clone(), acknowledged.clone());
+            let key = ingest_key.clone();
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                let mut failures = 0;
+                for request in 0..REQUESTS_PER_CLIENT {
+                    // One to three events per request: single events and small batches.
+                    let events: Vec<Value> = (0..1 + (client + request) % 3)
+                        .map(|k| {
+                            json!({
+                                "action_key": "channel_created",
+                                "actor_email": format!("client{client}@example.com"),
+                                "target_name": format!("channel-{client}-{request}-{k}"),
+                                "meta": {"client": client, "request": request, "k": k},
+                            })
+                        })
+                        .collect();
+                    let body = serde_json::to_vec(&events).expect("JSON");
+                    let (stored, failed) = send(
+                        &addresses,
+                        &dead,
+                        client + request,
+                        &key,
+                        &format!("client{client}-request{request}"),
+                        &body,
+                    );
+                    assert_eq!(stored.len(), events.len(), "one id per event");
+                    ids.extend(stored);
+                    failures += failed;
+                    acknowledged.fetch_add(1, Ordering::SeqCst);
+                }
+                (ids, failures)
+            })
+        })
+        .collect();
+
+    // Half-way through, replica 0 dies without a chance to finish anything.
+    let total_requests = CLIENTS * REQUESTS_PER_CLIENT;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while acknowledged.load(Ordering::SeqCst) < total_requests / 2 {
+        assert!(Instant::now() < deadline, "ingest is too slow");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    servers[0].kill();
+    dead[0].store(true, Ordering::SeqCst);
+    let killed_at = acknowledged.load(Ordering::SeqCst);
+
+    let mut acknowledged_ids = Vec::new();
+    let mut failed_attempts = 0;
+    for client in clients {
+        let (ids, failures) = client.join().expect("a client thread");
+        acknowledged_ids.extend(ids);
+        failed_attempts += failures;
+    }
+    let acknowledged_set: HashSet<Uuid> = acknowledged_ids.iter().copied().collect();
+    assert_eq!(
+        acknowledged_set.len(),
+        acknowledged_ids.len(),
+        "two requests were acknowledged with the same id"
+    );
+
+    // Every event, read back through a surviving replica, page by page.
+    let survivor = addresses[1];
+    let authorization = format!("Bearer {api_token}");
+    let headers = [
+        ("Authorization", authorization.as_str()),
+        ("X-Org-Name", "acme"),
+    ];
+    let mut stored: Vec<(Uuid, u64, String)> = Vec::new();
+    let mut path = "/api/audit-logs?limit=1000".to_string();
+    loop {
+        let response = http(survivor, "GET", &path, &headers, b"").expect("list events");
+        assert_eq!(
+            response.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        let page = response.json();
+        for item in page["items"].as_array().expect("items") {
+            stored.push((
+                Uuid::parse_str(item["id"].as_str().expect("id")).expect("a UUID"),
+                item["seq"].as_u64().expect("seq"),
+                item["action_key"].as_str().expect("action_key").to_string(),
+            ));
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/audit-logs?limit=1000&cursor={}", encode(cursor)),
+            None => break,
+        }
+    }
+
+    // Exactly the acknowledged events (plus the bootstrap's own), each once.
+    let mut seen = HashMap::new();
+    for (id, seq, _) in &stored {
+        if let Some(other) = seen.insert(*id, *seq) {
+            panic!("event {id} is stored twice (seq {other} and {seq})");
+        }
+    }
+    for id in &acknowledged_ids {
+        assert!(
+            seen.contains_key(id),
+            "acknowledged event {id} is not stored"
+        );
+    }
+    let unacknowledged: Vec<_> = stored
+        .iter()
+        .filter(|(id, _, _)| !acknowledged_set.contains(id))
+        .collect();
+    assert_eq!(
+        unacknowledged.len(),
+        bootstrap_events,
+        "only the bootstrap's own events may be stored without an acknowledgement: {unacknowledged:?}"
+    );
+    assert!(unacknowledged
+        .iter()
+        .all(|(_, _, action)| action != "channel_created"));
+
+    // One linear chain: seq 1..=n, no gap, no duplicate, whichever replica appended.
+    let mut seqs: Vec<u64> = stored.iter().map(|(_, seq, _)| *seq).collect();
+    seqs.sort_unstable();
+    let n = stored.len() as u64;
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "seq must be 1..={n}");
+
+    let verify = run(&data_dir, Some(&url), &["verify"]);
+    verify.expect_code(0);
+    assert!(
+        verify
+            .stdout
+            .contains(&format!("acme: {n} events, chain intact")),
+        "{}",
+        verify.stdout
+    );
+
+    let killed = servers[0]
+        .child
+        .try_wait()
+        .expect("status of the killed replica");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            killed.and_then(|status| status.signal()),
+            Some(9),
+            "replica 0 must have died of SIGKILL"
+        );
+    }
+    drop(servers);
+    println!(
+        "{n} events from {total_requests} requests over {REPLICAS} replicas; replica 0 \
+         SIGKILLed after {killed_at} acknowledgements; {failed_attempts} attempts failed over; \
+         {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Migrating an embedded store
+
+/// An event in the ingest format, `n` minutes after 2025-03-01T00:00:00Z.
+fn import_event(n: usize) -> Value {
+    const ACTIONS: [&str; 4] = [
+        "channel_created",
+        "channel_deleted",
+        "token_revoked",
+        "policy_created",
+    ];
+    let at = 1_740_787_200_000_i64 + n as i64 * 60_000;
+    json!({
+        "action_key": ACTIONS[n % ACTIONS.len()],
+        "actor_id": format!("user-{}", n % 7),
+        "actor_email": format!("user{}@example.com", n % 7),
+        "target_name": format!("channel-{n}"),
+        "ip_address": "192.0.2.10",
+        "request_id": format!("req-{n}"),
+        "meta": {"n": n, "nested": {"b": 2, "a": [1.5, "x"]}},
+        "occurred_at": auditlog_core::Timestamp::from_millis(at).expect("in range").to_string(),
+    })
+}
+
+/// Writes `count` events to a JSON Lines file and imports them into `org`.
+fn import(data_dir: &Path, file: PathBuf, org: &str, start: usize, count: usize) {
+    let text: String = (start..start + count)
+        .map(|n| format!("{}\n", import_event(n)))
+        .collect();
+    std::fs::write(&file, text).expect("write the import file");
+    let file = file.to_str().expect("a UTF-8 path");
+    run(data_dir, None, &["import", file, "--org", org]).expect_code(0);
+}
+
+/// An exported event without what the target re-issues (ids, hashes, stored-at times).
+fn content(event: &Value) -> Value {
+    let mut event = event.clone();
+    let object = event.as_object_mut().expect("an object");
+    for reissued in ["id", "org_id", "hash", "created_at", "prev_hash"] {
+        object.remove(reissued);
+    }
+    event
+}
+
+/// The first column (an id) of each row of a listing, header excluded.
+fn listed_ids(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn migrate_moves_an_embedded_store_with_intact_chains() {
+    let Some(database) = TestDatabase::create() else {
+        return;
+    };
+    let url = database.url();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let source = dir.path().join("source");
+
+    // A small embedded store: two organizations, more than one batch of events, and every
+    // kind of account record.
+    run(&source, None, &["org", "create", "acme", "--enroll"]).expect_code(0);
+    run(
+        &source,
+        None,
+        &["org", "create", "beta", "--display-name", "Beta Inc."],
+    )
+    .expect_code(0);
+    import(&source, dir.path().join("acme.jsonl"), "acme", 0, 2_345);
+    import(&source, dir.path().join("beta.jsonl"), "beta", 10_000, 3);
+    run(
+        &source,
+        None,
+        &[
+            "user",
+            "add",
+            "admin@example.com",
+            "--org",
+            "acme",
+            "--role",
+            "admin",
+        ],
+    )
+    .expect_code(0);
+    let created = run(
+        &source,
+        None,
+        &[
+            "token",
+            "create",
+            "--user",
+            "admin@example.com",
+            "--org",
+            "acme",
+        ],
+    );
+    created.expect_code(0);
+    let api_token = secret_after(&created.stdout, "token ");
+    run(
+        &source,
+        None,
+        &[
+            "service-account",
+            "create",
+            "--org",
+            "acme",
+            "--name",
+            "exporter",
+        ],
+    )
+    .expect_code(0);
+    run(&source, None, &["ingest-key", "create", "--org", "acme"]).expect_code(0);
+    run(
+        &source,
+        None,
+        &["ingest-key", "create", "--name", "platform"],
+    )
+    .expect_code(0);
+
+    let migrated = run(
+        &source,
+        None,
+        &[
+            "migrate",
+            "--from",
+            source.to_str().expect("UTF-8"),
+            "--to",
+            &url,
+        ],
+    );
+    migrated.expect_code(0);
+    assert!(
+        migrated.stdout.contains("migrated 2 organization(s)"),
+        "{}",
+        migrated.stdout
+    );
+    assert!(
+        migrated.stdout.contains("re-issued"),
+        "the re-issued ids and hashes must be said: {}",
+        migrated.stdout
+    );
+
+    // The same events in the same order, with the same seqs and content.
+    for org in ["acme", "beta"] {
+        let before = events_jsonl(&source, None, org);
+        let after = events_jsonl(&source, Some(&url), org);
+        assert_eq!(before.len(), after.len(), "{org}: event count");
+        assert!(before.len() >= 3);
+        for (old, new) in before.iter().zip(&after) {
+            assert_eq!(content(old), content(new), "{org}: an event changed");
+        }
+    }
+
+    let verify = run(&source, Some(&url), &["verify"]);
+    verify.expect_code(0);
+    assert!(
+        verify.stdout.contains("verified") && verify.stdout.contains("intact"),
+        "{}",
+        verify.stdout
+    );
+
+    // Accounts kept their ids.
+    for listing in [
+        &["user", "list", "--org", "acme"][..],
+        &["token", "list", "--org", "acme"],
+        &["service-account", "list", "--org", "acme"],
+        &["ingest-key", "list"],
+    ] {
+        let before = run(&source, None, listing);
+        let after = run(&source, Some(&url), listing);
+        before.expect_code(0);
+        after.expect_code(0);
+        assert_eq!(
+            listed_ids(&before.stdout),
+            listed_ids(&after.stdout),
+            "{listing:?}"
+        );
+        assert!(!listed_ids(&after.stdout).is_empty(), "{listing:?}");
+    }
+
+    // The source's API token reads the migrated log through a replica on the target.
+    let server = Server::start(&source, &url);
+    let authorization = format!("Bearer {api_token}");
+    let response = http(
+        server.address,
+        "GET",
+        "/api/audit-logs?limit=5",
+        &[
+            ("Authorization", authorization.as_str()),
+            ("X-Org-Name", "acme"),
+        ],
+        b"",
+    )
+    .expect("list events");
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(response.json()["items"].as_array().map(Vec::len), Some(5));
+    drop(server);
+
+    // A second run finds the events there and refuses.
+    let again = run(
+        &source,
+        None,
+        &[
+            "migrate",
+            "--from",
+            source.to_str().expect("UTF-8"),
+            "--to",
+            &url,
+        ],
+    );
+    again.expect_code(1);
+    assert!(
+        again.stdout.contains("already holds events"),
+        "{}",
+        again.stdout
+    );
+
+    // A tampered source is refused before the target is looked at.
+    {
+        let db = rusqlite::Connection::open(source.join("auditlog.db")).expect("open auditlog.db");
+        let org_key: i64 = db
+            .query_row("SELECT org_key FROM orgs WHERE name = 'beta'", [], |row| {
+                row.get(0)
+            })
+            .expect("org_key");
+        let changed = db
+            .execute(
+                r#"UPDATE events SET meta = '{"x":1}' WHERE pos = ?1"#,
+                [(org_key << 40) | 2],
+            )
+            .expect("tamper");
+        assert_eq!(changed, 1);
+    }
+    let tampered = run(
+        &source,
+        None,
+        &[
+            "migrate",
+            "--from",
+            source.to_str().expect("UTF-8"),
+            "--to",
+            &url,
+        ],
+    );
+    tampered.expect_code(1);
+    assert!(
+        tampered.stdout.contains("TAMPERED  beta")
+            && tampered.stdout.contains("nothing was migrated"),
+        "{}",
+        tampered.stdout
+    );
+
+    // A directory without a store is an error, not an empty migration.
+    let empty = dir.path().join("empty");
+    let missing = run(
+        &source,
+        None,
+        &[
+            "migrate",
+            "--from",
+            empty.to_str().expect("UTF-8"),
+            "--to",
+            &url,
+        ],
+    );
+    missing.expect_code(2);
+    assert!(
+        missing.stderr.contains("holds no embedded store"),
+        "{}",
+        missing.stderr
+    );
+}
