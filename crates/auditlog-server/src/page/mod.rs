@@ -801,17 +801,20 @@ async fn service_accounts(
 }
 
 /// The form's `name`, trimmed, or the page that explains why it cannot be used.
-fn label_field(viewer: &Viewer, fields: &HashMap<String, Vec<String>>) -> Result<String, Response> {
+fn label_field(
+    viewer: &Viewer,
+    fields: &HashMap<String, Vec<String>>,
+) -> Result<String, Box<Response>> {
     let name = first(fields, "name").unwrap_or("").trim().to_string();
     if valid_label(&name) {
         return Ok(name);
     }
-    Err(views::error_page(
+    Err(Box::new(views::error_page(
         Some(viewer),
         StatusCode::UNPROCESSABLE_ENTITY,
         "Invalid name",
         "A name has 1 to 128 characters.",
-    ))
+    )))
 }
 
 fn valid_label(label: &str) -> bool {
@@ -836,7 +839,7 @@ async fn create_service_account(
     };
     let name = match label_field(&viewer, &fields) {
         Ok(name) => name,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let actor = client.actor(Actor::user(&viewer.user));
     let created = match state
@@ -955,7 +958,7 @@ async fn create_token(
     };
     let name = match label_field(&viewer, &fields) {
         Ok(name) => name,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let expires = first(&fields, "days")
         .and_then(|d| d.parse::<i64>().ok())
