@@ -39,11 +39,22 @@ pub async fn create_org(client: &mut Client, new: &NewOrg) -> Result<Org, StoreE
         audit_logs_enabled: new.audit_logs_enabled,
         created_at: Timestamp::now(),
     };
+    insert_org(client, org).await
+}
+
+/// Creates an organization exactly as given (a migration's), and its empty chain head.
+pub async fn restore_org(client: &mut Client, org: Org) -> Result<Org, StoreError> {
+    insert_org(client, org).await
+}
+
+/// Inserts an organization and its empty chain head; a taken name or id is a conflict.
+async fn insert_org(client: &mut Client, org: Org) -> Result<Org, StoreError> {
     let tx = client.transaction().await.map_err(backend)?;
+    // Without a conflict target, DO NOTHING covers both the id and the name.
     let created = tx
         .query_opt(
             "INSERT INTO orgs (id, name, display_name, audit_logs_enabled, created_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING org_key",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING org_key",
             &[
                 &org.id,
                 &org.name,
@@ -55,10 +66,17 @@ pub async fn create_org(client: &mut Client, new: &NewOrg) -> Result<Org, StoreE
         .await
         .map_err(backend)?;
     let Some(created) = created else {
-        return Err(StoreError::Conflict(format!(
-            "an organization named {:?} already exists",
-            new.name
-        )));
+        // This statement's fresh snapshot sees the committed row that conflicted.
+        let id_taken = tx
+            .query_opt("SELECT 1 FROM orgs WHERE id = $1", &[&org.id])
+            .await
+            .map_err(backend)?
+            .is_some();
+        return Err(StoreError::Conflict(if id_taken {
+            format!("an organization with id {} already exists", org.id)
+        } else {
+            format!("an organization named {:?} already exists", org.name)
+        }));
     };
     let org_key: i64 = created.get(0);
     tx.execute(

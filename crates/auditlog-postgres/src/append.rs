@@ -14,12 +14,16 @@
 //!
 //! Every writer of an organization's rows holds its head lock, so rollup rows are never
 //! contended by anyone that does not already wait for the head.
+//!
+//! [`restore`] (migrations) is the same transaction with step 3 replaced by a check: the
+//! given events must continue the locked head (`ChainVerifier::resume`), and are written as
+//! they are by the same code as appended ones.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use auditlog_core::chain;
+use auditlog_core::chain::{self, ChainVerifier};
 use auditlog_core::{text, Event, Timestamp};
 use auditlog_store::{Append, AppendOutcome, IdempotencyKey, StoreError};
 use deadpool_postgres::{ClientWrapper, Transaction};
@@ -37,18 +41,18 @@ INSERT INTO events (org_id, seq, id, occurred_at, created_at, action_key, action
                     actor_id, actor_email, actor_name, actor_type, target_id, target_email,
                     target_name, target_type, service_name, ip_address, user_agent, request_id,
                     meta, hash, words)
-SELECT org_id, seq, id, occurred_at, $22::timestamptz, action_key, action_verb,
+SELECT org_id, seq, id, occurred_at, created_at, action_key, action_verb,
        actor_id, actor_email, actor_name, actor_type, target_id, target_email,
        target_name, target_type, service_name, ip_address, user_agent, request_id,
        meta, hash, words::tsvector
 FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::timestamptz[], $5::text[], $6::text[],
             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
             $13::text[], $14::text[], $15::text[], $16::inet[], $17::text[], $18::text[],
-            $19::text[], $20::bytea[], $21::text[])
+            $19::text[], $20::bytea[], $21::text[], $22::timestamptz[])
   AS t(org_id, seq, id, occurred_at, action_key, action_verb,
        actor_id, actor_email, actor_name, actor_type, target_id, target_email,
        target_name, target_type, service_name, ip_address, user_agent, request_id,
-       meta, hash, words)";
+       meta, hash, words, created_at)";
 
 const BUMP_ACTIONS: &str = "
 INSERT INTO event_day_actions (org_id, day, action_key, n)
@@ -119,12 +123,76 @@ pub async fn append(
     Ok(AppendOutcome::Stored(events))
 }
 
+/// Restores already-chained events of one organization in one transaction: they must
+/// continue its locked head, and are stored exactly as given.
+pub async fn restore(
+    client: &mut ClientWrapper,
+    org_id: Uuid,
+    events: &[Event],
+) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(backend)?;
+    let mut heads = lock_heads(&tx, &[org_id]).await?;
+    let head = heads.get(&org_id).ok_or(StoreError::UnknownOrg(org_id))?;
+    // Ids are only indexed, not unique (the key must hold the partition column): an id the
+    // organization already has, or one given twice, is refused here.
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let mut taken: HashSet<Uuid> = tx
+        .query(
+            "SELECT id FROM events WHERE org_id = $1 AND id = ANY($2)",
+            &[&org_id, &ids],
+        )
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut verifier = ChainVerifier::resume(org_id, head.seq, head.hash);
+    for event in events {
+        verifier.push(event).map_err(|e| {
+            StoreError::Conflict(format!(
+                "the restored events do not continue the chain of organization {org_id}: {e}"
+            ))
+        })?;
+        if !taken.insert(event.id) {
+            return Err(StoreError::Conflict(format!(
+                "restored event seq {} has id {}, which organization {org_id} already has",
+                event.seq, event.id
+            )));
+        }
+    }
+    write_rows(&tx, events, &mut heads).await?;
+    tx.commit().await.map_err(backend)
+}
+
 /// An organization's chain head, locked for this transaction.
 struct Head {
     org_key: i64,
     seq: u64,
     hash: [u8; 32],
     last_id: Option<Uuid>,
+}
+
+/// Locks the chain heads of `org_ids` (sorted, without repeats) in that order. An unknown
+/// organization has no head in the answer: the caller fails, dropping the transaction, which
+/// rolls it back and releases the locks.
+async fn lock_heads(
+    tx: &Transaction<'_>,
+    org_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Head>, StoreError> {
+    let lock = tx.prepare_cached(LOCK_HEAD).await.map_err(backend)?;
+    let mut heads: HashMap<Uuid, Head> = HashMap::with_capacity(org_ids.len());
+    for org_id in org_ids {
+        if let Some(row) = tx.query_opt(&lock, &[org_id]).await.map_err(backend)? {
+            let head = Head {
+                org_key: row.get(0),
+                seq: row.get::<_, i64>(1) as u64,
+                hash: hash32(row.get(2), "a chain head's hash")?,
+                last_id: row.get(3),
+            };
+            heads.insert(*org_id, head);
+        }
+    }
+    Ok(heads)
 }
 
 /// Appends inside `tx`; the caller commits.
@@ -136,46 +204,54 @@ async fn append_in(
     let mut org_ids: Vec<Uuid> = batch.iter().map(|item| item.org_id).collect();
     org_ids.sort_unstable();
     org_ids.dedup();
-    let lock = tx.prepare_cached(LOCK_HEAD).await.map_err(backend)?;
-    let mut heads: HashMap<Uuid, Head> = HashMap::with_capacity(org_ids.len());
-    let mut missing: Vec<Uuid> = Vec::new();
-    for org_id in &org_ids {
-        match tx.query_opt(&lock, &[org_id]).await.map_err(backend)? {
-            Some(row) => {
-                let head = Head {
-                    org_key: row.get(0),
-                    seq: row.get::<_, i64>(1) as u64,
-                    hash: hash32(row.get(2), "a chain head's hash")?,
-                    last_id: row.get(3),
-                };
-                heads.insert(*org_id, head);
-            }
-            None => missing.push(*org_id),
-        }
-    }
+    let mut heads = lock_heads(tx, &org_ids).await?;
     if let Some(unknown) = batch
         .iter()
         .map(|item| item.org_id)
-        .find(|id| missing.contains(id))
+        .find(|id| !heads.contains_key(id))
     {
-        // The caller drops the transaction, which rolls it back and releases the locks.
         return Err(StoreError::UnknownOrg(unknown));
     }
 
     let now_ms = now.as_millis();
     let mut events = Vec::with_capacity(batch.len());
-    let mut words = Vec::with_capacity(batch.len());
+    // The heads move as events are written; minting runs ahead on copies.
+    let mut tips: HashMap<Uuid, (u64, [u8; 32], Option<Uuid>)> = heads
+        .iter()
+        .map(|(org_id, head)| (*org_id, (head.seq, head.hash, head.last_id)))
+        .collect();
     for item in batch {
-        let head = heads.get_mut(&item.org_id).expect("every head was locked");
+        let (seq, hash, last_id) = tips.get_mut(&item.org_id).expect("every head was locked");
         let mut event = Event {
-            id: next_id(now_ms, head.last_id, rand::random()),
+            id: next_id(now_ms, *last_id, rand::random()),
             org_id: item.org_id,
-            seq: head.seq + 1,
+            seq: *seq + 1,
             created_at: now,
             hash: [0; 32],
             body: item.body.clone(),
         };
-        event.hash = chain::expected_hash(&head.hash, &event);
+        event.hash = chain::expected_hash(hash, &event);
+        (*seq, *hash, *last_id) = (event.seq, event.hash, Some(event.id));
+        events.push(event);
+    }
+    write_rows(tx, &events, &mut heads).await?;
+    Ok(events)
+}
+
+/// Writes chained events inside `tx` (their heads locked there): the rows with their search
+/// words, the day rollups, and each head moved to its organization's last event. Shared by
+/// appends, which mint the events, and restores, which check them.
+async fn write_rows(
+    tx: &Transaction<'_>,
+    events: &[Event],
+    heads: &mut HashMap<Uuid, Head>,
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut words = Vec::with_capacity(events.len());
+    for event in events {
+        let head = heads.get_mut(&event.org_id).expect("every head was locked");
         head.seq = event.seq;
         head.hash = event.hash;
         head.last_id = Some(event.id);
@@ -183,12 +259,10 @@ async fn append_in(
             head.org_key,
             &text::event_words(&event.body),
         ));
-        events.push(event);
     }
-
-    let rows = EventColumns::new(&events, words)?;
-    let rollups = Rollups::new(&events);
-    let heads = HeadColumns::new(&heads);
+    let rows = EventColumns::new(events, words)?;
+    let rollups = Rollups::new(events);
+    let heads = HeadColumns::new(heads);
     let (insert, actions, actors, move_heads) = tokio::try_join!(
         tx.prepare_cached(INSERT_EVENTS),
         tx.prepare_cached(BUMP_ACTIONS),
@@ -196,7 +270,6 @@ async fn append_in(
         tx.prepare_cached(MOVE_HEADS),
     )
     .map_err(backend)?;
-    let created_at = sql_time(now);
     let insert_params: [&(dyn ToSql + Sync); 22] = [
         &rows.org_id,
         &rows.seq,
@@ -219,7 +292,7 @@ async fn append_in(
         &rows.meta,
         &rows.hash,
         &rows.words,
-        &created_at,
+        &rows.created_at,
     ];
     let action_params: [&(dyn ToSql + Sync); 4] = [
         &rollups.action_org,
@@ -247,7 +320,7 @@ async fn append_in(
         tx.execute(&move_heads, &head_params),
     )
     .map_err(backend)?;
-    Ok(events)
+    Ok(())
 }
 
 /// The events as one array per column, for `INSERT_EVENTS`.
@@ -273,6 +346,7 @@ struct EventColumns<'a> {
     meta: Vec<Option<String>>,
     hash: Vec<&'a [u8]>,
     words: Vec<String>,
+    created_at: Vec<OffsetDateTime>,
 }
 
 impl<'a> EventColumns<'a> {
@@ -345,6 +419,7 @@ impl<'a> EventColumns<'a> {
                 .collect::<Result<_, _>>()?,
             hash: events.iter().map(|e| e.hash.as_slice()).collect(),
             words,
+            created_at: events.iter().map(|e| sql_time(e.created_at)).collect(),
         })
     }
 }

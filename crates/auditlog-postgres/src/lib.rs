@@ -12,7 +12,8 @@
 //! Map of the crate (`docs/scaling.md` explains the layout and how to run it):
 //! - [`schema`]: the tables and indexes, the embedded migrations, the schema version.
 //! - `partitions`: monthly partitions of `events`, created on demand before the appends.
-//! - `append`: the append transaction (heads, ids, rows, rollups, idempotency keys).
+//! - `append`: the append transaction (heads, ids, rows, rollups, idempotency keys), and the
+//!   restore transaction that stores a migration's already-chained events through it.
 //! - `read`: filters compiled to SQL; pages, counts, facets, daily counts and chain walks.
 //! - `accounts`: organizations, users, roles, service accounts, credentials, checkpoints and
 //!   export jobs.
@@ -134,13 +135,15 @@ impl PostgresStore {
         Ok(key)
     }
 
-    /// Creates the partitions an append will write to, and next month's ahead of time.
-    async fn prepare_partitions(&self, client: &mut tokio_postgres::Client, batch: &[Append]) {
+    /// Creates the partitions of the instants a write will store, and next month's ahead of
+    /// time.
+    async fn prepare_partitions(
+        &self,
+        client: &mut tokio_postgres::Client,
+        occurred_at: impl Iterator<Item = Timestamp>,
+    ) {
         let next_month = Month::of(Timestamp::now()).next();
-        let months = batch
-            .iter()
-            .map(|item| Month::of(item.body.occurred_at))
-            .chain([next_month]);
+        let months = occurred_at.map(Month::of).chain([next_month]);
         self.partitions.ensure(client, months).await;
     }
 
@@ -151,7 +154,8 @@ impl PostgresStore {
         key: Option<IdempotencyKey>,
     ) -> Result<AppendOutcome, StoreError> {
         let mut client = self.client().await?;
-        self.prepare_partitions(&mut client, &batch).await;
+        self.prepare_partitions(&mut client, batch.iter().map(|item| item.body.occurred_at))
+            .await;
         append::append(&mut client, &batch, key.as_ref(), Timestamp::now()).await
     }
 }
@@ -239,6 +243,21 @@ impl Store for PostgresStore {
                 "an append without a key was replayed".into(),
             )),
         }
+    }
+
+    async fn restore_org(&self, org: Org) -> Result<Org, StoreError> {
+        let mut client = self.client().await?;
+        accounts::restore_org(&mut client, org).await
+    }
+
+    async fn restore_events(&self, org_id: Uuid, events: Vec<Event>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        self.prepare_partitions(&mut client, events.iter().map(|e| e.body.occurred_at))
+            .await;
+        append::restore(&mut client, org_id, &events).await
     }
 
     async fn get_event(&self, org_id: Uuid, id: Uuid) -> Result<Option<Event>, StoreError> {

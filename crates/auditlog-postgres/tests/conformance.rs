@@ -143,6 +143,7 @@ conformance_cases!(
     events_by_seq_pages,
     concurrent_appends_keep_chains,
     disk_bytes_after_appends,
+    restore_keeps_ids_and_chain,
     users_create_find_password,
     roles_set_list_and_isolate,
     service_accounts_lifecycle,

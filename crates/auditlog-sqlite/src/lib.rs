@@ -342,6 +342,19 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn restore_org(&self, org: Org) -> Result<Org, StoreError> {
+        self.exec(move |conn| writer::restore_org(conn, org)).await
+    }
+
+    async fn restore_events(&self, org_id: Uuid, events: Vec<Event>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // Through the writer like an append, so that its cached head follows the restore.
+        self.write(|reply| Command::Restore(org_id, events, reply))
+            .await
+    }
+
     async fn get_event(&self, org_id: Uuid, id: Uuid) -> Result<Option<Event>, StoreError> {
         self.read(org_id, None, move |conn, scope| {
             read::get_event(conn, scope, id)

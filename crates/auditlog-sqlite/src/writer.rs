@@ -10,7 +10,7 @@ use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-use auditlog_core::chain;
+use auditlog_core::chain::{self, ChainVerifier};
 use auditlog_core::{text, Event, Timestamp};
 use auditlog_store::{Append, AppendOutcome, IdempotencyKey, NewOrg, Org, StoreError};
 use rand::RngCore;
@@ -31,6 +31,9 @@ pub enum Command {
         Option<IdempotencyKey>,
         oneshot::Sender<Result<AppendOutcome, StoreError>>,
     ),
+    /// Store a migration's already-chained events of one organization, checked against its
+    /// head ([`Store::restore_events`](auditlog_store::Store::restore_events)).
+    Restore(Uuid, Vec<Event>, oneshot::Sender<Result<(), StoreError>>),
     /// Run any other write; its result travels type-erased.
     Exec(
         Exec,
@@ -45,6 +48,7 @@ impl Command {
     fn n_events(&self) -> usize {
         match self {
             Command::Append(batch, _, _) => batch.len(),
+            Command::Restore(_, events, _) => events.len(),
             Command::Exec(..) => 1,
         }
     }
@@ -118,6 +122,19 @@ impl IdMinter {
             | (0b10u128 << 62)
             | random as u128;
         Uuid::from_u128(bits)
+    }
+
+    /// Takes note of an id stored without being minted here (a restored event), so that ids
+    /// minted later are greater, as ids of one organization must increase with `seq`.
+    fn observe(&mut self, id: Uuid) {
+        if id.get_version_num() != 7 {
+            return;
+        }
+        let bits = id.as_u128();
+        let (ms, counter) = ((bits >> 80) as i64, ((bits >> 64) & 0x0fff) as u16);
+        if (ms, counter) > (self.last_ms, self.counter) {
+            (self.last_ms, self.counter) = (ms, counter);
+        }
     }
 }
 
@@ -220,6 +237,13 @@ impl Writer {
                     );
                     Answer::Append(reply, result)
                 }
+                Command::Restore(org_id, events, reply) => {
+                    let result = restore(&sp, org_id, &events, &self.caches, &mut staged);
+                    if let (Ok(()), Some(last)) = (&result, events.last()) {
+                        self.ids.observe(last.id);
+                    }
+                    Answer::Restore(reply, result)
+                }
                 Command::Exec(work, reply) => Answer::Any(reply, work(&sp)),
             };
             if answer.is_ok() {
@@ -271,6 +295,11 @@ pub enum Answer {
         oneshot::Sender<Result<AppendOutcome, StoreError>>,
         Result<AppendOutcome, StoreError>,
     ),
+    /// A restore's.
+    Restore(
+        oneshot::Sender<Result<(), StoreError>>,
+        Result<(), StoreError>,
+    ),
     /// Any other write's.
     Any(
         oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
@@ -282,6 +311,7 @@ impl Answer {
     fn failed(command: Command, error: StoreError) -> Answer {
         match command {
             Command::Append(_, _, reply) => Answer::Append(reply, Err(error)),
+            Command::Restore(_, _, reply) => Answer::Restore(reply, Err(error)),
             Command::Exec(_, reply) => Answer::Any(reply, Err(error)),
         }
     }
@@ -289,6 +319,7 @@ impl Answer {
     fn is_ok(&self) -> bool {
         match self {
             Answer::Append(_, result) => result.is_ok(),
+            Answer::Restore(_, result) => result.is_ok(),
             Answer::Any(_, result) => result.is_ok(),
         }
     }
@@ -296,6 +327,7 @@ impl Answer {
     fn into_failure(self, error: StoreError) -> Answer {
         match self {
             Answer::Append(reply, _) => Answer::Append(reply, Err(error)),
+            Answer::Restore(reply, _) => Answer::Restore(reply, Err(error)),
             Answer::Any(reply, _) => Answer::Any(reply, Err(error)),
         }
     }
@@ -314,6 +346,7 @@ impl Answer {
         // A caller that gave up waiting has dropped its receiver; that is not an error here.
         match self {
             Answer::Append(reply, result) => drop(reply.send(settle(result, commit))),
+            Answer::Restore(reply, result) => drop(reply.send(settle(result, commit))),
             Answer::Any(reply, result) => drop(reply.send(settle(result, commit))),
         }
     }
@@ -367,29 +400,45 @@ fn append_command(
 
 /// Creates an organization (run through [`Command::Exec`]).
 pub fn create_org(conn: &Connection, new: &NewOrg) -> Result<Org, StoreError> {
-    let now = Timestamp::now();
-    let taken: bool = conn
-        .query_row(
-            "SELECT 1 FROM orgs WHERE name = ?1",
-            [&new.name],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(backend)?
-        .is_some();
-    if taken {
-        return Err(StoreError::Conflict(format!(
-            "an organization named {:?} already exists",
-            new.name
-        )));
-    }
     let org = Org {
         id: Uuid::now_v7(),
         name: new.name.clone(),
         display_name: new.display_name.clone(),
         audit_logs_enabled: new.audit_logs_enabled,
-        created_at: now,
+        created_at: Timestamp::now(),
     };
+    insert_org(conn, org)
+}
+
+/// Creates an organization exactly as given, for migrations (run through
+/// [`Command::Exec`]).
+pub fn restore_org(conn: &Connection, org: Org) -> Result<Org, StoreError> {
+    insert_org(conn, org)
+}
+
+/// Inserts an organization with an empty chain; a taken id or name is a conflict.
+fn insert_org(conn: &Connection, org: Org) -> Result<Org, StoreError> {
+    let exists = |sql: &str, value: &dyn rusqlite::ToSql| -> Result<bool, StoreError> {
+        conn.query_row(sql, [value], |_| Ok(()))
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(backend)
+    };
+    if exists(
+        "SELECT 1 FROM orgs WHERE id = ?1",
+        &org.id.as_bytes().as_slice(),
+    )? {
+        return Err(StoreError::Conflict(format!(
+            "an organization with id {} already exists",
+            org.id
+        )));
+    }
+    if exists("SELECT 1 FROM orgs WHERE name = ?1", &org.name)? {
+        return Err(StoreError::Conflict(format!(
+            "an organization named {:?} already exists",
+            org.name
+        )));
+    }
     conn.execute(
         "INSERT INTO orgs (id, name, display_name, audit_logs_enabled, created_at, head_seq, head_hash)
          VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
@@ -411,6 +460,8 @@ const MAX_ORG_KEY: i64 = (1 << 23) - 1;
 /// Largest sequence number `pos` can hold per organization (about 1.1 trillion).
 const MAX_SEQ: u64 = (1 << 40) - 1;
 
+/// Appends a batch: mints each event's id, seq, created_at and hash from its organization's
+/// head, then writes them.
 fn append(
     conn: &Connection,
     batch: &[Append],
@@ -419,19 +470,101 @@ fn append(
     ids: &mut IdMinter,
     now: Timestamp,
 ) -> Result<Vec<Event>, StoreError> {
-    // Resolve every organization first, so an unknown one fails before anything is written.
-    let mut heads: HashMap<Uuid, Head> = HashMap::new();
+    let heads = resolve_heads(conn, batch.iter().map(|item| item.org_id), caches)?;
+    // The heads move as rows are written; minting runs ahead on copies.
+    let mut tips: HashMap<Uuid, (u64, [u8; 32])> = heads
+        .iter()
+        .map(|(org_id, head)| (*org_id, (head.seq, head.hash)))
+        .collect();
+    let mut events = Vec::with_capacity(batch.len());
     for item in batch {
-        if heads.contains_key(&item.org_id) {
+        let (seq, hash) = tips.get_mut(&item.org_id).expect("resolved above");
+        let mut event = Event {
+            id: ids.mint(now.as_millis()),
+            org_id: item.org_id,
+            seq: *seq + 1,
+            created_at: now,
+            hash: [0; 32],
+            body: item.body.clone(),
+        };
+        event.hash = chain::expected_hash(hash, &event);
+        (*seq, *hash) = (event.seq, event.hash);
+        events.push(event);
+    }
+    write_events(conn, &events, heads, caches, staged)?;
+    Ok(events)
+}
+
+/// Restores already-chained events of one organization: checks that they continue its head
+/// and that their ids are new, then writes them as given.
+fn restore(
+    conn: &Connection,
+    org_id: Uuid,
+    events: &[Event],
+    caches: &Caches,
+    staged: &mut Staged,
+) -> Result<(), StoreError> {
+    let heads = resolve_heads(conn, [org_id].into_iter(), caches)?;
+    let head = heads[&org_id];
+    let mut verifier = ChainVerifier::resume(org_id, head.seq, head.hash);
+    let mut find_id = conn
+        .prepare_cached("SELECT 1 FROM events WHERE id = ?1")
+        .map_err(backend)?;
+    let mut seen = HashSet::with_capacity(events.len());
+    for event in events {
+        verifier.push(event).map_err(|e| {
+            StoreError::Conflict(format!(
+                "the restored events do not continue the chain of organization {org_id}: {e}"
+            ))
+        })?;
+        // Ids are unique across the store (`events_by_id`).
+        if !seen.insert(event.id)
+            || find_id
+                .exists([event.id.as_bytes().as_slice()])
+                .map_err(backend)?
+        {
+            return Err(StoreError::Conflict(format!(
+                "restored event seq {} has id {}, which the store already has",
+                event.seq, event.id
+            )));
+        }
+    }
+    write_events(conn, events, heads, caches, staged)
+}
+
+/// The heads of the organizations named, from the caches or the database, resolved before
+/// anything is written, so that an unknown organization (the first in `org_ids`' order)
+/// fails the whole write.
+fn resolve_heads(
+    conn: &Connection,
+    org_ids: impl Iterator<Item = Uuid>,
+    caches: &Caches,
+) -> Result<HashMap<Uuid, Head>, StoreError> {
+    let mut heads: HashMap<Uuid, Head> = HashMap::new();
+    for org_id in org_ids {
+        if heads.contains_key(&org_id) {
             continue;
         }
-        let head = match caches.heads.get(&item.org_id) {
+        let head = match caches.heads.get(&org_id) {
             Some(head) => *head,
-            None => load_head(conn, item.org_id)?.ok_or(StoreError::UnknownOrg(item.org_id))?,
+            None => load_head(conn, org_id)?.ok_or(StoreError::UnknownOrg(org_id))?,
         };
-        heads.insert(item.org_id, head);
+        heads.insert(org_id, head);
     }
+    Ok(heads)
+}
 
+/// Writes chained events whose organizations' `heads` were resolved: the rows, their search
+/// words and dictionary entries, the day rollups, and each head moved to its organization's
+/// last event (staged for the caches). Shared by appends, which mint the events, and
+/// restores, which check them; neither reaches here with an event that does not chain.
+fn write_events(
+    conn: &Connection,
+    events: &[Event],
+    mut heads: HashMap<Uuid, Head>,
+    caches: &Caches,
+    staged: &mut Staged,
+) -> Result<(), StoreError> {
     let mut insert_event = conn
         .prepare_cached(
             "INSERT INTO events (pos, org_key, id, day, occurred_at, created_at, action, verb, actor,
@@ -449,27 +582,18 @@ fn append(
     };
     let mut day_actions: HashMap<(i64, i64, i64), i64> = HashMap::new();
     let mut day_actors: HashMap<(i64, i64, i64), i64> = HashMap::new();
-    let mut events = Vec::with_capacity(batch.len());
     let mut words = String::with_capacity(512);
 
-    for item in batch {
-        let head = heads.get_mut(&item.org_id).expect("resolved above");
-        if head.seq >= MAX_SEQ || head.org_key > MAX_ORG_KEY {
+    for event in events {
+        let head = heads
+            .get_mut(&event.org_id)
+            .expect("resolved by the caller");
+        if event.seq > MAX_SEQ || head.org_key > MAX_ORG_KEY {
             return Err(StoreError::Backend(
                 "organization sequence space exhausted".into(),
             ));
         }
-        let body = &item.body;
-        let mut event = Event {
-            id: ids.mint(now.as_millis()),
-            org_id: item.org_id,
-            seq: head.seq + 1,
-            created_at: now,
-            hash: [0; 32],
-            body: body.clone(),
-        };
-        event.hash = chain::expected_hash(&head.hash, &event);
-
+        let body = &event.body;
         let org_key = head.org_key;
         let pos = (org_key << 40) | event.seq as i64;
         let day = body.occurred_at.day();
@@ -522,7 +646,7 @@ fn append(
                 event.id.as_bytes().as_slice(),
                 day,
                 body.occurred_at.as_millis(),
-                now.as_millis(),
+                event.created_at.as_millis(),
                 action,
                 verb,
                 actor,
@@ -550,7 +674,6 @@ fn append(
         lookups.org_day(org_key, day)?;
         head.seq = event.seq;
         head.hash = event.hash;
-        events.push(event);
     }
 
     let mut bump_action = conn
@@ -582,9 +705,9 @@ fn append(
         set_head
             .execute(params![head.org_key, head.seq as i64, head.hash.as_slice()])
             .map_err(backend)?;
-        staged.heads.push((org_id, head));
+        lookups.staged.heads.push((org_id, head));
     }
-    Ok(events)
+    Ok(())
 }
 
 fn load_head(conn: &Connection, org_id: Uuid) -> Result<Option<Head>, StoreError> {
@@ -702,5 +825,25 @@ impl Lookups<'_> {
             .map_err(backend)?;
         self.staged.org_days.insert((org_key, day));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_minted_after_an_observed_id_are_greater() {
+        let mut ids = IdMinter::new();
+        let first = ids.mint(1_000);
+        // A restored id from a later clock, then the clock still at 1000.
+        let restored = Uuid::from_u128((5_000u128 << 80) | (0x7 << 76) | (3 << 64) | (0b10 << 62));
+        ids.observe(restored);
+        let next = ids.mint(1_000);
+        assert!(first < restored && restored < next);
+        // Older ids and ids of other versions change nothing.
+        ids.observe(first);
+        ids.observe(Uuid::from_u128(u128::MAX));
+        assert!(next < ids.mint(1_000));
     }
 }

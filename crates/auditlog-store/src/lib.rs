@@ -12,6 +12,9 @@
 //! - Every read is scoped to one organization inside the store: no method returns an event of
 //!   an organization other than the one it was asked about.
 //! - Pages are ordered by `(occurred_at, seq)` and keyset pages neither skip nor repeat events.
+//! - [`Store::restore_org`] and [`Store::restore_events`] (for migrations between backends)
+//!   store organizations and events exactly as given, and only events that continue the
+//!   organization's chain, so the invariants above hold for restored data too.
 
 use async_trait::async_trait;
 use auditlog_core::chain::SignedCheckpoint;
@@ -105,7 +108,8 @@ pub struct ChainHead {
 /// Errors of every store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A unique value (an organization name) is taken.
+    /// A unique value (an organization name or id) is taken, or restored events do not
+    /// continue their organization's chain.
     #[error("{0}")]
     Conflict(String),
     /// An organization named by an append does not exist.
@@ -151,6 +155,22 @@ pub trait Store: Send + Sync + 'static {
     /// Events of one organization keep their batch order. Returns the stored events in batch
     /// order. An unknown organization fails the whole batch.
     async fn append(&self, batch: Vec<Append>) -> Result<Vec<Event>, StoreError>;
+
+    /// Creates an organization exactly as given (its id and created_at kept), for migrations; a
+    /// taken id or name is `StoreError::Conflict`.
+    async fn restore_org(&self, org: Org) -> Result<Org, StoreError>;
+
+    /// Stores already-chained events exactly as given (id, seq, created_at, hash), for
+    /// migrations. They must continue the organization's chain: the first has seq = head + 1,
+    /// each hash equals `chain::expected_hash(previous, event)`; otherwise nothing is stored and
+    /// the error is `StoreError::Conflict` naming the first offending seq. Atomic like `append`;
+    /// rollups, search words and the head are maintained as for `append`.
+    ///
+    /// Every event must name `org_id` and carry an id the organization does not have yet (both
+    /// are a `Conflict` too, naming the seq); an unknown organization is
+    /// [`StoreError::UnknownOrg`]; an empty batch stores nothing and succeeds, like an empty
+    /// append. Later appends continue the restored chain.
+    async fn restore_events(&self, org_id: Uuid, events: Vec<Event>) -> Result<(), StoreError>;
 
     /// One event of one organization.
     async fn get_event(&self, org_id: Uuid, id: Uuid) -> Result<Option<Event>, StoreError>;

@@ -1,6 +1,7 @@
 //! The `auditlog` binary on PostgreSQL, end to end: three `serve` replicas on one database
 //! take concurrent ingest while one of them is SIGKILLed, and `migrate` moves an embedded
-//! store into PostgreSQL with its chains re-verified.
+//! store into PostgreSQL with its chains intact (same ids, seqs and hashes, same signed
+//! checkpoints), re-verified.
 //!
 //! The server comes from `AUDITLOG_TEST_DATABASE_URL`
 //! (`postgres://auditlog:auditlog@127.0.0.1:5432/auditlog_test`); each test creates a
@@ -744,14 +745,38 @@ fn import(data_dir: &Path, file: PathBuf, org: &str, start: usize, count: usize)
     run(data_dir, None, &["import", file, "--org", org]).expect_code(0);
 }
 
-/// An exported event without what the target re-issues (ids, hashes, stored-at times).
-fn content(event: &Value) -> Value {
-    let mut event = event.clone();
-    let object = event.as_object_mut().expect("an object");
-    for reissued in ["id", "org_id", "hash", "created_at", "prev_hash"] {
-        object.remove(reissued);
-    }
-    event
+/// The newest signed checkpoint of an organization in the database at `url`, as
+/// `(seq, hash, signed_at in ms, key_id, signature)` with the hashes in hex.
+fn latest_checkpoint_in(url: &str, org_id: Uuid) -> Option<(u64, String, i64, String, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, NoTls)
+            .await
+            .expect("connect to the target");
+        let driver = tokio::spawn(connection);
+        let row = client
+            .query_opt(
+                "SELECT seq, hash, (extract(epoch FROM signed_at) * 1000)::bigint, key_id, signature
+                 FROM checkpoints WHERE org_id = $1 ORDER BY seq DESC, signed_at DESC LIMIT 1",
+                &[&org_id],
+            )
+            .await
+            .expect("read the target's checkpoints");
+        drop(client);
+        let _ = driver.await;
+        row.map(|row| {
+            (
+                row.get::<_, i64>(0) as u64,
+                hex::encode(row.get::<_, Vec<u8>>(1)),
+                row.get(2),
+                row.get(3),
+                hex::encode(row.get::<_, Vec<u8>>(4)),
+            )
+        })
+    })
 }
 
 /// The first column (an id) of each row of a listing, header excluded.
@@ -824,6 +849,14 @@ fn migrate_moves_an_embedded_store_with_intact_chains() {
         ],
     )
     .expect_code(0);
+    // Recorded in beta's log after the checkpoint its import signed: the migration keeps
+    // that checkpoint and signs beta's new head.
+    run(
+        &source,
+        None,
+        &["service-account", "create", "--org", "beta", "--name", "ci"],
+    )
+    .expect_code(0);
     run(&source, None, &["ingest-key", "create", "--org", "acme"]).expect_code(0);
     run(
         &source,
@@ -831,6 +864,33 @@ fn migrate_moves_an_embedded_store_with_intact_chains() {
         &["ingest-key", "create", "--name", "platform"],
     )
     .expect_code(0);
+
+    // Before the move: the source verifies, and an export of acme ends with a checkpoint
+    // signed at its head (exporting records an event first, so acme has one more).
+    run(&source, None, &["verify"]).expect_code(0);
+    let export = dir.path().join("acme-before-migration.jsonl");
+    let export_path = export.to_str().expect("UTF-8");
+    run(
+        &source,
+        None,
+        &["export", "--org", "acme", "-o", export_path],
+    )
+    .expect_code(0);
+    let exported: Vec<Value> = std::fs::read_to_string(&export)
+        .expect("read the export")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let (exported_checkpoint, exported_events) = exported.split_last().expect("a checkpoint");
+    assert_eq!(exported_checkpoint["type"], "checkpoint");
+    // The imported events, and those the account commands and the export recorded.
+    let acme_events = exported_checkpoint["seq"].as_u64().expect("seq") as usize;
+    assert!(acme_events > 2_345, "{acme_events}");
+    assert_eq!(exported_events.len(), acme_events, "an unfiltered export");
+    let before: HashMap<&str, Vec<Value>> = ["acme", "beta"]
+        .into_iter()
+        .map(|org| (org, events_jsonl(&source, None, org)))
+        .collect();
 
     let migrated = run(
         &source,
@@ -850,26 +910,96 @@ fn migrate_moves_an_embedded_store_with_intact_chains() {
         migrated.stdout
     );
     assert!(
-        migrated.stdout.contains("re-issued"),
-        "the re-issued ids and hashes must be said: {}",
+        migrated.stdout.contains("chain hashes are kept") && !migrated.stdout.contains("re-issued"),
+        "the migration must say that ids and hashes are kept: {}",
+        migrated.stdout
+    );
+    assert!(
+        migrated.stdout.contains(&format!(
+            "acme: {acme_events} events, seq 1..={acme_events}, ids and hashes kept, the source's signed checkpoint at seq {acme_events} matches\n"
+        )),
+        "{}",
+        migrated.stdout
+    );
+    assert!(
+        migrated.stdout.contains(
+            "beta: 4 events, seq 1..=4, ids and hashes kept, the source's signed checkpoint at seq 3 matches, new signed checkpoint at seq 4\n"
+        ),
+        "{}",
         migrated.stdout
     );
 
-    // The same events in the same order, with the same seqs and content.
+    // The same events: same organization and event ids, seqs, stored-at times, hashes and
+    // content, in the same order.
     for org in ["acme", "beta"] {
-        let before = events_jsonl(&source, None, org);
+        let before = &before[org];
         let after = events_jsonl(&source, Some(&url), org);
-        assert_eq!(before.len(), after.len(), "{org}: event count");
         assert!(before.len() >= 3);
+        assert_eq!(before.len(), after.len(), "{org}: event count");
         for (old, new) in before.iter().zip(&after) {
-            assert_eq!(content(old), content(new), "{org}: an event changed");
+            assert_eq!(old, new, "{org}: an event changed in the move");
         }
     }
+
+    // The export made before the move still verifies, and it is the target's history: its
+    // events are the target's, and its checkpoint is the one the target verifies against.
+    let verified_file = run(&source, Some(&url), &["verify", export_path]);
+    verified_file.expect_code(0);
+    assert!(
+        verified_file.stdout.starts_with("ok "),
+        "{}",
+        verified_file.stdout
+    );
+    let mut target_acme = events_jsonl(&source, Some(&url), "acme");
+    target_acme.sort_by_key(|event| event["seq"].as_u64());
+    assert_eq!(target_acme.len(), exported_events.len());
+    for (exported, stored) in exported_events.iter().zip(&target_acme) {
+        for field in ["id", "org_id", "seq", "hash", "created_at"] {
+            assert_eq!(
+                exported[field], stored[field],
+                "exported seq {}: {field} differs in the target",
+                exported["seq"]
+            );
+        }
+    }
+    let acme_id: Uuid = exported_checkpoint["org_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("the checkpoint's org_id");
+    let signed_at = auditlog_core::Timestamp::parse(
+        exported_checkpoint["signed_at"]
+            .as_str()
+            .expect("signed_at"),
+    )
+    .expect("a timestamp");
+    assert_eq!(
+        latest_checkpoint_in(&url, acme_id),
+        Some((
+            acme_events as u64,
+            exported_checkpoint["hash"]
+                .as_str()
+                .expect("hash")
+                .to_string(),
+            signed_at.as_millis(),
+            exported_checkpoint["key_id"]
+                .as_str()
+                .expect("key_id")
+                .to_string(),
+            exported_checkpoint["signature"]
+                .as_str()
+                .expect("signature")
+                .to_string(),
+        )),
+        "the target's newest checkpoint of acme is the source's, signature and all"
+    );
 
     let verify = run(&source, Some(&url), &["verify"]);
     verify.expect_code(0);
     assert!(
-        verify.stdout.contains("verified") && verify.stdout.contains("intact"),
+        verify.stdout.contains(&format!(
+            "acme: {acme_events} events, chain intact, signed checkpoint at seq {acme_events} matches"
+        )) && verify.stdout.contains("beta: 4 events, chain intact, signed checkpoint at seq 4 matches")
+            && verify.stdout.contains("intact\n"),
         "{}",
         verify.stdout
     );

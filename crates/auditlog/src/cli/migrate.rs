@@ -1,26 +1,35 @@
 //! `auditlog migrate --from DIR --to postgres://…`: moves an embedded (SQLite) store into
 //! PostgreSQL, after proving the source intact, with every chain re-verified in the target.
 //!
-//! The `Store` trait has no way to create an organization with a given id or to store an
-//! event with its id and hash, so the target re-issues them: each organization is created
-//! anew (same name, display name and enrolment) and its events are appended in `seq` order.
-//! `seq`, `occurred_at` and every field of the content stay the same; organization ids, event
-//! ids, `created_at` and chain hashes are new, and a new signed checkpoint seals each chain.
-//! Users, memberships, service accounts and credentials keep their ids (their `create_*`
-//! methods take whole records); references to an organization follow it to its new id.
+//! Nothing is re-issued, so the chains stay the ones the source's checkpoints and exports
+//! vouch for:
+//! - organizations keep their ids and creation times (`Store::restore_org`);
+//! - events keep their ids, seqs, `created_at` and hashes (`Store::restore_events`, in `seq`
+//!   order, which stores only events that continue the target's chain);
+//! - each organization's newest signed checkpoint is copied; the target is verified against
+//!   it with the source's signing key, and then a checkpoint of the migrated head is signed
+//!   with that key (the copied one, when it is already at the head);
+//! - users, memberships, service accounts and credentials keep their ids (their `create_*`
+//!   methods take whole records), and their organization ids are the same.
+//!
+//! An export file made from the embedded store therefore still verifies, and its events and
+//! checkpoint are the target's.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use auditlog_service::{keys, Service, MAX_BATCH};
-use auditlog_store::{Append, CredentialKind, NewOrg, Org, Store, StoreError, User};
+use auditlog_service::{keys, Service};
+use auditlog_store::{CredentialKind, Org, Store, StoreError, User};
 use clap::Args;
 use uuid::Uuid;
 
 use super::Context;
 use crate::progress;
+
+/// Events read from the source and restored into the target at a time.
+const COPY_BATCH: u32 = 1000;
 
 /// Every kind of credential, so that none is left behind.
 const CREDENTIAL_KINDS: [CredentialKind; 5] = [
@@ -70,11 +79,12 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
             auditlog_sqlite::DB_FILE
         );
     }
-    // The history was vouched for by the source's key: the target's checkpoints are signed by
-    // the same key, so that exports and `verify` keep one public key across the move.
+    // The history was vouched for by the source's key: the copied checkpoints are checked in
+    // the target, and the migrated heads signed, with that same key, so that exports,
+    // checkpoints and `verify` keep one public key across the move.
     let key = keys::load(from).with_context(|| {
         format!(
-            "the source's signing key is needed to check and re-sign its chains ({})",
+            "the source's signing key is needed to check its checkpoints in the target and sign the migrated heads ({})",
             keys::key_path(from).display()
         )
     })?;
@@ -138,8 +148,9 @@ async fn migrate(source: &Service, target: &Service) -> anyhow::Result<ExitCode>
     let src = source.store().as_ref();
     let dst = target.store().as_ref();
 
-    // 1. The source must be intact: copying a tampered chain would launder it, since the
-    //    target's new hashes would vouch for whatever the rows say now.
+    // 1. The source must be intact. The target refuses events that do not chain, but a
+    //    chain rewritten with recomputed hashes does chain: only the source's checkpoints
+    //    catch it, and the checkpoint signed at the end would launder it.
     let orgs = src.list_orgs().await?;
     let mut heads = HashMap::new();
     let mut failures = 0usize;
@@ -165,16 +176,13 @@ async fn migrate(source: &Service, target: &Service) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::from(1));
     }
 
-    // 2. The target must hold no events: appending after someone else's events would give
-    //    the migrated ones other seqs, and a second run would copy everything twice.
-    let existing: HashMap<String, Org> = dst
-        .list_orgs()
-        .await?
-        .into_iter()
-        .map(|org| (org.name.clone(), org))
-        .collect();
+    // 2. The target must hold no events (restoring continues the target's chains, so a
+    //    second run, or someone else's events, would not fit), and no other organization
+    //    under a source organization's name or id (the migrated ones keep both).
+    let existing = dst.list_orgs().await?;
+    let existing_ids: HashMap<Uuid, &Org> = existing.iter().map(|org| (org.id, org)).collect();
     let mut occupied = Vec::new();
-    for org in existing.values() {
+    for org in &existing {
         let head = dst.chain_head(org.id).await?;
         if head.seq > 0 {
             occupied.push(format!("{} ({} events)", org.name, head.seq));
@@ -189,15 +197,37 @@ async fn migrate(source: &Service, target: &Service) -> anyhow::Result<ExitCode>
         );
         return Ok(ExitCode::from(1));
     }
+    let mut clashes = Vec::new();
+    for org in &orgs {
+        let same_name = existing.iter().find(|found| found.name == org.name);
+        match (existing_ids.get(&org.id), same_name) {
+            (Some(found), _) if found.name != org.name => clashes.push(format!(
+                "organization {} is named {:?} in the target, {:?} in the source",
+                org.id, found.name, org.name
+            )),
+            (None, Some(found)) => clashes.push(format!(
+                "{} has id {} in the target, {} in the source",
+                org.name, found.id, org.id
+            )),
+            _ => {}
+        }
+    }
+    if !clashes.is_empty() {
+        println!(
+            "the target already has other organizations under the source's names or ids: {}; \
+             migrate into a database without them; nothing was migrated",
+            clashes.join("; ")
+        );
+        return Ok(ExitCode::from(1));
+    }
 
     let mut copied = Copied::default();
 
-    // 3. Organizations. One left by an earlier, interrupted run (it has no events, checked
-    //    above) is taken over rather than refused, so that the migration can be re-run.
-    let mut org_ids: HashMap<Uuid, Uuid> = HashMap::new();
-    let mut pairs = Vec::new();
+    // 3. Organizations, with their ids. One left by an earlier, interrupted run (it has no
+    //    events, checked above) is taken over rather than refused, so that the migration can
+    //    be re-run.
     for org in &orgs {
-        let new = match existing.get(&org.name) {
+        match existing_ids.get(&org.id) {
             Some(found) => {
                 if found.display_name != org.display_name {
                     eprintln!(
@@ -206,38 +236,32 @@ async fn migrate(source: &Service, target: &Service) -> anyhow::Result<ExitCode>
                     );
                 }
                 if found.audit_logs_enabled != org.audit_logs_enabled {
-                    dst.set_org_enabled(found.id, org.audit_logs_enabled)
-                        .await?;
+                    dst.set_org_enabled(org.id, org.audit_logs_enabled).await?;
                 }
-                found.clone()
             }
             None => {
-                dst.create_org(NewOrg {
-                    name: org.name.clone(),
-                    display_name: org.display_name.clone(),
-                    audit_logs_enabled: org.audit_logs_enabled,
-                })
-                .await?
+                dst.restore_org(org.clone())
+                    .await
+                    .with_context(|| format!("{}: cannot create it in the target", org.name))?;
             }
-        };
-        org_ids.insert(org.id, new.id);
-        pairs.push((org.clone(), new));
+        }
         copied.orgs += 1;
     }
+    let org_ids: HashSet<Uuid> = orgs.iter().map(|org| org.id).collect();
 
     // 4. Users and their roles; the trait lists users only per organization (and per
     //    credential, below), so a user with neither has nothing to carry over.
     let mut users_done = HashSet::new();
-    for (org, new) in &pairs {
+    for org in &orgs {
         for (user, role) in src.members(org.id).await? {
             copy_user(dst, &user, &mut users_done, &mut copied).await?;
-            dst.set_role(new.id, user.id, Some(role)).await?;
+            dst.set_role(org.id, user.id, Some(role)).await?;
             copied.memberships += 1;
         }
     }
 
-    // 5. Service accounts, under their organization's new id.
-    for (org, new) in &pairs {
+    // 5. Service accounts.
+    for org in &orgs {
         for account in src.service_accounts(org.id).await? {
             match dst.service_account_by_client_id(&account.client_id).await? {
                 Some(found) if found.id == account.id => {}
@@ -246,11 +270,7 @@ async fn migrate(source: &Service, target: &Service) -> anyhow::Result<ExitCode>
                     account.client_id
                 ),
                 None => {
-                    dst.create_service_account(auditlog_store::ServiceAccount {
-                        org_id: new.id,
-                        ..account
-                    })
-                    .await?;
+                    dst.create_service_account(account).await?;
                 }
             }
             copied.service_accounts += 1;
@@ -268,15 +288,12 @@ async fn migrate(source: &Service, target: &Service) -> anyhow::Result<ExitCode>
                     }
                 }
             }
-            let org_id = match credential.org_id {
-                None => None,
-                Some(id) => Some(*org_ids.get(&id).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "credential {} names organization {id}, which the source does not have",
-                        credential.id
-                    )
-                })?),
-            };
+            if let Some(id) = credential.org_id.filter(|id| !org_ids.contains(id)) {
+                bail!(
+                    "credential {} names organization {id}, which the source does not have",
+                    credential.id
+                );
+            }
             match dst.credential_by_hash(credential.token_hash).await? {
                 Some(found) if found.id == credential.id => {}
                 Some(_) => bail!(
@@ -284,85 +301,92 @@ async fn migrate(source: &Service, target: &Service) -> anyhow::Result<ExitCode>
                     credential.id
                 ),
                 None => {
-                    dst.create_credential(auditlog_store::Credential {
-                        org_id,
-                        ..credential
-                    })
-                    .await?;
+                    dst.create_credential(credential).await?;
                 }
             }
             copied.credentials += 1;
         }
     }
 
-    // 7. Events, organization by organization, in seq order, up to the verified head: what
-    //    arrives in the source meanwhile was not verified and is not copied (reported below).
+    // 7. Events, organization by organization, in seq order, up to the verified head, exactly
+    //    as stored (what arrives in the source meanwhile was not verified and is not copied;
+    //    it is reported below). The target refuses a batch that does not continue its chain,
+    //    so someone writing to the target at the same time stops the migration rather than
+    //    interleaving with it.
     let total: u64 = heads.values().sum();
     let bar = progress::bar(total, "copying events");
-    for (org, new) in &pairs {
+    for org in &orgs {
         let head = heads[&org.id];
         let mut after = 0u64;
         while after < head {
-            let limit = (head - after).min(MAX_BATCH as u64) as u32;
+            let limit = (head - after).min(u64::from(COPY_BATCH)) as u32;
             let events = src.events_by_seq(org.id, after, limit).await?;
-            if events.is_empty() {
+            let Some(last) = events.last().map(|e| e.seq) else {
                 bail!(
                     "{}: the source's events end at seq {after}, before the verified head {head}",
                     org.name
                 );
-            }
-            let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
-            let batch = events
-                .into_iter()
-                .map(|event| Append {
-                    org_id: new.id,
-                    body: event.body,
-                })
-                .collect();
-            let stored = dst.append(batch).await.map_err(|e| {
+            };
+            let n = events.len() as u64;
+            dst.restore_events(org.id, events).await.map_err(|e| {
                 anyhow::anyhow!(
-                    "{}: appending after seq {after} failed ({e}); {} events were copied in all",
+                    "{}: restoring the events after seq {after} failed ({e}); {} events were copied in all",
                     org.name,
                     copied.events
                 )
             })?;
-            // Someone writing to the target at the same time would shift the seqs: stop
-            // rather than leave a chain whose positions differ from the source's.
-            let stored_seqs: Vec<u64> = stored.iter().map(|e| e.seq).collect();
-            if stored_seqs != seqs {
-                bail!(
-                    "{}: the target stored seq {:?}..{:?} for the source's {:?}..{:?}: is something else writing to the target?",
-                    org.name,
-                    stored_seqs.first(),
-                    stored_seqs.last(),
-                    seqs.first(),
-                    seqs.last()
-                );
-            }
-            after = *seqs.last().expect("a non-empty batch");
-            copied.events += seqs.len() as u64;
-            bar.inc(seqs.len() as u64);
+            after = last;
+            copied.events += n;
+            bar.inc(n);
         }
     }
     bar.finish_and_clear();
 
-    // 8. Seal and re-verify every migrated chain in the target.
+    // 8. Copy each organization's newest signed checkpoint, verify the target's chains
+    //    against it (with the source's key), then sign the migrated head.
     let mut failures = 0usize;
-    for (org, new) in &pairs {
-        let checkpoint = target.checkpoint(new.id).await?;
+    for org in &orgs {
+        let head = heads[&org.id];
+        // One signed after the verification covers events that were not copied: left behind
+        // (the source moved on, reported below).
+        let kept = match src.latest_checkpoint(org.id).await? {
+            Some(checkpoint) if checkpoint.checkpoint.seq <= head => {
+                dst.save_checkpoint(&checkpoint).await?;
+                Some(checkpoint)
+            }
+            _ => None,
+        };
         let bar = progress::counter(&format!("verifying {} in the target", org.name));
-        let result = target.verify_org(new.id, &|n| bar.set_position(n)).await;
+        let result = target.verify_org(org.id, &|n| bar.set_position(n)).await;
         bar.finish_and_clear();
         match result {
-            Ok(verified) if verified.events == heads[&org.id] => println!(
-                "ok        {}: {} events, seq 1..={}, signed checkpoint at seq {}",
-                org.name, verified.events, verified.events, checkpoint.checkpoint.seq
-            ),
+            Ok(verified) if verified.events == head => {
+                // The copied checkpoint itself when it is at the head already.
+                let signed = target.checkpoint(org.id).await?;
+                let checkpoints = match &kept {
+                    Some(copied) if *copied == signed => format!(
+                        "the source's signed checkpoint at seq {} matches",
+                        copied.checkpoint.seq
+                    ),
+                    Some(copied) => format!(
+                        "the source's signed checkpoint at seq {} matches, new signed checkpoint at seq {}",
+                        copied.checkpoint.seq, signed.checkpoint.seq
+                    ),
+                    None => format!(
+                        "the source had no signed checkpoint, new signed checkpoint at seq {}",
+                        signed.checkpoint.seq
+                    ),
+                };
+                println!(
+                    "ok        {}: {} events, seq 1..={}, ids and hashes kept, {checkpoints}",
+                    org.name, verified.events, verified.events
+                );
+            }
             Ok(verified) => {
                 failures += 1;
                 println!(
-                    "FAILED    {}: the target holds {} events, the source {}",
-                    org.name, verified.events, heads[&org.id]
+                    "FAILED    {}: the target holds {} events, the source {head}",
+                    org.name, verified.events
                 );
             }
             Err(error) => {
@@ -386,13 +410,12 @@ async fn migrate(source: &Service, target: &Service) -> anyhow::Result<ExitCode>
         copied.events
     );
     println!(
-        "note: the target re-issued organization ids, event ids, stored-at times and chain \
-         hashes (seq, occurred_at and content are unchanged); checkpoints and exports of the \
-         embedded store do not verify against the new chains, and a new signed checkpoint was \
-         made for each organization"
+        "note: organization ids, event ids, seqs, stored-at times and chain hashes are kept, and \
+         each organization's newest signed checkpoint was copied: exports and checkpoints of the \
+         embedded store verify against the new store with the same public key"
     );
     println!("note: idempotency keys and export jobs are not migrated");
-    let moved = moved_since(src, &pairs, &heads).await?;
+    let moved = moved_since(src, &orgs, &heads).await?;
     if !moved.is_empty() {
         println!(
             "WARNING: events arrived in the source during the migration and were not copied: {}; \
@@ -432,11 +455,11 @@ async fn copy_user(
 /// The organizations whose source chain grew past the head that was verified and copied.
 async fn moved_since(
     src: &dyn Store,
-    pairs: &[(Org, Org)],
+    orgs: &[Org],
     heads: &HashMap<Uuid, u64>,
 ) -> Result<Vec<String>, StoreError> {
     let mut moved = BTreeMap::new();
-    for (org, _) in pairs {
+    for org in orgs {
         let head = src.chain_head(org.id).await?;
         if head.seq > heads[&org.id] {
             moved.insert(org.name.clone(), head.seq - heads[&org.id]);
