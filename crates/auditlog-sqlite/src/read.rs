@@ -230,7 +230,7 @@ fn plan_conditions(
     let mut terms = Vec::new();
     for t in texts {
         for word in text::query_words(t) {
-            terms.push(format!("\"{}x{}\"*", scope.org_key, word));
+            terms.push(format!("\"{word}\"*"));
         }
     }
     Ok(Plan::Text {

@@ -662,10 +662,11 @@ fn write_events(
 
         words.clear();
         for word in text::event_words(body) {
-            // Every word carries its organization, so a search reads only that
-            // organization's postings (`docs/storage.md`).
+            // Words are shared by all organizations; a search is scoped by the rowid
+            // range of its organization (`pos` starts with the organization's key), which
+            // FTS5 seeks to directly in each word's posting list.
             use std::fmt::Write;
-            let _ = write!(words, "{org_key}x{word} ");
+            let _ = write!(words, "{word} ");
         }
         insert_words.execute(params![pos, words]).map_err(backend)?;
 
