@@ -4,7 +4,7 @@
 //! message naming what broke. A backend crate runs every case, one `#[tokio::test]` each,
 //! with one line in an integration test:
 //!
-//! ```ignore
+//! ```text
 //! auditlog_store::conformance_tests!(async {
 //!     let dir = tempfile::tempdir().unwrap();
 //!     let store = MyStore::open(dir.path()).await.unwrap();
