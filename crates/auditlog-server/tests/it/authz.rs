@@ -7,7 +7,29 @@ use auditlog_service::access::Actor;
 use auditlog_store::Role;
 use serde_json::{json, Value};
 
-use crate::{wait_for_export, Reply, Server};
+use crate::{wait_for_export, Backend, Reply, Server};
+
+on_each_backend! {
+    authorization_matrix => authorization_matrix_sqlite, authorization_matrix_postgres;
+    an_unenrolled_org_is_refused_as_early_access =>
+        an_unenrolled_org_is_refused_as_early_access_sqlite,
+        an_unenrolled_org_is_refused_as_early_access_postgres;
+    a_credential_bound_to_one_org_never_reads_another =>
+        a_credential_bound_to_one_org_never_reads_another_sqlite,
+        a_credential_bound_to_one_org_never_reads_another_postgres;
+    an_org_ingest_key_writes_nowhere_else =>
+        an_org_ingest_key_writes_nowhere_else_sqlite,
+        an_org_ingest_key_writes_nowhere_else_postgres;
+    a_platform_ingest_key_writes_to_several_orgs_in_one_batch =>
+        a_platform_ingest_key_writes_to_several_orgs_in_one_batch_sqlite,
+        a_platform_ingest_key_writes_to_several_orgs_in_one_batch_postgres;
+    an_unsupported_api_version_is_400 =>
+        an_unsupported_api_version_is_400_sqlite,
+        an_unsupported_api_version_is_400_postgres;
+    the_public_key_and_health_need_no_token =>
+        the_public_key_and_health_need_no_token_sqlite,
+        the_public_key_and_health_need_no_token_postgres;
+}
 
 /// What an endpoint is, for the expectations.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,8 +88,8 @@ struct World {
 }
 
 impl World {
-    async fn new() -> World {
-        let server = Server::start().await;
+    async fn new(backend: Backend) -> World {
+        let server = Server::start(backend).await;
         let acme = server.org("acme", true).await;
         let beta = server.org("beta", true).await;
         World { server, acme, beta }
@@ -82,9 +104,8 @@ fn event(marker: &str) -> Value {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn authorization_matrix() {
-    let World { server, acme, beta } = World::new().await;
+async fn authorization_matrix(backend: Backend) {
+    let World { server, acme, beta } = World::new(backend).await;
     let admin = server.admin(&acme, "admin@acme.test").await;
     let member = server
         .user_token(&acme, "member@acme.test", Role::Member)
@@ -328,9 +349,8 @@ async fn authorization_matrix() {
     assert_eq!(server.head(&beta).await, beta_before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unenrolled_org_is_refused_as_early_access() {
-    let server = Server::start().await;
+async fn an_unenrolled_org_is_refused_as_early_access(backend: Backend) {
+    let server = Server::start(backend).await;
     let dormant = server.org("dormant", false).await;
     let admin = server.admin(&dormant, "admin@dormant.test").await;
     let account = server.service_account_token(&dormant, "reader").await;
@@ -405,9 +425,8 @@ async fn assert_refused_everywhere(
     statuses
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_credential_bound_to_one_org_never_reads_another() {
-    let World { server, acme, beta } = World::new().await;
+async fn a_credential_bound_to_one_org_never_reads_another(backend: Backend) {
+    let World { server, acme, beta } = World::new(backend).await;
     let acme_admin = server.admin(&acme, "admin@acme.test").await;
     let acme_account = server.service_account_token(&acme, "reader").await;
     let beta_admin = server.admin(&beta, "admin@beta.test").await;
@@ -503,9 +522,8 @@ async fn a_credential_bound_to_one_org_never_reads_another() {
     assert_eq!(server.head(&beta).await, beta_head);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_org_ingest_key_writes_nowhere_else() {
-    let World { server, acme, beta } = World::new().await;
+async fn an_org_ingest_key_writes_nowhere_else(backend: Backend) {
+    let World { server, acme, beta } = World::new(backend).await;
     let acme_ingest = server.ingest_key(Some(&acme)).await;
     let beta_id = beta.id.to_string();
     let foreign = |org: &str| {
@@ -559,9 +577,8 @@ async fn an_org_ingest_key_writes_nowhere_else() {
         .expect(201);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_platform_ingest_key_writes_to_several_orgs_in_one_batch() {
-    let World { server, acme, beta } = World::new().await;
+async fn a_platform_ingest_key_writes_to_several_orgs_in_one_batch(backend: Backend) {
+    let World { server, acme, beta } = World::new(backend).await;
     let platform = server.ingest_key(None).await;
     let acme_admin = server.admin(&acme, "admin@acme.test").await;
     let beta_admin = server.admin(&beta, "admin@beta.test").await;
@@ -637,9 +654,8 @@ async fn a_platform_ingest_key_writes_to_several_orgs_in_one_batch() {
     assert_eq!(server.head(&beta).await, beta_head);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unsupported_api_version_is_400() {
-    let server = Server::start().await;
+async fn an_unsupported_api_version_is_400(backend: Backend) {
+    let server = Server::start(backend).await;
     let acme = server.org("acme", true).await;
     let admin = server.admin(&acme, "admin@acme.test").await;
     let ingest = server.ingest_key(Some(&acme)).await;
@@ -688,9 +704,8 @@ async fn an_unsupported_api_version_is_400() {
     assert_eq!(server.head(&acme).await, head + 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_public_key_and_health_need_no_token() {
-    let server = Server::start().await;
+async fn the_public_key_and_health_need_no_token(backend: Backend) {
+    let server = Server::start(backend).await;
     let key = server
         .get("/api/audit-logs/public-key")
         .send()

@@ -5,15 +5,20 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use crate::Server;
+use crate::{Backend, Server};
+
+on_each_backend! {
+    concurrent_single_event_ingest_keeps_one_gapless_chain =>
+        concurrent_single_event_ingest_keeps_one_gapless_chain_sqlite,
+        concurrent_single_event_ingest_keeps_one_gapless_chain_postgres;
+}
 
 const CLIENTS: usize = 32;
 const REQUESTS_EACH: usize = 20;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_single_event_ingest_keeps_one_gapless_chain() {
+async fn concurrent_single_event_ingest_keeps_one_gapless_chain(backend: Backend) {
     // The test is about concurrency, not the rate limit.
-    let server = Server::start_with(|config| config.rate_limit_per_second = 0).await;
+    let server = Server::start_with(backend, |config| config.rate_limit_per_second = 0).await;
     let org = server.org("acme", true).await;
     let ingest = server.ingest_key(Some(&org)).await;
 

@@ -14,7 +14,13 @@ use auditlog_core::Timestamp;
 use auditlog_service::export::{verify_export, ExportFormat};
 use serde_json::{json, Map, Value};
 
-use crate::{query, wait_for_export, Server};
+use crate::{query, wait_for_export, Backend, Server};
+
+on_each_backend! {
+    whole_flow_ingest_read_verify_export =>
+        whole_flow_ingest_read_verify_export_sqlite,
+        whole_flow_ingest_read_verify_export_postgres;
+}
 
 const ORG: &str = "acme";
 const HOUR_MS: i64 = 3_600_000;
@@ -195,9 +201,8 @@ impl Reader<'_> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whole_flow_ingest_read_verify_export() {
-    let server = Server::start().await;
+async fn whole_flow_ingest_read_verify_export(backend: Backend) {
+    let server = Server::start(backend).await;
     let org = server.org(ORG, true).await;
     let admin_token = server.admin(&org, "admin@acme.test").await;
     let ingest = server.ingest_key(Some(&org)).await;

@@ -6,7 +6,16 @@ use std::collections::HashSet;
 
 use serde_json::{json, Value};
 
-use crate::{Reply, Server};
+use crate::{Backend, Reply, Server};
+
+on_each_backend! {
+    a_retry_is_replayed_and_a_changed_request_conflicts =>
+        a_retry_is_replayed_and_a_changed_request_conflicts_sqlite,
+        a_retry_is_replayed_and_a_changed_request_conflicts_postgres;
+    concurrent_retries_store_once =>
+        concurrent_retries_store_once_sqlite,
+        concurrent_retries_store_once_postgres;
+}
 
 fn batch(marker: &str, n: usize) -> Value {
     Value::Array(
@@ -45,9 +54,8 @@ fn replayed(reply: &Reply) -> bool {
     reply.header("idempotent-replayed") == Some("true")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_is_replayed_and_a_changed_request_conflicts() {
-    let server = Server::start().await;
+async fn a_retry_is_replayed_and_a_changed_request_conflicts(backend: Backend) {
+    let server = Server::start(backend).await;
     let org = server.org("acme", true).await;
     let ingest = server.ingest_key(Some(&org)).await;
     let head = server.head(&org).await;
@@ -101,9 +109,8 @@ async fn a_retry_is_replayed_and_a_changed_request_conflicts() {
         .expect("the chain verifies");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_retries_store_once() {
-    let server = Server::start().await;
+async fn concurrent_retries_store_once(backend: Backend) {
+    let server = Server::start(backend).await;
     let org = server.org("acme", true).await;
     let ingest = server.ingest_key(Some(&org)).await;
     let head = server.head(&org).await;

@@ -1,7 +1,12 @@
 //! End-to-end tests of the HTTP service: each test starts a real server on a port-0 listener
-//! over its own SQLite store and talks to it through a minimal HTTP/1.1 client, so what is
-//! tested is what a client on the network sees (status, headers, bytes), and what the store
-//! holds afterwards.
+//! over its own store and talks to it through a minimal HTTP/1.1 client, so what is tested is
+//! what a client on the network sees (status, headers, bytes), and what the store holds
+//! afterwards.
+//!
+//! Every test runs on both backends, as `<test>_sqlite` and `<test>_postgres` (see
+//! [`on_each_backend`]): SQLite in a temporary directory, PostgreSQL in a fresh schema of the
+//! database `AUDITLOG_TEST_DATABASE_URL` names (`postgres`). Without that variable the
+//! PostgreSQL variants say they were skipped and pass, except under `CI=true`, where they fail.
 //!
 //! - `flow`: ingest, every list filter, paging, one event, facets, the catalog, the public
 //!   key, checkpoints, service-account tokens and exports in every format.
@@ -12,6 +17,7 @@
 //! - `rate_limit`: the per-credential token bucket answers 429 with `Retry-After`.
 //! - `concurrency`: many concurrent ingest clients on one chain.
 //! - `shutdown`: graceful shutdown loses no acknowledged event.
+//! - `postgres`: the test database and its per-server schemas.
 //!
 //! The helpers below are the only code that starts servers or speaks HTTP.
 
@@ -24,51 +30,101 @@ use auditlog_server::{AppState, ServerConfig};
 use auditlog_service::access::Actor;
 use auditlog_service::Service;
 use auditlog_sqlite::SqliteStore;
-use auditlog_store::{NewOrg, Org, Role};
+use auditlog_store::{NewOrg, Org, Role, Store};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Runs each test function (an `async fn(Backend)`) on SQLite as the first name given and
+/// on PostgreSQL as the second; the PostgreSQL one skips (or, under `CI=true`, fails) when
+/// no test database is configured.
+macro_rules! on_each_backend {
+    ($($test:ident => $sqlite:ident, $postgres:ident;)+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $sqlite() {
+                $test($crate::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $postgres() {
+                if $crate::postgres::database_url().is_none() {
+                    return;
+                }
+                $test($crate::Backend::Postgres).await;
+            }
+        )+
+    };
+}
+
 mod authz;
 mod bad_input;
 mod concurrency;
 mod flow;
 mod idempotency;
+mod postgres;
 mod rate_limit;
 mod shutdown;
 
 /// How long any single request may take before the test fails instead of hanging.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A running server over its own data directory. Dropping it shuts the server down (the
-/// shutdown future resolves when its sender is dropped).
+/// The store backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite store in the server's data directory.
+    Sqlite,
+    /// A PostgreSQL store in a fresh schema of the test database.
+    Postgres,
+}
+
+/// Where a server's events live, kept to reopen them.
+enum Storage {
+    Sqlite(Arc<SqliteStore>),
+    /// Dropping it drops the schema.
+    Postgres(postgres::TestSchema),
+}
+
+/// A running server over its own data directory and store. Dropping it shuts the server down
+/// (the shutdown future resolves when its sender is dropped), then drops its PostgreSQL schema.
 pub struct Server {
-    /// The data directory: the SQLite file, the signing key and the export files.
+    /// The data directory: the signing key, the export files, and the SQLite file.
     pub dir: tempfile::TempDir,
-    /// The store the server runs on (kept to close it and to inspect it).
-    pub store: Arc<SqliteStore>,
     /// The same service the server uses.
     pub service: Service,
     /// Where the server listens.
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    // Last, so that the server is told to stop before its schema goes.
+    storage: Storage,
 }
 
 impl Server {
     /// A server with the default configuration.
-    pub async fn start() -> Server {
-        Server::start_with(|_| {}).await
+    pub async fn start(backend: Backend) -> Server {
+        Server::start_with(backend, |_| {}).await
     }
 
     /// A server whose configuration `configure` adjusts first.
-    pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Server {
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut ServerConfig)) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let store = Arc::new(SqliteStore::open(dir.path()).expect("open the store"));
+        let (storage, store): (Storage, Arc<dyn Store>) = match backend {
+            Backend::Sqlite => {
+                let store = Arc::new(SqliteStore::open(dir.path()).expect("open the store"));
+                (Storage::Sqlite(store.clone()), store)
+            }
+            Backend::Postgres => {
+                let url = postgres::database_url().expect("the PostgreSQL tests need a database");
+                let schema = postgres::TestSchema::create(url).await;
+                let store = Arc::new(schema.connect().await);
+                (Storage::Postgres(schema), store)
+            }
+        };
         let key = auditlog_service::keys::load_or_create(dir.path()).expect("signing key");
-        let service = Service::new(store.clone(), auditlog_core::Catalog::builtin(), key);
+        let service = Service::new(store, auditlog_core::Catalog::builtin(), key);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local address");
         let mut config = ServerConfig::new(dir.path().join("exports"), format!("http://{addr}"));
@@ -80,11 +136,26 @@ impl Server {
         }));
         Server {
             dir,
-            store,
             service,
             addr,
             shutdown: Some(shutdown),
             task: Some(task),
+            storage,
+        }
+    }
+
+    /// Opens the server's store again, as the next start would after a stop: SQLite closes
+    /// the store first and reopens the file; PostgreSQL connects anew to the same schema.
+    pub async fn reopen_store(&self) -> Arc<dyn Store> {
+        match &self.storage {
+            Storage::Sqlite(store) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.close())
+                    .await
+                    .expect("close the store");
+                Arc::new(SqliteStore::open(self.dir.path()).expect("reopen the store"))
+            }
+            Storage::Postgres(schema) => Arc::new(schema.connect().await),
         }
     }
 

@@ -1,11 +1,16 @@
 //! Per-credential rate limits: past its burst, a credential gets 429 with `Retry-After`,
 //! while other credentials are unaffected.
 
-use crate::Server;
+use crate::{Backend, Server};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_the_burst_a_credential_gets_429_with_retry_after() {
-    let server = Server::start_with(|config| {
+on_each_backend! {
+    past_the_burst_a_credential_gets_429_with_retry_after =>
+        past_the_burst_a_credential_gets_429_with_retry_after_sqlite,
+        past_the_burst_a_credential_gets_429_with_retry_after_postgres;
+}
+
+async fn past_the_burst_a_credential_gets_429_with_retry_after(backend: Backend) {
+    let server = Server::start_with(backend, |config| {
         config.rate_limit_per_second = 2;
         config.rate_limit_burst = 2;
     })

@@ -7,17 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auditlog_service::Service;
-use auditlog_sqlite::SqliteStore;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::Server;
+use crate::{Backend, Server};
+
+on_each_backend! {
+    every_acknowledged_event_survives_a_graceful_shutdown =>
+        every_acknowledged_event_survives_a_graceful_shutdown_sqlite,
+        every_acknowledged_event_survives_a_graceful_shutdown_postgres;
+}
 
 const CLIENTS: usize = 8;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_event_survives_a_graceful_shutdown() {
-    let mut server = Server::start_with(|config| config.rate_limit_per_second = 0).await;
+async fn every_acknowledged_event_survives_a_graceful_shutdown(backend: Backend) {
+    let mut server = Server::start_with(backend, |config| config.rate_limit_per_second = 0).await;
     let org = server.org("acme", true).await;
     let ingest = server.ingest_key(Some(&org)).await;
 
@@ -70,14 +74,10 @@ async fn every_acknowledged_event_survives_a_graceful_shutdown() {
     // Nothing answers any more.
     assert!(server.get("/healthz").try_send().await.is_err());
 
-    // Reopen the store, as the next start would.
-    let store = server.store.clone();
-    tokio::task::spawn_blocking(move || store.close())
-        .await
-        .expect("close the store");
-    let reopened = Arc::new(SqliteStore::open(server.dir.path()).expect("reopen the store"));
+    // Reopen the store, as the next start would (PostgreSQL: a new pool on the same schema).
+    let reopened = server.reopen_store().await;
     let key = auditlog_service::keys::load(server.dir.path()).expect("the signing key");
-    let service = Service::new(reopened.clone(), auditlog_core::Catalog::builtin(), key);
+    let service = Service::new(reopened, auditlog_core::Catalog::builtin(), key);
     for id in &ids {
         let id: Uuid = id.parse().expect("uuid");
         let event = service.store().get_event(org.id, id).await.expect("read");
