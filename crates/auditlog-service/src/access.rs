@@ -339,6 +339,12 @@ impl Service {
         target: Target,
         meta: Map<String, Value>,
     ) -> Result<(), crate::IngestError> {
+        // A deployment whose catalog lacks the service's own actions (the self-hosted preset
+        // has none of them) gets the action done without its record, rather than refused.
+        if self.catalog().get(action_key).is_none() && !self.catalog().accept_unknown {
+            tracing::info!(action_key, org = %org.name, "not recorded: the catalog has no such action");
+            return Ok(());
+        }
         let event = NewEvent {
             org: None,
             action_key: action_key.to_string(),

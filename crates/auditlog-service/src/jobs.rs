@@ -341,7 +341,12 @@ impl ExportJobs {
         }
         // Written with blocking std I/O from this task: each page is a few hundred KB into
         // the OS page cache, small next to the store reads between them.
-        let mut file = std::fs::File::create(&part).map_err(io_failed)?;
+        // Exports hold audit data: readable by the service's own user only.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&part).map_err(io_failed)?;
 
         let scanned = Arc::new(AtomicU64::new(0));
         let head = Arc::new(AtomicU64::new(0));
