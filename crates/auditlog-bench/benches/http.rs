@@ -7,6 +7,7 @@
 //! ```text
 //! cargo bench -p auditlog-bench --bench http -- --events 200000 [--seed 42] [--orgs 200]
 //!     [--backend sqlite|postgres] [--database-url URL] [--data-dir PATH]
+//!     [--replicas N] [--replicas-sweep]
 //! ```
 //!
 //! Progress goes to stderr, the report to stdout. The SQLite store, the signing key and the
@@ -15,6 +16,13 @@
 //! `--database-url`, or taken from `AUDITLOG_DATABASE_URL`) the events go to that database,
 //! which should be empty: create a fresh one per run. Run without cargo's `--bench` flag (as
 //! `cargo test --all-targets` does) it makes a quick smoke run on a couple of thousand events.
+//!
+//! `--replicas N` (PostgreSQL only) starts N servers in this process, each with its own
+//! `PostgresStore::connect` pool and `AppState`, on the one database and data directory, and
+//! spreads the ingest clients over them. `--replicas-sweep` instead pre-loads 50,000 events
+//! (or `--events`), then measures batch ingest (50,000 events in batches of 1,000, 6 clients)
+//! and single-event requests (64 clients, 10 s) through 1, 2, … N replicas (N = 3 unless
+//! given), and prints one table row per N.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -39,7 +47,13 @@ const USAGE: &str = "usage: cargo bench -p auditlog-bench --bench http -- \
   --database-url URL   the PostgreSQL database (implies --backend postgres; default
                        $AUDITLOG_DATABASE_URL); it should be empty
   --data-dir PATH      keep the SQLite store, signing key and exports in PATH instead of a
-                       temporary directory";
+                       temporary directory
+  --replicas N         PostgreSQL only: N in-process servers, each with its own connection
+                       pool, sharing the database and data directory; the ingest clients are
+                       spread over them (default 1)
+  --replicas-sweep     PostgreSQL only: pre-load 50,000 events (or --events), then measure
+                       batch and single-event ingest through 1, 2, … N replicas (N defaults
+                       to 3)";
 
 /// Which store the server runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +66,16 @@ struct Args {
     config: HttpBenchConfig,
     backend: Backend,
     data_dir: Option<PathBuf>,
+    /// Servers (replicas) to start; PostgreSQL only above 1.
+    replicas: usize,
+    /// Measure 1 … `replicas` replicas in turn instead of the standard run.
+    sweep: bool,
 }
+
+/// Batch clients of the replica sweep: divides evenly over 1, 2 and 3 replicas.
+const SWEEP_BATCH_CLIENTS: usize = 6;
+/// Events the replica sweep pre-loads unless `--events` says otherwise.
+const SWEEP_PRELOAD: u64 = 50_000;
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut events = None;
@@ -61,6 +84,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut backend_name: Option<String> = None;
     let mut database_url = None;
     let mut data_dir = None;
+    let mut replicas = None;
+    let mut sweep = false;
     let mut bench_mode = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -89,6 +114,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--backend" => backend_name = Some(value("--backend")?.to_ascii_lowercase()),
             "--database-url" => database_url = Some(value("--database-url")?),
             "--data-dir" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
+            "--replicas" => replicas = Some(number("--replicas", value("--replicas")?)?),
+            "--replicas-sweep" => sweep = true,
             "-h" | "--help" => return Err(String::new()),
             other if other.starts_with('-') => return Err(format!("unknown option {other}")),
             // A positional argument is a benchmark name filter from cargo: there is one benchmark.
@@ -97,6 +124,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     }
     let mut config = match (bench_mode, events) {
         (_, Some(n)) => HttpBenchConfig::new(n, seed),
+        (true, None) if sweep => HttpBenchConfig::new(SWEEP_PRELOAD, seed),
         (true, None) => HttpBenchConfig::new(HttpBenchConfig::STANDARD, seed),
         (false, None) => HttpBenchConfig::smoke(2_000, seed),
     };
@@ -122,6 +150,18 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         ),
         Some(other) => return Err(format!("--backend: {other:?} is not sqlite or postgres")),
     };
+    let replicas = match replicas {
+        Some(0) => return Err("--replicas must be at least 1".to_string()),
+        Some(n) => usize::try_from(n).map_err(|_| "--replicas is too large".to_string())?,
+        None if sweep => 3,
+        None => 1,
+    };
+    if (replicas > 1 || sweep) && backend == Backend::Sqlite {
+        return Err("--replicas and --replicas-sweep need --backend postgres".to_string());
+    }
+    if sweep {
+        config.batch_clients = SWEEP_BATCH_CLIENTS;
+    }
     config.backend = match backend {
         Backend::Sqlite => "SQLite".to_string(),
         Backend::Postgres(_) => "PostgreSQL".to_string(),
@@ -130,6 +170,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         config,
         backend,
         data_dir,
+        replicas,
+        sweep,
     })
 }
 
@@ -183,6 +225,19 @@ async fn open_store(
     })
 }
 
+/// Opens `replicas` stores of the chosen backend: separate pools on one database.
+async fn open_stores(
+    backend: &Backend,
+    dir: &std::path::Path,
+    replicas: usize,
+) -> Result<Vec<Arc<dyn Store>>, StoreError> {
+    let mut stores = Vec::with_capacity(replicas);
+    for _ in 0..replicas.max(1) {
+        stores.push(open_store(backend, dir).await?);
+    }
+    Ok(stores)
+}
+
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
@@ -229,24 +284,54 @@ fn main() -> ExitCode {
         .build()
         .expect("a tokio runtime starts");
     eprintln!(
-        "auditlog HTTP benchmark: {} events, {} organizations, seed {}, {} store, files in {}",
+        "auditlog HTTP benchmark: {} events, {} organizations, seed {}, {} store, {} replica(s){}, files in {}",
         args.config.n_events,
         args.config.n_orgs,
         args.config.seed,
         args.config.backend,
+        args.replicas,
+        if args.sweep { " (sweep)" } else { "" },
         dir.display()
     );
     let progress = Progress::new();
+    let report = |phase: &str, done, total| progress.report(phase, done, total);
+    if args.sweep {
+        let result = runtime.block_on(async {
+            let stores = open_stores(&args.backend, &dir, args.replicas)
+                .await
+                .map_err(|e| format!("cannot open the store: {e}"))?;
+            let report = http::run_replica_sweep(
+                stores.clone(),
+                &dir,
+                &args.config,
+                http::SWEEP_STEP_EVENTS,
+                report,
+            )
+            .await
+            .map_err(|e| e.to_string());
+            stores.iter().for_each(|store| store.close());
+            report
+        });
+        drop(runtime);
+        return match result {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = runtime.block_on(async {
-        let store = open_store(&args.backend, &dir)
+        let stores = open_stores(&args.backend, &dir, args.replicas)
             .await
             .map_err(|e| format!("cannot open the store: {e}"))?;
-        let report = http::run(store.clone(), &dir, &args.config, |phase, done, total| {
-            progress.report(phase, done, total)
-        })
-        .await
-        .map_err(|e| e.to_string());
-        store.close();
+        let report = http::run_replicated(stores.clone(), &dir, &args.config, report)
+            .await
+            .map_err(|e| e.to_string());
+        stores.iter().for_each(|store| store.close());
         report
     });
     drop(runtime);

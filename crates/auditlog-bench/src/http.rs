@@ -600,86 +600,347 @@ pub async fn run(
     config: &HttpBenchConfig,
     progress: impl Fn(&str, u64, u64),
 ) -> Result<HttpReport, BenchError> {
+    run_replicated(vec![store], data_dir, config, progress).await
+}
+
+/// [`run`] with one in-process server (replica) per store, all sharing `data_dir`: the
+/// stores should be separate connections to one database (PostgreSQL). The bulk ingest's
+/// and the single-event loads' clients are spread over the replicas in turn; the lists and
+/// exports go to the first one.
+pub async fn run_replicated(
+    stores: Vec<Arc<dyn Store>>,
+    data_dir: &Path,
+    config: &HttpBenchConfig,
+    progress: impl Fn(&str, u64, u64),
+) -> Result<HttpReport, BenchError> {
     let run_started = Instant::now();
-    let spec = config.history_spec();
-    let history = History::new(spec);
-    let names: Arc<Vec<String>> = Arc::new(history.orgs().iter().map(|o| o.name.clone()).collect());
-
-    // Organizations and credentials.
-    let key = auditlog_service::keys::load_or_create(data_dir)?;
-    let service = Service::new(store.clone(), Catalog::builtin(), key);
-    let mut orgs: Vec<Org> = Vec::with_capacity(history.orgs().len());
-    for (i, profile) in history.orgs().iter().enumerate() {
-        orgs.push(
-            store
-                .create_org(NewOrg {
-                    name: profile.name.clone(),
-                    display_name: profile.display_name.clone(),
-                    audit_logs_enabled: true,
-                })
-                .await?,
-        );
-        progress(
-            "create organizations",
-            i as u64 + 1,
-            history.orgs().len() as u64,
-        );
-    }
-    let largest = orgs[0].clone();
-    let admin = service
-        .add_user(
-            &largest,
-            "bench-admin@auditlog.invalid",
-            Some("Benchmark Admin"),
-            Role::Admin,
-            &Actor::operator(),
-        )
-        .await?;
-    let (_, admin_token) = service
-        .create_api_token(&largest, &admin, "http-bench", None, &Actor::operator())
-        .await?;
-    let (_, ingest_token) = service.create_ingest_key(None, "http-bench").await?;
-
-    // The server.
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let mut server_config = ServerConfig::new(data_dir.join("exports"), format!("http://{addr}"));
-    server_config.rate_limit_per_second = 0;
-    let state = AppState::new(service.clone(), server_config);
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(auditlog_server::serve(state, listener, async move {
-        let _ = stopped.await;
-    }));
+    let store = stores
+        .first()
+        .cloned()
+        .ok_or_else(|| BenchError::new("no store to run on"))?;
+    let history = History::new(config.history_spec());
+    let setup = Setup::create(&store, data_dir, &history, &progress).await?;
+    let servers = Servers::start(&stores, data_dir).await?;
 
     let result = measure(
         MeasureContext {
             store: &store,
             config,
-            addr,
-            orgs: &orgs,
-            names,
-            ingest_token: Arc::from(ingest_token.as_str()),
-            admin_token: &admin_token,
+            addr: servers.addrs[0],
+            addrs: &servers.addrs,
+            orgs: &setup.orgs,
+            names: Arc::clone(&setup.names),
+            ingest_token: Arc::clone(&setup.ingest_token),
+            admin_token: &setup.admin_token,
             progress: &progress,
         },
         history,
     )
     .await;
 
-    let _ = shutdown.send(());
-    server
-        .await?
-        .map_err(|e| BenchError::new(format!("the server failed: {e}")))?;
+    servers.stop().await?;
     let mut report = result?;
     report.elapsed = run_started.elapsed();
     Ok(report)
+}
+
+/// The organizations and credentials of a run.
+struct Setup {
+    orgs: Vec<Org>,
+    names: Arc<Vec<String>>,
+    admin_token: String,
+    ingest_token: Arc<str>,
+}
+
+impl Setup {
+    /// Creates the history's organizations, an administrator of the largest one with an API
+    /// token, and a platform-wide ingest key.
+    async fn create(
+        store: &Arc<dyn Store>,
+        data_dir: &Path,
+        history: &History,
+        progress: &impl Fn(&str, u64, u64),
+    ) -> Result<Setup, BenchError> {
+        let names: Arc<Vec<String>> =
+            Arc::new(history.orgs().iter().map(|o| o.name.clone()).collect());
+        let key = auditlog_service::keys::load_or_create(data_dir)?;
+        let service = Service::new(store.clone(), Catalog::builtin(), key);
+        let mut orgs: Vec<Org> = Vec::with_capacity(history.orgs().len());
+        for (i, profile) in history.orgs().iter().enumerate() {
+            orgs.push(
+                store
+                    .create_org(NewOrg {
+                        name: profile.name.clone(),
+                        display_name: profile.display_name.clone(),
+                        audit_logs_enabled: true,
+                    })
+                    .await?,
+            );
+            progress(
+                "create organizations",
+                i as u64 + 1,
+                history.orgs().len() as u64,
+            );
+        }
+        let admin = service
+            .add_user(
+                &orgs[0],
+                "bench-admin@auditlog.invalid",
+                Some("Benchmark Admin"),
+                Role::Admin,
+                &Actor::operator(),
+            )
+            .await?;
+        let (_, admin_token) = service
+            .create_api_token(&orgs[0], &admin, "http-bench", None, &Actor::operator())
+            .await?;
+        let (_, ingest_token) = service.create_ingest_key(None, "http-bench").await?;
+        Ok(Setup {
+            orgs,
+            names,
+            admin_token,
+            ingest_token: Arc::from(ingest_token.as_str()),
+        })
+    }
+}
+
+/// In-process servers, one per store, each with its own `Service` and `AppState` (its own
+/// caches and job runner), sharing the data directory (signing key, exports) as replicas
+/// share a volume; the rate limit is off.
+struct Servers {
+    addrs: Vec<SocketAddr>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Servers {
+    async fn start(stores: &[Arc<dyn Store>], data_dir: &Path) -> Result<Servers, BenchError> {
+        let mut servers = Servers {
+            addrs: Vec::with_capacity(stores.len()),
+            stops: Vec::with_capacity(stores.len()),
+            tasks: Vec::with_capacity(stores.len()),
+        };
+        for store in stores {
+            let key = auditlog_service::keys::load_or_create(data_dir)?;
+            let service = Service::new(store.clone(), Catalog::builtin(), key);
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let mut server_config =
+                ServerConfig::new(data_dir.join("exports"), format!("http://{addr}"));
+            server_config.rate_limit_per_second = 0;
+            let state = AppState::new(service, server_config);
+            let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+            servers.addrs.push(addr);
+            servers.stops.push(shutdown);
+            servers.tasks.push(tokio::spawn(auditlog_server::serve(
+                state,
+                listener,
+                async move {
+                    let _ = stopped.await;
+                },
+            )));
+        }
+        Ok(servers)
+    }
+
+    /// Shuts every server down and waits for it; the first failure wins.
+    async fn stop(self) -> Result<(), BenchError> {
+        for stop in self.stops {
+            let _ = stop.send(());
+        }
+        let mut first_error = None;
+        for task in self.tasks {
+            if let Err(e) = task.await? {
+                first_error.get_or_insert(BenchError::new(format!("the server failed: {e}")));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// The replica sweep: events each step ingests in batches, by default.
+pub const SWEEP_STEP_EVENTS: u64 = 50_000;
+
+/// One step of the replica sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaStep {
+    /// Servers the clients were spread over.
+    pub replicas: usize,
+    /// Ingest in batches of [`HttpBenchConfig::batch_size`].
+    pub ingest: Load,
+    /// Single-event requests for [`HttpBenchConfig::single_duration`].
+    pub single: Load,
+}
+
+/// The figures of a replica sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaReport {
+    /// The store's name, from the config.
+    pub backend: String,
+    /// Events ingested through the first replica before the steps.
+    pub preload: u64,
+    /// Organizations.
+    pub n_orgs: usize,
+    /// Events per request of the batch ingest.
+    pub batch_size: usize,
+    /// One per replica count, in order.
+    pub steps: Vec<ReplicaStep>,
+    /// The whole run, wall clock.
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for ReplicaReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} store, {} events pre-loaded, {} organizations",
+            self.backend,
+            thousands(self.preload),
+            self.n_orgs
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "| replicas | ingest, batches of {}: events/s | batch p50 / p99 (ms) | \
+             single-event: requests/s | single p50 / p99 (ms) |",
+            thousands(self.batch_size as u64)
+        )?;
+        writeln!(f, "|---:|---:|---:|---:|---:|")?;
+        for step in &self.steps {
+            writeln!(
+                f,
+                "| {} | {} ({} clients) | {} / {} | {} ({} clients) | {} / {} |",
+                step.replicas,
+                thousands(step.ingest.events_per_second() as u64),
+                step.ingest.clients,
+                millis(step.ingest.latency.p50),
+                millis(step.ingest.latency.p99),
+                thousands(step.single.requests_per_second() as u64),
+                step.single.clients,
+                millis(step.single.latency.p50),
+                millis(step.single.latency.p99),
+            )?;
+        }
+        writeln!(f)?;
+        write!(
+            f,
+            "whole run, wall clock: {:.0} s",
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// The replica sweep: one in-process server per store (separate connections to one
+/// database, sharing `data_dir`); pre-loads `config.n_events` through the first, then for
+/// N = 1 … `stores.len()` spreads the same clients over the first N servers and measures
+/// the ingest of `step_events` events in batches, then single-event requests for
+/// `config.single_duration`. The client counts stay fixed, so the steps differ only in the
+/// servers (and their connection pools) the load goes through.
+pub async fn run_replica_sweep(
+    stores: Vec<Arc<dyn Store>>,
+    data_dir: &Path,
+    config: &HttpBenchConfig,
+    step_events: u64,
+    progress: impl Fn(&str, u64, u64),
+) -> Result<ReplicaReport, BenchError> {
+    let run_started = Instant::now();
+    let store = stores
+        .first()
+        .cloned()
+        .ok_or_else(|| BenchError::new("no store to run on"))?;
+    let history = History::new(config.history_spec());
+    let setup = Setup::create(&store, data_dir, &history, &progress).await?;
+    let servers = Servers::start(&stores, data_dir).await?;
+    let result = sweep(
+        MeasureContext {
+            store: &store,
+            config,
+            addr: servers.addrs[0],
+            addrs: &servers.addrs,
+            orgs: &setup.orgs,
+            names: Arc::clone(&setup.names),
+            ingest_token: Arc::clone(&setup.ingest_token),
+            admin_token: &setup.admin_token,
+            progress: &progress,
+        },
+        history,
+        step_events,
+    )
+    .await;
+    servers.stop().await?;
+    let mut report = result?;
+    report.elapsed = run_started.elapsed();
+    Ok(report)
+}
+
+/// The steps of [`run_replica_sweep`], the servers up.
+async fn sweep<P: Fn(&str, u64, u64)>(
+    cx: MeasureContext<'_, P>,
+    history: History,
+    step_events: u64,
+) -> Result<ReplicaReport, BenchError> {
+    let config = cx.config;
+    let (mut history, _, _, _) = bulk_ingest(&cx, history, &cx.addrs[..1], config.n_events).await?;
+    // The steps draw on past the pre-loaded history.
+    history.extend(LIVE_EVENTS);
+    let mut steps = Vec::with_capacity(cx.addrs.len());
+    for n in 1..=cx.addrs.len() {
+        let addrs = &cx.addrs[..n];
+        let (back, ingest, _, _) = bulk_ingest(&cx, history, addrs, step_events).await?;
+        history = back;
+        let feed = Arc::new(Feed {
+            history: Mutex::new(history),
+            names: Arc::clone(&cx.names),
+        });
+        let phase = format!(
+            "single-event ingest, {} clients, {n} replica(s)",
+            config.single_clients
+        );
+        let load = SingleLoad::start(
+            addrs,
+            Arc::clone(&cx.ingest_token),
+            Arc::clone(&feed),
+            config.single_clients,
+        )
+        .await?;
+        let total = config.single_duration.as_secs().max(1);
+        while load.started.elapsed() < config.single_duration {
+            let left = config
+                .single_duration
+                .saturating_sub(load.started.elapsed());
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+            (cx.progress)(&phase, load.started.elapsed().as_secs().min(total), total);
+        }
+        let single = load.finish().await?;
+        history = Arc::try_unwrap(feed)
+            .map_err(|_| BenchError::new("the single-event clients still hold the history"))?
+            .history
+            .into_inner()
+            .expect("the history lock is not poisoned");
+        steps.push(ReplicaStep {
+            replicas: n,
+            ingest,
+            single,
+        });
+    }
+    Ok(ReplicaReport {
+        backend: config.backend.clone(),
+        preload: config.n_events,
+        n_orgs: cx.orgs.len(),
+        batch_size: config.batch_size,
+        steps,
+        elapsed: Duration::ZERO,
+    })
 }
 
 /// What the measurements share.
 struct MeasureContext<'a, P: Fn(&str, u64, u64)> {
     store: &'a Arc<dyn Store>,
     config: &'a HttpBenchConfig,
+    /// The first replica: lists and exports.
     addr: SocketAddr,
+    /// Every replica: the ingest clients are spread over them.
+    addrs: &'a [SocketAddr],
     orgs: &'a [Org],
     names: Arc<Vec<String>>,
     ingest_token: Arc<str>,
@@ -698,7 +959,8 @@ async fn measure<P: Fn(&str, u64, u64)>(
 
     // 1. Bulk ingest through HTTP.
     let stored_before = stored_events(cx.store, cx.orgs).await?;
-    let (mut history, ingest, generation, pairs) = bulk_ingest(&cx, history).await?;
+    let (mut history, ingest, generation, pairs) =
+        bulk_ingest(&cx, history, cx.addrs, config.n_events).await?;
     let stored = stored_events(cx.store, cx.orgs).await? - stored_before;
     if stored != config.n_events {
         return Err(BenchError::new(format!(
@@ -715,7 +977,7 @@ async fn measure<P: Fn(&str, u64, u64)>(
     });
     let phase = format!("single-event ingest, {} clients", config.single_clients);
     let load = SingleLoad::start(
-        cx.addr,
+        cx.addrs,
         Arc::clone(&cx.ingest_token),
         Arc::clone(&feed),
         config.single_clients,
@@ -775,7 +1037,7 @@ async fn measure<P: Fn(&str, u64, u64)>(
         });
     }
     let load = SingleLoad::start(
-        cx.addr,
+        cx.addrs,
         Arc::clone(&cx.ingest_token),
         Arc::clone(&feed),
         config.single_clients,
@@ -843,23 +1105,27 @@ async fn stored_events(store: &Arc<dyn Store>, orgs: &[Org]) -> Result<u64, Benc
     Ok(total)
 }
 
-/// Ingests the history in batches from concurrent clients; answers the load, the generation
-/// rate and a sample of the largest organization's action + actor pairs.
+/// Ingests `n_events` of the history in batches from concurrent clients, spread over the
+/// servers at `addrs` in turn; answers the load, the generation rate and a sample of the
+/// largest organization's action + actor pairs.
 async fn bulk_ingest<P: Fn(&str, u64, u64)>(
     cx: &MeasureContext<'_, P>,
     mut history: History,
+    addrs: &[SocketAddr],
+    n_events: u64,
 ) -> Result<(History, Load, Throughput, Vec<(String, String)>), BenchError> {
     let config = cx.config;
     let batch_size = config.batch_size.clamp(1, auditlog_service::MAX_BATCH);
     let chunk_events = (batch_size * config.chunk_batches.max(1)) as u64;
     let phase = format!(
-        "HTTP ingest, batches of {batch_size}, {} clients",
-        config.batch_clients
+        "HTTP ingest, batches of {batch_size}, {} clients, {} replica(s)",
+        config.batch_clients,
+        addrs.len()
     );
     let mut sampler = PairSampler::new(config.seed);
     let mut conns = Vec::with_capacity(config.batch_clients.max(1));
-    for _ in 0..config.batch_clients.max(1) {
-        conns.push(Conn::open(cx.addr).await?);
+    for i in 0..config.batch_clients.max(1) {
+        conns.push(Conn::open(addrs[i % addrs.len()]).await?);
     }
     let mut load = Load {
         clients: conns.len(),
@@ -871,9 +1137,9 @@ async fn bulk_ingest<P: Fn(&str, u64, u64)>(
         elapsed: Duration::ZERO,
     };
     let mut done = 0u64;
-    (cx.progress)(&phase, 0, config.n_events);
-    while done < config.n_events {
-        let take = (config.n_events - done).min(chunk_events);
+    (cx.progress)(&phase, 0, n_events);
+    while done < n_events {
+        let take = (n_events - done).min(chunk_events);
         let (names, token, addr) = (Arc::clone(&cx.names), Arc::clone(&cx.ingest_token), cx.addr);
         let (history_back, sampler_back, chunk, took) = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
@@ -903,7 +1169,7 @@ async fn bulk_ingest<P: Fn(&str, u64, u64)>(
         samples.extend(chunk_samples);
         done += take;
         load.events = done;
-        (cx.progress)(&phase, done, config.n_events);
+        (cx.progress)(&phase, done, n_events);
     }
     load.latency = Percentiles::of(samples);
     Ok((history, load, generation, sampler.pairs))
@@ -1080,23 +1346,24 @@ struct SingleLoad {
 }
 
 impl SingleLoad {
-    /// Connects the clients, then starts them.
+    /// Connects the clients, spread over the servers at `addrs` in turn, then starts them.
     async fn start(
-        addr: SocketAddr,
+        addrs: &[SocketAddr],
         token: Arc<str>,
         feed: Arc<Feed>,
         clients: usize,
     ) -> Result<SingleLoad, BenchError> {
         let mut conns = Vec::with_capacity(clients.max(1));
-        for _ in 0..clients.max(1) {
-            conns.push(Conn::open(addr).await?);
+        for i in 0..clients.max(1) {
+            let addr = addrs[i % addrs.len()];
+            conns.push((addr, Conn::open(addr).await?));
         }
         let stop = Arc::new(AtomicBool::new(false));
         let events = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let tasks = conns
             .into_iter()
-            .map(|mut conn| {
+            .map(|(addr, mut conn)| {
                 let (stop, events, feed, token) = (
                     Arc::clone(&stop),
                     Arc::clone(&events),

@@ -7,9 +7,11 @@
 //!    batches naming the same organizations never deadlock; one statement per organization
 //!    keeps each lock a single-shard query, which Citus requires of `FOR UPDATE`.
 //! 3. Number, id and hash the events from the locked heads.
-//! 4. Write the rows (one multi-row `INSERT … SELECT FROM unnest(…)`), bump the day
-//!    rollups (`INSERT … ON CONFLICT DO UPDATE`) and move the heads, pipelined on the one
-//!    connection, and commit. `synchronous_commit` is left on, so the commit returns once it
+//! 4. Write the rows (`COPY events … FROM STDIN (FORMAT binary)` for batches of
+//!    [`COPY_MIN_ROWS`] or more, one multi-row `INSERT … SELECT FROM unnest(…)` for smaller
+//!    ones), bump the day rollups (`INSERT … ON CONFLICT DO UPDATE`) and move the heads,
+//!    pipelined on the one connection, and commit. COPY routes each row to its month's
+//!    partition like the INSERT does (the caller created the partitions beforehand). `synchronous_commit` is left on, so the commit returns once it
 //!    is durable.
 //!
 //! Every writer of an organization's rows holds its head lock, so rollup rows are never
@@ -28,7 +30,8 @@ use auditlog_core::{text, Event, Timestamp};
 use auditlog_store::{Append, AppendOutcome, IdempotencyKey, StoreError};
 use deadpool_postgres::{ClientWrapper, Transaction};
 use time::OffsetDateTime;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use uuid::Uuid;
 
 use crate::{backend, hash32, sql_time};
@@ -53,6 +56,42 @@ FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::timestamptz[], $5::text[],
        actor_id, actor_email, actor_name, actor_type, target_id, target_email,
        target_name, target_type, service_name, ip_address, user_agent, request_id,
        meta, hash, words, created_at)";
+
+/// The smallest batch whose rows go in with binary COPY; smaller ones use [`INSERT_EVENTS`],
+/// which costs one statement instead of a COPY's start, stream and end.
+pub(crate) const COPY_MIN_ROWS: usize = 64;
+
+/// The columns of [`COPY_EVENTS`], in order, with their types ([`COPY_TYPES`]).
+const COPY_EVENTS: &str = "
+COPY events (org_id, seq, id, occurred_at, created_at, action_key, action_verb,
+             actor_id, actor_email, actor_name, actor_type, target_id, target_email,
+             target_name, target_type, service_name, ip_address, user_agent, request_id,
+             meta, hash, words) FROM STDIN (FORMAT binary)";
+
+const COPY_TYPES: [Type; 22] = [
+    Type::UUID,
+    Type::INT8,
+    Type::UUID,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INET,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::BYTEA,
+    Type::TS_VECTOR,
+];
 
 const BUMP_ACTIONS: &str = "
 INSERT INTO event_day_actions (org_id, day, action_key, n)
@@ -255,21 +294,67 @@ async fn write_rows(
         head.seq = event.seq;
         head.hash = event.hash;
         head.last_id = Some(event.id);
-        words.push(tsvector_literal(
-            head.org_key,
-            &text::event_words(&event.body),
-        ));
+        words.push(Lexemes {
+            tag: head.org_key,
+            words: text::event_words(&event.body),
+        });
     }
-    let rows = EventColumns::new(events, words)?;
     let rollups = Rollups::new(events);
     let heads = HeadColumns::new(heads);
-    let (insert, actions, actors, move_heads) = tokio::try_join!(
-        tx.prepare_cached(INSERT_EVENTS),
+    let (actions, actors, move_heads) = tokio::try_join!(
         tx.prepare_cached(BUMP_ACTIONS),
         tx.prepare_cached(BUMP_ACTORS),
         tx.prepare_cached(MOVE_HEADS),
     )
     .map_err(backend)?;
+    let action_params: [&(dyn ToSql + Sync); 4] = [
+        &rollups.action_org,
+        &rollups.action_day,
+        &rollups.action_key,
+        &rollups.action_n,
+    ];
+    let actor_params: [&(dyn ToSql + Sync); 7] = [
+        &rollups.actor_org,
+        &rollups.actor_day,
+        &rollups.actor_key,
+        &rollups.actor_id,
+        &rollups.actor_email,
+        &rollups.actor_name,
+        &rollups.actor_n,
+    ];
+    let head_params: [&(dyn ToSql + Sync); 4] =
+        [&heads.org_id, &heads.seq, &heads.hash, &heads.last_id];
+    // Sent back to back on one connection (tokio-postgres pipelines concurrent requests), so
+    // the rollups and heads ride along with the rows instead of costing round trips of their
+    // own. A COPY holds the connection until it ends, so those three queue behind it.
+    let rows = async {
+        if events.len() >= COPY_MIN_ROWS {
+            copy_rows(tx, events, &words).await
+        } else {
+            insert_rows(tx, events, &words).await
+        }
+    };
+    tokio::try_join!(
+        rows,
+        async { tx.execute(&actions, &action_params).await.map_err(backend) },
+        async { tx.execute(&actors, &actor_params).await.map_err(backend) },
+        async { tx.execute(&move_heads, &head_params).await.map_err(backend) },
+    )?;
+    Ok(())
+}
+
+/// Writes the rows with one multi-row `INSERT … SELECT FROM unnest(…)` (small batches).
+async fn insert_rows(
+    tx: &Transaction<'_>,
+    events: &[Event],
+    words: &[Lexemes],
+) -> Result<(), StoreError> {
+    let words = words
+        .iter()
+        .map(|w| tsvector_literal(w.tag, &w.words))
+        .collect();
+    let rows = EventColumns::new(events, words)?;
+    let insert = tx.prepare_cached(INSERT_EVENTS).await.map_err(backend)?;
     let insert_params: [&(dyn ToSql + Sync); 22] = [
         &rows.org_id,
         &rows.seq,
@@ -294,33 +379,115 @@ async fn write_rows(
         &rows.words,
         &rows.created_at,
     ];
-    let action_params: [&(dyn ToSql + Sync); 4] = [
-        &rollups.action_org,
-        &rollups.action_day,
-        &rollups.action_key,
-        &rollups.action_n,
-    ];
-    let actor_params: [&(dyn ToSql + Sync); 7] = [
-        &rollups.actor_org,
-        &rollups.actor_day,
-        &rollups.actor_key,
-        &rollups.actor_id,
-        &rollups.actor_email,
-        &rollups.actor_name,
-        &rollups.actor_n,
-    ];
-    let head_params: [&(dyn ToSql + Sync); 4] =
-        [&heads.org_id, &heads.seq, &heads.hash, &heads.last_id];
-    // Sent back to back on one connection (tokio-postgres pipelines concurrent requests), so
-    // the four writes cost about one round trip.
-    tokio::try_join!(
-        tx.execute(&insert, &insert_params),
-        tx.execute(&actions, &action_params),
-        tx.execute(&actors, &actor_params),
-        tx.execute(&move_heads, &head_params),
-    )
-    .map_err(backend)?;
+    tx.execute(&insert, &insert_params).await.map_err(backend)?;
     Ok(())
+}
+
+/// Writes the rows with `COPY events … FROM STDIN (FORMAT binary)` (large batches): no
+/// arrays to build and unpack, and each value in its binary form.
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    events: &[Event],
+    words: &[Lexemes],
+) -> Result<(), StoreError> {
+    let copy = tx.prepare_cached(COPY_EVENTS).await.map_err(backend)?;
+    let sink = tx.copy_in(&copy).await.map_err(backend)?;
+    let writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
+    let mut writer = std::pin::pin!(writer);
+    for (event, words) in events.iter().zip(words) {
+        let body = &event.body;
+        let meta = meta_text(event)?;
+        let seq = event.seq as i64;
+        let occurred_at = sql_time(body.occurred_at);
+        let created_at = sql_time(event.created_at);
+        let hash = event.hash.as_slice();
+        let row: [&(dyn ToSql + Sync); 22] = [
+            &event.org_id,
+            &seq,
+            &event.id,
+            &occurred_at,
+            &created_at,
+            &body.action_key.as_str(),
+            &body.action_verb,
+            &body.actor_id,
+            &body.actor_email,
+            &body.actor_name,
+            &body.actor_type.as_str(),
+            &body.target_id,
+            &body.target_email,
+            &body.target_name,
+            &body.target_type,
+            &body.service_name,
+            &body.ip_address,
+            &body.user_agent,
+            &body.request_id,
+            &meta,
+            &hash,
+            words,
+        ];
+        writer.as_mut().write(&row).await.map_err(backend)?;
+    }
+    writer.finish().await.map_err(backend)?;
+    Ok(())
+}
+
+/// The exact JSON text of an event's `meta` (`jsonb` would reorder keys and renormalize
+/// numbers), `None` when it is empty.
+fn meta_text(event: &Event) -> Result<Option<String>, StoreError> {
+    if event.body.meta.is_empty() {
+        Ok(None)
+    } else {
+        serde_json::to_string(&event.body.meta)
+            .map(Some)
+            .map_err(|e| StoreError::Backend(e.to_string()))
+    }
+}
+
+/// An event's search words as a `tsvector` value, each lexeme `<tag>.<word>`: written in the
+/// binary form for COPY, or as a literal ([`tsvector_literal`]) for the INSERT.
+#[derive(Debug)]
+pub(crate) struct Lexemes {
+    tag: i64,
+    /// Usually sorted and without repeats, as `text::event_words` gives them.
+    words: Vec<String>,
+}
+
+impl ToSql for Lexemes {
+    /// `tsvectorrecv`'s input: the lexeme count (int4), then each lexeme as a NUL-terminated
+    /// string followed by its position count (int2, none here).
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        // `tsvectorrecv` sorts lexemes but, unlike the text input, keeps repeats: give it
+        // each word once. Byte order of the words is the server's lexeme order.
+        let mut words: Vec<&str> = self.words.iter().map(String::as_str).collect();
+        if !words.windows(2).all(|w| w[0] < w[1]) {
+            words.sort_unstable();
+            words.dedup();
+        }
+        let n = i32::try_from(words.len())?;
+        out.extend_from_slice(&n.to_be_bytes());
+        let mut lexeme = String::new();
+        for word in words {
+            if word.contains('\0') {
+                return Err("a search word holds a NUL character".into());
+            }
+            lexeme.clear();
+            let _ = write!(lexeme, "{}.{word}", self.tag);
+            out.extend_from_slice(lexeme.as_bytes());
+            // The terminating NUL, then no positions.
+            out.extend_from_slice(&[0, 0, 0]);
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TS_VECTOR
+    }
+
+    to_sql_checked!();
 }
 
 /// The events as one array per column, for `INSERT_EVENTS`.
@@ -404,19 +571,7 @@ impl<'a> EventColumns<'a> {
                 .iter()
                 .map(|e| body(e).request_id.as_deref())
                 .collect(),
-            // The exact JSON text: `jsonb` would reorder keys and renormalize numbers.
-            meta: events
-                .iter()
-                .map(|e| {
-                    if e.body.meta.is_empty() {
-                        Ok(None)
-                    } else {
-                        serde_json::to_string(&e.body.meta)
-                            .map(Some)
-                            .map_err(|e| StoreError::Backend(e.to_string()))
-                    }
-                })
-                .collect::<Result<_, _>>()?,
+            meta: events.iter().map(meta_text).collect::<Result<_, _>>()?,
             hash: events.iter().map(|e| e.hash.as_slice()).collect(),
             words,
             created_at: events.iter().map(|e| sql_time(e.created_at)).collect(),
@@ -611,6 +766,43 @@ mod tests {
         assert_eq!(parts(next), (1_001, 0));
         // A later clock starts the counter over.
         assert_eq!(parts(next_id(5_000, Some(next), 7)), (5_000, 0));
+    }
+
+    /// The binary `tsvector` COPY writes is the value the INSERT's literal casts to.
+    /// Needs `AUDITLOG_TEST_DATABASE_URL`; passes without it.
+    #[tokio::test]
+    async fn binary_lexemes_equal_the_literal() {
+        let Ok(url) = std::env::var("AUDITLOG_TEST_DATABASE_URL") else {
+            eprintln!("skipped: AUDITLOG_TEST_DATABASE_URL is not set");
+            return;
+        };
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("the test database answers");
+        tokio::spawn(connection);
+        let cases: [&[&str]; 4] = [
+            &[],
+            &["ml", "東京", "o'b\\x"],
+            &["a", "ab", "b", "2001", "db8"],
+            &["zeta", "alpha", "alpha"],
+        ];
+        for words in cases {
+            let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+            let literal = tsvector_literal(17, &words);
+            let binary = Lexemes { tag: 17, words };
+            let row = client
+                .query_one(
+                    "SELECT $1::tsvector::text, $2::text::tsvector::text",
+                    &[&binary, &literal],
+                )
+                .await
+                .expect("both forms are accepted");
+            assert_eq!(
+                row.get::<_, String>(0),
+                row.get::<_, String>(1),
+                "{literal}"
+            );
+        }
     }
 
     #[test]
