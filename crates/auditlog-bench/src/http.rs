@@ -23,6 +23,7 @@
 //!
 //! The [`HttpReport`] prints as a Markdown table (`metric | value | unit`).
 
+use crate::report::{millis, thousands, write_table};
 use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -540,38 +541,7 @@ impl HttpReport {
 
 impl fmt::Display for HttpReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "| metric | value | unit |")?;
-        writeln!(f, "|---|---:|---|")?;
-        for (metric, value, unit) in self.rows() {
-            writeln!(f, "| {metric} | {value} | {unit} |")?;
-        }
-        Ok(())
-    }
-}
-
-/// `1234567` as `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let groups: Vec<&str> = digits
-        .as_bytes()
-        .rchunks(3)
-        .rev()
-        .map(|group| std::str::from_utf8(group).expect("ASCII digits"))
-        .collect();
-    groups.join(",")
-}
-
-/// Milliseconds with three significant digits (at least two decimals below 1 ms).
-fn millis(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 1.0 {
-        format!("{ms:.3}")
-    } else if ms < 10.0 {
-        format!("{ms:.2}")
-    } else if ms < 100.0 {
-        format!("{ms:.1}")
-    } else {
-        format!("{ms:.0}")
+        write_table(f, &self.rows())
     }
 }
 

@@ -5,3 +5,4 @@
 pub mod generate;
 pub mod harness;
 pub mod http;
+pub mod report;
