@@ -215,6 +215,7 @@ impl Writer {
             }
         };
         let mut caches_dirty = false;
+        let mut rollups = Rollups::default();
         for command in group {
             let sp = match tx.savepoint() {
                 Ok(sp) => sp,
@@ -248,7 +249,7 @@ impl Writer {
             };
             if answer.is_ok() {
                 match sp.commit() {
-                    Ok(()) => staged.apply(&mut self.caches),
+                    Ok(()) => staged.apply(&mut self.caches, &mut rollups),
                     Err(e) => {
                         caches_dirty = true;
                         answers.push(answer.into_failure(backend(e)));
@@ -262,6 +263,8 @@ impl Writer {
         if caches_dirty {
             self.caches = Caches::default();
         }
+        // If the rollups cannot be written, nothing of the group is committed.
+        rollups.write(&tx).map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())
     }
 }
@@ -273,10 +276,58 @@ struct Staged {
     strings: HashMap<String, i64>,
     principals: HashMap<PrincipalId, i64>,
     org_days: HashSet<(i64, i64)>,
+    rollups: Rollups,
+}
+
+/// Per-day counts of one group commit, written once at its end: many requests touching the
+/// same day, organization and action (or actor) then cost one upsert, not one each.
+#[derive(Default)]
+struct Rollups {
+    day_actions: HashMap<(i64, i64, i64), i64>,
+    day_actors: HashMap<(i64, i64, i64), i64>,
+}
+
+impl Rollups {
+    fn merge(&mut self, other: Rollups) {
+        for (key, n) in other.day_actions {
+            *self.day_actions.entry(key).or_default() += n;
+        }
+        for (key, n) in other.day_actors {
+            *self.day_actors.entry(key).or_default() += n;
+        }
+    }
+
+    /// Adds the counts to the rollup tables.
+    fn write(self, conn: &Connection) -> Result<(), StoreError> {
+        let mut bump_action = conn
+            .prepare_cached(
+                "INSERT INTO day_actions (day, org_key, action, n) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (day, org_key, action) DO UPDATE SET n = n + excluded.n",
+            )
+            .map_err(backend)?;
+        for ((day, org_key, action), n) in self.day_actions {
+            bump_action
+                .execute(params![day, org_key, action, n])
+                .map_err(backend)?;
+        }
+        let mut bump_actor = conn
+            .prepare_cached(
+                "INSERT INTO day_actors (day, org_key, actor, n) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (day, org_key, actor) DO UPDATE SET n = n + excluded.n",
+            )
+            .map_err(backend)?;
+        for ((day, org_key, actor), n) in self.day_actors {
+            bump_actor
+                .execute(params![day, org_key, actor, n])
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
 }
 
 impl Staged {
-    fn apply(self, caches: &mut Caches) {
+    fn apply(self, caches: &mut Caches, rollups: &mut Rollups) {
+        rollups.merge(self.rollups);
         if caches.strings.len() > MAX_CACHED || caches.principals.len() > MAX_CACHED {
             caches.strings.clear();
             caches.principals.clear();
@@ -580,8 +631,7 @@ fn write_events(
         caches,
         staged,
     };
-    let mut day_actions: HashMap<(i64, i64, i64), i64> = HashMap::new();
-    let mut day_actors: HashMap<(i64, i64, i64), i64> = HashMap::new();
+    let mut rollups = Rollups::default();
     let mut words = String::with_capacity(512);
 
     for event in events {
@@ -670,35 +720,17 @@ fn write_events(
         }
         insert_words.execute(params![pos, words]).map_err(backend)?;
 
-        *day_actions.entry((day, org_key, action)).or_default() += 1;
-        *day_actors.entry((day, org_key, actor)).or_default() += 1;
+        *rollups
+            .day_actions
+            .entry((day, org_key, action))
+            .or_default() += 1;
+        *rollups.day_actors.entry((day, org_key, actor)).or_default() += 1;
         lookups.org_day(org_key, day)?;
         head.seq = event.seq;
         head.hash = event.hash;
     }
 
-    let mut bump_action = conn
-        .prepare_cached(
-            "INSERT INTO day_actions (day, org_key, action, n) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (day, org_key, action) DO UPDATE SET n = n + excluded.n",
-        )
-        .map_err(backend)?;
-    for ((day, org_key, action), n) in day_actions {
-        bump_action
-            .execute(params![day, org_key, action, n])
-            .map_err(backend)?;
-    }
-    let mut bump_actor = conn
-        .prepare_cached(
-            "INSERT INTO day_actors (day, org_key, actor, n) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (day, org_key, actor) DO UPDATE SET n = n + excluded.n",
-        )
-        .map_err(backend)?;
-    for ((day, org_key, actor), n) in day_actors {
-        bump_actor
-            .execute(params![day, org_key, actor, n])
-            .map_err(backend)?;
-    }
+    lookups.staged.rollups.merge(rollups);
     let mut set_head = conn
         .prepare_cached("UPDATE orgs SET head_seq = ?2, head_hash = ?3 WHERE org_key = ?1")
         .map_err(backend)?;
