@@ -24,13 +24,12 @@
 //! and single-event requests (64 clients, 10 s) through 1, 2, … N replicas (N = 3 unless
 //! given), and prints one table row per N.
 
-use std::cell::RefCell;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use auditlog_bench::http::{self, HttpBenchConfig};
+use auditlog_bench::report::Progress;
 use auditlog_postgres::PostgresStore;
 use auditlog_sqlite::SqliteStore;
 use auditlog_store::{Store, StoreError};
@@ -173,45 +172,6 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         replicas,
         sweep,
     })
-}
-
-/// Prints a progress line when the phase changes, when it completes, and otherwise at most
-/// every two seconds.
-struct Progress {
-    state: RefCell<(String, Instant)>,
-    started: Instant,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        let now = Instant::now();
-        Progress {
-            state: RefCell::new((String::new(), now)),
-            started: now,
-        }
-    }
-
-    fn report(&self, phase: &str, done: u64, total: u64) {
-        let mut state = self.state.borrow_mut();
-        let new_phase = state.0 != phase;
-        let due = state.1.elapsed() >= Duration::from_secs(2);
-        if !(new_phase || done >= total || due) {
-            return;
-        }
-        if new_phase {
-            state.0 = phase.to_string();
-        }
-        state.1 = Instant::now();
-        let percent = if total == 0 {
-            100.0
-        } else {
-            done as f64 * 100.0 / total as f64
-        };
-        eprintln!(
-            "[{:>7.1}s] {phase}: {done}/{total} ({percent:.0}%)",
-            self.started.elapsed().as_secs_f64()
-        );
-    }
 }
 
 /// Opens the store of the chosen backend.

@@ -11,13 +11,12 @@
 //! directory must not hold a store already). Run without cargo's `--bench` flag (as
 //! `cargo test --all-targets` does) it makes a quick smoke run on a few thousand events.
 
-use std::cell::RefCell;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use auditlog_bench::harness::{self, BenchConfig};
+use auditlog_bench::report::Progress;
 use auditlog_sqlite::SqliteStore;
 use auditlog_store::Store;
 
@@ -93,45 +92,6 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         data_dir,
         database_url,
     })
-}
-
-/// Prints a progress line when the phase changes, when it completes, and otherwise at most
-/// every two seconds.
-struct Progress {
-    state: RefCell<(String, Instant)>,
-    started: Instant,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        let now = Instant::now();
-        Progress {
-            state: RefCell::new((String::new(), now)),
-            started: now,
-        }
-    }
-
-    fn report(&self, phase: &str, done: u64, total: u64) {
-        let mut state = self.state.borrow_mut();
-        let new_phase = state.0 != phase;
-        let due = state.1.elapsed() >= Duration::from_secs(2);
-        if !(new_phase || done >= total || due) {
-            return;
-        }
-        if new_phase {
-            state.0 = phase.to_string();
-        }
-        state.1 = Instant::now();
-        let percent = if total == 0 {
-            100.0
-        } else {
-            done as f64 * 100.0 / total as f64
-        };
-        eprintln!(
-            "[{:>7.1}s] {phase}: {done}/{total} ({percent:.0}%)",
-            self.started.elapsed().as_secs_f64()
-        );
-    }
 }
 
 /// Bytes of the files directly in `dir`.

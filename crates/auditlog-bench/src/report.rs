@@ -1,8 +1,9 @@
 //! Formatting shared by the benchmark reports: numbers people can read and Markdown tables
 //! ready to paste into BENCHMARKS.md.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `1234567` as `1,234,567`.
 pub fn thousands(n: u64) -> String {
@@ -41,6 +42,53 @@ pub fn write_table(
         writeln!(f, "| {metric} | {value} | {unit} |")?;
     }
     Ok(())
+}
+
+/// Prints a benchmark's progress to stderr: a line when the phase changes, when it
+/// completes, and otherwise at most every two seconds.
+pub struct Progress {
+    state: RefCell<(String, Instant)>,
+    started: Instant,
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress::new()
+    }
+}
+
+impl Progress {
+    /// Starts the clock.
+    pub fn new() -> Progress {
+        let now = Instant::now();
+        Progress {
+            state: RefCell::new((String::new(), now)),
+            started: now,
+        }
+    }
+
+    /// Reports `done` of `total` in `phase`.
+    pub fn report(&self, phase: &str, done: u64, total: u64) {
+        let mut state = self.state.borrow_mut();
+        let new_phase = state.0 != phase;
+        let due = state.1.elapsed() >= Duration::from_secs(2);
+        if !(new_phase || done >= total || due) {
+            return;
+        }
+        if new_phase {
+            state.0 = phase.to_string();
+        }
+        state.1 = Instant::now();
+        let percent = if total == 0 {
+            100.0
+        } else {
+            done as f64 * 100.0 / total as f64
+        };
+        eprintln!(
+            "[{:>7.1}s] {phase}: {done}/{total} ({percent:.0}%)",
+            self.started.elapsed().as_secs_f64()
+        );
+    }
 }
 
 #[cfg(test)]
