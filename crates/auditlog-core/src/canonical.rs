@@ -25,22 +25,30 @@ pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        Value::Object(members) => {
-            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
-            // RFC 8785 §3.2.3: compare keys as sequences of UTF-16 code units.
-            sorted.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
-            out.push(b'{');
-            for (idx, (key, item)) in sorted.into_iter().enumerate() {
-                if idx > 0 {
-                    out.push(b',');
-                }
-                encode_string(key, out);
-                out.push(b':');
-                encode_into(item, out);
-            }
-            out.push(b'}');
-        }
+        Value::Object(members) => encode_object(members, out),
     }
+}
+
+/// Appends the canonical encoding of a JSON object (members sorted, RFC 8785 §3.2.3).
+pub fn encode_object(members: &serde_json::Map<String, Value>, out: &mut Vec<u8>) {
+    let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+    // Compare keys as sequences of UTF-16 code units. ASCII keys (nearly all) compare the
+    // same as bytes, which is much cheaper than re-encoding them.
+    if sorted.iter().all(|(key, _)| key.is_ascii()) {
+        sorted.sort_unstable_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+    } else {
+        sorted.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
+    }
+    out.push(b'{');
+    for (idx, (key, item)) in sorted.into_iter().enumerate() {
+        if idx > 0 {
+            out.push(b',');
+        }
+        encode_string(key, out);
+        out.push(b':');
+        encode_into(item, out);
+    }
+    out.push(b'}');
 }
 
 /// The canonical encoding of `value` as a new buffer.
@@ -53,7 +61,11 @@ pub fn encode(value: &Value) -> Vec<u8> {
 fn encode_number(number: &serde_json::Number, out: &mut Vec<u8>) {
     // JCS treats every number as a double; integers beyond 2^53 therefore lose precision in
     // the canonical form exactly as they would in a JavaScript verifier.
-    let double = number.as_f64().unwrap_or(0.0);
+    encode_double(number.as_f64().unwrap_or(0.0), out);
+}
+
+/// Appends a number the way ECMAScript's `Number.prototype.toString` writes the double.
+pub fn encode_double(double: f64, out: &mut Vec<u8>) {
     if double == 0.0 {
         // Both +0 and -0 are written "0".
         out.push(b'0');
@@ -63,8 +75,15 @@ fn encode_number(number: &serde_json::Number, out: &mut Vec<u8>) {
     out.extend_from_slice(buffer.format_finite(double).as_bytes());
 }
 
-fn encode_string(text: &str, out: &mut Vec<u8>) {
+/// Appends a JSON string with the minimal escapes RFC 8785 prescribes.
+pub fn encode_string(text: &str, out: &mut Vec<u8>) {
     out.push(b'"');
+    // Most strings need no escape at all: copy them whole.
+    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return;
+    }
     for ch in text.chars() {
         match ch {
             '"' => out.extend_from_slice(b"\\\""),

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::{canonical, Event, Timestamp};
+use crate::{canonical, Event, EventBody, Timestamp};
 
 /// The chain hash before an organization's first event.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -48,10 +48,85 @@ pub fn canonical_value(event: &Event) -> Value {
     })
 }
 
+/// Appends the canonical encoding of [`canonical_value`] to `out`, without building the
+/// value: the members are written straight from the event in their RFC 8785 order (every
+/// key is ASCII, so byte order is UTF-16 order). This is what appends and verification run;
+/// `canonical_value` stays the readable definition, and a test keeps the two identical.
+pub fn encode_canonical(event: &Event, out: &mut Vec<u8>) {
+    fn key(out: &mut Vec<u8>, first: bool, name: &str) {
+        if !first {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+    }
+    fn text(out: &mut Vec<u8>, value: Option<&str>) {
+        match value {
+            Some(value) => canonical::encode_string(value, out),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    fn shown(out: &mut Vec<u8>, value: impl std::fmt::Display) {
+        use std::io::Write;
+        out.push(b'"');
+        // Timestamps, UUIDs and IP addresses never need escaping.
+        let _ = write!(out, "{value}");
+        out.push(b'"');
+    }
+    let body = &event.body;
+    out.push(b'{');
+    key(out, true, "action_key");
+    canonical::encode_string(&body.action_key, out);
+    key(out, false, "action_verb");
+    text(out, body.action_verb.as_deref());
+    key(out, false, "actor_email");
+    text(out, body.actor_email.as_deref());
+    key(out, false, "actor_id");
+    text(out, body.actor_id.as_deref());
+    key(out, false, "actor_name");
+    text(out, body.actor_name.as_deref());
+    key(out, false, "actor_type");
+    canonical::encode_string(body.actor_type.as_str(), out);
+    key(out, false, "created_at");
+    shown(out, event.created_at);
+    key(out, false, "id");
+    shown(out, event.id.hyphenated());
+    key(out, false, "ip_address");
+    match body.ip_address {
+        Some(ip) => shown(out, ip),
+        None => out.extend_from_slice(b"null"),
+    }
+    key(out, false, "meta");
+    canonical::encode_object(&body.meta, out);
+    key(out, false, "occurred_at");
+    shown(out, body.occurred_at);
+    key(out, false, "org_id");
+    shown(out, event.org_id.hyphenated());
+    key(out, false, "request_id");
+    text(out, body.request_id.as_deref());
+    key(out, false, "seq");
+    canonical::encode_double(event.seq as f64, out);
+    key(out, false, "service_name");
+    text(out, body.service_name.as_deref());
+    key(out, false, "target_email");
+    text(out, body.target_email.as_deref());
+    key(out, false, "target_id");
+    text(out, body.target_id.as_deref());
+    key(out, false, "target_name");
+    text(out, body.target_name.as_deref());
+    key(out, false, "target_type");
+    text(out, body.target_type.as_deref());
+    key(out, false, "user_agent");
+    text(out, body.user_agent.as_deref());
+    out.push(b'}');
+}
+
 /// `SHA-256(0x00 ‖ canonical(event))`.
 pub fn leaf_hash(event: &Event) -> [u8; 32] {
-    let mut bytes = vec![0x00];
-    canonical::encode_into(&canonical_value(event), &mut bytes);
+    let mut bytes = Vec::with_capacity(768);
+    bytes.push(0x00);
+    encode_canonical(event, &mut bytes);
     Sha256::digest(&bytes).into()
 }
 
@@ -67,6 +142,87 @@ pub fn chain_hash(previous: &[u8; 32], leaf: &[u8; 32]) -> [u8; 32] {
 /// The hash an event must carry given the hash before it.
 pub fn expected_hash(previous: &[u8; 32], event: &Event) -> [u8; 32] {
     chain_hash(previous, &leaf_hash(event))
+}
+
+/// One organization's chain head as a store advances it: the one place where an appended
+/// event gets its `seq`, id and hash, and where restored events are checked to continue the
+/// chain. Both backends run every event through it, inside their serialized append path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainTip {
+    /// The organization.
+    pub org_id: Uuid,
+    /// The last `seq` (0 before the first event).
+    pub seq: u64,
+    /// The hash after it ([`GENESIS`] before the first event).
+    pub hash: [u8; 32],
+    /// The id of the last event, which the next id must exceed.
+    pub last_id: Option<Uuid>,
+}
+
+impl ChainTip {
+    /// Mints the next event of the chain from a validated body and moves the tip to it:
+    /// `seq` is one more, the id is a UUIDv7 greater than the last one ([`next_id`]), and the
+    /// hash chains to the previous one. `random` supplies the id's 62 random bits (the caller
+    /// owns the randomness: this crate does no I/O).
+    pub fn append(&mut self, body: EventBody, now: Timestamp, random: u64) -> Event {
+        let mut event = Event {
+            id: next_id(now.as_millis(), self.last_id, random),
+            org_id: self.org_id,
+            seq: self.seq + 1,
+            created_at: now,
+            hash: [0; 32],
+            body,
+        };
+        event.hash = expected_hash(&self.hash, &event);
+        self.advance(&event);
+        event
+    }
+
+    /// Checks that a ready-made event (a migration's) continues the chain exactly, and moves
+    /// the tip to it. (Whether its id is new is the store's to check: ids are unique there.)
+    pub fn restore(&mut self, event: &Event) -> Result<(), ChainError> {
+        let mut verifier = ChainVerifier::resume(self.org_id, self.seq, self.hash);
+        verifier.push(event)?;
+        self.advance(event);
+        Ok(())
+    }
+
+    fn advance(&mut self, event: &Event) {
+        self.seq = event.seq;
+        self.hash = event.hash;
+        // Ids minted later must exceed every UUIDv7 of the chain; ids of other versions (a
+        // restored history may carry them) say nothing about time and are not compared.
+        if event.id.get_version_num() == 7 && self.last_id.is_none_or(|last| event.id > last) {
+            self.last_id = Some(event.id);
+        }
+    }
+}
+
+/// The next event id of an organization: a UUIDv7 (48 bits of milliseconds, a 12-bit counter
+/// for ids in the same millisecond, 62 random bits) strictly greater than `last`, even when
+/// the clock is behind the one that minted `last` (another replica's, or a restored event's).
+pub fn next_id(now_ms: i64, last: Option<Uuid>, random: u64) -> Uuid {
+    let mut ms = now_ms.max(0) as u128;
+    let mut counter = 0u128;
+    if let Some(last) = last.filter(|id| id.get_version_num() == 7) {
+        let bits = last.as_u128();
+        let (last_ms, last_counter) = (bits >> 80, (bits >> 64) & 0x0fff);
+        if ms <= last_ms {
+            if last_counter < 0x0fff {
+                (ms, counter) = (last_ms, last_counter + 1);
+            } else {
+                // The counter is exhausted within that millisecond: borrow the next one.
+                (ms, counter) = (last_ms + 1, 0);
+            }
+        }
+    }
+    Uuid::from_u128(
+        ((ms & 0xffff_ffff_ffff) << 80)
+            | (0x7 << 76)
+            | (counter << 64)
+            | (0b10 << 62)
+            | (u128::from(random) & 0x3fff_ffff_ffff_ffff),
+    )
 }
 
 /// The first place where a history stops matching its chain.
@@ -352,4 +508,107 @@ pub fn decode_hex_array<const N: usize>(text: &str) -> Option<[u8; N]> {
 /// A short, stable name for a public key: the first 8 bytes of SHA-256 of its 32 bytes, hex.
 pub fn key_id(key: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(key.as_bytes())[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ActorType;
+
+    fn parts(id: Uuid) -> (u128, u128) {
+        let bits = id.as_u128();
+        (bits >> 80, (bits >> 64) & 0x0fff)
+    }
+
+    #[test]
+    fn ids_are_v7_and_increase_whatever_the_clock() {
+        let first = next_id(1_000, None, u64::MAX);
+        assert_eq!(first.get_version_num(), 7);
+        assert_eq!(parts(first), (1_000, 0));
+        // The same millisecond, and a clock that went back: the counter moves on.
+        let second = next_id(1_000, Some(first), 0);
+        let third = next_id(999, Some(second), 0);
+        assert!(first < second && second < third);
+        assert_eq!(parts(third), (1_000, 2));
+        // A full counter borrows the next millisecond.
+        let full = Uuid::from_u128((1_000u128 << 80) | (0x7 << 76) | (0x0fff << 64));
+        let next = next_id(1_000, Some(full), 0);
+        assert!(full < next);
+        assert_eq!(parts(next), (1_001, 0));
+        // A later clock starts the counter over; an id of another version is not compared.
+        assert_eq!(parts(next_id(5_000, Some(next), 7)), (5_000, 0));
+        assert_eq!(
+            parts(next_id(5, Some(Uuid::from_u128(u128::MAX)), 0)),
+            (5, 0)
+        );
+    }
+
+    fn body(action: &str) -> EventBody {
+        EventBody {
+            action_key: action.into(),
+            action_verb: None,
+            actor_id: Some("u-1".into()),
+            actor_email: None,
+            actor_name: None,
+            actor_type: ActorType::User,
+            target_id: None,
+            target_email: None,
+            target_name: None,
+            target_type: None,
+            service_name: None,
+            ip_address: None,
+            user_agent: None,
+            request_id: None,
+            meta: serde_json::Map::new(),
+            occurred_at: Timestamp::from_millis(1_000).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_tip_mints_a_chain_that_verifies_and_restores_only_what_continues_it() {
+        let org_id = Uuid::from_u128(42);
+        let now = Timestamp::from_millis(2_000).unwrap();
+        let mut tip = ChainTip {
+            org_id,
+            seq: 0,
+            hash: GENESIS,
+            last_id: None,
+        };
+        let events: Vec<Event> = (0..5)
+            .map(|i| tip.append(body("token_created"), now, i))
+            .collect();
+        let mut verifier = ChainVerifier::new(org_id);
+        for pair in events.windows(2) {
+            assert!(pair[0].id < pair[1].id, "ids increase with seq");
+        }
+        for event in &events {
+            verifier.push(event).unwrap();
+        }
+        assert_eq!(verifier.head(), (tip.seq, tip.hash));
+
+        // Restoring the same events into an empty tip reproduces it; a gap or an edit fails.
+        let mut restored = ChainTip {
+            org_id,
+            seq: 0,
+            hash: GENESIS,
+            last_id: None,
+        };
+        assert!(matches!(
+            restored.clone().restore(&events[1]),
+            Err(ChainError::SequenceGap { .. })
+        ));
+        let mut edited = events[0].clone();
+        edited.body.action_key = "token_revoked".into();
+        assert!(matches!(
+            restored.clone().restore(&edited),
+            Err(ChainError::HashMismatch { .. })
+        ));
+        for event in &events {
+            restored.restore(event).unwrap();
+        }
+        assert_eq!(restored, tip);
+        // The next id minted after a restore still exceeds the restored ones.
+        let next = restored.append(body("token_revoked"), Timestamp::from_millis(1).unwrap(), 0);
+        assert!(next.id > events[4].id && next.seq == 6);
+    }
 }

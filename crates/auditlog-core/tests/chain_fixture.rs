@@ -66,3 +66,39 @@ fn any_edit_to_the_fixture_is_detected() {
     verifier.push(&swapped[0]).unwrap();
     assert!(verifier.push(&swapped[1]).is_err());
 }
+
+/// The direct encoder that appends and verification use writes exactly the bytes of the
+/// readable definition, `canonical_value`, for the fixture and for events that use every
+/// field, escapes, non-ASCII keys in `meta`, numbers and absent values.
+#[test]
+fn direct_encoding_equals_the_value_definition() {
+    use auditlog_core::canonical;
+    use auditlog_core::chain::{canonical_value, encode_canonical};
+    let (mut events, _) = parse();
+    let mut varied = events[0].clone();
+    varied.seq = 9_007_199_254_740_993;
+    varied.body.actor_name = Some("Zoë \"Z\" \\ O'Brien\n\u{1}".into());
+    varied.body.target_email = None;
+    varied.body.target_id = Some("t-1".into());
+    varied.body.ip_address = Some("2001:db8::7".parse().unwrap());
+    varied.body.meta = serde_json::from_str(
+        r#"{"\u00e9":1,"b":[1.5,-0.0,1e21,{"z":null,"a":true}],"a":"x","\ufb33":2,"\ud800\udc00":3}"#,
+    )
+    .unwrap();
+    events.push(varied);
+    let mut empty = events[0].clone();
+    empty.body.meta = serde_json::Map::new();
+    empty.body.action_verb = None;
+    empty.body.request_id = None;
+    empty.body.ip_address = None;
+    events.push(empty);
+    for event in &events {
+        let mut direct = Vec::new();
+        encode_canonical(event, &mut direct);
+        let reference = canonical::encode(&canonical_value(event));
+        assert_eq!(
+            String::from_utf8(direct).unwrap(),
+            String::from_utf8(reference).unwrap()
+        );
+    }
+}

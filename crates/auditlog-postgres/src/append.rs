@@ -18,14 +18,14 @@
 //! contended by anyone that does not already wait for the head.
 //!
 //! [`restore`] (migrations) is the same transaction with step 3 replaced by a check: the
-//! given events must continue the locked head (`ChainVerifier::resume`), and are written as
+//! given events must continue the locked head (`ChainTip::restore`), and are written as
 //! they are by the same code as appended ones.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use auditlog_core::chain::{self, ChainVerifier};
+use auditlog_core::chain::ChainTip;
 use auditlog_core::{text, Event, Timestamp};
 use auditlog_store::{Append, AppendOutcome, IdempotencyKey, StoreError};
 use deadpool_postgres::{ClientWrapper, Transaction};
@@ -185,9 +185,14 @@ pub async fn restore(
         .iter()
         .map(|row| row.get(0))
         .collect();
-    let mut verifier = ChainVerifier::resume(org_id, head.seq, head.hash);
+    let mut tip = ChainTip {
+        org_id,
+        seq: head.seq,
+        hash: head.hash,
+        last_id: head.last_id,
+    };
     for event in events {
-        verifier.push(event).map_err(|e| {
+        tip.restore(event).map_err(|e| {
             StoreError::Conflict(format!(
                 "the restored events do not continue the chain of organization {org_id}: {e}"
             ))
@@ -252,26 +257,23 @@ async fn append_in(
         return Err(StoreError::UnknownOrg(unknown));
     }
 
-    let now_ms = now.as_millis();
     let mut events = Vec::with_capacity(batch.len());
     // The heads move as events are written; minting runs ahead on copies.
-    let mut tips: HashMap<Uuid, (u64, [u8; 32], Option<Uuid>)> = heads
+    let mut tips: HashMap<Uuid, ChainTip> = heads
         .iter()
-        .map(|(org_id, head)| (*org_id, (head.seq, head.hash, head.last_id)))
+        .map(|(org_id, head)| {
+            let tip = ChainTip {
+                org_id: *org_id,
+                seq: head.seq,
+                hash: head.hash,
+                last_id: head.last_id,
+            };
+            (*org_id, tip)
+        })
         .collect();
     for item in batch {
-        let (seq, hash, last_id) = tips.get_mut(&item.org_id).expect("every head was locked");
-        let mut event = Event {
-            id: next_id(now_ms, *last_id, rand::random()),
-            org_id: item.org_id,
-            seq: *seq + 1,
-            created_at: now,
-            hash: [0; 32],
-            body: item.body.clone(),
-        };
-        event.hash = chain::expected_hash(hash, &event);
-        (*seq, *hash, *last_id) = (event.seq, event.hash, Some(event.id));
-        events.push(event);
+        let tip = tips.get_mut(&item.org_id).expect("every head was locked");
+        events.push(tip.append(item.body.clone(), now, rand::random()));
     }
     write_rows(tx, &events, &mut heads).await?;
     Ok(events)
@@ -682,33 +684,6 @@ fn actor_key(id: Option<&str>, email: Option<&str>) -> String {
     serde_json::to_string(&(id, email)).expect("strings serialize")
 }
 
-/// The next event id of an organization: a UUIDv7 (48 bits of milliseconds, a 12-bit counter
-/// for ids in the same millisecond, 62 random bits) strictly greater than the organization's
-/// last id, even when this replica's clock is behind the one that minted it.
-pub(crate) fn next_id(now_ms: i64, last: Option<Uuid>, random: u64) -> Uuid {
-    let mut ms = now_ms.max(0) as u128;
-    let mut counter = 0u128;
-    if let Some(last) = last {
-        let bits = last.as_u128();
-        let (last_ms, last_counter) = (bits >> 80, (bits >> 64) & 0x0fff);
-        if ms <= last_ms {
-            if last_counter < 0x0fff {
-                (ms, counter) = (last_ms, last_counter + 1);
-            } else {
-                // The counter is exhausted within that millisecond: borrow the next one.
-                (ms, counter) = (last_ms + 1, 0);
-            }
-        }
-    }
-    Uuid::from_u128(
-        ((ms & 0xffff_ffff_ffff) << 80)
-            | (0x7 << 76)
-            | (counter << 64)
-            | (0b10 << 62)
-            | (u128::from(random) & 0x3fff_ffff_ffff_ffff),
-    )
-}
-
 /// A `tsvector` literal of an event's words, each tagged with its organization's key.
 ///
 /// The literal is cast with `::tsvector`, which keeps each quoted lexeme exactly as written:
@@ -743,30 +718,6 @@ pub(crate) fn push_lexeme(out: &mut String, tag: i64, word: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parts(id: Uuid) -> (u128, u128) {
-        let bits = id.as_u128();
-        (bits >> 80, (bits >> 64) & 0x0fff)
-    }
-
-    #[test]
-    fn ids_are_v7_and_increase_whatever_the_clock() {
-        let first = next_id(1_000, None, u64::MAX);
-        assert_eq!(first.get_version_num(), 7);
-        assert_eq!(parts(first), (1_000, 0));
-        // The same millisecond, and a clock that went back: the counter moves on.
-        let second = next_id(1_000, Some(first), 0);
-        let third = next_id(999, Some(second), 0);
-        assert!(first < second && second < third);
-        assert_eq!(parts(third), (1_000, 2));
-        // A full counter borrows the next millisecond.
-        let full = Uuid::from_u128((1_000u128 << 80) | (0x7 << 76) | (0x0fff << 64));
-        let next = next_id(1_000, Some(full), 0);
-        assert!(full < next);
-        assert_eq!(parts(next), (1_001, 0));
-        // A later clock starts the counter over.
-        assert_eq!(parts(next_id(5_000, Some(next), 7)), (5_000, 0));
-    }
 
     /// The binary `tsvector` COPY writes is the value the INSERT's literal casts to.
     /// Needs `AUDITLOG_TEST_DATABASE_URL`; passes without it.
