@@ -16,20 +16,23 @@
 //!
 //! The [`Report`] prints as a Markdown table (`metric | value | unit`).
 
-use crate::report::{millis, thousands, write_table};
+use crate::report::{millis, thousands};
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auditlog_core::query::{Column, Combine, Condition, Filter, Order, Position, Query, Start};
 use auditlog_core::timestamp::MS_PER_DAY;
 use auditlog_core::validate::validate;
+use auditlog_core::wire::EventRecord;
 use auditlog_core::{Catalog, Timestamp};
 use auditlog_store::{Append, NewOrg, Store, StoreError};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::baseline::{Baseline, BaselinePosition};
 use crate::generate::{History, HistorySpec, CHANNELS};
 
 /// What to run.
@@ -55,6 +58,9 @@ pub struct BenchConfig {
     /// How deep the keyset-cursor page is (500,000); capped at half of the largest
     /// organization when that is smaller.
     pub deep_page_depth: u64,
+    /// Where to keep the [`Baseline`] measured beside the store (its own file), or `None` to
+    /// measure the store alone.
+    pub baseline_dir: Option<PathBuf>,
 }
 
 impl BenchConfig {
@@ -74,6 +80,7 @@ impl BenchConfig {
             warmup_runs: 5,
             query_budget: Duration::from_secs(30),
             deep_page_depth: 500_000,
+            baseline_dir: None,
         }
     }
 
@@ -126,6 +133,8 @@ pub struct AppendRound {
     pub throughput: Throughput,
     /// Latency of one call.
     pub latency: Latency,
+    /// The same batches into the baseline, one durable transaction each.
+    pub baseline: Option<(Throughput, Latency)>,
 }
 
 /// Latency percentiles of repeated runs of one operation.
@@ -166,6 +175,8 @@ pub struct QueryResult {
     pub name: String,
     /// Its latency.
     pub latency: Latency,
+    /// The baseline's latency for the same question.
+    pub baseline: Option<Latency>,
 }
 
 /// The figures of one run.
@@ -193,8 +204,93 @@ pub struct Report {
     pub appends: Vec<AppendRound>,
     /// Query latencies.
     pub queries: Vec<QueryResult>,
+    /// Reading the largest organization's whole history in `seq` order and writing it as
+    /// JSON lines, as an export does.
+    pub export: Throughput,
     /// Bytes the store occupies on disk at the end.
     pub disk_bytes: u64,
+    /// The baseline's bulk load, export and bytes on disk, when it was measured.
+    pub baseline: Option<BaselineFigures>,
+}
+
+/// What the baseline measured besides its query latencies and append rounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineFigures {
+    /// The bulk load, in the same batches.
+    pub load: Throughput,
+    /// The export of the same organization.
+    pub export: Throughput,
+    /// Bytes on disk at the end.
+    pub disk_bytes: u64,
+}
+
+/// One line of the report: a figure of the store and, when measured, the baseline's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// What is measured.
+    pub metric: String,
+    /// The store's figure.
+    pub value: f64,
+    /// The baseline's figure.
+    pub baseline: Option<f64>,
+    /// Its unit.
+    pub unit: Unit,
+}
+
+/// Units of the report, which also say which way is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A plain count.
+    Count,
+    /// Throughput: more is better.
+    EventsPerSecond,
+    /// Latency: less is better.
+    Millis,
+    /// Size: less is better.
+    Bytes,
+    /// Size: less is better.
+    MiB,
+}
+
+impl Row {
+    fn new(metric: impl Into<String>, value: f64, baseline: Option<f64>, unit: Unit) -> Row {
+        Row {
+            metric: metric.into(),
+            value,
+            baseline,
+            unit,
+        }
+    }
+
+    /// How many times better than the baseline the store is (above 1: better), for units
+    /// that have a direction.
+    pub fn advantage(&self) -> Option<f64> {
+        let baseline = self.baseline?;
+        match self.unit {
+            Unit::Count => None,
+            Unit::EventsPerSecond => Some(self.value / baseline.max(1e-9)),
+            Unit::Millis | Unit::Bytes | Unit::MiB => Some(baseline / self.value.max(1e-9)),
+        }
+    }
+
+    fn shown(&self, value: f64) -> String {
+        match self.unit {
+            Unit::Count | Unit::EventsPerSecond => thousands(value as u64),
+            Unit::Millis => millis(Duration::from_secs_f64(value / 1000.0)),
+            Unit::Bytes => format!("{value:.0}"),
+            Unit::MiB => format!("{value:.1}"),
+        }
+    }
+
+    fn unit_name(&self) -> &'static str {
+        match self.unit {
+            Unit::Count => "",
+            Unit::EventsPerSecond => "events/s",
+            Unit::Millis => "ms",
+            Unit::Bytes => "bytes/event",
+            Unit::MiB => "MiB",
+        }
+    }
 }
 
 impl Report {
@@ -203,93 +299,125 @@ impl Report {
         self.disk_bytes as f64 / self.total_events.max(1) as f64
     }
 
-    /// The table's rows: `(metric, value, unit)`.
-    pub fn rows(&self) -> Vec<(String, String, &'static str)> {
+    /// The table's rows.
+    pub fn rows(&self) -> Vec<Row> {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let base = self.baseline.as_ref();
         let mut rows = vec![
-            (
-                "events bulk loaded".to_string(),
-                thousands(self.n_events),
-                "events",
+            Row::new("events bulk loaded", self.n_events as f64, None, Unit::Count),
+            Row::new("organizations", self.n_orgs as f64, None, Unit::Count),
+            Row::new(
+                "events of the largest organization",
+                self.largest_org_events as f64,
+                None,
+                Unit::Count,
             ),
-            (
-                "organizations".to_string(),
-                thousands(self.n_orgs as u64),
-                "orgs",
+            Row::new(
+                "history generation + validation (one thread, no store)",
+                self.generation.per_second(),
+                None,
+                Unit::EventsPerSecond,
             ),
-            (
-                "events of the largest organization".to_string(),
-                thousands(self.largest_org_events),
-                "events",
-            ),
-            (
-                "history generation + validation (one thread, no store)".to_string(),
-                thousands(self.generation.per_second() as u64),
-                "events/s",
-            ),
-            (
+            Row::new(
                 format!(
                     "bulk load, batches of {}, wall clock",
                     thousands(self.load_batch as u64)
                 ),
-                thousands(self.load.per_second() as u64),
-                "events/s",
+                self.load.per_second(),
+                base.map(|b| b.load.per_second()),
+                Unit::EventsPerSecond,
             ),
-            (
-                "bulk load, time inside append only".to_string(),
-                thousands(self.load_append_only.per_second() as u64),
-                "events/s",
+            Row::new(
+                "bulk load, time inside append only",
+                self.load_append_only.per_second(),
+                None,
+                Unit::EventsPerSecond,
             ),
         ];
         for round in &self.appends {
             let size = thousands(round.batch_size as u64);
-            rows.push((
+            let baseline = round.baseline.as_ref();
+            rows.push(Row::new(
                 format!("durable append, batch of {size}"),
-                thousands(round.throughput.per_second() as u64),
-                "events/s",
+                round.throughput.per_second(),
+                baseline.map(|(t, _)| t.per_second()),
+                Unit::EventsPerSecond,
             ));
-            rows.push((
+            rows.push(Row::new(
                 format!("durable append, batch of {size}, p50"),
-                millis(round.latency.p50),
-                "ms",
+                ms(round.latency.p50),
+                baseline.map(|(_, l)| ms(l.p50)),
+                Unit::Millis,
             ));
-            rows.push((
+            rows.push(Row::new(
                 format!("durable append, batch of {size}, p99"),
-                millis(round.latency.p99),
-                "ms",
+                ms(round.latency.p99),
+                baseline.map(|(_, l)| ms(l.p99)),
+                Unit::Millis,
             ));
         }
         for query in &self.queries {
-            rows.push((
+            let baseline = query.baseline.as_ref();
+            rows.push(Row::new(
                 format!("{} p50", query.name),
-                millis(query.latency.p50),
-                "ms",
+                ms(query.latency.p50),
+                baseline.map(|l| ms(l.p50)),
+                Unit::Millis,
             ));
-            rows.push((
+            rows.push(Row::new(
                 format!("{} p99", query.name),
-                millis(query.latency.p99),
-                "ms",
+                ms(query.latency.p99),
+                baseline.map(|l| ms(l.p99)),
+                Unit::Millis,
             ));
         }
-        rows.push((
-            "disk size".to_string(),
-            format!("{:.1}", self.disk_bytes as f64 / 1_048_576.0),
-            "MiB",
+        rows.push(Row::new(
+            "export of the largest org (seq order, JSON lines)",
+            self.export.per_second(),
+            base.map(|b| b.export.per_second()),
+            Unit::EventsPerSecond,
         ));
-        rows.push((
+        rows.push(Row::new(
+            "disk size",
+            self.disk_bytes as f64 / 1_048_576.0,
+            base.map(|b| b.disk_bytes as f64 / 1_048_576.0),
+            Unit::MiB,
+        ));
+        rows.push(Row::new(
             format!(
                 "bytes per event on disk ({} events)",
                 thousands(self.total_events)
             ),
-            format!("{:.0}", self.bytes_per_event()),
-            "bytes/event",
+            self.bytes_per_event(),
+            base.map(|b| b.disk_bytes as f64 / self.total_events.max(1) as f64),
+            Unit::Bytes,
         ));
         rows
     }
 }
 
 impl fmt::Display for Report {
+    /// A Markdown table: `metric | auditlog | baseline | × | unit`, where `×` is how many
+    /// times better than the baseline the store is (throughput over throughput, latency and
+    /// size the other way round).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_table(f, &self.rows())
+        writeln!(f, "| metric | auditlog | baseline | × | unit |")?;
+        writeln!(f, "|---|---:|---:|---:|---|")?;
+        for row in self.rows() {
+            let baseline = row.baseline.map(|b| row.shown(b)).unwrap_or_default();
+            let advantage = row
+                .advantage()
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_default();
+            writeln!(
+                f,
+                "| {} | {} | {baseline} | {advantage} | {} |",
+                row.metric,
+                row.shown(row.value),
+                row.unit_name()
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -404,6 +532,46 @@ pub async fn run(
         .join()
         .expect("the generator thread does not panic");
 
+    // The baseline loads the same events in the same batches; only its inserts and commits
+    // are timed (generation and validation happen between the timed calls).
+    let baseline = match &config.baseline_dir {
+        Some(dir) => Some(Arc::new(Mutex::new(
+            Baseline::open(dir).map_err(baseline_error)?,
+        ))),
+        None => None,
+    };
+    let mut baseline_load = None;
+    if let Some(baseline) = &baseline {
+        let mut baseline = baseline.lock().expect("lock");
+        let mut replay = History::new(spec.clone());
+        let mut elapsed = Duration::ZERO;
+        let mut done = 0u64;
+        loop {
+            let batch: Vec<(i64, auditlog_core::EventBody)> = replay
+                .by_ref()
+                .take(config.load_batch.max(1))
+                .map(|(org, event)| {
+                    let body = validate(event, &catalog, now).expect("generated events are valid");
+                    (org as i64, body)
+                })
+                .collect();
+            if batch.is_empty() {
+                break;
+            }
+            let refs: Vec<(i64, &auditlog_core::EventBody)> =
+                batch.iter().map(|(org, body)| (*org, body)).collect();
+            let call = Instant::now();
+            baseline.append(&refs).map_err(baseline_error)?;
+            elapsed += call.elapsed();
+            done += batch.len() as u64;
+            progress("baseline load", done, config.n_events);
+        }
+        baseline_load = Some(Throughput {
+            events: done,
+            elapsed,
+        });
+    }
+
     // Queries, all on the largest organization.
     let (largest, &largest_events) = per_org
         .iter()
@@ -411,6 +579,7 @@ pub async fn run(
         .max_by_key(|&(_, n)| *n)
         .expect("at least one org");
     let org = org_ids[largest];
+    let base_org = largest as i64;
     let people = &history.orgs()[largest].users;
     let end = spec.end();
     let mut rng = SmallRng::seed_from_u64(config.seed ^ 0x7175_6572_7931);
@@ -435,9 +604,13 @@ pub async fn run(
             }
         })
         .await?;
+    let baseline_latency = timing.measure_baseline(&baseline, name, &progress, |b, _| {
+        Ok(b.page(base_org, None, 50)?.0)
+    })?;
     queries.push(QueryResult {
         name: name.to_string(),
         latency,
+        baseline: baseline_latency,
     });
 
     // (b) Actions of one user over the last 90 days.
@@ -491,9 +664,27 @@ pub async fn run(
             }
         })
         .await?;
+    let baseline_latency = timing.measure_baseline(&baseline, name, &progress, |b, i| {
+        let filter = &filters[i % filters.len()];
+        let mut actions: &[String] = &[];
+        let mut email = "";
+        for condition in &filter.conditions {
+            match condition {
+                Condition::AnyOf {
+                    column: Column::ActionKey,
+                    values,
+                } => actions = values,
+                Condition::AnyOf { values, .. } => email = &values[0],
+                Condition::Text(_) => {}
+            }
+        }
+        let from = filter.from.map_or(i64::MIN, |t| t.as_millis());
+        b.action_user(base_org, actions, email, from, 50)
+    })?;
     queries.push(QueryResult {
         name: name.to_string(),
         latency,
+        baseline: baseline_latency,
     });
 
     // (c) A page deep in the history by keyset cursor. One offset query finds positions
@@ -537,7 +728,25 @@ pub async fn run(
                 }
             })
             .await?;
-        queries.push(QueryResult { name, latency });
+        let mut baseline_latency = None;
+        if let Some(b) = &baseline {
+            let positions = b
+                .lock()
+                .expect("lock")
+                .positions(base_org, around, 1000)
+                .map_err(baseline_error)?;
+            if !positions.is_empty() {
+                baseline_latency = timing.measure_baseline(&baseline, &name, &progress, |b, i| {
+                    let position: BaselinePosition = positions[(i * 37) % positions.len()];
+                    Ok(b.page(base_org, Some(position), 50)?.0)
+                })?;
+            }
+        }
+        queries.push(QueryResult {
+            name,
+            latency,
+            baseline: baseline_latency,
+        });
     }
 
     // (d) Facets over the last 30 days.
@@ -556,9 +765,14 @@ pub async fn run(
             }
         })
         .await?;
+    let baseline_latency = timing.measure_baseline(&baseline, name, &progress, |b, i| {
+        let from = end.plus_millis(-30 * MS_PER_DAY - (i % 24) as i64 * 3_600_000);
+        b.facets(base_org, from.as_millis(), 20)
+    })?;
     queries.push(QueryResult {
         name: name.to_string(),
         latency,
+        baseline: baseline_latency,
     });
 
     // (e) Free-text search: a user's last name or a channel name.
@@ -589,9 +803,13 @@ pub async fn run(
             }
         })
         .await?;
+    let baseline_latency = timing.measure_baseline(&baseline, name, &progress, |b, i| {
+        b.search(base_org, &terms[i % terms.len()], 50)
+    })?;
     queries.push(QueryResult {
         name: name.to_string(),
         latency,
+        baseline: baseline_latency,
     });
 
     // (f) A capped count over a time range of 1 to 60 days.
@@ -620,13 +838,64 @@ pub async fn run(
             }
         })
         .await?;
+    let baseline_latency = timing.measure_baseline(&baseline, name, &progress, |b, i| {
+        let (from, to) = ranges[i % ranges.len()];
+        b.count(base_org, from.as_millis(), to.as_millis(), 10_000)
+    })?;
     queries.push(QueryResult {
         name: name.to_string(),
         latency,
+        baseline: baseline_latency,
     });
+
+    // Export: the largest organization's history in `seq` order, each event written as the
+    // JSON line an export holds.
+    progress("export", 0, largest_events);
+    let org_name = history.orgs()[largest].name.clone();
+    let mut line = Vec::with_capacity(2048);
+    let started = Instant::now();
+    let mut exported = 0u64;
+    loop {
+        let page = store.events_by_seq(org, exported, 1_000).await?;
+        let Some(last) = page.last() else { break };
+        let last_seq = last.seq;
+        for event in &page {
+            line.clear();
+            let record = EventRecord::new(event, Some(&org_name), &catalog);
+            serde_json::to_writer(&mut line, &record).expect("records serialize");
+            line.push(b'\n');
+            std::hint::black_box(&line);
+        }
+        exported = last_seq;
+        progress("export", exported.min(largest_events), largest_events);
+    }
+    let export = Throughput {
+        events: exported,
+        elapsed: started.elapsed(),
+    };
+    let mut baseline_export = None;
+    if let Some(b) = &baseline {
+        progress("baseline export", 0, 1);
+        let started = Instant::now();
+        let n = b
+            .lock()
+            .expect("lock")
+            .export(base_org, &mut line)
+            .map_err(baseline_error)?;
+        baseline_export = Some(Throughput {
+            events: n,
+            elapsed: started.elapsed(),
+        });
+        progress("baseline export", 1, 1);
+    }
 
     // Durable appends: more of the same population, one call after the other.
     history.extend(extra);
+    let org_index: std::collections::HashMap<uuid::Uuid, i64> = org_ids
+        .iter()
+        .enumerate()
+        .map(|(idx, id)| (*id, idx as i64))
+        .collect();
     let mut appends = Vec::new();
     for &(size, calls) in &config.append_rounds {
         let phase = format!("append, batch of {size}");
@@ -642,6 +911,30 @@ pub async fn run(
                 });
             }
             batches.push(batch);
+        }
+        let mut baseline_round = None;
+        if let Some(b) = &baseline {
+            let mut b = b.lock().expect("lock");
+            let mut samples = Vec::with_capacity(calls);
+            let started = Instant::now();
+            for batch in &batches {
+                let rows: Vec<(i64, &auditlog_core::EventBody)> = batch
+                    .iter()
+                    .map(|item| (org_index[&item.org_id], &item.body))
+                    .collect();
+                let call = Instant::now();
+                b.append(&rows).map_err(baseline_error)?;
+                samples.push(call.elapsed());
+            }
+            if calls > 0 {
+                baseline_round = Some((
+                    Throughput {
+                        events: (size * calls) as u64,
+                        elapsed: started.elapsed(),
+                    },
+                    Latency::from_samples(samples, (size * calls) as u64),
+                ));
+            }
         }
         let mut samples = Vec::with_capacity(calls);
         let started = Instant::now();
@@ -659,6 +952,7 @@ pub async fn run(
                     elapsed: started.elapsed(),
                 },
                 latency: Latency::from_samples(samples, (size * calls) as u64),
+                baseline: baseline_round,
             });
         }
     }
@@ -680,8 +974,21 @@ pub async fn run(
         load_append_only,
         appends,
         queries,
+        export,
         disk_bytes,
+        baseline: match (baseline_load, baseline_export, &config.baseline_dir) {
+            (Some(load), Some(export), Some(dir)) => Some(BaselineFigures {
+                load,
+                export,
+                disk_bytes: Baseline::disk_bytes(dir),
+            }),
+            _ => None,
+        },
     })
+}
+
+fn baseline_error(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("baseline: {error}"))
 }
 
 /// The first page of 50, newest first.
@@ -730,6 +1037,40 @@ impl Timing {
             }
         }
         Ok(Latency::from_samples(samples, rows))
+    }
+}
+
+impl Timing {
+    /// Times `op(baseline, i)` like [`Timing::measure`] times the store; `None` without a
+    /// baseline.
+    fn measure_baseline(
+        &self,
+        baseline: &Option<Arc<Mutex<Baseline>>>,
+        name: &str,
+        progress: &impl Fn(&str, u64, u64),
+        mut op: impl FnMut(&Baseline, usize) -> rusqlite::Result<u64>,
+    ) -> Result<Option<Latency>, StoreError> {
+        let Some(baseline) = baseline else {
+            return Ok(None);
+        };
+        let baseline = baseline.lock().expect("lock");
+        let phase = format!("baseline: {name}");
+        for i in 0..self.warmup {
+            op(&baseline, self.runs + i).map_err(baseline_error)?;
+        }
+        let mut samples = Vec::with_capacity(self.runs);
+        let mut rows = 0;
+        let started = Instant::now();
+        for i in 0..self.runs {
+            let call = Instant::now();
+            rows += op(&baseline, i).map_err(baseline_error)?;
+            samples.push(call.elapsed());
+            progress(&phase, i as u64 + 1, self.runs as u64);
+            if i + 1 >= 20 && started.elapsed() > self.budget {
+                break;
+            }
+        }
+        Ok(Some(Latency::from_samples(samples, rows)))
     }
 }
 

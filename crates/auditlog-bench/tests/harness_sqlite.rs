@@ -11,8 +11,10 @@ use auditlog_store::Store;
 async fn runs_end_to_end_and_reports_every_figure() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let baseline_dir = tempfile::tempdir().unwrap();
     let config = BenchConfig {
         deep_page_depth: 300,
+        baseline_dir: Some(baseline_dir.path().to_path_buf()),
         ..BenchConfig::smoke(5_000, 3)
     };
     let phases = Mutex::new(Vec::<String>::new());
@@ -63,18 +65,33 @@ async fn runs_end_to_end_and_reports_every_figure() {
     assert!(report.largest_org_events > 500);
     assert!(report.disk_bytes > 0);
 
+    // The baseline answered every question the store did, on the same events.
+    let baseline = report.baseline.as_ref().expect("a baseline was measured");
+    assert_eq!(baseline.load.events, 5_000);
+    assert_eq!(baseline.export.events, report.export.events);
+    assert_eq!(report.export.events, report.largest_org_events);
+    assert!(baseline.disk_bytes > 0);
+    for query in &report.queries {
+        let latency = query.baseline.as_ref().expect("every query has a baseline");
+        assert_eq!(latency.runs, 10, "{}", query.name);
+    }
+    assert!(report.appends.iter().all(|round| round.baseline.is_some()));
+
     let table = report.to_string();
-    assert!(table.starts_with("| metric | value | unit |\n|---|---:|---|\n"));
+    assert!(table.starts_with(
+        "| metric | auditlog | baseline | × | unit |\n|---|---:|---:|---:|---|\n"
+    ));
     assert_eq!(table.lines().count(), 2 + report.rows().len());
     assert!(table.contains("| durable append, batch of 1,000 | "));
     assert!(table.contains("| bytes per event on disk (7,520 events) | "));
     let phases = phases.into_inner().unwrap();
     assert_eq!(
-        phases[..4],
+        phases[..5],
         [
             "generate",
             "create organizations",
             "load",
+            "baseline load",
             "newest page of the largest org (limit 50)"
         ]
     );
