@@ -304,7 +304,12 @@ impl Report {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let base = self.baseline.as_ref();
         let mut rows = vec![
-            Row::new("events bulk loaded", self.n_events as f64, None, Unit::Count),
+            Row::new(
+                "events bulk loaded",
+                self.n_events as f64,
+                None,
+                Unit::Count,
+            ),
             Row::new("organizations", self.n_orgs as f64, None, Unit::Count),
             Row::new(
                 "events of the largest organization",
@@ -736,10 +741,11 @@ pub async fn run(
                 .positions(base_org, around, 1000)
                 .map_err(baseline_error)?;
             if !positions.is_empty() {
-                baseline_latency = timing.measure_baseline(&baseline, &name, &progress, |b, i| {
-                    let position: BaselinePosition = positions[(i * 37) % positions.len()];
-                    Ok(b.page(base_org, Some(position), 50)?.0)
-                })?;
+                baseline_latency =
+                    timing.measure_baseline(&baseline, &name, &progress, |b, i| {
+                        let position: BaselinePosition = positions[(i * 37) % positions.len()];
+                        Ok(b.page(base_org, Some(position), 50)?.0)
+                    })?;
             }
         }
         queries.push(QueryResult {

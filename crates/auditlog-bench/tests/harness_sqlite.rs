@@ -78,9 +78,8 @@ async fn runs_end_to_end_and_reports_every_figure() {
     assert!(report.appends.iter().all(|round| round.baseline.is_some()));
 
     let table = report.to_string();
-    assert!(table.starts_with(
-        "| metric | auditlog | baseline | × | unit |\n|---|---:|---:|---:|---|\n"
-    ));
+    assert!(table
+        .starts_with("| metric | auditlog | baseline | × | unit |\n|---|---:|---:|---:|---|\n"));
     assert_eq!(table.lines().count(), 2 + report.rows().len());
     assert!(table.contains("| durable append, batch of 1,000 | "));
     assert!(table.contains("| bytes per event on disk (7,520 events) | "));

@@ -1,10 +1,13 @@
-//! The embedded SQLite backend of auditlog: one file under the data directory, WAL with
-//! `synchronous=FULL`, one writer thread doing group commit, a pool of readers, and a
-//! checkpointer thread that keeps the WAL small without stalling commits.
+//! The embedded SQLite backend of auditlog: the log in one file under the data directory
+//! (WAL with `synchronous=FULL`, one writer thread doing group commit), everything derived
+//! from it in a second file built by an indexer thread, a pool of readers that merge the two,
+//! and a checkpointer thread that keeps the log's WAL small without stalling commits.
 //!
-//! - [`schema`]: the tables, indexes and migrations.
-//! - `writer`: the group-commit writer (the only code that writes).
-//! - `read`: the query plans.
+//! - [`schema`]: the tables, indexes and migrations of both files.
+//! - `log_row`: the stored form of an event.
+//! - `writer`: the group-commit writer (the only code that writes `auditlog.db`).
+//! - `indexer`: builds `index.db` from the log, off the commit path.
+//! - `read`: the query plans, and the merge of the unindexed tail.
 
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
@@ -17,13 +20,15 @@ use auditlog_core::query::{Filter, Query};
 use auditlog_core::{Event, Timestamp};
 use auditlog_store::{
     Append, AppendOutcome, ChainHead, Count, Credential, CredentialKind, ExportJob, Facets,
-    IdempotencyKey, NewOrg, Org, Role, ServiceAccount, Store, StoreError, User,
+    IdempotencyKey, IndexLag, NewOrg, Org, Role, ServiceAccount, Store, StoreError, User,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 mod accounts;
+mod indexer;
+mod log_row;
 mod read;
 pub mod schema;
 mod writer;
@@ -33,6 +38,9 @@ use writer::Command;
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "auditlog.db";
+/// The derived-state file's name inside the data directory (it can be deleted while no
+/// process has the store open, and is then rebuilt from the log).
+pub const INDEX_FILE: &str = "index.db";
 
 /// How many queued write requests make a sender wait (backpressure).
 const WRITE_QUEUE: usize = 4096;
@@ -42,10 +50,12 @@ const MAX_IDLE_READERS: usize = 8;
 /// The SQLite store.
 pub struct SqliteStore {
     path: PathBuf,
+    index_path: PathBuf,
     commands: Mutex<Option<mpsc::SyncSender<Command>>>,
     readers: Arc<Readers>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop_checkpointer: Arc<std::sync::atomic::AtomicBool>,
+    indexer: Arc<indexer::Signal>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -75,6 +85,22 @@ pub(crate) fn org_from_row(row: &Row<'_>) -> rusqlite::Result<Org> {
     })
 }
 
+/// Settings of `index.db`: WAL so readers never block the indexer, and `synchronous=NORMAL`
+/// because what it holds can be rebuilt from the log (a crash loses at most its last
+/// batches, which the indexer redoes; it never leaves the file inconsistent).
+fn configure_index(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(backend)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -65536;
+         PRAGMA journal_size_limit = 67108864;",
+    )
+    .map_err(backend)
+}
+
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(backend)?;
@@ -89,9 +115,31 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     .map_err(backend)
 }
 
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Run the indexer thread (the default). Without it derived state is built only by
+    /// [`SqliteStore::index_now`], which tests use to decide exactly what is indexed; reads
+    /// stay correct either way.
+    pub background_indexing: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> SqliteOptions {
+        SqliteOptions {
+            background_indexing: true,
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating when absent) the store in `dir`, migrating it to the current schema.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(dir, SqliteOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with options.
+    pub fn open_with(dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
@@ -102,12 +150,27 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(backend)?;
 
+        let index_path = dir.join(INDEX_FILE);
+        let mut index = Connection::open(&index_path).map_err(backend)?;
+        configure_index(&index)?;
+        schema::migrate_index(&mut index)?;
+        let signal = Arc::new(indexer::Signal::new(options.background_indexing));
         let (sender, receiver) = mpsc::sync_channel(WRITE_QUEUE);
-        let writer = writer::Writer::new(conn);
+        let writer = writer::Writer::new(conn, Arc::clone(&signal));
         let mut threads = vec![std::thread::Builder::new()
             .name("auditlog-sqlite-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(|e| StoreError::Backend(e.to_string()))?];
+        if options.background_indexing {
+            let indexer = indexer::Indexer::new(index, open_log_reader(&path)?);
+            let indexer_signal = Arc::clone(&signal);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("auditlog-sqlite-indexer".into())
+                    .spawn(move || indexer.run(&indexer_signal))
+                    .map_err(|e| StoreError::Backend(e.to_string()))?,
+            );
+        }
 
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let checkpointer = Connection::open(&path).map_err(backend)?;
@@ -126,12 +189,15 @@ impl SqliteStore {
         Ok(SqliteStore {
             readers: Arc::new(Readers {
                 path: path.clone(),
+                index_path: index_path.clone(),
                 idle: Mutex::new(Vec::new()),
             }),
             path,
+            index_path,
             commands: Mutex::new(Some(sender)),
             threads: Mutex::new(threads),
             stop_checkpointer: stop,
+            indexer: signal,
         })
     }
 
@@ -140,9 +206,33 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Stops the writer after it has committed everything queued, and waits for it.
+    /// Indexes everything stored so far on the calling task's behalf (beside the indexer
+    /// thread, if it runs; the two never index the same rows); answers how many events it
+    /// indexed.
+    pub async fn index_now(&self) -> Result<u64, StoreError> {
+        let (path, index_path) = (self.path.clone(), self.index_path.clone());
+        tokio::task::spawn_blocking(move || {
+            let index = Connection::open(&index_path).map_err(backend)?;
+            configure_index(&index)?;
+            let mut indexer = indexer::Indexer::new(index, open_log_reader(&path)?);
+            let mut total = 0u64;
+            loop {
+                let (n, _) = indexer.index_batch(indexer::MAX_BATCH)?;
+                total += n as u64;
+                if n < indexer::MAX_BATCH {
+                    return Ok(total);
+                }
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+
+    /// Stops the writer after it has committed everything queued, and the indexer after
+    /// its current batch, and waits for both.
     pub fn close(&self) {
         self.commands.lock().expect("lock").take();
+        self.indexer.stop();
         self.stop_checkpointer
             .store(true, std::sync::atomic::Ordering::Relaxed);
         for thread in self.threads.lock().expect("lock").drain(..) {
@@ -195,9 +285,16 @@ impl SqliteStore {
         empty: T,
         work: impl FnOnce(&Connection, &OrgScope) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.with_reader(move |conn| match OrgScope::resolve(conn, org_id)? {
-            Some(scope) => work(conn, &scope),
-            None => Ok(empty),
+        self.with_reader(move |conn| {
+            // The snapshot of index.db must be taken before the log's (see `read`): this
+            // statement is the transaction's first.
+            conn.prepare_cached("SELECT indexed_upto FROM idx.index_state")
+                .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))
+                .map_err(backend)?;
+            match OrgScope::resolve(conn, org_id)? {
+                Some(scope) => work(conn, &scope),
+                None => Ok(empty),
+            }
         })
         .await
     }
@@ -230,6 +327,18 @@ impl Drop for SqliteStore {
     }
 }
 
+/// A read-only connection to the log, for an indexer.
+fn open_log_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(backend)?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(backend)?;
+    Ok(conn)
+}
+
 /// WAL size beyond which the checkpointer makes the log start over.
 const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -256,6 +365,7 @@ fn run_checkpointer(conn: Connection, wal: PathBuf, stop: &std::sync::atomic::At
 
 struct Readers {
     path: PathBuf,
+    index_path: PathBuf,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -272,6 +382,11 @@ impl Readers {
         )
         .map_err(backend)?;
         configure(&conn)?;
+        conn.execute(
+            "ATTACH DATABASE ?1 AS idx",
+            [self.index_path.to_string_lossy()],
+        )
+        .map_err(backend)?;
         conn.execute_batch("PRAGMA query_only = 1;")
             .map_err(backend)?;
         Ok(conn)
@@ -437,13 +552,87 @@ impl Store for SqliteStore {
     }
 
     async fn disk_bytes(&self) -> Result<u64, StoreError> {
-        let path = self.path.clone();
-        let size = |suffix: &str| {
-            let mut name = path.clone().into_os_string();
+        let size = |path: &Path, suffix: &str| {
+            let mut name = path.to_path_buf().into_os_string();
             name.push(suffix);
             std::fs::metadata(name).map(|m| m.len()).unwrap_or(0)
         };
-        Ok(size("") + size("-wal"))
+        Ok([&self.path, &self.index_path]
+            .iter()
+            .map(|path| size(path, "") + size(path, "-wal"))
+            .sum())
+    }
+
+    async fn index_lag(&self) -> Result<IndexLag, StoreError> {
+        self.with_reader(|conn| {
+            let upto: i64 = conn
+                .query_row("SELECT indexed_upto FROM idx.index_state", [], |row| {
+                    row.get(0)
+                })
+                .map_err(backend)?;
+            let last: Option<i64> = conn
+                .query_row("SELECT max(lsn) FROM log", [], |row| row.get(0))
+                .map_err(backend)?;
+            let oldest: Option<i64> = conn
+                .query_row(
+                    "SELECT created_at FROM log WHERE lsn > ?1 ORDER BY lsn LIMIT 1",
+                    [upto],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            Ok(IndexLag {
+                events: last.map_or(0, |last| (last - upto).max(0) as u64),
+                oldest: oldest.and_then(Timestamp::from_millis),
+            })
+        })
+        .await
+    }
+
+    async fn rebuild_derived(&self) -> Result<(), StoreError> {
+        let index_path = self.index_path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut index = Connection::open(&index_path).map_err(backend)?;
+            configure_index(&index)?;
+            let tx = index
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            tx.execute_batch(schema::INDEX_RESET).map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))??;
+        // Wake the indexer: it sees the reset and starts over from the beginning of the log.
+        self.indexer.committed(0);
+        Ok(())
+    }
+
+    async fn wait_indexed(&self) -> Result<(), StoreError> {
+        let target: i64 = self
+            .with_reader(|conn| {
+                conn.query_row("SELECT coalesce(max(lsn), 0) FROM log", [], |row| {
+                    row.get(0)
+                })
+                .map_err(backend)
+            })
+            .await?;
+        if !self.indexer.background() {
+            self.index_now().await?;
+        }
+        loop {
+            let upto: i64 = self
+                .with_reader(|conn| {
+                    conn.query_row("SELECT indexed_upto FROM idx.index_state", [], |row| {
+                        row.get(0)
+                    })
+                    .map_err(backend)
+                })
+                .await?;
+            if upto >= target {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     fn close(&self) {

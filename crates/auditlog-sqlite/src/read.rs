@@ -1,7 +1,15 @@
 //! The read side: pages, counts, facets and chain walks, each inside one read transaction on
-//! a pooled connection.
+//! a pooled connection that has `index.db` attached as `idx`.
 //!
-//! Every query is scoped by `org_key` in SQL. Three plans answer a filter:
+//! **Visibility.** The index trails the log. Every read first takes its snapshot of
+//! `index.db`, then of the log (see `SqliteStore::read`), so the log it sees holds at least
+//! everything the index covers; for the organization it asks about, events past the
+//! organization's last indexed `seq` (the *tail*, a few thousand events at most while the
+//! indexer keeps up) are read from the log, matched in memory with `Filter::matches`, and
+//! merged into the answer. An acknowledged event is therefore in every answer at once.
+//!
+//! Every query is scoped by `org_key` in SQL. Three plans answer a filter over the indexed
+//! part:
 //! - **days**: walk the organization's days (from `org_days`) in the requested order and ask
 //!   each day's slice of an index for the matching events, stopping once the page is full.
 //!   Conditions become SQL on dictionary keys. Whole days of counts and facets come from the
@@ -15,106 +23,60 @@ use std::collections::HashMap;
 
 use auditlog_core::chain::{Checkpoint, SignedCheckpoint};
 use auditlog_core::query::{Column, Combine, Condition, Filter, Order, Position, Query, Start};
-use auditlog_core::{text, ActorType, Event, EventBody, Timestamp};
+use auditlog_core::{text, Event, EventBody, Timestamp};
 use auditlog_store::{ActorCount, ChainHead, Count, Facets, StoreError};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use uuid::Uuid;
 
-use crate::backend;
+use crate::{backend, log_row};
 
-/// Columns of a full event, joined with its dictionaries. `{where}` follows.
-const EVENT_SELECT: &str = "SELECT e.pos, e.id, e.occurred_at, e.created_at, sa.value, sv.value,
-        a.ext_id, a.email, a.name, ak.value, t.ext_id, t.email, t.name, tk.value,
-        ss.value, e.ip, su.value, e.request_id, e.meta, e.hash
-    FROM events e
-    JOIN strings sa ON sa.string_key = e.action
-    LEFT JOIN strings sv ON sv.string_key = e.verb
-    JOIN principals a ON a.principal_key = e.actor
-    LEFT JOIN strings ak ON ak.string_key = a.kind
-    LEFT JOIN principals t ON t.principal_key = e.target
-    LEFT JOIN strings tk ON tk.string_key = t.kind
-    LEFT JOIN strings ss ON ss.string_key = e.service
-    LEFT JOIN strings su ON su.string_key = e.user_agent";
+/// Columns of a full event of the index, read from its log row. `{where}` follows.
+fn event_select() -> String {
+    format!(
+        "SELECT {} FROM event_index e JOIN log l ON l.lsn = e.lsn",
+        log_row::COLUMNS
+    )
+}
 
 /// Number of bits of `pos` that hold `seq`.
 const SEQ_BITS: u32 = 40;
-
-fn event_from_row(row: &Row<'_>, org_id: Uuid) -> Result<Event, StoreError> {
-    let get_text = |idx: usize| row.get::<_, Option<String>>(idx).map_err(backend);
-    let pos: i64 = row.get(0).map_err(backend)?;
-    let id: Vec<u8> = row.get(1).map_err(backend)?;
-    let id = Uuid::from_slice(&id)
-        .map_err(|_| StoreError::Corrupt(format!("event at pos {pos} has a malformed id")))?;
-    let corrupt = |what: &str| StoreError::Corrupt(format!("event {id}: {what}"));
-    let millis = |idx: usize| -> Result<Timestamp, StoreError> {
-        let ms: i64 = row.get(idx).map_err(backend)?;
-        Timestamp::from_millis(ms).ok_or_else(|| corrupt("time out of range"))
-    };
-    let actor_type = get_text(9)?.unwrap_or_default();
-    let ip: Option<Vec<u8>> = row.get(15).map_err(backend)?;
-    let ip_address = match ip.as_deref() {
-        None => None,
-        Some(bytes) => Some(match bytes.len() {
-            4 => std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).expect("length checked")),
-            16 => std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).expect("length checked")),
-            _ => return Err(corrupt("malformed ip")),
-        }),
-    };
-    let meta = match get_text(18)? {
-        None => serde_json::Map::new(),
-        Some(text) => {
-            serde_json::from_str(&text).map_err(|_| corrupt("meta is not a JSON object"))?
-        }
-    };
-    let hash: Vec<u8> = row.get(19).map_err(backend)?;
-    Ok(Event {
-        id,
-        org_id,
-        seq: (pos & ((1 << SEQ_BITS) - 1)) as u64,
-        created_at: millis(3)?,
-        hash: hash
-            .try_into()
-            .map_err(|_| corrupt("hash is not 32 bytes"))?,
-        body: EventBody {
-            action_key: get_text(4)?.ok_or_else(|| corrupt("no action"))?,
-            action_verb: get_text(5)?,
-            actor_id: get_text(6)?,
-            actor_email: get_text(7)?,
-            actor_name: get_text(8)?,
-            actor_type: ActorType::parse(&actor_type)
-                .ok_or_else(|| corrupt("unknown actor type"))?,
-            target_id: get_text(10)?,
-            target_email: get_text(11)?,
-            target_name: get_text(12)?,
-            target_type: get_text(13)?,
-            service_name: get_text(14)?,
-            ip_address,
-            user_agent: get_text(16)?,
-            request_id: get_text(17)?,
-            meta,
-            occurred_at: millis(2)?,
-        },
-    })
-}
 
 /// One organization as the read side addresses it.
 pub struct OrgScope {
     org_id: Uuid,
     org_key: i64,
+    /// The organization's last `seq` the index covers: later events are the tail.
+    indexed_seq: u64,
 }
 
 impl OrgScope {
-    /// Resolves an organization id; `None` when it does not exist.
+    /// Resolves an organization id; `None` when it does not exist. Must run after the read
+    /// transaction has taken its snapshot of `index.db` (see the module's doc).
     pub fn resolve(conn: &Connection, org_id: Uuid) -> Result<Option<OrgScope>, StoreError> {
-        let org_key = conn
+        let org_key: Option<i64> = conn
             .prepare_cached("SELECT org_key FROM orgs WHERE id = ?1")
             .and_then(|mut stmt| {
                 stmt.query_row([org_id.as_bytes().as_slice()], |row| row.get(0))
                     .optional()
             })
             .map_err(backend)?;
-        Ok(org_key.map(|org_key| OrgScope { org_id, org_key }))
+        let Some(org_key) = org_key else {
+            return Ok(None);
+        };
+        let mut scope = OrgScope {
+            org_id,
+            org_key,
+            indexed_seq: 0,
+        };
+        let last: Option<i64> = conn
+            .prepare_cached("SELECT max(pos) FROM event_index WHERE pos BETWEEN ?1 AND ?2")
+            .and_then(|mut stmt| {
+                stmt.query_row(params![scope.pos(0), scope.pos(u64::MAX)], |row| row.get(0))
+            })
+            .map_err(backend)?;
+        scope.indexed_seq = last.map_or(0, |pos| (pos & ((1 << SEQ_BITS) - 1)) as u64);
+        Ok(Some(scope))
     }
 
     fn pos(&self, seq: u64) -> i64 {
@@ -390,16 +352,114 @@ fn whole_day(filter: &Filter, day: i64) -> bool {
     lo <= start && end <= hi
 }
 
-/// One page of events.
+/// The tail's events that match `filter`, in `order`.
+fn tail_matches(
+    conn: &Connection,
+    scope: &OrgScope,
+    filter: &Filter,
+    order: Order,
+) -> Result<Vec<Event>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM log l WHERE l.org_key = ?1 AND l.seq > ?2 ORDER BY l.seq",
+            log_row::COLUMNS
+        ))
+        .map_err(backend)?;
+    let mut rows = stmt
+        .query(params![scope.org_key, scope.indexed_seq as i64])
+        .map_err(backend)?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let event = log_row::decode(row, scope.org_id)?;
+        if filter.matches(&event) {
+            events.push(event);
+        }
+    }
+    sort_events(&mut events, order);
+    Ok(events)
+}
+
+fn sort_events(events: &mut [Event], order: Order) {
+    let key = |e: &Event| (e.body.occurred_at, e.seq);
+    match order {
+        Order::NewestFirst => events.sort_unstable_by_key(|e| std::cmp::Reverse(key(e))),
+        Order::OldestFirst => events.sort_unstable_by_key(key),
+    }
+}
+
+/// One page of events: the indexed part's page merged with the tail's matches.
 pub fn query(conn: &Connection, scope: &OrgScope, query: &Query) -> Result<Vec<Event>, StoreError> {
-    let filter = &query.filter;
     let limit = query.limit.clamp(1, auditlog_core::query::MAX_LIMIT) as usize;
+    let tail = tail_matches(conn, scope, &query.filter, query.order)?;
+    if tail.is_empty() {
+        return query_indexed(conn, scope, query, query.start, limit);
+    }
+    let order = query.order;
+    let before = |a: &Event, b: &Event| Position::of(a).is_before(&Position::of(b), order);
+    match query.start {
+        Start::After(after) => {
+            let mut page = query_indexed(conn, scope, query, query.start, limit)?;
+            page.extend(
+                tail.into_iter()
+                    .filter(|e| after.is_before(&Position::of(e), order)),
+            );
+            sort_events(&mut page, order);
+            page.truncate(limit);
+            Ok(page)
+        }
+        Start::Offset(skip) => {
+            // The merged sequence's events `skip..skip + limit` hold at most `t` tail events,
+            // so the indexed part is read from `skip - t` on. Its first event `first` has
+            // rank `base + k` in the merged sequence, where `k` tail events precede it;
+            // tail events before `first` are ranked among indexed events not read, so they
+            // are left out (when `base` is 0 nothing is unread and they all count).
+            let t = tail.len() as u64;
+            let base = skip.saturating_sub(t);
+            let indexed =
+                query_indexed(conn, scope, query, Start::Offset(base), limit + t as usize)?;
+            let Some(first) = indexed.first().cloned() else {
+                // Nothing indexed from `base` on: the merged sequence is the (fewer than
+                // `base`) indexed events before and the tail, all ranked when `base` is 0.
+                if base > 0 {
+                    return Ok(Vec::new());
+                }
+                return Ok(tail.into_iter().skip(skip as usize).take(limit).collect());
+            };
+            let (mut merged, rank) = if base == 0 {
+                let mut all = indexed;
+                all.extend(tail);
+                (all, 0u64)
+            } else {
+                let k = tail.iter().filter(|e| before(e, &first)).count() as u64;
+                let mut all = indexed;
+                all.extend(tail.into_iter().filter(|e| !before(e, &first)));
+                (all, base + k)
+            };
+            sort_events(&mut merged, order);
+            Ok(merged
+                .into_iter()
+                .skip((skip - rank) as usize)
+                .take(limit)
+                .collect())
+        }
+    }
+}
+
+/// One page of the indexed part: `limit` events from `start`.
+fn query_indexed(
+    conn: &Connection,
+    scope: &OrgScope,
+    query: &Query,
+    start: Start,
+    limit: usize,
+) -> Result<Vec<Event>, StoreError> {
+    let filter = &query.filter;
     let (lo, hi) = time_bounds(filter);
-    let after = match query.start {
+    let after = match start {
         Start::After(position) => Some(position),
         Start::Offset(_) => None,
     };
-    let mut skip = match query.start {
+    let mut skip = match start {
         Start::Offset(n) => n,
         Start::After(_) => 0,
     };
@@ -408,12 +468,12 @@ pub fn query(conn: &Connection, scope: &OrgScope, query: &Query) -> Result<Vec<E
         Plan::Days {
             sql, params, hint, ..
         } => {
-            let from_events = format!("FROM events e {hint}");
+            let from_events = format!("FROM event_index e {hint}");
             let (cmp, dir) = match query.order {
                 Order::NewestFirst => ("<", "DESC"),
                 Order::OldestFirst => (">", "ASC"),
             };
-            let select = EVENT_SELECT.replacen("FROM events e", &from_events, 1);
+            let select = event_select().replacen("FROM event_index e", &from_events, 1);
             let page_sql = format!(
                 "{select} WHERE e.day = ? AND e.org_key = ? AND e.occurred_at BETWEEN ? AND ?
                  AND (e.occurred_at, e.pos) {cmp} (?, ?) AND {sql}
@@ -471,7 +531,7 @@ pub fn query(conn: &Connection, scope: &OrgScope, query: &Query) -> Result<Vec<E
                 skip = 0;
                 let mut rows = page_stmt.query(params_from_iter(values)).map_err(backend)?;
                 while let Some(row) = rows.next().map_err(backend)? {
-                    events.push(event_from_row(row, scope.org_id)?);
+                    events.push(log_row::decode(row, scope.org_id)?);
                 }
                 if events.len() >= limit {
                     break;
@@ -552,7 +612,7 @@ fn text_matches(
 ) -> Result<Vec<Hit>, StoreError> {
     let (lo, hi) = time_bounds(filter);
     let stmt_sql = format!(
-        "SELECT e.pos, e.occurred_at, e.action, e.actor, e.day FROM events e
+        "SELECT e.pos, e.occurred_at, e.action, e.actor, e.day FROM event_index e
          WHERE e.pos IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid BETWEEN ? AND ?)
            AND e.occurred_at BETWEEN ? AND ? AND {sql}"
     );
@@ -594,8 +654,9 @@ fn scan(
         Order::OldestFirst => "ASC",
     };
     let sql = format!(
-        "{EVENT_SELECT} WHERE e.day = ?1 AND e.org_key = ?2 AND e.occurred_at BETWEEN ?3 AND ?4
-         ORDER BY e.occurred_at {dir}, e.pos {dir}"
+        "{} WHERE e.day = ?1 AND e.org_key = ?2 AND e.occurred_at BETWEEN ?3 AND ?4
+         ORDER BY e.occurred_at {dir}, e.pos {dir}",
+        event_select()
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     for day in days(conn, scope, filter, order)? {
@@ -603,7 +664,7 @@ fn scan(
             .query(params![day, scope.org_key, lo, hi])
             .map_err(backend)?;
         while let Some(row) = rows.next().map_err(backend)? {
-            let event = event_from_row(row, scope.org_id)?;
+            let event = log_row::decode(row, scope.org_id)?;
             if filter.matches(&event) && !visit(event) {
                 return Ok(());
             }
@@ -615,11 +676,11 @@ fn scan(
 /// One event by position.
 fn event_at(conn: &Connection, scope: &OrgScope, pos: i64) -> Result<Option<Event>, StoreError> {
     let mut stmt = conn
-        .prepare_cached(&format!("{EVENT_SELECT} WHERE e.pos = ?1"))
+        .prepare_cached(&format!("{} WHERE e.pos = ?1", event_select()))
         .map_err(backend)?;
     let mut rows = stmt.query([pos]).map_err(backend)?;
     match rows.next().map_err(backend)? {
-        Some(row) => Ok(Some(event_from_row(row, scope.org_id)?)),
+        Some(row) => Ok(Some(log_row::decode(row, scope.org_id)?)),
         None => Ok(None),
     }
 }
@@ -632,14 +693,15 @@ pub fn get_event(
 ) -> Result<Option<Event>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "{EVENT_SELECT} WHERE e.id = ?1 AND e.org_key = ?2"
+            "SELECT {} FROM log l WHERE l.id = ?1 AND l.org_key = ?2",
+            log_row::COLUMNS
         ))
         .map_err(backend)?;
     let mut rows = stmt
         .query(params![id.as_bytes().as_slice(), scope.org_key])
         .map_err(backend)?;
     match rows.next().map_err(backend)? {
-        Some(row) => Ok(Some(event_from_row(row, scope.org_id)?)),
+        Some(row) => Ok(Some(log_row::decode(row, scope.org_id)?)),
         None => Ok(None),
     }
 }
@@ -653,15 +715,20 @@ pub fn events_by_seq(
 ) -> Result<Vec<Event>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "{EVENT_SELECT} WHERE e.pos > ?1 AND e.pos <= ?2 ORDER BY e.pos LIMIT ?3"
+            "SELECT {} FROM log l WHERE l.org_key = ?1 AND l.seq > ?2 ORDER BY l.seq LIMIT ?3",
+            log_row::COLUMNS
         ))
         .map_err(backend)?;
     let mut rows = stmt
-        .query(params![scope.pos(after_seq), scope.pos(u64::MAX), limit])
+        .query(params![
+            scope.org_key,
+            after_seq.min(i64::MAX as u64) as i64,
+            limit
+        ])
         .map_err(backend)?;
     let mut events = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
-        events.push(event_from_row(row, scope.org_id)?);
+        events.push(log_row::decode(row, scope.org_id)?);
     }
     Ok(events)
 }
@@ -722,11 +789,11 @@ fn tally(
                 None => None,
             };
             let direct_sql = format!(
-                "SELECT e.action, e.actor, count(*) FROM events e {hint} WHERE e.day = ? AND e.org_key = ?
+                "SELECT e.action, e.actor, count(*) FROM event_index e {hint} WHERE e.day = ? AND e.org_key = ?
                  AND e.occurred_at BETWEEN ? AND ? AND {sql} GROUP BY e.action, e.actor"
             );
             let count_sql = format!(
-                "SELECT count(*) FROM events e {hint} WHERE e.day = ? AND e.org_key = ? AND e.occurred_at BETWEEN ? AND ? AND {sql}"
+                "SELECT count(*) FROM event_index e {hint} WHERE e.day = ? AND e.org_key = ? AND e.occurred_at BETWEEN ? AND ? AND {sql}"
             );
             for day in days(conn, scope, filter, Order::OldestFirst)? {
                 let mut day_total = 0u64;
@@ -886,14 +953,15 @@ pub fn count(
     cap: u64,
 ) -> Result<Count, StoreError> {
     let tally = tally(conn, scope, filter, Want::Count { cap })?;
-    Ok(if tally.capped {
+    let total = tally.total + tail_matches(conn, scope, filter, Order::OldestFirst)?.len() as u64;
+    Ok(if tally.capped || total > cap {
         Count {
             n: cap,
             exact: false,
         }
     } else {
         Count {
-            n: tally.total,
+            n: total,
             exact: true,
         }
     })
@@ -905,7 +973,15 @@ pub fn daily_counts(
     scope: &OrgScope,
     filter: &Filter,
 ) -> Result<Vec<(i64, u64)>, StoreError> {
-    Ok(tally(conn, scope, filter, Want::Count { cap: u64::MAX })?.per_day)
+    let mut per_day: std::collections::BTreeMap<i64, u64> =
+        tally(conn, scope, filter, Want::Count { cap: u64::MAX })?
+            .per_day
+            .into_iter()
+            .collect();
+    for event in tail_matches(conn, scope, filter, Order::OldestFirst)? {
+        *per_day.entry(event.body.occurred_at.day()).or_default() += 1;
+    }
+    Ok(per_day.into_iter().collect())
 }
 
 /// Counts per action and per actor.
@@ -916,17 +992,23 @@ pub fn facets(
     max_each: usize,
 ) -> Result<Facets, StoreError> {
     let tally = tally(conn, scope, filter, Want::Facets)?;
-    let mut actions = Vec::with_capacity(tally.actions.len());
+    let tail = tail_matches(conn, scope, filter, Order::OldestFirst)?;
+    let mut action_counts: HashMap<String, u64> = HashMap::with_capacity(tally.actions.len());
     for (key, n) in tally.actions {
         let value: Option<String> = conn
             .prepare_cached("SELECT value FROM strings WHERE string_key = ?1")
             .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
             .map_err(backend)?;
-        actions.push((
-            value.ok_or_else(|| StoreError::Corrupt(format!("action key {key} is missing")))?,
-            n,
-        ));
+        let value =
+            value.ok_or_else(|| StoreError::Corrupt(format!("action key {key} is missing")))?;
+        *action_counts.entry(value).or_default() += n;
     }
+    for event in &tail {
+        *action_counts
+            .entry(event.body.action_key.clone())
+            .or_default() += 1;
+    }
+    let mut actions: Vec<(String, u64)> = action_counts.into_iter().collect();
     actions.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     actions.truncate(max_each);
 
@@ -961,6 +1043,21 @@ pub fn facets(
             if entry.actor_name.is_none() {
                 entry.actor_name = name;
             }
+        }
+    }
+    for event in tail {
+        let body = event.body;
+        let entry = merged
+            .entry((body.actor_id.clone(), body.actor_email.clone()))
+            .or_insert(ActorCount {
+                actor_id: body.actor_id,
+                actor_email: body.actor_email,
+                actor_name: None,
+                count: 0,
+            });
+        entry.count += 1;
+        if entry.actor_name.is_none() {
+            entry.actor_name = body.actor_name;
         }
     }
     let mut actors: Vec<ActorCount> = merged.into_values().collect();

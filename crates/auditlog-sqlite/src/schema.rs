@@ -1,28 +1,26 @@
 //! The embedded schema and its migrations, applied at open; `PRAGMA user_version` records the
 //! version and a file from a newer auditlog is refused rather than misread.
 //!
-//! Layout (see ARCHITECTURE.md, "SQLite layout", for why):
-//! - `events` is keyed by `pos = org_key << 40 | seq`, so one organization's chain is one
-//!   contiguous range of the table: `verify` and `events_by_seq` read it in order, and `seq`
-//!   is unique by construction.
-//! - Every secondary index leads with `day` (the UTC day of `occurred_at`). Events arrive
-//!   roughly in time order, so each commit's index entries land in the small, hot region of
-//!   the current day instead of in one page per organization, actor and action: this is what
-//!   keeps write amplification (WAL bytes per event) low. Readers walk days newest-first.
-//! - Strings that repeat (action keys, verbs, types, service names, user agents) are stored
-//!   once in `strings`; actors and targets once per organization in `principals`.
-//! - `org_days` lists the days on which an organization has events (one row per day, written
-//!   once), so readers skip empty days.
-//! - `day_actions` and `day_actors` are per-day rollups maintained in the same transaction as
-//!   the events, so counts and facets over whole days never touch the events.
+//! Two files (docs/storage.md has the why):
+//! - `auditlog.db`, the source of truth, written durably by the one writer: `orgs` with each
+//!   chain head, `log` (every event in its stored form, one row each, in arrival order:
+//!   `lsn` is the log sequence number), checkpoints, accounts, idempotency keys and export
+//!   jobs. Version 2 (this build) replaced version 1's dictionary-encoded, indexed and
+//!   searchable `events` table with `log`; migrating copies every event over unchanged.
+//! - `index.db` ([`INDEX_SCHEMA`]), everything derived from the log: dictionaries, the
+//!   access paths by time, action, actor and target, per-day rollups and search postings,
+//!   built by the indexer off the commit path. It can be deleted and is rebuilt from the
+//!   log; its own `user_version` is [`INDEX_VERSION`].
 
 use rusqlite::Connection;
 
 use auditlog_store::StoreError;
 
 /// The newest schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
+/// Version 1, kept so that files it wrote can be migrated (and every new file is made by
+/// running the migrations in order).
 const V1: &str = r#"
 CREATE TABLE orgs (
     org_key            INTEGER PRIMARY KEY,
@@ -182,6 +180,180 @@ CREATE VIRTUAL TABLE events_fts USING fts5(
 );
 "#;
 
+/// Version 2: events live in `log`, in arrival order, holding their stored form; everything
+/// else version 1 kept about them is derived state, which moves to `index.db`. The copy keeps
+/// every stored field, so chains verify unchanged.
+const V2: &str = r#"
+CREATE TABLE log (
+    lsn          INTEGER PRIMARY KEY,  -- arrival order, across organizations
+    org_key      INTEGER NOT NULL,
+    seq          INTEGER NOT NULL,
+    id           BLOB NOT NULL,
+    occurred_at  INTEGER NOT NULL,     -- ms since the epoch, UTC
+    created_at   INTEGER NOT NULL,
+    action_key   TEXT NOT NULL,
+    action_verb  TEXT,
+    actor_id     TEXT,
+    actor_email  TEXT,
+    actor_name   TEXT,
+    actor_type   TEXT NOT NULL,
+    target_id    TEXT,
+    target_email TEXT,
+    target_name  TEXT,
+    target_type  TEXT,
+    service_name TEXT,
+    ip           BLOB,                 -- 4 or 16 bytes
+    user_agent   TEXT,
+    request_id   TEXT,
+    meta         TEXT,                 -- compact JSON object; NULL when empty
+    hash         BLOB NOT NULL
+);
+CREATE UNIQUE INDEX log_by_seq ON log(org_key, seq);
+CREATE UNIQUE INDEX log_by_id ON log(id);
+
+INSERT INTO log (org_key, seq, id, occurred_at, created_at, action_key, action_verb,
+                 actor_id, actor_email, actor_name, actor_type, target_id, target_email,
+                 target_name, target_type, service_name, ip, user_agent, request_id, meta, hash)
+SELECT e.org_key, e.pos & 1099511627775, e.id, e.occurred_at, e.created_at, sa.value, sv.value,
+       a.ext_id, a.email, a.name, ak.value, t.ext_id, t.email, t.name, tk.value,
+       ss.value, e.ip, su.value, e.request_id, e.meta, e.hash
+FROM events e
+JOIN strings sa ON sa.string_key = e.action
+LEFT JOIN strings sv ON sv.string_key = e.verb
+JOIN principals a ON a.principal_key = e.actor
+LEFT JOIN strings ak ON ak.string_key = a.kind
+LEFT JOIN principals t ON t.principal_key = e.target
+LEFT JOIN strings tk ON tk.string_key = t.kind
+LEFT JOIN strings ss ON ss.string_key = e.service
+LEFT JOIN strings su ON su.string_key = e.user_agent
+ORDER BY e.created_at, e.pos;
+
+DROP TABLE events;
+DROP TABLE events_fts;
+DROP TABLE day_actions;
+DROP TABLE day_actors;
+DROP TABLE org_days;
+DROP TABLE principals;
+DROP TABLE strings;
+"#;
+
+/// The schema of `index.db`.
+pub const INDEX_VERSION: i64 = 1;
+
+/// Derived state: `event_index` holds each indexed event's keys (`pos = org_key << 40 | seq`,
+/// its `lsn` in the log, and dictionary keys) with the day-leading access paths; rollups and
+/// `org_days` make counts cheap; `events_fts` holds search postings by `pos`. `index_state`
+/// records the log position up to which everything here is built.
+pub const INDEX_SCHEMA: &str = r#"
+CREATE TABLE index_state (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    indexed_upto INTEGER NOT NULL      -- every log row with lsn <= this is indexed
+);
+INSERT INTO index_state (id, indexed_upto) VALUES (1, 0);
+
+CREATE TABLE strings (
+    string_key INTEGER PRIMARY KEY,
+    value      TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE principals (
+    principal_key INTEGER PRIMARY KEY,
+    org_key       INTEGER NOT NULL,
+    kind          INTEGER NOT NULL,   -- strings key of actor_type / target_type, 0 when none
+    ext_id        TEXT,
+    email         TEXT,
+    name          TEXT
+);
+CREATE INDEX principals_by_id ON principals(org_key, ext_id);
+CREATE INDEX principals_by_email ON principals(org_key, email);
+CREATE INDEX principals_lookup ON principals(org_key, kind, ext_id, email, name);
+
+CREATE TABLE event_index (
+    pos         INTEGER PRIMARY KEY,  -- org_key << 40 | seq
+    lsn         INTEGER NOT NULL,     -- the event's row in log
+    org_key     INTEGER NOT NULL,
+    day         INTEGER NOT NULL,     -- occurred_at / 86400000
+    occurred_at INTEGER NOT NULL,
+    action      INTEGER NOT NULL,     -- strings
+    verb        INTEGER,              -- strings
+    actor       INTEGER NOT NULL,     -- principals
+    target      INTEGER,              -- principals
+    service     INTEGER               -- strings
+);
+CREATE INDEX events_by_time ON event_index(day, org_key, occurred_at);
+CREATE INDEX events_by_action ON event_index(day, org_key, action, occurred_at);
+CREATE INDEX events_by_actor ON event_index(day, org_key, actor, occurred_at);
+CREATE INDEX events_by_target ON event_index(day, org_key, target, occurred_at);
+
+CREATE TABLE day_actions (
+    day     INTEGER NOT NULL,
+    org_key INTEGER NOT NULL,
+    action  INTEGER NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (day, org_key, action)
+) WITHOUT ROWID;
+
+CREATE TABLE day_actors (
+    day     INTEGER NOT NULL,
+    org_key INTEGER NOT NULL,
+    actor   INTEGER NOT NULL,
+    n       INTEGER NOT NULL,
+    PRIMARY KEY (day, org_key, actor)
+) WITHOUT ROWID;
+
+CREATE TABLE org_days (
+    org_key INTEGER NOT NULL,
+    day     INTEGER NOT NULL,
+    PRIMARY KEY (org_key, day)
+) WITHOUT ROWID;
+
+CREATE VIRTUAL TABLE events_fts USING fts5(
+    words, content='', detail='none', tokenize='unicode61 remove_diacritics 0'
+);
+
+PRAGMA user_version = 1;
+"#;
+
+/// Empties the derived tables (their rows only, keeping the schema) and starts the index
+/// over from the beginning of the log.
+pub const INDEX_RESET: &str = r#"
+DELETE FROM event_index;
+DELETE FROM day_actions;
+DELETE FROM day_actors;
+DELETE FROM org_days;
+DELETE FROM principals;
+DELETE FROM strings;
+INSERT INTO events_fts (events_fts) VALUES ('delete-all');
+UPDATE index_state SET indexed_upto = 0;
+"#;
+
+/// Creates the schema of a new `index.db`; refuses one from a newer auditlog.
+pub fn migrate_index(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(crate::backend)?;
+    if found > INDEX_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: INDEX_VERSION,
+        });
+    }
+    if found < 1 {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(crate::backend)?;
+        // Another process may have created it since the version was read.
+        let again: i64 = tx
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(crate::backend)?;
+        if again < 1 {
+            tx.execute_batch(INDEX_SCHEMA).map_err(crate::backend)?;
+        }
+        tx.commit().map_err(crate::backend)?;
+    }
+    Ok(())
+}
+
 /// Applies pending migrations; refuses a database from a newer version.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let found: i64 = conn
@@ -193,12 +365,23 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    if found < 1 {
-        let tx = conn.transaction().map_err(crate::backend)?;
-        tx.execute_batch(V1).map_err(crate::backend)?;
-        tx.execute_batch("PRAGMA user_version = 1")
-            .map_err(crate::backend)?;
-        tx.commit().map_err(crate::backend)?;
+    // Each migration runs in one transaction with the version it reaches: a crash leaves
+    // the file at the previous version, whole.
+    for (version, sql) in [(1, V1), (2, V2)] {
+        if found < version {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(crate::backend)?;
+            let again: i64 = tx
+                .query_row("PRAGMA user_version", [], |row| row.get(0))
+                .map_err(crate::backend)?;
+            if again < version {
+                tx.execute_batch(sql).map_err(crate::backend)?;
+                tx.execute_batch(&format!("PRAGMA user_version = {version}"))
+                    .map_err(crate::backend)?;
+            }
+            tx.commit().map_err(crate::backend)?;
+        }
     }
     Ok(())
 }

@@ -1,24 +1,32 @@
-//! The single writer: one thread owns the write connection and commits every request that
-//! is waiting in one transaction and one fsync (group commit).
+//! The single writer: one thread owns the write connection of `auditlog.db` and commits
+//! every request that is waiting in one transaction and one fsync (group commit).
 //!
 //! Requests arrive on a channel. The writer takes the first, then everything else already
 //! queued (up to [`MAX_GROUP_EVENTS`]), runs each in its own savepoint so that one bad request
 //! fails alone, commits once, and only then answers: an answer means the events are durable
 //! (`synchronous=FULL`).
+//!
+//! The commit path writes only what durability and the chain need: each event's row in `log`
+//! (appended at the end of the table: `lsn` grows) with its two small unique keys, and its
+//! organization's head. Everything derived (dictionaries, access paths, rollups, search
+//! postings) is built afterwards by the indexer (`indexer.rs`), which this writer wakes after
+//! every commit.
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
 
-use auditlog_core::chain::{self, ChainVerifier};
-use auditlog_core::{text, Event, Timestamp};
+use auditlog_core::chain::{self, ChainTip};
+use auditlog_core::{Event, Timestamp};
 use auditlog_store::{Append, AppendOutcome, IdempotencyKey, NewOrg, Org, StoreError};
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::backend;
+use crate::indexer::Signal;
+use crate::{backend, log_row};
 
 /// Most events one group commit takes on; a larger backlog waits for the next commit.
 pub const MAX_GROUP_EVENTS: usize = 20_000;
@@ -58,108 +66,43 @@ impl Command {
 #[derive(Clone, Copy)]
 struct Head {
     org_key: i64,
-    seq: u64,
-    hash: [u8; 32],
+    tip: ChainTip,
 }
 
-/// Identity of an actor or target row in `principals`.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct PrincipalId {
-    org_key: i64,
-    kind: i64,
-    ext_id: Option<String>,
-    email: Option<String>,
-    name: Option<String>,
-}
-
-/// Memoized lookups of rows the writer has seen. Everything here mirrors committed rows; it
-/// is dropped whenever a transaction fails or another process writes (`PRAGMA data_version`
-/// moved), and refilled from the database on demand.
+/// The heads the writer has seen. They mirror committed rows; they are dropped whenever a
+/// transaction fails or another process writes (`PRAGMA data_version` moved), and reloaded
+/// from the database on demand.
 #[derive(Default)]
 struct Caches {
     heads: HashMap<Uuid, Head>,
-    strings: HashMap<String, i64>,
-    principals: HashMap<PrincipalId, i64>,
-    org_days: HashSet<(i64, i64)>,
 }
 
-/// Bound on cached strings and principals, so hostile input cannot grow memory without limit.
-const MAX_CACHED: usize = 500_000;
-
-/// Mints UUIDv7 ids that increase strictly within this writer: 48 bits of milliseconds, a
-/// 12-bit counter for ids minted in the same millisecond, and 62 random bits.
-struct IdMinter {
-    last_ms: i64,
-    counter: u16,
-    rng: rand::rngs::StdRng,
-}
-
-impl IdMinter {
-    fn new() -> IdMinter {
-        use rand::SeedableRng;
-        IdMinter {
-            last_ms: 0,
-            counter: 0,
-            rng: rand::rngs::StdRng::from_entropy(),
-        }
-    }
-
-    fn mint(&mut self, now_ms: i64) -> Uuid {
-        if now_ms > self.last_ms {
-            self.last_ms = now_ms;
-            self.counter = 0;
-        } else if self.counter == 0x0fff {
-            // The counter is exhausted within this millisecond: borrow the next one.
-            self.last_ms += 1;
-            self.counter = 0;
-        } else {
-            self.counter += 1;
-        }
-        let random = self.rng.next_u64() & 0x3fff_ffff_ffff_ffff;
-        let bits = ((self.last_ms as u128) << 80)
-            | (0x7u128 << 76)
-            | ((self.counter as u128) << 64)
-            | (0b10u128 << 62)
-            | random as u128;
-        Uuid::from_u128(bits)
-    }
-
-    /// Takes note of an id stored without being minted here (a restored event), so that ids
-    /// minted later are greater, as ids of one organization must increase with `seq`.
-    fn observe(&mut self, id: Uuid) {
-        if id.get_version_num() != 7 {
-            return;
-        }
-        let bits = id.as_u128();
-        let (ms, counter) = ((bits >> 80) as i64, ((bits >> 64) & 0x0fff) as u16);
-        if (ms, counter) > (self.last_ms, self.counter) {
-            (self.last_ms, self.counter) = (ms, counter);
-        }
-    }
-}
-
-/// The writer's state: its connection and caches.
+/// The writer's state: its connection, caches and the indexer it wakes.
 pub struct Writer {
     conn: Connection,
     caches: Caches,
-    ids: IdMinter,
+    rng: rand::rngs::StdRng,
     data_version: i64,
+    indexer: Arc<Signal>,
 }
 
 impl Writer {
-    /// Takes over a migrated connection.
-    pub fn new(conn: Connection) -> Writer {
+    /// Takes over a migrated connection; `indexer` is told about every commit.
+    pub fn new(conn: Connection, indexer: Arc<Signal>) -> Writer {
+        use rand::SeedableRng;
         Writer {
             conn,
             caches: Caches::default(),
-            ids: IdMinter::new(),
+            rng: rand::rngs::StdRng::from_entropy(),
             data_version: -1,
+            indexer,
         }
     }
 
     /// Serves requests until every sender is gone.
     pub fn run(mut self, commands: Receiver<Command>) {
         while let Ok(first) = commands.recv() {
+            self.indexer.wait_for_room();
             let mut group = vec![first];
             let mut n_events = group[0].n_events();
             while n_events < MAX_GROUP_EVENTS {
@@ -178,8 +121,16 @@ impl Writer {
     fn commit_group(&mut self, group: Vec<Command>) {
         let mut answers: Vec<Answer> = Vec::with_capacity(group.len());
         let outcome = self.run_group(group, &mut answers);
-        if outcome.is_err() {
-            self.caches = Caches::default();
+        match &outcome {
+            Ok(()) => {
+                let last: rusqlite::Result<Option<i64>> =
+                    self.conn
+                        .query_row("SELECT max(lsn) FROM log", [], |row| row.get(0));
+                if let Ok(Some(lsn)) = last {
+                    self.indexer.committed(lsn);
+                }
+            }
+            Err(_) => self.caches = Caches::default(),
         }
         for answer in answers {
             answer.send(&outcome);
@@ -215,7 +166,6 @@ impl Writer {
             }
         };
         let mut caches_dirty = false;
-        let mut rollups = Rollups::default();
         for command in group {
             let sp = match tx.savepoint() {
                 Ok(sp) => sp,
@@ -224,7 +174,7 @@ impl Writer {
                     continue;
                 }
             };
-            let mut staged = Staged::default();
+            let mut staged = Vec::new();
             let answer = match command {
                 Command::Append(batch, key, reply) => {
                     let result = append_command(
@@ -233,23 +183,20 @@ impl Writer {
                         key.as_ref(),
                         &self.caches,
                         &mut staged,
-                        &mut self.ids,
+                        &mut self.rng,
                         now,
                     );
                     Answer::Append(reply, result)
                 }
                 Command::Restore(org_id, events, reply) => {
                     let result = restore(&sp, org_id, &events, &self.caches, &mut staged);
-                    if let (Ok(()), Some(last)) = (&result, events.last()) {
-                        self.ids.observe(last.id);
-                    }
                     Answer::Restore(reply, result)
                 }
                 Command::Exec(work, reply) => Answer::Any(reply, work(&sp)),
             };
             if answer.is_ok() {
                 match sp.commit() {
-                    Ok(()) => staged.apply(&mut self.caches, &mut rollups),
+                    Ok(()) => self.caches.heads.extend(staged),
                     Err(e) => {
                         caches_dirty = true;
                         answers.push(answer.into_failure(backend(e)));
@@ -263,79 +210,7 @@ impl Writer {
         if caches_dirty {
             self.caches = Caches::default();
         }
-        // If the rollups cannot be written, nothing of the group is committed.
-        rollups.write(&tx).map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())
-    }
-}
-
-/// Cache entries created by one command, applied only once its savepoint is released.
-#[derive(Default)]
-struct Staged {
-    heads: Vec<(Uuid, Head)>,
-    strings: HashMap<String, i64>,
-    principals: HashMap<PrincipalId, i64>,
-    org_days: HashSet<(i64, i64)>,
-    rollups: Rollups,
-}
-
-/// Per-day counts of one group commit, written once at its end: many requests touching the
-/// same day, organization and action (or actor) then cost one upsert, not one each.
-#[derive(Default)]
-struct Rollups {
-    day_actions: HashMap<(i64, i64, i64), i64>,
-    day_actors: HashMap<(i64, i64, i64), i64>,
-}
-
-impl Rollups {
-    fn merge(&mut self, other: Rollups) {
-        for (key, n) in other.day_actions {
-            *self.day_actions.entry(key).or_default() += n;
-        }
-        for (key, n) in other.day_actors {
-            *self.day_actors.entry(key).or_default() += n;
-        }
-    }
-
-    /// Adds the counts to the rollup tables.
-    fn write(self, conn: &Connection) -> Result<(), StoreError> {
-        let mut bump_action = conn
-            .prepare_cached(
-                "INSERT INTO day_actions (day, org_key, action, n) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (day, org_key, action) DO UPDATE SET n = n + excluded.n",
-            )
-            .map_err(backend)?;
-        for ((day, org_key, action), n) in self.day_actions {
-            bump_action
-                .execute(params![day, org_key, action, n])
-                .map_err(backend)?;
-        }
-        let mut bump_actor = conn
-            .prepare_cached(
-                "INSERT INTO day_actors (day, org_key, actor, n) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (day, org_key, actor) DO UPDATE SET n = n + excluded.n",
-            )
-            .map_err(backend)?;
-        for ((day, org_key, actor), n) in self.day_actors {
-            bump_actor
-                .execute(params![day, org_key, actor, n])
-                .map_err(backend)?;
-        }
-        Ok(())
-    }
-}
-
-impl Staged {
-    fn apply(self, caches: &mut Caches, rollups: &mut Rollups) {
-        rollups.merge(self.rollups);
-        if caches.strings.len() > MAX_CACHED || caches.principals.len() > MAX_CACHED {
-            caches.strings.clear();
-            caches.principals.clear();
-        }
-        caches.heads.extend(self.heads);
-        caches.strings.extend(self.strings);
-        caches.principals.extend(self.principals);
-        caches.org_days.extend(self.org_days);
     }
 }
 
@@ -409,12 +284,12 @@ fn append_command(
     batch: &[Append],
     key: Option<&IdempotencyKey>,
     caches: &Caches,
-    staged: &mut Staged,
-    ids: &mut IdMinter,
+    staged: &mut Vec<(Uuid, Head)>,
+    rng: &mut rand::rngs::StdRng,
     now: Timestamp,
 ) -> Result<AppendOutcome, StoreError> {
     let Some(key) = key else {
-        return append(conn, batch, caches, staged, ids, now).map(AppendOutcome::Stored);
+        return append(conn, batch, caches, staged, rng, now).map(AppendOutcome::Stored);
     };
     let seen: Option<(Vec<u8>, String)> = conn
         .query_row(
@@ -434,7 +309,7 @@ fn append_command(
             .map_err(|_| StoreError::Corrupt("an idempotency record is malformed".into()))?;
         return Ok(AppendOutcome::Replayed(stored_ids));
     }
-    let events = append(conn, batch, caches, staged, ids, now)?;
+    let events = append(conn, batch, caches, staged, rng, now)?;
     let stored_ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     conn.execute(
         "INSERT INTO idempotency (scope, request_hash, ids, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -507,42 +382,28 @@ fn insert_org(conn: &Connection, org: Org) -> Result<Org, StoreError> {
 }
 
 /// Largest organization key that fits in `pos` beside a 40-bit sequence number.
-const MAX_ORG_KEY: i64 = (1 << 23) - 1;
+pub(crate) const MAX_ORG_KEY: i64 = (1 << 23) - 1;
 /// Largest sequence number `pos` can hold per organization (about 1.1 trillion).
-const MAX_SEQ: u64 = (1 << 40) - 1;
+pub(crate) const MAX_SEQ: u64 = (1 << 40) - 1;
 
-/// Appends a batch: mints each event's id, seq, created_at and hash from its organization's
-/// head, then writes them.
+/// Appends a batch: each event gets its id, seq, created_at and hash from its organization's
+/// tip ([`ChainTip::append`]), then the rows are written.
 fn append(
     conn: &Connection,
     batch: &[Append],
     caches: &Caches,
-    staged: &mut Staged,
-    ids: &mut IdMinter,
+    staged: &mut Vec<(Uuid, Head)>,
+    rng: &mut rand::rngs::StdRng,
     now: Timestamp,
 ) -> Result<Vec<Event>, StoreError> {
-    let heads = resolve_heads(conn, batch.iter().map(|item| item.org_id), caches)?;
-    // The heads move as rows are written; minting runs ahead on copies.
-    let mut tips: HashMap<Uuid, (u64, [u8; 32])> = heads
-        .iter()
-        .map(|(org_id, head)| (*org_id, (head.seq, head.hash)))
-        .collect();
+    let mut heads = resolve_heads(conn, batch.iter().map(|item| item.org_id), caches)?;
     let mut events = Vec::with_capacity(batch.len());
     for item in batch {
-        let (seq, hash) = tips.get_mut(&item.org_id).expect("resolved above");
-        let mut event = Event {
-            id: ids.mint(now.as_millis()),
-            org_id: item.org_id,
-            seq: *seq + 1,
-            created_at: now,
-            hash: [0; 32],
-            body: item.body.clone(),
-        };
-        event.hash = chain::expected_hash(hash, &event);
-        (*seq, *hash) = (event.seq, event.hash);
-        events.push(event);
+        let head = heads.get_mut(&item.org_id).expect("resolved above");
+        events.push(head.tip.append(item.body.clone(), now, rng.next_u64()));
     }
-    write_events(conn, &events, heads, caches, staged)?;
+    write_log(conn, &events, &heads)?;
+    staged.extend(heads);
     Ok(events)
 }
 
@@ -553,22 +414,21 @@ fn restore(
     org_id: Uuid,
     events: &[Event],
     caches: &Caches,
-    staged: &mut Staged,
+    staged: &mut Vec<(Uuid, Head)>,
 ) -> Result<(), StoreError> {
-    let heads = resolve_heads(conn, [org_id].into_iter(), caches)?;
-    let head = heads[&org_id];
-    let mut verifier = ChainVerifier::resume(org_id, head.seq, head.hash);
+    let mut heads = resolve_heads(conn, [org_id].into_iter(), caches)?;
+    let head = heads.get_mut(&org_id).expect("resolved above");
     let mut find_id = conn
-        .prepare_cached("SELECT 1 FROM events WHERE id = ?1")
+        .prepare_cached("SELECT 1 FROM log WHERE id = ?1")
         .map_err(backend)?;
     let mut seen = HashSet::with_capacity(events.len());
     for event in events {
-        verifier.push(event).map_err(|e| {
+        head.tip.restore(event).map_err(|e| {
             StoreError::Conflict(format!(
                 "the restored events do not continue the chain of organization {org_id}: {e}"
             ))
         })?;
-        // Ids are unique across the store (`events_by_id`).
+        // Ids are unique across the store (`log_by_id`).
         if !seen.insert(event.id)
             || find_id
                 .exists([event.id.as_bytes().as_slice()])
@@ -580,7 +440,9 @@ fn restore(
             )));
         }
     }
-    write_events(conn, events, heads, caches, staged)
+    write_log(conn, events, &heads)?;
+    staged.extend(heads);
+    Ok(())
 }
 
 /// The heads of the organizations named, from the caches or the database, resolved before
@@ -605,278 +467,74 @@ fn resolve_heads(
     Ok(heads)
 }
 
-/// Writes chained events whose organizations' `heads` were resolved: the rows, their search
-/// words and dictionary entries, the day rollups, and each head moved to its organization's
-/// last event (staged for the caches). Shared by appends, which mint the events, and
+/// Writes chained events (whose organizations' heads, already moved past them, are `heads`):
+/// one `log` row each, then each head. Shared by appends, which mint the events, and
 /// restores, which check them; neither reaches here with an event that does not chain.
-fn write_events(
+fn write_log(
     conn: &Connection,
     events: &[Event],
-    mut heads: HashMap<Uuid, Head>,
-    caches: &Caches,
-    staged: &mut Staged,
+    heads: &HashMap<Uuid, Head>,
 ) -> Result<(), StoreError> {
-    let mut insert_event = conn
-        .prepare_cached(
-            "INSERT INTO events (pos, org_key, id, day, occurred_at, created_at, action, verb, actor,
-                                 target, service, ip, user_agent, request_id, meta, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        )
-        .map_err(backend)?;
-    let mut insert_words = conn
-        .prepare_cached("INSERT INTO events_fts (rowid, words) VALUES (?1, ?2)")
-        .map_err(backend)?;
-    let mut lookups = Lookups {
-        conn,
-        caches,
-        staged,
-    };
-    let mut rollups = Rollups::default();
-    let mut words = String::with_capacity(512);
-
+    let mut insert = conn.prepare_cached(log_row::INSERT).map_err(backend)?;
+    let mut meta = Vec::with_capacity(512);
     for event in events {
-        let head = heads
-            .get_mut(&event.org_id)
-            .expect("resolved by the caller");
+        let head = &heads[&event.org_id];
         if event.seq > MAX_SEQ || head.org_key > MAX_ORG_KEY {
             return Err(StoreError::Backend(
                 "organization sequence space exhausted".into(),
             ));
         }
-        let body = &event.body;
-        let org_key = head.org_key;
-        let pos = (org_key << 40) | event.seq as i64;
-        let day = body.occurred_at.day();
-        let action = lookups.string(&body.action_key)?;
-        let verb = lookups.optional_string(body.action_verb.as_deref())?;
-        let actor_kind = lookups.string(body.actor_type.as_str())?;
-        let actor = lookups.principal(PrincipalId {
-            org_key,
-            kind: actor_kind,
-            ext_id: body.actor_id.clone(),
-            email: body.actor_email.clone(),
-            name: body.actor_name.clone(),
-        })?;
-        let has_target = body.target_id.is_some()
-            || body.target_email.is_some()
-            || body.target_name.is_some()
-            || body.target_type.is_some();
-        let target = if has_target {
-            let kind = lookups
-                .optional_string(body.target_type.as_deref())?
-                .unwrap_or(0);
-            Some(lookups.principal(PrincipalId {
-                org_key,
-                kind,
-                ext_id: body.target_id.clone(),
-                email: body.target_email.clone(),
-                name: body.target_name.clone(),
-            })?)
-        } else {
-            None
-        };
-        let service = lookups.optional_string(body.service_name.as_deref())?;
-        let user_agent = lookups.optional_string(body.user_agent.as_deref())?;
-        let ip = body.ip_address.map(|ip| match ip {
-            std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
-            std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
-        });
-        let meta = if body.meta.is_empty() {
-            None
-        } else {
-            Some(
-                serde_json::to_string(&body.meta)
-                    .map_err(|e| StoreError::Backend(e.to_string()))?,
-            )
-        };
-        insert_event
-            .execute(params![
-                pos,
-                org_key,
-                event.id.as_bytes().as_slice(),
-                day,
-                body.occurred_at.as_millis(),
-                event.created_at.as_millis(),
-                action,
-                verb,
-                actor,
-                target,
-                service,
-                ip,
-                user_agent,
-                body.request_id,
-                meta,
-                event.hash.as_slice(),
-            ])
-            .map_err(backend)?;
-
-        words.clear();
-        for word in text::event_words(body) {
-            // Words are shared by all organizations; a search is scoped by the rowid
-            // range of its organization (`pos` starts with the organization's key), which
-            // FTS5 seeks to directly in each word's posting list.
-            use std::fmt::Write;
-            let _ = write!(words, "{word} ");
-        }
-        insert_words.execute(params![pos, words]).map_err(backend)?;
-
-        *rollups
-            .day_actions
-            .entry((day, org_key, action))
-            .or_default() += 1;
-        *rollups.day_actors.entry((day, org_key, actor)).or_default() += 1;
-        lookups.org_day(org_key, day)?;
-        head.seq = event.seq;
-        head.hash = event.hash;
+        log_row::insert(&mut insert, head.org_key, event, &mut meta)?;
     }
-
-    lookups.staged.rollups.merge(rollups);
     let mut set_head = conn
         .prepare_cached("UPDATE orgs SET head_seq = ?2, head_hash = ?3 WHERE org_key = ?1")
         .map_err(backend)?;
-    for (org_id, head) in heads {
+    for head in heads.values() {
         set_head
-            .execute(params![head.org_key, head.seq as i64, head.hash.as_slice()])
+            .execute(params![
+                head.org_key,
+                head.tip.seq as i64,
+                head.tip.hash.as_slice()
+            ])
             .map_err(backend)?;
-        lookups.staged.heads.push((org_id, head));
     }
     Ok(())
 }
 
 fn load_head(conn: &Connection, org_id: Uuid) -> Result<Option<Head>, StoreError> {
-    conn.query_row(
-        "SELECT org_key, head_seq, head_hash FROM orgs WHERE id = ?1",
-        [org_id.as_bytes().as_slice()],
-        |row| {
-            let hash: Vec<u8> = row.get(2)?;
-            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, hash))
-        },
-    )
-    .optional()
-    .map_err(backend)?
-    .map(|(org_key, seq, hash)| {
-        Ok(Head {
-            org_key,
-            seq: seq as u64,
-            hash: hash.try_into().map_err(|_| {
-                StoreError::Corrupt(format!(
-                    "head hash of organization {org_id} is not 32 bytes"
+    let found = conn
+        .query_row(
+            "SELECT o.org_key, o.head_seq, o.head_hash, l.id FROM orgs o
+             LEFT JOIN log l ON l.org_key = o.org_key AND l.seq = o.head_seq
+             WHERE o.id = ?1",
+            [org_id.as_bytes().as_slice()],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, Vec<u8>>(2)?,
+                    row.get::<_, Option<Vec<u8>>>(3)?,
                 ))
-            })?,
-        })
-    })
-    .transpose()
-}
-
-/// Finds or creates dictionary rows, through the caches.
-struct Lookups<'a> {
-    conn: &'a Connection,
-    caches: &'a Caches,
-    staged: &'a mut Staged,
-}
-
-impl Lookups<'_> {
-    fn string(&mut self, value: &str) -> Result<i64, StoreError> {
-        if let Some(key) = self.caches.strings.get(value) {
-            return Ok(*key);
-        }
-        if let Some(key) = self.staged.strings.get(value) {
-            return Ok(*key);
-        }
-        let key = match self
-            .conn
-            .prepare_cached("SELECT string_key FROM strings WHERE value = ?1")
-            .and_then(|mut stmt| stmt.query_row([value], |row| row.get(0)).optional())
-            .map_err(backend)?
-        {
-            Some(key) => key,
-            None => {
-                self.conn
-                    .prepare_cached("INSERT INTO strings (value) VALUES (?1)")
-                    .and_then(|mut stmt| stmt.execute([value]))
-                    .map_err(backend)?;
-                self.conn.last_insert_rowid()
-            }
-        };
-        self.staged.strings.insert(value.to_string(), key);
-        Ok(key)
-    }
-
-    fn optional_string(&mut self, value: Option<&str>) -> Result<Option<i64>, StoreError> {
-        value.map(|v| self.string(v)).transpose()
-    }
-
-    fn principal(&mut self, id: PrincipalId) -> Result<i64, StoreError> {
-        if let Some(key) = self.caches.principals.get(&id) {
-            return Ok(*key);
-        }
-        if let Some(key) = self.staged.principals.get(&id) {
-            return Ok(*key);
-        }
-        let found = self
-            .conn
-            .prepare_cached(
-                "SELECT principal_key FROM principals
-                 WHERE org_key = ?1 AND kind = ?2 AND ext_id IS ?3 AND email IS ?4 AND name IS ?5",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(
-                    params![id.org_key, id.kind, id.ext_id, id.email, id.name],
-                    |row| row.get(0),
-                )
-                .optional()
-            })
-            .map_err(backend)?;
-        let key = match found {
-            Some(key) => key,
-            None => {
-                self.conn
-                    .prepare_cached(
-                        "INSERT INTO principals (org_key, kind, ext_id, email, name)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
-                    .and_then(|mut stmt| {
-                        stmt.execute(params![id.org_key, id.kind, id.ext_id, id.email, id.name])
-                    })
-                    .map_err(backend)?;
-                self.conn.last_insert_rowid()
-            }
-        };
-        self.staged.principals.insert(id, key);
-        Ok(key)
-    }
-
-    fn org_day(&mut self, org_key: i64, day: i64) -> Result<(), StoreError> {
-        if self.caches.org_days.contains(&(org_key, day))
-            || self.staged.org_days.contains(&(org_key, day))
-        {
-            return Ok(());
-        }
-        self.conn
-            .prepare_cached("INSERT OR IGNORE INTO org_days (org_key, day) VALUES (?1, ?2)")
-            .and_then(|mut stmt| stmt.execute(params![org_key, day]))
-            .map_err(backend)?;
-        self.staged.org_days.insert((org_key, day));
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_minted_after_an_observed_id_are_greater() {
-        let mut ids = IdMinter::new();
-        let first = ids.mint(1_000);
-        // A restored id from a later clock, then the clock still at 1000.
-        let restored = Uuid::from_u128((5_000u128 << 80) | (0x7 << 76) | (3 << 64) | (0b10 << 62));
-        ids.observe(restored);
-        let next = ids.mint(1_000);
-        assert!(first < restored && restored < next);
-        // Older ids and ids of other versions change nothing.
-        ids.observe(first);
-        ids.observe(Uuid::from_u128(u128::MAX));
-        assert!(next < ids.mint(1_000));
-    }
+            },
+        )
+        .optional()
+        .map_err(backend)?;
+    let Some((org_key, seq, hash, last_id)) = found else {
+        return Ok(None);
+    };
+    let corrupt = |what: &str| StoreError::Corrupt(format!("organization {org_id}: {what}"));
+    let last_id = last_id
+        .map(|bytes| Uuid::from_slice(&bytes).map_err(|_| corrupt("malformed last event id")))
+        .transpose()?;
+    Ok(Some(Head {
+        org_key,
+        tip: ChainTip {
+            org_id,
+            seq: seq as u64,
+            hash: hash
+                .try_into()
+                .map_err(|_| corrupt("head hash is not 32 bytes"))?,
+            last_id,
+        },
+    }))
 }

@@ -96,6 +96,17 @@ pub struct ActorCount {
     pub count: u64,
 }
 
+/// How far a store's derived state (access paths, rollups, search postings) trails its log.
+/// Reads never miss an event because of it (backends read what is not indexed yet from the
+/// log); a growing lag only makes them slower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IndexLag {
+    /// Events stored but not indexed yet.
+    pub events: u64,
+    /// When the oldest of them was stored (`None` when there are none).
+    pub oldest: Option<Timestamp>,
+}
+
 /// The newest point of an organization's chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainHead {
@@ -217,6 +228,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Bytes the store occupies on disk (for benchmarks and `/metrics`).
     async fn disk_bytes(&self) -> Result<u64, StoreError>;
+
+    /// How far derived state trails the log. Backends that maintain everything inside the
+    /// append's transaction have no lag.
+    async fn index_lag(&self) -> Result<IndexLag, StoreError> {
+        Ok(IndexLag::default())
+    }
+
+    /// Discards every piece of derived state and rebuilds it from the stored events; reads
+    /// stay correct meanwhile (and slower). Backends without separate derived state do
+    /// nothing.
+    async fn rebuild_derived(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Waits until derived state covers every event stored before the call (or the backend
+    /// has none).
+    async fn wait_indexed(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Finishes queued writes and stops background work; later calls fail with
     /// [`StoreError::Closed`]. Backends without background work need not do anything.

@@ -1075,7 +1075,7 @@ fn migrate_moves_an_embedded_store_with_intact_chains() {
             .expect("org_key");
         let changed = db
             .execute(
-                r#"UPDATE events SET meta = '{"x":1}' WHERE pos = ?1"#,
+                r#"UPDATE log SET meta = '{"x":1}' WHERE (org_key << 40 | seq) = ?1"#,
                 [(org_key << 40) | 2],
             )
             .expect("tamper");

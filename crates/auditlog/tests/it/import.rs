@@ -405,7 +405,7 @@ fn database_from_a_newer_version_is_refused() {
         .expect("user_version");
     assert_eq!(version, 99);
     let n_events: i64 = db
-        .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+        .query_row("SELECT count(*) FROM log", [], |row| row.get(0))
         .expect("count");
     assert_eq!(n_events, 0);
 }

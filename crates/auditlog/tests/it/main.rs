@@ -179,7 +179,8 @@ fn valid_lines(start: usize, count: usize) -> Vec<String> {
         .collect()
 }
 
-/// The stored `pos` of an event: the organization's key in the top bits, `seq` below.
+/// An event's position as these tests address it: the organization's key in the top bits,
+/// `seq` below (`org_key << 40 | seq` in SQL over the `log` table).
 fn pos(db: &rusqlite::Connection, org: &str, seq: u64) -> i64 {
     let org_key: i64 = db
         .query_row("SELECT org_key FROM orgs WHERE name = ?1", [org], |row| {
@@ -192,9 +193,11 @@ fn pos(db: &rusqlite::Connection, org: &str, seq: u64) -> i64 {
 /// The id of the event stored at `pos`.
 fn event_id_at(db: &rusqlite::Connection, pos: i64) -> Uuid {
     let bytes: Vec<u8> = db
-        .query_row("SELECT id FROM events WHERE pos = ?1", [pos], |row| {
-            row.get(0)
-        })
+        .query_row(
+            "SELECT id FROM log WHERE (org_key << 40 | seq) = ?1",
+            [pos],
+            |row| row.get(0),
+        )
         .expect("event at pos");
     Uuid::from_slice(&bytes).expect("16-byte id")
 }

@@ -88,7 +88,10 @@ fn edited_meta_is_named_by_seq_and_id() {
     let db = env.open_db();
     let at = pos(&db, "acme", 17);
     let changed = db
-        .execute(r#"UPDATE events SET meta = '{"x":1}' WHERE pos = ?1"#, [at])
+        .execute(
+            r#"UPDATE log SET meta = '{"x":1}' WHERE (org_key << 40 | seq) = ?1"#,
+            [at],
+        )
         .expect("edit meta");
     assert_eq!(changed, 1);
     let id = event_id_at(&db, at);
@@ -108,7 +111,7 @@ fn edited_occurred_at_is_named_by_seq_and_id() {
     // One millisecond is enough: the hash covers the exact instant.
     let changed = db
         .execute(
-            "UPDATE events SET occurred_at = occurred_at - 1 WHERE pos = ?1",
+            "UPDATE log SET occurred_at = occurred_at - 1 WHERE (org_key << 40 | seq) = ?1",
             [at],
         )
         .expect("edit occurred_at");
@@ -123,16 +126,15 @@ fn edited_occurred_at_is_named_by_seq_and_id() {
 }
 
 #[test]
-fn edited_shared_actor_row_is_named_at_its_first_event() {
-    // Actors are stored once per organization and shared by their events: rewriting the
-    // row rewrites every event of that actor, and the first of them is named.
+fn edited_actor_is_named_by_seq_and_id() {
+    // Who did it is the field an attacker most wants to change.
     let env = imported();
     let db = env.open_db();
     let first = pos(&db, "acme", 1);
     let changed = db
         .execute(
-            "UPDATE principals SET email = 'mallory@example.com'
-             WHERE principal_key = (SELECT actor FROM events WHERE pos = ?1)",
+            "UPDATE log SET actor_email = 'mallory@example.com'
+             WHERE (org_key << 40 | seq) = ?1",
             [first],
         )
         .expect("edit the actor");
@@ -151,7 +153,10 @@ fn deleted_event_is_a_gap_naming_the_next_event() {
     let env = imported();
     let db = env.open_db();
     let deleted = db
-        .execute("DELETE FROM events WHERE pos = ?1", [pos(&db, "acme", 25)])
+        .execute(
+            "DELETE FROM log WHERE (org_key << 40 | seq) = ?1",
+            [pos(&db, "acme", 25)],
+        )
         .expect("delete seq 25");
     assert_eq!(deleted, 1);
     let next = event_id_at(&db, pos(&db, "acme", 26));
@@ -171,12 +176,14 @@ fn swapped_pair_is_detected_at_the_first_of_the_two() {
     let db = env.open_db();
     let (p10, p11) = (pos(&db, "acme", 10), pos(&db, "acme", 11));
     let moved = event_id_at(&db, p11);
-    // Swap the two rows' places through a free pos; each keeps its content and hash.
+    // Swap the two rows' places in the chain through a free seq; each keeps its content
+    // and hash.
+    let org_key = p10 >> 40;
     db.execute_batch(&format!(
         "BEGIN;
-         UPDATE events SET pos = -1 WHERE pos = {p10};
-         UPDATE events SET pos = {p10} WHERE pos = {p11};
-         UPDATE events SET pos = {p11} WHERE pos = -1;
+         UPDATE log SET seq = -1 WHERE org_key = {org_key} AND seq = 10;
+         UPDATE log SET seq = 10 WHERE org_key = {org_key} AND seq = 11;
+         UPDATE log SET seq = 11 WHERE org_key = {org_key} AND seq = -1;
          COMMIT;"
     ))
     .expect("swap seq 10 and 11");
@@ -196,7 +203,7 @@ fn removed_newest_events_with_rewritten_head_are_caught_by_the_checkpoint() {
     let last_kept = pos(&db, "acme", N_EVENTS - 5);
     let deleted = db
         .execute(
-            "DELETE FROM events WHERE pos > ?1 AND pos <= ?2",
+            "DELETE FROM log WHERE (org_key << 40 | seq) > ?1 AND (org_key << 40 | seq) <= ?2",
             [last_kept, pos(&db, "acme", N_EVENTS)],
         )
         .expect("delete the newest 5");
@@ -204,7 +211,7 @@ fn removed_newest_events_with_rewritten_head_are_caught_by_the_checkpoint() {
     // Make the chain consistent again: the head now points at the last remaining event.
     let rewritten = db
         .execute(
-            "UPDATE orgs SET head_seq = ?1, head_hash = (SELECT hash FROM events WHERE pos = ?2)
+            "UPDATE orgs SET head_seq = ?1, head_hash = (SELECT hash FROM log WHERE (org_key << 40 | seq) = ?2)
              WHERE name = 'acme'",
             rusqlite::params![N_EVENTS - 5, last_kept],
         )
@@ -228,7 +235,7 @@ fn removed_newest_events_without_head_rewrite_are_a_head_mismatch() {
     let db = env.open_db();
     let deleted = db
         .execute(
-            "DELETE FROM events WHERE pos > ?1 AND pos <= ?2",
+            "DELETE FROM log WHERE (org_key << 40 | seq) > ?1 AND (org_key << 40 | seq) <= ?2",
             [pos(&db, "acme", N_EVENTS - 5), pos(&db, "acme", N_EVENTS)],
         )
         .expect("delete the newest 5");
@@ -249,7 +256,7 @@ fn forged_checkpoint_hash_is_not_validly_signed() {
     // Point the checkpoint at a different hash (the previous event's) without re-signing.
     let changed = db
         .execute(
-            "UPDATE checkpoints SET hash = (SELECT hash FROM events WHERE pos = ?1)
+            "UPDATE checkpoints SET hash = (SELECT hash FROM log WHERE (org_key << 40 | seq) = ?1)
              WHERE org_key = ?2",
             [pos(&db, "acme", N_EVENTS - 1), org_key],
         )
