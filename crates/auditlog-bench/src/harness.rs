@@ -865,9 +865,9 @@ pub async fn run(
         let page = store.events_by_seq(org, exported, 1_000).await?;
         let Some(last) = page.last() else { break };
         let last_seq = last.seq;
-        for event in &page {
+        for event in page {
             line.clear();
-            let record = EventRecord::new(event, Some(&org_name), &catalog);
+            let record = EventRecord::from_event(event, Some(&org_name), &catalog);
             serde_json::to_writer(&mut line, &record).expect("records serialize");
             line.push(b'\n');
             std::hint::black_box(&line);

@@ -96,6 +96,39 @@ impl EventRecord {
         }
     }
 
+    /// [`EventRecord::new`] for an event the caller no longer needs: its strings and `meta`
+    /// move into the record instead of being copied (pages and exports write thousands).
+    pub fn from_event(event: Event, org_name: Option<&str>, catalog: &Catalog) -> EventRecord {
+        let message = message::render(&event, catalog);
+        let body = event.body;
+        EventRecord {
+            id: event.id,
+            org_id: event.org_id,
+            org_name: org_name.map(str::to_string),
+            action_key: body.action_key,
+            action_verb: body.action_verb,
+            actor_id: body.actor_id,
+            actor_email: body.actor_email,
+            actor_type: Some(body.actor_type.as_str().to_string()),
+            target_id: body.target_id,
+            target_email: body.target_email,
+            target_type: body.target_type,
+            service_name: body.service_name,
+            meta: Some(body.meta),
+            occurred_at: Some(body.occurred_at),
+            created_at: event.created_at,
+            message,
+            actor_name: body.actor_name,
+            target_name: body.target_name,
+            ip_address: body.ip_address.map(|ip| ip.to_string()),
+            user_agent: body.user_agent,
+            request_id: body.request_id,
+            seq: event.seq,
+            hash: hex::encode(event.hash),
+            prev_hash: None,
+        }
+    }
+
     /// The stored event this record describes, for offline verification. Fails when a field
     /// the chain covers is missing or malformed.
     pub fn to_event(&self) -> Result<Event, String> {

@@ -102,3 +102,17 @@ fn direct_encoding_equals_the_value_definition() {
         );
     }
 }
+
+/// A record made by moving an event out is the record made by copying it.
+#[test]
+fn records_moved_from_events_equal_records_copied_from_them() {
+    let catalog = auditlog_core::Catalog::builtin();
+    let (events, _) = parse();
+    for event in events {
+        let copied = EventRecord::new(&event, Some("acme"), &catalog);
+        assert_eq!(
+            EventRecord::from_event(event, Some("acme"), &catalog),
+            copied
+        );
+    }
+}

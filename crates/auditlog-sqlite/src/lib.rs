@@ -154,6 +154,11 @@ impl SqliteStore {
         let mut index = Connection::open(&index_path).map_err(backend)?;
         configure_index(&index)?;
         schema::migrate_index(&mut index)?;
+        // As for the log, the checkpointer thread (below) copies the WAL back, not the
+        // indexer in the middle of a batch.
+        index
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(backend)?;
         let signal = Arc::new(indexer::Signal::new(options.background_indexing));
         let (sender, receiver) = mpsc::sync_channel(WRITE_QUEUE);
         let writer = writer::Writer::new(conn, Arc::clone(&signal));
@@ -172,17 +177,28 @@ impl SqliteStore {
             );
         }
 
+        // One checkpointer serves both files, so neither the writer nor the indexer ever
+        // stalls on copying its WAL back.
+        let mut files = Vec::new();
+        for (file, configure_file) in [
+            (
+                &path,
+                configure as fn(&Connection) -> Result<(), StoreError>,
+            ),
+            (&index_path, configure_index),
+        ] {
+            let conn = Connection::open(file).map_err(backend)?;
+            configure_file(&conn)?;
+            let mut wal = file.clone().into_os_string();
+            wal.push("-wal");
+            files.push((conn, PathBuf::from(wal)));
+        }
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let checkpointer = Connection::open(&path).map_err(backend)?;
-        configure(&checkpointer)?;
         let stop_flag = stop.clone();
-        let mut wal = path.clone().into_os_string();
-        wal.push("-wal");
-        let wal = PathBuf::from(wal);
         threads.push(
             std::thread::Builder::new()
                 .name("auditlog-sqlite-checkpointer".into())
-                .spawn(move || run_checkpointer(checkpointer, wal, &stop_flag))
+                .spawn(move || run_checkpointer(&files, &stop_flag))
                 .map_err(|e| StoreError::Backend(e.to_string()))?,
         );
 
@@ -342,7 +358,7 @@ fn open_log_reader(path: &Path) -> Result<Connection, StoreError> {
 /// WAL size beyond which the checkpointer makes the log start over.
 const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 
-fn run_checkpointer(conn: Connection, wal: PathBuf, stop: &std::sync::atomic::AtomicBool) {
+fn run_checkpointer(files: &[(Connection, PathBuf)], stop: &std::sync::atomic::AtomicBool) {
     // PASSIVE copies committed frames into the database without blocking anyone. Under
     // constant writes it never catches up completely, so the log would only grow: past
     // WAL_RESTART_BYTES a RESTART checkpoint briefly holds new commits back, copies the last
@@ -350,17 +366,23 @@ fn run_checkpointer(conn: Connection, wal: PathBuf, stop: &std::sync::atomic::At
     // `journal_size_limit` then truncates the file).
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
-        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        let mode = if size > WAL_RESTART_BYTES {
-            "RESTART"
-        } else {
-            "PASSIVE"
-        };
-        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
+        for (conn, wal) in files {
+            let size = std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
+            let mode = if size > WAL_RESTART_BYTES {
+                "RESTART"
+            } else {
+                "PASSIVE"
+            };
+            if let Err(e) =
+                conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+            {
+                tracing::warn!(error = %e, file = %wal.display(), "WAL checkpoint failed");
+            }
         }
     }
-    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    for (conn, _) in files {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
 }
 
 struct Readers {
