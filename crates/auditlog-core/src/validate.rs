@@ -322,9 +322,24 @@ fn check_email(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>) {
     }
 }
 
+/// Counts the bytes written to it and keeps none: measuring `meta` must not copy it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn check_meta(errors: &mut Vec<FieldError>, meta: &Map<String, Value>) {
-    let size = serde_json::to_vec(meta)
-        .map(|bytes| bytes.len())
+    let mut counter = ByteCount(0);
+    let size = serde_json::to_writer(&mut counter, meta)
+        .map(|()| counter.0)
         .unwrap_or(usize::MAX);
     if size > MAX_META_BYTES {
         errors.push(FieldError::new(
