@@ -348,7 +348,7 @@ fn write_batch(
     let mut bump_action = tx
         .prepare_cached(
             "INSERT INTO day_actions (day, org_key, action, n) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (day, org_key, action) DO UPDATE SET n = n + excluded.n",
+             ON CONFLICT (org_key, day, action) DO UPDATE SET n = n + excluded.n",
         )
         .map_err(backend)?;
     for ((day, org_key, action), n) in day_actions {
@@ -359,7 +359,7 @@ fn write_batch(
     let mut bump_actor = tx
         .prepare_cached(
             "INSERT INTO day_actors (day, org_key, actor, n) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (day, org_key, actor) DO UPDATE SET n = n + excluded.n",
+             ON CONFLICT (org_key, day, actor) DO UPDATE SET n = n + excluded.n",
         )
         .map_err(backend)?;
     for ((day, org_key, actor), n) in day_actors {

@@ -344,12 +344,27 @@ fn time_bounds(filter: &Filter) -> (i64, i64) {
     )
 }
 
-/// True when the whole UTC day lies inside the filter's time range.
-fn whole_day(filter: &Filter, day: i64) -> bool {
-    let start = Timestamp::start_of_day(day).as_millis();
-    let end = start + auditlog_core::timestamp::MS_PER_DAY - 1;
-    let (lo, hi) = time_bounds(filter);
-    lo <= start && end <= hi
+/// The first and last UTC day lying wholly inside the filter's time range (first > last
+/// when there is none).
+fn whole_days(filter: &Filter) -> (i64, i64) {
+    let day_ms = auditlog_core::timestamp::MS_PER_DAY;
+    let first = filter.from.map_or(i64::MIN, |from| {
+        let day = from.day();
+        if Timestamp::start_of_day(day).as_millis() == from.as_millis() {
+            day
+        } else {
+            day + 1
+        }
+    });
+    let last = filter.to.map_or(i64::MAX, |to| {
+        let day = to.day();
+        if Timestamp::start_of_day(day).as_millis() + day_ms - 1 == to.as_millis() {
+            day
+        } else {
+            day - 1
+        }
+    });
+    (first, last)
 }
 
 /// The tail's events that match `filter`, in `order`.
@@ -780,14 +795,60 @@ fn tally(
             } else {
                 cap
             };
-            let rollup_sql = match rollup_actions.as_deref() {
-                Some([]) => Some("SELECT action, n FROM day_actions WHERE day = ?1 AND org_key = ?2".to_string()),
-                Some(actions) => Some(format!(
-                    "SELECT action, n FROM day_actions WHERE day = ?1 AND org_key = ?2 AND action IN (SELECT string_key FROM strings WHERE value IN ({}))",
-                    (0..actions.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(",")
-                )),
-                None => None,
-            };
+            // Whole days inside the range are answered from the rollups with two range
+            // reads (per day and action, and per actor summed over the range), not one
+            // statement per day; only the partial days at the edges are counted from rows.
+            let use_rollups = rollup_actions.is_some()
+                && (rollup_actions.as_deref() == Some(&[]) || want != Want::Facets);
+            let (first_whole, last_whole) = whole_days(filter);
+            let mut rolled: HashMap<i64, Vec<(i64, u64)>> = HashMap::new();
+            if use_rollups && first_whole <= last_whole {
+                let actions = rollup_actions.as_deref().unwrap_or(&[]);
+                let action_sql = if actions.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "AND action IN (SELECT string_key FROM strings WHERE value IN ({}))",
+                        vec!["?"; actions.len()].join(",")
+                    )
+                };
+                let sql = format!(
+                    "SELECT day, action, n FROM day_actions
+                     WHERE org_key = ? AND day BETWEEN ? AND ? {action_sql}"
+                );
+                let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+                let mut values = vec![
+                    SqlValue::Integer(scope.org_key),
+                    SqlValue::Integer(first_whole),
+                    SqlValue::Integer(last_whole),
+                ];
+                values.extend(actions.iter().map(|a| SqlValue::Text(a.clone())));
+                let mut rows = stmt.query(params_from_iter(values)).map_err(backend)?;
+                while let Some(row) = rows.next().map_err(backend)? {
+                    let (day, action, n): (i64, i64, i64) = (
+                        row.get(0).map_err(backend)?,
+                        row.get(1).map_err(backend)?,
+                        row.get(2).map_err(backend)?,
+                    );
+                    rolled.entry(day).or_default().push((action, n as u64));
+                }
+                if want == Want::Facets {
+                    let mut stmt = conn
+                        .prepare_cached(
+                            "SELECT actor, sum(n) FROM day_actors
+                             WHERE org_key = ?1 AND day BETWEEN ?2 AND ?3 GROUP BY actor",
+                        )
+                        .map_err(backend)?;
+                    let mut rows = stmt
+                        .query(params![scope.org_key, first_whole, last_whole])
+                        .map_err(backend)?;
+                    while let Some(row) = rows.next().map_err(backend)? {
+                        let (actor, n): (i64, i64) =
+                            (row.get(0).map_err(backend)?, row.get(1).map_err(backend)?);
+                        *out.actors.entry(actor).or_default() += n as u64;
+                    }
+                }
+            }
             let direct_sql = format!(
                 "SELECT e.action, e.actor, count(*) FROM event_index e {hint} WHERE e.day = ? AND e.org_key = ?
                  AND e.occurred_at BETWEEN ? AND ? AND {sql} GROUP BY e.action, e.actor"
@@ -797,39 +858,11 @@ fn tally(
             );
             for day in days(conn, scope, filter, Order::OldestFirst)? {
                 let mut day_total = 0u64;
-                let rollup_usable = rollup_sql.is_some()
-                    && whole_day(filter, day)
-                    && (rollup_actions.as_deref() == Some(&[]) || want != Want::Facets);
-                if rollup_usable {
-                    let sql = rollup_sql.as_deref().expect("checked");
-                    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-                    let mut values = vec![SqlValue::Integer(day), SqlValue::Integer(scope.org_key)];
-                    values.extend(
-                        rollup_actions
-                            .iter()
-                            .flatten()
-                            .map(|a| SqlValue::Text(a.clone())),
-                    );
-                    let mut rows = stmt.query(params_from_iter(values)).map_err(backend)?;
-                    while let Some(row) = rows.next().map_err(backend)? {
-                        let (action, n): (i64, i64) =
-                            (row.get(0).map_err(backend)?, row.get(1).map_err(backend)?);
-                        day_total += n as u64;
+                if use_rollups && (first_whole..=last_whole).contains(&day) {
+                    for (action, n) in rolled.get(&day).into_iter().flatten() {
+                        day_total += n;
                         if want == Want::Facets {
-                            *out.actions.entry(action).or_default() += n as u64;
-                        }
-                    }
-                    if want == Want::Facets {
-                        let mut stmt = conn
-                            .prepare_cached(
-                                "SELECT actor, n FROM day_actors WHERE day = ?1 AND org_key = ?2",
-                            )
-                            .map_err(backend)?;
-                        let mut rows = stmt.query(params![day, scope.org_key]).map_err(backend)?;
-                        while let Some(row) = rows.next().map_err(backend)? {
-                            let (actor, n): (i64, i64) =
-                                (row.get(0).map_err(backend)?, row.get(1).map_err(backend)?);
-                            *out.actors.entry(actor).or_default() += n as u64;
+                            *out.actions.entry(*action).or_default() += n;
                         }
                     }
                 } else {
@@ -952,6 +985,14 @@ pub fn count(
     filter: &Filter,
     cap: u64,
 ) -> Result<Count, StoreError> {
+    if filter.conditions.is_empty() && filter.from.is_none() && filter.to.is_none() {
+        // Everything: seqs run 1, 2, … without a gap, so the head is the count.
+        let head = chain_head(conn, scope)?;
+        return Ok(Count {
+            n: head.seq,
+            exact: true,
+        });
+    }
     let tally = tally(conn, scope, filter, Want::Count { cap })?;
     let total = tally.total + tail_matches(conn, scope, filter, Order::OldestFirst)?.len() as u64;
     Ok(if tally.capped || total > cap {

@@ -290,7 +290,7 @@ CREATE TABLE day_actions (
     org_key INTEGER NOT NULL,
     action  INTEGER NOT NULL,
     n       INTEGER NOT NULL,
-    PRIMARY KEY (day, org_key, action)
+    PRIMARY KEY (org_key, day, action)
 ) WITHOUT ROWID;
 
 CREATE TABLE day_actors (
@@ -298,7 +298,7 @@ CREATE TABLE day_actors (
     org_key INTEGER NOT NULL,
     actor   INTEGER NOT NULL,
     n       INTEGER NOT NULL,
-    PRIMARY KEY (day, org_key, actor)
+    PRIMARY KEY (org_key, day, actor)
 ) WITHOUT ROWID;
 
 CREATE TABLE org_days (
