@@ -27,6 +27,7 @@ const USAGE: &str = "usage: cargo bench -p auditlog-bench --bench store -- \
   --large          10,000,000 events
   --seed N         seed of the generated history (default 42)
   --data-dir PATH  keep the store in PATH instead of a temporary directory
+  --query-runs N   timed runs per query (default 200; more for profiling)
   --database-url URL  measure PostgreSQL (an empty database) instead of SQLite";
 
 struct Args {
@@ -40,6 +41,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut seed = 42;
     let mut data_dir = None;
     let mut database_url = None;
+    let mut query_runs = None;
     let mut bench_mode = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -73,17 +75,29 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             }
             "--data-dir" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
             "--database-url" => database_url = Some(value("--database-url")?),
+            "--query-runs" => {
+                let text = value("--query-runs")?;
+                query_runs = Some(
+                    text.parse::<usize>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("--query-runs: {text:?} is not a positive number"))?,
+                );
+            }
             "-h" | "--help" => return Err(String::new()),
             other if other.starts_with('-') => return Err(format!("unknown option {other}")),
             // A positional argument is a benchmark name filter from cargo: there is one benchmark.
             _ => {}
         }
     }
-    let config = match (bench_mode, events) {
+    let mut config = match (bench_mode, events) {
         (_, Some(n)) => BenchConfig::new(n, seed),
         (true, None) => BenchConfig::new(BenchConfig::STANDARD, seed),
         (false, None) => BenchConfig::smoke(3_000, seed),
     };
+    if let Some(runs) = query_runs {
+        config.query_runs = runs;
+    }
     if config.n_events == 0 {
         return Err("--events must be at least 1".to_string());
     }

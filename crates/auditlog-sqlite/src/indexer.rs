@@ -30,6 +30,11 @@ use crate::{backend, log_row};
 pub const MAX_BATCH: usize = 20_000;
 /// How long the indexer sleeps when nothing wakes it (another process may be appending).
 const IDLE_WAIT: Duration = Duration::from_millis(250);
+/// Least time between the starts of two batches that are not full. Under many small
+/// commits this gathers them into one batch: each batch has a fixed cost (a transaction, a
+/// search segment that must later be merged), and reads see the few events it leaves
+/// unindexed meanwhile through the tail.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Bound on cached dictionary entries, so hostile input cannot grow memory without limit.
 const MAX_CACHED: usize = 500_000;
 
@@ -110,6 +115,16 @@ impl Signal {
         self.wake.notify_all();
     }
 
+    /// Sleeps for `pause` unless asked to stop meanwhile; answers whether to stop.
+    fn sleep(&self, pause: Duration) -> bool {
+        let state = self.state.lock().expect("lock");
+        let (state, _) = self
+            .wake
+            .wait_timeout_while(state, pause, |s| !s.stop)
+            .expect("lock");
+        state.stop
+    }
+
     /// Waits until a commit newer than `seen` or a stop, or `timeout`; answers the newest
     /// commit count, or `None` when stopping.
     fn wait(&self, seen: u64, timeout: Duration) -> Option<u64> {
@@ -166,6 +181,7 @@ impl Indexer {
     pub fn run(mut self, signal: &Signal) {
         let mut seen = 0;
         loop {
+            let started = std::time::Instant::now();
             let outcome = self.index_batch(MAX_BATCH);
             if let Ok((_, upto)) = &outcome {
                 signal.indexed(*upto);
@@ -182,6 +198,9 @@ impl Indexer {
                     tracing::warn!(error = %e, "indexing failed; retrying");
                     self.forget();
                 }
+            }
+            if signal.sleep(MIN_INTERVAL.saturating_sub(started.elapsed())) {
+                return;
             }
             match signal.wait(seen, IDLE_WAIT) {
                 Some(commits) => seen = commits,
