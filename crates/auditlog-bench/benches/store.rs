@@ -81,7 +81,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                     text.parse::<usize>()
                         .ok()
                         .filter(|n| *n > 0)
-                        .ok_or_else(|| format!("--query-runs: {text:?} is not a positive number"))?,
+                        .ok_or_else(|| {
+                            format!("--query-runs: {text:?} is not a positive number")
+                        })?,
                 );
             }
             "-h" | "--help" => return Err(String::new()),

@@ -302,6 +302,7 @@ fn write_batch(
     let mut day_actions: HashMap<(i64, i64, i64), i64> = HashMap::new();
     let mut day_actors: HashMap<(i64, i64, i64), i64> = HashMap::new();
     let mut new_days: Vec<(i64, i64)> = Vec::new();
+    let mut blocks: HashMap<(i64, i64), (i64, i64)> = HashMap::new();
     let mut words = String::with_capacity(512);
     for (pos, lsn, org_key, event) in rows {
         let (pos, org_key) = (*pos, *org_key);
@@ -357,6 +358,11 @@ fn write_batch(
         }
         insert_words.execute(params![pos, words]).map_err(backend)?;
 
+        let at = body.occurred_at.as_millis();
+        let bounds = blocks
+            .entry((org_key, (event.seq >> crate::read::BLOCK_BITS) as i64))
+            .or_insert((at, at));
+        *bounds = (bounds.0.min(at), bounds.1.max(at));
         *day_actions.entry((day, org_key, action)).or_default() += 1;
         *day_actors.entry((day, org_key, actor)).or_default() += 1;
         if caches.org_days.insert((org_key, day)) {
@@ -384,6 +390,18 @@ fn write_batch(
     for ((day, org_key, actor), n) in day_actors {
         bump_actor
             .execute(params![day, org_key, actor, n])
+            .map_err(backend)?;
+    }
+    let mut widen_block = tx
+        .prepare_cached(
+            "INSERT INTO seq_blocks (org_key, block, min_at, max_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (org_key, block) DO UPDATE
+             SET min_at = min(min_at, excluded.min_at), max_at = max(max_at, excluded.max_at)",
+        )
+        .map_err(backend)?;
+    for ((org_key, block), (min_at, max_at)) in blocks {
+        widen_block
+            .execute(params![org_key, block, min_at, max_at])
             .map_err(backend)?;
     }
     let mut add_day = tx

@@ -555,15 +555,11 @@ fn query_indexed(
             Ok(events)
         }
         Plan::Text { fts, sql, params } => {
-            let mut matches = text_matches(conn, scope, filter, &fts, &sql, &params)?;
-            sort_positions(&mut matches, query.order);
+            let need = (skip as usize).saturating_add(limit);
+            let plan = (fts.as_str(), sql.as_str(), params.as_slice());
+            let matches = text_page(conn, scope, filter, plan, query.order, after, need)?;
             let mut page = Vec::with_capacity(limit);
-            for hit in matches
-                .iter()
-                .filter(|hit| after.is_none_or(|p| p.is_before(&hit.position(scope), query.order)))
-                .skip(skip as usize)
-                .take(limit)
-            {
+            for hit in matches.iter().skip(skip as usize).take(limit) {
                 page.push(event_at(conn, scope, hit.pos)?.ok_or_else(|| {
                     StoreError::Corrupt("a search posting names a missing event".into())
                 })?);
@@ -617,29 +613,36 @@ fn sort_positions(hits: &mut [Hit], order: Order) {
     }
 }
 
+/// The indexed events whose postings match `fts` and that meet the other conditions, among
+/// positions `range`; at most `limit` of them (any ones) when given.
+#[allow(clippy::too_many_arguments)]
 fn text_matches(
     conn: &Connection,
-    scope: &OrgScope,
     filter: &Filter,
     fts: &str,
     sql: &str,
     params: &[SqlValue],
+    range: (i64, i64),
+    limit: Option<u64>,
 ) -> Result<Vec<Hit>, StoreError> {
     let (lo, hi) = time_bounds(filter);
     let stmt_sql = format!(
         "SELECT e.pos, e.occurred_at, e.action, e.actor, e.day FROM event_index e
          WHERE e.pos IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ? AND rowid BETWEEN ? AND ?)
-           AND e.occurred_at BETWEEN ? AND ? AND {sql}"
+           AND e.occurred_at BETWEEN ? AND ? AND {sql} LIMIT ?"
     );
     let mut stmt = conn.prepare_cached(&stmt_sql).map_err(backend)?;
     let mut values = vec![
         SqlValue::Text(fts.to_string()),
-        SqlValue::Integer(scope.pos(0)),
-        SqlValue::Integer(scope.pos(u64::MAX)),
+        SqlValue::Integer(range.0),
+        SqlValue::Integer(range.1),
         SqlValue::Integer(lo),
         SqlValue::Integer(hi),
     ];
     values.extend(params.iter().cloned());
+    values.push(SqlValue::Integer(
+        limit.map_or(-1, |n| n.min(i64::MAX as u64) as i64),
+    ));
     let rows = stmt
         .query_map(params_from_iter(values), |row| {
             Ok(Hit {
@@ -653,6 +656,100 @@ fn text_matches(
         .map_err(backend)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(backend)
 }
+
+/// Matches a search probes for first: when there are fewer, they are all sorted by time;
+/// when there are more, the search walks the organization's blocks instead.
+const SEARCH_PROBE: u64 = 1_000;
+
+/// The first `need` matches of a search in `order` (after `after` when given), without
+/// reading every match of a common word: the organization's blocks of 4,096 positions are
+/// visited in order of their newest (or oldest) event, and the walk stops once `need`
+/// matches are found and no later block can hold a better one. For events ingested in time
+/// order that is the first block or two, whatever the organization's size.
+#[allow(clippy::too_many_arguments)]
+fn text_page(
+    conn: &Connection,
+    scope: &OrgScope,
+    filter: &Filter,
+    plan: (&str, &str, &[SqlValue]),
+    order: Order,
+    after: Option<Position>,
+    need: usize,
+) -> Result<Vec<Hit>, StoreError> {
+    let (fts, sql, params) = plan;
+    let org_range = (scope.pos(0), scope.pos(u64::MAX));
+    let keep = |hit: &Hit| after.is_none_or(|p| p.is_before(&hit.position(scope), order));
+    let probe = text_matches(
+        conn,
+        filter,
+        fts,
+        sql,
+        params,
+        org_range,
+        Some(SEARCH_PROBE),
+    )?;
+    if (probe.len() as u64) < SEARCH_PROBE {
+        let mut hits: Vec<Hit> = probe.into_iter().filter(keep).collect();
+        sort_positions(&mut hits, order);
+        hits.truncate(need);
+        return Ok(hits);
+    }
+    let (lo, hi) = time_bounds(filter);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT block, min_at, max_at FROM seq_blocks
+             WHERE org_key = ?1 AND max_at >= ?2 AND min_at <= ?3",
+        )
+        .map_err(backend)?;
+    let mut blocks: Vec<(i64, i64, i64)> = stmt
+        .query_map(params![scope.org_key, lo, hi], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .map_err(backend)?
+        .collect::<Result<_, _>>()
+        .map_err(backend)?;
+    match order {
+        Order::NewestFirst => blocks.sort_unstable_by_key(|b| std::cmp::Reverse(b.2)),
+        Order::OldestFirst => blocks.sort_unstable_by_key(|b| b.1),
+    }
+    let mut best: Vec<Hit> = Vec::with_capacity(need + 64);
+    for (block, min_at, max_at) in blocks {
+        if best.len() >= need {
+            let worst = best[need - 1].occurred_at;
+            let hopeless = match order {
+                Order::NewestFirst => max_at < worst,
+                Order::OldestFirst => min_at > worst,
+            };
+            if hopeless {
+                break;
+            }
+        }
+        let beyond_cursor = after.is_some_and(|p| match order {
+            Order::NewestFirst => min_at > p.occurred_at.as_millis(),
+            Order::OldestFirst => max_at < p.occurred_at.as_millis(),
+        });
+        if beyond_cursor {
+            continue;
+        }
+        let first_seq = (block as u64) << BLOCK_BITS;
+        let range = (
+            scope.pos(first_seq),
+            scope.pos(first_seq + (1 << BLOCK_BITS) - 1),
+        );
+        best.extend(
+            text_matches(conn, filter, fts, sql, params, range, None)?
+                .into_iter()
+                .filter(keep),
+        );
+        sort_positions(&mut best, order);
+        best.truncate(need);
+    }
+    Ok(best)
+}
+
+/// An organization's positions are summarized in blocks of `2^BLOCK_BITS` seqs (the
+/// indexer keeps each block's earliest and latest `occurred_at` in `seq_blocks`).
+pub const BLOCK_BITS: u32 = 12;
 
 /// Walks the time range's events in `order`, evaluating the filter in memory; `visit`
 /// returns false to stop.
@@ -905,7 +1002,13 @@ fn tally(
             }
         }
         Plan::Text { fts, sql, params } => {
-            let hits = text_matches(conn, scope, filter, &fts, &sql, &params)?;
+            // A count stops one past its cap; facets and daily counts need every match.
+            let limit = match want {
+                Want::Count { cap } if cap < u64::MAX => Some(cap + 1),
+                _ => None,
+            };
+            let range = (scope.pos(0), scope.pos(u64::MAX));
+            let hits = text_matches(conn, filter, &fts, &sql, &params, range, limit)?;
             let mut per_day: HashMap<i64, u64> = HashMap::new();
             for hit in &hits {
                 *per_day.entry(hit.day).or_default() += 1;

@@ -311,6 +311,16 @@ CREATE VIRTUAL TABLE events_fts USING fts5(
     words, content='', detail='none', tokenize='unicode61 remove_diacritics 0'
 );
 
+-- Per block of 4,096 seqs of an organization (block = seq >> 12), the earliest and latest
+-- occurred_at of its indexed events: a search walks blocks by time and stops early.
+CREATE TABLE seq_blocks (
+    org_key INTEGER NOT NULL,
+    block   INTEGER NOT NULL,
+    min_at  INTEGER NOT NULL,
+    max_at  INTEGER NOT NULL,
+    PRIMARY KEY (org_key, block)
+) WITHOUT ROWID;
+
 PRAGMA user_version = 1;
 "#;
 
@@ -321,6 +331,7 @@ DELETE FROM event_index;
 DELETE FROM day_actions;
 DELETE FROM day_actors;
 DELETE FROM org_days;
+DELETE FROM seq_blocks;
 DELETE FROM principals;
 DELETE FROM strings;
 INSERT INTO events_fts (events_fts) VALUES ('delete-all');

@@ -288,3 +288,96 @@ async fn a_deleted_or_reset_index_is_rebuilt_from_the_log() {
     assert_eq!(store.index_lag().await.unwrap().events, 0);
     check_reads(&store, org, &all, "rebuilt online").await;
 }
+
+/// A search matching more events than it first probes for walks the organization's blocks
+/// of positions by time, and still answers exactly: every offset and keyset page equals the
+/// model's, for events mostly in time order with stragglers far out of it, in both orders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_common_word_is_searched_block_by_block_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        background_indexing: false,
+    };
+    let store = SqliteStore::open_with(dir.path(), options).unwrap();
+    let org = store
+        .create_org(NewOrg {
+            name: "acme".into(),
+            display_name: "Acme".into(),
+            audit_logs_enabled: true,
+        })
+        .await
+        .unwrap()
+        .id;
+    let mut rng = SmallRng::seed_from_u64(5);
+    let mut all = Vec::new();
+    let base = 1_760_000_000_000i64;
+    for chunk in 0..10 {
+        let batch: Vec<Append> = (0..1_000)
+            .map(|i| {
+                let n = chunk * 1_000 + i;
+                let mut event = body(&mut rng);
+                // Mostly in time order (many equal instants); one in 50 from long before, and
+                // one in 7 from anywhere in the history, so that blocks overlap in time.
+                let at = if n % 50 == 7 {
+                    base - rng.gen_range(0..1_000_000_000)
+                } else if n % 7 == 3 {
+                    base + rng.gen_range(0..3_400) * 1_000
+                } else {
+                    base + (n / 3) * 1_000
+                };
+                event.occurred_at = Timestamp::from_millis(at).unwrap();
+                if n % 5 == 0 {
+                    event.target_name = Some("quiet corner".into());
+                }
+                Append {
+                    org_id: org,
+                    body: event,
+                }
+            })
+            .collect();
+        all.extend(store.append(batch).await.unwrap());
+    }
+    store.index_now().await.unwrap();
+    for text in ["target", "quiet"] {
+        let filter = Filter {
+            conditions: vec![Condition::Text(text.into())],
+            ..Filter::default()
+        };
+        for order in [Order::NewestFirst, Order::OldestFirst] {
+            let want = expected(&all, &filter, order);
+            assert!(want.len() > 1_000, "{text} must be common");
+            for offset in [0u64, 1, 999, want.len() as u64 / 2, want.len() as u64 - 3] {
+                let query = Query {
+                    filter: filter.clone(),
+                    order,
+                    limit: 50,
+                    start: Start::Offset(offset),
+                };
+                let got = keys(&store.query(org, &query).await.unwrap());
+                let end = (offset as usize + 50).min(want.len());
+                assert_eq!(
+                    got,
+                    want[offset as usize..end],
+                    "{text}, {order:?}, offset {offset}"
+                );
+            }
+            let mut walked = Vec::new();
+            let mut start = Start::Offset(0);
+            loop {
+                let query = Query {
+                    filter: filter.clone(),
+                    order,
+                    limit: 500,
+                    start,
+                };
+                let page = store.query(org, &query).await.unwrap();
+                let Some(last) = page.last() else { break };
+                start = Start::After(Position::of(last));
+                walked.extend(keys(&page));
+            }
+            assert_eq!(walked, want, "{text}, {order:?}, keyset walk");
+            let count = store.count(org, &filter, 100).await.unwrap();
+            assert_eq!((count.n, count.exact), (100, false), "a capped count");
+        }
+    }
+}
