@@ -1,4 +1,4 @@
-//! Crash consistency of the SQLite store (DESIGN.md §10, "nothing acknowledged is lost"): a
+//! Crash consistency of the SQLite store (docs/design.md, "Nothing acknowledged is lost"): a
 //! writer process killed with SIGKILL in the middle of ingest, then reopened, still holds
 //! every event it acknowledged, never half a batch, and chains that verify.
 //!
