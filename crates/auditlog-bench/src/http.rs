@@ -24,7 +24,7 @@
 //! The [`HttpReport`] prints as a Markdown table (`metric | value | unit`).
 
 use crate::report::{millis, thousands, write_table};
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -36,11 +36,11 @@ use auditlog_server::{AppState, ServerConfig};
 use auditlog_service::access::Actor;
 use auditlog_service::Service;
 use auditlog_store::{NewOrg, Org, Role, Store, StoreError};
+use auditlog_testkit::http::{percent_encode, Connection, Request};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::generate::{History, HistorySpec};
@@ -1549,20 +1549,7 @@ async fn export(
     })
 }
 
-/// `text` percent-encoded for a query string (everything but unreserved characters).
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
-}
-
-/// A complete HTTP/1.1 request with a `Content-Length` (keep-alive is HTTP/1.1's default).
+/// A complete HTTP/1.1 request with a `Content-Length`, for a keep-alive [`Conn`].
 fn request(
     addr: SocketAddr,
     method: &str,
@@ -1570,18 +1557,11 @@ fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Vec<u8> {
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: auditlog-bench\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        let _ = write!(head, "{name}: {value}\r\n");
-    }
-    head.push_str("\r\n");
-    let mut bytes = Vec::with_capacity(head.len() + body.len());
-    bytes.extend_from_slice(head.as_bytes());
-    bytes.extend_from_slice(body);
-    bytes
+    Request::new(method, path)
+        .header("User-Agent", "auditlog-bench")
+        .headers(headers)
+        .raw_body(body)
+        .encode(&addr.to_string())
 }
 
 /// A response: its status and body.
@@ -1590,38 +1570,15 @@ struct Reply {
     body: Vec<u8>,
 }
 
-/// How a response's body is delimited.
-enum Framing {
-    /// No body (1xx, 204, 304).
-    Empty,
-    /// `Content-Length`.
-    Length(u64),
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-    /// Until the server closes the connection.
-    UntilClose,
-}
-
-/// A keep-alive HTTP/1.1 connection that sends one request at a time and reads exactly one
-/// response for each; it reconnects when the server closed the previous connection.
-struct Conn {
-    addr: SocketAddr,
-    stream: Option<BufReader<TcpStream>>,
-}
+/// A keep-alive connection of the test kit's client (one request at a time, exactly one
+/// response read for each, reconnecting when the server closed), with the benchmark's
+/// timeout and errors.
+struct Conn(Connection);
 
 impl Conn {
     /// Connects to `addr`.
     async fn open(addr: SocketAddr) -> Result<Conn, BenchError> {
-        let mut conn = Conn { addr, stream: None };
-        conn.connect().await?;
-        Ok(conn)
-    }
-
-    async fn connect(&mut self) -> std::io::Result<()> {
-        let stream = TcpStream::connect(self.addr).await?;
-        stream.set_nodelay(true)?;
-        self.stream = Some(BufReader::with_capacity(64 * 1024, stream));
-        Ok(())
+        Ok(Conn(Connection::open(addr).await?))
     }
 
     /// Sends a complete request and reads its response whole.
@@ -1640,55 +1597,15 @@ impl Conn {
         request: &[u8],
         sink: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<u16, BenchError> {
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(request, sink)).await {
-            Ok(Ok(status)) => Ok(status),
-            Ok(Err(e)) => {
-                self.stream = None;
-                Err(BenchError::new(format!("{}: {e}", request_line(request))))
-            }
-            Err(_) => {
-                self.stream = None;
-                Err(BenchError::new(format!(
-                    "{}: no answer within {} s",
-                    request_line(request),
-                    REQUEST_TIMEOUT.as_secs()
-                )))
-            }
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.0.send_streaming(request, sink)).await {
+            Ok(Ok(response)) => Ok(response.status),
+            Ok(Err(e)) => Err(BenchError::new(format!("{}: {e}", request_line(request)))),
+            Err(_) => Err(BenchError::new(format!(
+                "{}: no answer within {} s",
+                request_line(request),
+                REQUEST_TIMEOUT.as_secs()
+            ))),
         }
-    }
-
-    async fn exchange(
-        &mut self,
-        request: &[u8],
-        sink: &mut (dyn FnMut(&[u8]) + Send),
-    ) -> std::io::Result<u16> {
-        if self.stream.is_none() {
-            self.connect().await?;
-        }
-        let stream = self.stream.as_mut().expect("connected above");
-        stream.get_mut().write_all(request).await?;
-        let (status, framing, mut keep_alive) = read_head(stream).await?;
-        match framing {
-            Framing::Empty => {}
-            Framing::Length(length) => copy_exact(stream, length, sink).await?,
-            Framing::Chunked => read_chunked(stream, sink).await?,
-            Framing::UntilClose => {
-                loop {
-                    let buf = stream.fill_buf().await?;
-                    if buf.is_empty() {
-                        break;
-                    }
-                    let n = buf.len();
-                    sink(buf);
-                    stream.consume(n);
-                }
-                keep_alive = false;
-            }
-        }
-        if !keep_alive {
-            self.stream = None;
-        }
-        Ok(status)
     }
 }
 
@@ -1699,139 +1616,6 @@ fn request_line(request: &[u8]) -> String {
         .position(|&b| b == b'\r')
         .unwrap_or(request.len());
     String::from_utf8_lossy(&request[..end.min(200)]).into_owned()
-}
-
-fn invalid(message: impl Into<String>) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, message.into())
-}
-
-/// Reads a response's status line and headers: the status, how the body is framed, and
-/// whether the connection stays open.
-async fn read_head(stream: &mut BufReader<TcpStream>) -> std::io::Result<(u16, Framing, bool)> {
-    let mut line = Vec::new();
-    let mut status = None;
-    let mut length = None;
-    let mut chunked = false;
-    let mut keep_alive = true;
-    let mut total = 0;
-    loop {
-        line.clear();
-        let n = stream.read_until(b'\n', &mut line).await?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the connection closed before a complete response",
-            ));
-        }
-        total += n;
-        if total > 64 * 1024 {
-            return Err(invalid("response headers longer than 64 KiB"));
-        }
-        let text = std::str::from_utf8(&line)
-            .map_err(|_| invalid("response headers are not UTF-8"))?
-            .trim_end();
-        let Some(code) = status else {
-            let code = text
-                .split(' ')
-                .nth(1)
-                .and_then(|c| c.parse::<u16>().ok())
-                .ok_or_else(|| invalid(format!("bad status line {text:?}")))?;
-            status = Some(code);
-            continue;
-        };
-        if text.is_empty() {
-            if (100..200).contains(&code) {
-                // An interim response: the real one follows.
-                status = None;
-                continue;
-            }
-            break;
-        }
-        if let Some((name, value)) = text.split_once(':') {
-            let (name, value) = (name.trim(), value.trim());
-            if name.eq_ignore_ascii_case("content-length") {
-                length = Some(
-                    value
-                        .parse::<u64>()
-                        .map_err(|_| invalid(format!("bad content-length {value:?}")))?,
-                );
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.to_ascii_lowercase().contains("chunked");
-            } else if name.eq_ignore_ascii_case("connection") {
-                keep_alive = !value.eq_ignore_ascii_case("close");
-            }
-        }
-    }
-    let status = status.expect("the loop ends after a status line");
-    let framing = if status == 204 || status == 304 {
-        Framing::Empty
-    } else if chunked {
-        Framing::Chunked
-    } else if let Some(length) = length {
-        Framing::Length(length)
-    } else {
-        Framing::UntilClose
-    };
-    Ok((status, framing, keep_alive))
-}
-
-/// Hands exactly `left` bytes to `sink`.
-async fn copy_exact(
-    stream: &mut BufReader<TcpStream>,
-    mut left: u64,
-    sink: &mut (dyn FnMut(&[u8]) + Send),
-) -> std::io::Result<()> {
-    while left > 0 {
-        let buf = stream.fill_buf().await?;
-        if buf.is_empty() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the connection closed inside a response body",
-            ));
-        }
-        let n = (buf.len() as u64).min(left) as usize;
-        sink(&buf[..n]);
-        stream.consume(n);
-        left -= n as u64;
-    }
-    Ok(())
-}
-
-/// Hands a chunked body to `sink`, chunk data only; reads the trailers.
-async fn read_chunked(
-    stream: &mut BufReader<TcpStream>,
-    sink: &mut (dyn FnMut(&[u8]) + Send),
-) -> std::io::Result<()> {
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if stream.read_until(b'\n', &mut line).await? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the connection closed inside a chunked body",
-            ));
-        }
-        let text = std::str::from_utf8(&line).map_err(|_| invalid("bad chunk size line"))?;
-        let size_text = text.split(';').next().unwrap_or("").trim();
-        let size = u64::from_str_radix(size_text, 16)
-            .map_err(|_| invalid(format!("bad chunk size {size_text:?}")))?;
-        if size == 0 {
-            // Trailers, then an empty line.
-            loop {
-                line.clear();
-                let n = stream.read_until(b'\n', &mut line).await?;
-                if n == 0 || line == b"\r\n" || line == b"\n" {
-                    return Ok(());
-                }
-            }
-        }
-        copy_exact(stream, size, sink).await?;
-        line.clear();
-        stream.read_until(b'\n', &mut line).await?;
-        if line != b"\r\n" && line != b"\n" {
-            return Err(invalid("a chunk does not end with CRLF"));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1874,11 +1658,18 @@ mod tests {
         assert_eq!(pairs, run());
     }
 
+    /// On Linux the figures are read; elsewhere (no `/proc`) they are absent, so the report
+    /// prints "n/a" instead of a made-up number.
     #[test]
     fn reads_peak_memory() {
+        let peak = proc_status_bytes("VmHWM");
+        let resident = proc_status_bytes("VmRSS");
         if cfg!(target_os = "linux") {
-            assert!(proc_status_bytes("VmHWM").is_some_and(|b| b > 0));
-            assert!(proc_status_bytes("VmRSS").is_some_and(|b| b > 0));
+            assert!(peak.is_some_and(|b| b > 0), "VmHWM: {peak:?}");
+            assert!(resident.is_some_and(|b| b > 0), "VmRSS: {resident:?}");
+        } else {
+            assert_eq!((peak, resident), (None, None));
         }
+        assert_eq!(proc_status_bytes("NoSuchField"), None);
     }
 }

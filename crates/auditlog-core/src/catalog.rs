@@ -747,8 +747,8 @@ const SELF_HOSTED: &[Row] = &[
 mod tests {
     use super::*;
 
-    /// The seed's catalog, copied from `seed/anaconda-audit-logs.txt`: group, display name,
-    /// description.
+    /// The reference product's catalog as the Anaconda Platform audit log's documentation
+    /// gives it (`docs/catalog.md`): group, display name, description.
     #[rustfmt::skip]
     const SEED: &[(&str, &str, &str)] = &[
         ("Audit Logs", "Audit Log Export Requested", "An administrator requested an export of the audit log."),

@@ -6,10 +6,6 @@
 //! (`postgres://auditlog:auditlog@127.0.0.1:5432/auditlog_test`); each test creates a schema
 //! there and drops it when it ends. Without the variable every test says it was skipped and
 //! passes, except under `CI=true`, where PostgreSQL is required and the tests fail.
-//!
-//! `auditlog_store::conformance_tests!` has no way to skip (its fixture must yield a store),
-//! so this file lists the same cases in its own macro, and `every_conformance_case_runs`
-//! fails when the suite gains a case that the list lacks.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,161 +16,27 @@ use auditlog_core::{ActorType, EventBody, Timestamp};
 use auditlog_postgres::schema::SCHEMA_VERSION;
 use auditlog_postgres::PostgresStore;
 use auditlog_store::{Append, Count, NewOrg, Org, Store, StoreError};
-use tokio_postgres::NoTls;
+use auditlog_testkit::postgres::{Isolation, TestDatabase};
+use auditlog_testkit::{available, Unavailable};
 use uuid::Uuid;
 
-const URL_VARIABLE: &str = "AUDITLOG_TEST_DATABASE_URL";
-
-/// A schema of its own for one test, dropped when the test ends, whether it passed or not.
-struct TestSchema {
-    url: String,
-    name: String,
+/// A fresh schema of its own for one test, or why there is none.
+async fn schema() -> Result<TestDatabase, Unavailable> {
+    TestDatabase::create("auditlog_test", Isolation::Schema).await
 }
 
-impl TestSchema {
-    /// Creates the schema; `None`, after saying so, when no database is configured outside CI.
-    async fn create() -> Option<TestSchema> {
-        let url = match std::env::var(URL_VARIABLE) {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ => {
-                if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-                    panic!(
-                        "CI requires PostgreSQL: set {URL_VARIABLE}, e.g. \
-                         postgres://auditlog:auditlog@127.0.0.1:5432/auditlog_test"
-                    );
-                }
-                println!("skipped: {URL_VARIABLE} is not set (PostgreSQL tests need it)");
-                return None;
-            }
-        };
-        let name = format!("auditlog_test_{}", Uuid::new_v4().simple());
-        admin(&url)
-            .await
-            .batch_execute(&format!("CREATE SCHEMA {name}"))
-            .await
-            .expect("create the test schema");
-        Some(TestSchema { url, name })
-    }
-
-    /// The database URL with this schema alone on the search path.
-    fn url(&self) -> String {
-        let (url, name) = (&self.url, &self.name);
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let separator = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{separator}options=-c%20search_path%3D{name}")
-        } else {
-            format!("{url} options='-c search_path={name}'")
-        }
-    }
-
-    async fn connect(&self) -> PostgresStore {
-        PostgresStore::connect(&self.url())
-            .await
-            .expect("connect to the test schema")
-    }
-
-    /// A plain connection to the test schema, to look behind the store's back.
-    async fn admin(&self) -> tokio_postgres::Client {
-        admin(&self.url()).await
-    }
-}
-
-impl Drop for TestSchema {
-    fn drop(&mut self) {
-        let (url, name) = (self.url.clone(), self.name.clone());
-        // Drop runs on the test's runtime, which cannot be blocked on from inside: the schema
-        // is dropped from a thread with a runtime of its own.
-        let outcome = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async {
-                admin(&url)
-                    .await
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .await
-            })
-        })
-        .join();
-        if !matches!(outcome, Ok(Ok(()))) {
-            eprintln!("could not drop the test schema {}: {outcome:?}", self.name);
-        }
-    }
-}
-
-async fn admin(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+async fn connect(schema: &TestDatabase) -> PostgresStore {
+    PostgresStore::connect(&schema.url())
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to {URL_VARIABLE}: {e}"));
-    tokio::spawn(connection);
-    client
+        .expect("connect to the test schema")
 }
 
-macro_rules! conformance_cases {
-    ($($case:ident),+ $(,)?) => {
-        /// The cases this file runs, in the suite's order.
-        const CASES: &[&str] = &[$(stringify!($case)),+];
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let Some(schema) = TestSchema::create().await else {
-                    return;
-                };
-                let store: Arc<dyn Store> = Arc::new(schema.connect().await);
-                auditlog_store::conformance::$case(store).await;
-            }
-        )+
-    };
-}
-
-conformance_cases!(
-    orgs_create_find_list_enable,
-    append_assigns_seq_and_chains,
-    append_is_atomic,
-    get_event_round_trips_and_is_scoped,
-    reads_are_scoped_to_the_org,
-    filters_match_columns_text_and_time,
-    order_and_paging,
-    property_paging_matches_reference,
-    facets_match_reference,
-    daily_counts_match_reference,
-    checkpoints_round_trip,
-    events_by_seq_pages,
-    concurrent_appends_keep_chains,
-    disk_bytes_after_appends,
-    restore_keeps_ids_and_chain,
-    users_create_find_password,
-    roles_set_list_and_isolate,
-    service_accounts_lifecycle,
-    credentials_round_trip_and_filter,
-    credentials_revoke_liveness_purge,
-    idempotent_append_replays_and_conflicts,
-    idempotent_append_concurrent_same_key,
-    export_jobs_round_trip_and_update,
-    export_jobs_claim_and_expire,
-);
-
-#[test]
-fn every_conformance_case_runs() {
-    // The list `conformance_tests!` expands to, read from the suite's source.
-    let source = include_str!("../../auditlog-store/src/conformance.rs");
-    let marker = "@cases $make;";
-    let start = source
-        .find(marker)
-        .expect("conformance_tests! lists its cases after `@cases $make;`")
-        + marker.len();
-    let end = start + source[start..].find(')').expect("the list ends");
-    let listed: Vec<&str> = source[start..end]
-        .split(',')
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-        .collect();
-    assert_eq!(
-        listed, CASES,
-        "the conformance suite's cases changed: update conformance_cases! in this file"
-    );
-}
+auditlog_conformance::conformance_tests!(async {
+    match schema().await {
+        Ok(schema) => Ok((Arc::new(connect(&schema).await) as Arc<dyn Store>, schema)),
+        Err(unavailable) => Err(unavailable),
+    }
+});
 
 // ---------------------------------------------------------------------------------------
 // What only this backend does.
@@ -241,12 +103,12 @@ async fn verify_chain(store: &dyn Store, org_id: Uuid) -> u64 {
 /// A store whose database was migrated by a newer auditlog refuses to open it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_a_newer_schema() {
-    let Some(schema) = TestSchema::create().await else {
+    let Some(schema) = available(schema().await) else {
         return;
     };
-    drop(schema.connect().await);
+    drop(connect(&schema).await);
     schema
-        .admin()
+        .client()
         .await
         .execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",
@@ -268,7 +130,7 @@ async fn refuses_a_newer_schema() {
 async fn replicas_start_and_append_at_once() {
     const REPLICAS: usize = 4;
     const BATCHES: u64 = 20;
-    let Some(schema) = TestSchema::create().await else {
+    let Some(schema) = available(schema().await) else {
         return;
     };
     let url = schema.url();
@@ -364,10 +226,10 @@ async fn rows_in_default(client: &tokio_postgres::Client) -> i64 {
 /// is made, and nothing is lost or reordered on the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_go_to_monthly_partitions() {
-    let Some(schema) = TestSchema::create().await else {
+    let Some(schema) = available(schema().await) else {
         return;
     };
-    let store = schema.connect().await;
+    let store = connect(&schema).await;
     let org = make_org(&store, "partitions").await;
     let times = [
         "1970-01-01T00:00:00Z",
@@ -384,7 +246,7 @@ async fn events_go_to_monthly_partitions() {
         })
         .collect();
     store.append(batch).await.expect("append");
-    let admin = schema.admin().await;
+    let admin = schema.client().await;
     let made = partitions(&admin).await;
     for table in [
         "events_default",
@@ -409,7 +271,7 @@ async fn events_go_to_monthly_partitions() {
     assert_eq!(rows_in_default(&admin).await, 1);
 
     // Another replica (which has not seen March yet) appends to March.
-    let replica = schema.connect().await;
+    let replica = connect(&schema).await;
     replica
         .append(vec![Append {
             org_id: org.id,

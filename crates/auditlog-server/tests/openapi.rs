@@ -2,7 +2,8 @@
 //!
 //! - The document parses, is OpenAPI 3.1, is formatted canonically, and every `$ref` resolves.
 //! - It keeps every operation, parameter, default, limit and required response field of the
-//!   reference document (`shared/reference/anaconda-audit-logs-openapi.json`).
+//!   reference document (`tests/fixtures/anaconda-audit-logs-openapi.json`, the Anaconda
+//!   Platform Audit Logs API's published OpenAPI document, kept verbatim).
 //! - Every operation it lists is routed by the server, and every route of `src/api/mod.rs` is
 //!   in it; every answer the tests provoke has a documented status, media type and schema.
 //! - `GET /api/openapi.json` serves the file.
@@ -10,8 +11,8 @@
 //!   status) validate against the reference's schemas and ours, with the small JSON Schema
 //!   validator below.
 //!
-//! The server runs on a port-0 listener; requests go through the tiny HTTP/1.1 client below,
-//! so no client crate is needed.
+//! The server runs on a port-0 listener; requests go through the test kit's HTTP/1.1 client
+//! (`auditlog_testkit::http`), so no client crate is needed.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -21,9 +22,9 @@ use std::sync::Arc;
 use auditlog_server::{AppState, ServerConfig};
 use auditlog_service::access::Actor;
 use auditlog_store::{NewOrg, Role, Store};
+use auditlog_testkit::http::{self, Request, Response};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use uuid::Uuid;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -40,7 +41,7 @@ fn our_path() -> PathBuf {
 }
 
 fn reference_path() -> PathBuf {
-    manifest_dir().join("../../../shared/reference/anaconda-audit-logs-openapi.json")
+    manifest_dir().join("tests/fixtures/anaconda-audit-logs-openapi.json")
 }
 
 fn load(path: PathBuf) -> Value {
@@ -970,109 +971,10 @@ fn the_documented_extensions_are_there() {
 }
 
 // ---------------------------------------------------------------------------------------
-// A tiny HTTP/1.1 client
+// Requests, through the test kit's HTTP/1.1 client
 
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "the {} body is not JSON ({e}): {:?}",
-                self.status,
-                self.text()
-            )
-        })
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The media type without parameters, lowercased.
-    fn media_type(&self) -> Option<String> {
-        self.header("content-type").map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn parse_response(raw: &[u8]) -> Response {
-    let end = find(raw, b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of headers in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let rest = &raw[end + 4..];
-    let chunked = headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
-    });
-    let body = if chunked {
-        let mut body = Vec::new();
-        let mut rest = rest;
-        loop {
-            let line_end = find(rest, b"\r\n").expect("chunk size line");
-            let size_text = String::from_utf8_lossy(&rest[..line_end]);
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .expect("chunk size");
-            rest = &rest[line_end + 2..];
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&rest[..size]);
-            rest = &rest[size + 2..];
-        }
-        body
-    } else {
-        match headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        {
-            Some((_, n)) => {
-                rest[..n.parse::<usize>().expect("content-length").min(rest.len())].to_vec()
-            }
-            None => rest.to_vec(),
-        }
-    };
-    Response {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// Sends one request on a new connection (`Connection: close`) and reads the whole answer.
-/// The body is written while the answer is read, so that a server answering before it read
-/// the body (413) is seen rather than a failed write.
+/// Sends one request on a new connection (`Connection: close`) and reads the whole answer;
+/// panics, naming the request, when the exchange fails at the transport level.
 async fn send(
     addr: SocketAddr,
     method: &str,
@@ -1080,34 +982,10 @@ async fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut reader, mut writer) = stream.into_split();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if !body.is_empty() || method == "POST" {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut request = head.into_bytes();
-    request.extend_from_slice(body);
-    let write = tokio::spawn(async move {
-        // The server may close early; what it answered is what counts.
-        let _ = writer.write_all(&request).await;
-        let _ = writer.flush().await;
-        writer
-    });
-    let mut raw = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-        }
-    }
-    let _ = write.await;
-    parse_response(&raw)
+    let request = Request::new(method, path).headers(headers).raw_body(body);
+    http::send(addr, &request)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------

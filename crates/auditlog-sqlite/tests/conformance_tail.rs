@@ -7,7 +7,7 @@ use std::sync::Arc;
 use auditlog_sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::Store;
 
-auditlog_store::conformance_tests!(async {
+auditlog_conformance::conformance_tests!(async {
     let dir = tempfile::tempdir().expect("temporary directory");
     let options = SqliteOptions {
         background_indexing: false,

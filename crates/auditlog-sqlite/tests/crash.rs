@@ -1,11 +1,13 @@
-//! Crash consistency of the SQLite store (DESIGN.md §10, "nothing acknowledged is lost"): a
+//! Crash consistency of the SQLite store (docs/design.md, "Nothing acknowledged is lost"): a
 //! writer process killed with SIGKILL in the middle of ingest, then reopened, still holds
 //! every event it acknowledged, never half a batch, and chains that verify.
 //!
-//! The test binary is its own victim: `sigkill_loses_nothing_acknowledged` re-executes it
-//! with `AUDITLOG_CRASH_CHILD=<dir>` to run only `child_appender`, which appends batches
-//! from several tasks and prints `ack <org_id> <first_seq> <last_seq> <batch>` once each is
-//! acknowledged; the parent kills it at a random moment, reopens the store and checks.
+//! The test binary is its own victim: `sigkill_loses_nothing_acknowledged` re-executes
+//! itself (only itself) with `AUDITLOG_CRASH_CHILD=<dir>`, and in that child process it is
+//! the appender instead: it appends batches from several tasks and prints
+//! `ack <org_id> <first_seq> <last_seq> <batch>` once each is acknowledged, until the parent
+//! kills it at a random moment; the parent then reopens the store and checks. The child's
+//! part is not a test of its own, so an ordinary run never reports it as one that passed.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -14,10 +16,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use auditlog_conformance::body;
 use auditlog_core::chain::ChainVerifier;
 use auditlog_core::Timestamp;
 use auditlog_sqlite::SqliteStore;
-use auditlog_store::conformance::body;
 use auditlog_store::{Append, NewOrg, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -39,19 +41,15 @@ const ACTIONS: [&str; 4] = [
     "policy_created",
 ];
 
-/// The child: appends until killed. Without `AUDITLOG_CRASH_CHILD` (an ordinary test run) it
-/// has nothing to do.
-#[test]
-fn child_appender() {
-    let Some(dir) = std::env::var_os(CHILD_ENV) else {
-        return;
-    };
+/// The child: appends to the store in `dir` until killed; never returns.
+fn run_child(dir: &Path) -> ! {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(N_TASKS)
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(append_until_killed(Path::new(&dir)));
+    runtime.block_on(append_until_killed(dir));
+    unreachable!("the appending tasks never end")
 }
 
 async fn append_until_killed(dir: &Path) {
@@ -71,7 +69,7 @@ async fn append_until_killed(dir: &Path) {
         };
         org_ids.push(org.id);
     }
-    // libtest may have left "test child_appender ... " without a newline.
+    // libtest may have left "test sigkill_loses_nothing_acknowledged ... " without a newline.
     emit("\n");
     let tasks: Vec<_> = (0..N_TASKS)
         .map(|task| {
@@ -173,8 +171,8 @@ fn parse_acks(stdout: &str) -> Vec<Ack> {
 
 #[test]
 fn sigkill_loses_nothing_acknowledged() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        return;
+    if let Some(dir) = std::env::var_os(CHILD_ENV) {
+        run_child(Path::new(&dir));
     }
     let dir = tempfile::tempdir().expect("temporary directory");
     let seed: u64 = rand::random();
@@ -190,7 +188,7 @@ fn sigkill_loses_nothing_acknowledged() {
         let context = format!("round {round} (kill timing seed {seed})");
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
             .args([
-                "child_appender",
+                "sigkill_loses_nothing_acknowledged",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",

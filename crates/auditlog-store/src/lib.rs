@@ -1,5 +1,6 @@
-//! The storage boundary of auditlog: the [`Store`] trait every backend implements, the types
-//! that cross it, and (in [`conformance`]) the test suite every backend must pass.
+//! The storage boundary of auditlog: the [`Store`] trait every backend implements and the
+//! types that cross it. The test suite every backend must pass is the `auditlog-conformance`
+//! crate, so this one carries no test code and no runtime.
 //!
 //! This crate knows no database driver. A backend crate (`auditlog-sqlite`,
 //! `auditlog-postgres`) implements [`Store`]; only the binary knows which one runs.
@@ -23,7 +24,6 @@ use auditlog_core::{Event, EventBody, Timestamp};
 use uuid::Uuid;
 
 pub mod accounts;
-pub mod conformance;
 
 pub use accounts::{
     AppendOutcome, Credential, CredentialKind, ExportJob, IdempotencyKey, JobStatus, Role,

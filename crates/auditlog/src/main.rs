@@ -87,6 +87,7 @@ pub enum Command {
     /// Fill a demo organization with generated history and show its newest events.
     Demo(cli::demo::DemoArgs),
     /// Measure ingest, query latency and disk use on generated history.
+    #[cfg(feature = "bench")]
     Bench(cli::bench::BenchArgs),
 }
 

@@ -10,19 +10,20 @@
 //! skipped and passes, except under `CI=true`, where PostgreSQL is required.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use auditlog_testkit::available;
+use auditlog_testkit::http::{percent_encode, send_blocking, Request, Response};
+use auditlog_testkit::postgres::{Isolation, TestDatabase};
 use serde_json::{json, Value};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
-
-const URL_VARIABLE: &str = "AUDITLOG_TEST_DATABASE_URL";
 
 /// Settings the environment could inject into the binary; the tests pass what they mean.
 const AMBIENT: [&str; 10] = [
@@ -41,119 +42,14 @@ const AMBIENT: [&str; 10] = [
 // ---------------------------------------------------------------------------------------
 // A database per test
 
-/// Where a test's tables live.
-enum Isolation {
-    /// A database of its own.
-    Database,
-    /// A schema of its own in the configured database (the role may not create databases).
-    Schema,
-}
-
-/// A database (or schema) of one test, dropped when the test ends, passed or not.
-struct TestDatabase {
-    /// The configured URL, used for creating and dropping.
-    admin_url: String,
-    /// `auditlog_replicas_<random>`.
-    name: String,
-    isolation: Isolation,
-}
-
-impl TestDatabase {
-    /// Creates it; `None`, after saying so, when no server is configured outside CI.
-    fn create() -> Option<TestDatabase> {
-        let admin_url = match std::env::var(URL_VARIABLE) {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ => {
-                if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-                    panic!(
-                        "CI requires PostgreSQL: set {URL_VARIABLE}, e.g. \
-                         postgres://auditlog:auditlog@127.0.0.1:5432/auditlog_test"
-                    );
-                }
-                println!("skipped: {URL_VARIABLE} is not set (PostgreSQL tests need it)");
-                return None;
-            }
-        };
-        let name = format!("auditlog_replicas_{}", Uuid::new_v4().simple());
-        let created = sql(&admin_url, &format!("CREATE DATABASE {name}"));
-        let isolation = match created {
-            Ok(()) => Isolation::Database,
-            // A role without CREATEDB still gets a clean slate: a schema of its own.
-            Err(e)
-                if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
-            {
-                sql(&admin_url, &format!("CREATE SCHEMA {name}"))
-                    .unwrap_or_else(|e| panic!("cannot create a test database or schema: {e}"));
-                Isolation::Schema
-            }
-            Err(e) => panic!("cannot create the test database {name}: {e}"),
-        };
-        Some(TestDatabase {
-            admin_url,
-            name,
-            isolation,
-        })
-    }
-
-    /// The URL the binary is given.
-    fn url(&self) -> String {
-        let (url, name) = (&self.admin_url, &self.name);
-        let keyword_form = !(url.starts_with("postgres://") || url.starts_with("postgresql://"));
-        match (&self.isolation, keyword_form) {
-            (Isolation::Database, false) => {
-                let (base, query) = match url.split_once('?') {
-                    Some((base, query)) => (base, Some(query)),
-                    None => (url.as_str(), None),
-                };
-                let authority = base.find("://").expect("a URL") + 3;
-                let root = match base[authority..].find('/') {
-                    Some(slash) => &base[..authority + slash],
-                    None => base,
-                };
-                match query {
-                    Some(query) => format!("{root}/{name}?{query}"),
-                    None => format!("{root}/{name}"),
-                }
-            }
-            // In the keyword form a later key wins.
-            (Isolation::Database, true) => format!("{url} dbname={name}"),
-            (Isolation::Schema, false) => {
-                let separator = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{separator}options=-c%20search_path%3D{name}")
-            }
-            (Isolation::Schema, true) => format!("{url} options='-c search_path={name}'"),
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let statement = match self.isolation {
-            // FORCE ends the sessions a SIGKILLed replica may have left behind.
-            Isolation::Database => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            Isolation::Schema => format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-        };
-        if let Err(e) = sql(&self.admin_url, &statement) {
-            eprintln!("could not drop the test database {}: {e}", self.name);
-        }
-    }
-}
-
-/// Runs one statement on its own connection. The tests are synchronous (they drive
-/// processes), so each statement gets a small runtime of its own.
-fn sql(url: &str, statement: &str) -> Result<(), tokio_postgres::Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-        let driver = tokio::spawn(connection);
-        let result = client.batch_execute(statement).await;
-        drop(client);
-        let _ = driver.await;
-        result
-    })
+/// A database of the test's own (`auditlog_replicas_<random>`, or a schema when the role may
+/// not create databases), dropped when the test ends; `None` after saying the test is
+/// skipped when no server is configured (under `CI=true` that fails the test instead).
+fn test_database() -> Option<TestDatabase> {
+    available(TestDatabase::create_blocking(
+        "auditlog_replicas",
+        Isolation::Database,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -319,23 +215,10 @@ impl Drop for Server {
 }
 
 // ---------------------------------------------------------------------------------------
-// A tiny HTTP/1.1 client
+// Requests, through the test kit's HTTP/1.1 client
 
-/// A response: status and body (headers are only needed to find where the body ends).
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-/// One request on a fresh connection (`Connection: close`, so the body ends at EOF).
+/// One request on a fresh connection (`Connection: close`); the tests run on plain threads,
+/// so it blocks.
 fn http(
     address: SocketAddr,
     method: &str,
@@ -343,79 +226,11 @@ fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(20)))?;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes())?;
-    stream.write_all(body)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse_response(&raw).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("not an HTTP response: {:?}", String::from_utf8_lossy(&raw)),
-        )
-    })
-}
-
-fn parse_response(raw: &[u8]) -> Option<Response> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
-        .collect();
-    let mut body = raw[end + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
-    if chunked {
-        body = dechunk(&body)?;
-    } else if let Some((_, length)) = headers.iter().find(|(name, _)| name == "content-length") {
-        // A connection cut mid-body must not pass for a short response.
-        if body.len() != length.parse::<usize>().ok()? {
-            return None;
-        }
-    }
-    Some(Response { status, body })
-}
-
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size = std::str::from_utf8(&data[..line_end]).ok()?;
-        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Some(body);
-        }
-        body.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
-    }
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    let request = Request::new(method, path)
+        .headers(headers)
+        .raw_body(body)
+        .timeout(Duration::from_secs(20));
+    send_blocking(address, &request)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -490,7 +305,7 @@ fn send(
 
 #[test]
 fn replicas_share_one_chain_through_a_sigkill() {
-    let Some(database) = TestDatabase::create() else {
+    let Some(database) = test_database() else {
         return;
     };
     let url = database.url();
@@ -642,7 +457,12 @@ fn replicas_share_one_chain_through_a_sigkill() {
             ));
         }
         match page["next_cursor"].as_str() {
-            Some(cursor) => path = format!("/api/audit-logs?limit=1000&cursor={}", encode(cursor)),
+            Some(cursor) => {
+                path = format!(
+                    "/api/audit-logs?limit=1000&cursor={}",
+                    percent_encode(cursor)
+                )
+            }
             None => break,
         }
     }
@@ -790,7 +610,7 @@ fn listed_ids(stdout: &str) -> Vec<String> {
 
 #[test]
 fn migrate_moves_an_embedded_store_with_intact_chains() {
-    let Some(database) = TestDatabase::create() else {
+    let Some(database) = test_database() else {
         return;
     };
     let url = database.url();

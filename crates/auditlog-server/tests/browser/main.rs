@@ -55,9 +55,11 @@ impl Harness {
     /// chromedriver is not installed, unless `CI=true`.
     pub async fn start() -> Result<Option<Harness>> {
         let Some(programs) = Programs::find() else {
-            let message = "skipped: Chromium/chromedriver not installed (browser tests need Debian's chromium and chromium-driver)";
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-            println!("{message}");
+            auditlog_testkit::Unavailable::new(
+                "Chromium/chromedriver not installed (browser tests need Debian's chromium \
+                 and chromium-driver)",
+            )
+            .skip();
             return Ok(None);
         };
         let (app, driver) = tokio::join!(App::start(), Driver::start(&programs));

@@ -1,6 +1,7 @@
-//! Who may do what (DESIGN.md §4): every endpoint against every kind of credential, as one
-//! table, then tenancy across organizations: enrollment, credentials bound to one
-//! organization naming another, and ingest keys writing where they may not.
+//! Who may do what (docs/design.md, "Tenancy and access"): every endpoint against every
+//! kind of credential, as one table, then tenancy across organizations: enrollment,
+//! credentials bound to one organization naming another, and ingest keys writing where they
+//! may not.
 
 use auditlog_core::Timestamp;
 use auditlog_service::access::Actor;

@@ -1,4 +1,4 @@
-//! Bad input gets a clear error and changes nothing (DESIGN.md §10): every refused request
+//! Bad input gets a clear error and changes nothing (docs/design.md): every refused request
 //! names what is wrong in `detail[].loc`, and the organization's chain head, and so its
 //! events, export requests and jobs, is exactly as before.
 

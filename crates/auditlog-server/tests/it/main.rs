@@ -1,5 +1,5 @@
 //! End-to-end tests of the HTTP service: each test starts a real server on a port-0 listener
-//! over its own store and talks to it through a minimal HTTP/1.1 client, so what is tested is
+//! over its own store and talks to it through the test kit's HTTP/1.1 client, so what is tested is
 //! what a client on the network sees (status, headers, bytes), and what the store holds
 //! afterwards.
 //!
@@ -31,9 +31,9 @@ use auditlog_service::access::Actor;
 use auditlog_service::Service;
 use auditlog_sqlite::SqliteStore;
 use auditlog_store::{NewOrg, Org, Role, Store};
+use auditlog_testkit::http::{self, Request};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -50,7 +50,7 @@ macro_rules! on_each_backend {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $postgres() {
-                if $crate::postgres::database_url().is_none() {
+                if !$crate::postgres::available() {
                     return;
                 }
                 $test($crate::Backend::Postgres).await;
@@ -117,9 +117,8 @@ impl Server {
                 (Storage::Sqlite(store.clone()), store)
             }
             Backend::Postgres => {
-                let url = postgres::database_url().expect("the PostgreSQL tests need a database");
-                let schema = postgres::TestSchema::create(url).await;
-                let store = Arc::new(schema.connect().await);
+                let schema = postgres::create_schema().await;
+                let store = Arc::new(postgres::connect(&schema).await);
                 (Storage::Postgres(schema), store)
             }
         };
@@ -155,7 +154,7 @@ impl Server {
                     .expect("close the store");
                 Arc::new(SqliteStore::open(self.dir.path()).expect("reopen the store"))
             }
-            Storage::Postgres(schema) => Arc::new(schema.connect().await),
+            Storage::Postgres(schema) => Arc::new(postgres::connect(schema).await),
         }
     }
 
@@ -284,32 +283,27 @@ pub fn query(pairs: &[(&str, &str)]) -> String {
         .finish()
 }
 
-/// One HTTP/1.1 request, sent on its own connection with `Connection: close`.
+/// A response, as the test kit's client reads it (status, lowercased headers, body).
+pub use auditlog_testkit::http::Response as Reply;
+
+/// One request to a test server, sent on its own connection by the test kit's client.
 #[derive(Debug, Clone)]
 pub struct Call {
     addr: SocketAddr,
-    method: &'static str,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    chunked: bool,
+    request: Request,
 }
 
 impl Call {
     fn new(addr: SocketAddr, method: &'static str, path: &str) -> Call {
-        Call {
-            addr,
-            method,
-            path: path.to_string(),
-            headers: Vec::new(),
-            body: Vec::new(),
-            chunked: false,
-        }
+        let request = Request::new(method, path)
+            .header("User-Agent", "auditlog-it")
+            .timeout(REQUEST_TIMEOUT);
+        Call { addr, request }
     }
 
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Call {
-        self.headers.push((name.to_string(), value.to_string()));
+        self.request = self.request.header(name, value);
         self
     }
 
@@ -324,25 +318,26 @@ impl Call {
     }
 
     /// A JSON body.
-    pub fn json(self, value: &Value) -> Call {
-        self.body("application/json", value.to_string().into_bytes())
+    pub fn json(mut self, value: &Value) -> Call {
+        self.request = self.request.json(value);
+        self
     }
 
     /// A body of any type.
     pub fn body(mut self, content_type: &str, body: impl Into<Vec<u8>>) -> Call {
-        self.body = body.into();
-        self.header("Content-Type", content_type)
+        self.request = self.request.body(content_type, body);
+        self
     }
 
     /// Sends the body with `Transfer-Encoding: chunked` instead of a `Content-Length`.
     pub fn chunked(mut self) -> Call {
-        self.chunked = true;
+        self.request = self.request.chunked();
         self
     }
 
     /// Sends the request; panics (naming it) when the exchange fails at the transport level.
     pub async fn send(self) -> Reply {
-        let what = format!("{} {}", self.method, self.path);
+        let what = format!("{} {}", self.request.method(), self.request.path());
         self.try_send()
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"))
@@ -350,198 +345,7 @@ impl Call {
 
     /// Sends the request; transport failures (connection refused, reset, timeout) are errors.
     pub async fn try_send(self) -> std::io::Result<Reply> {
-        tokio::time::timeout(REQUEST_TIMEOUT, self.exchange())
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request timed out"))?
-    }
-
-    async fn exchange(self) -> std::io::Result<Reply> {
-        let stream = TcpStream::connect(self.addr).await?;
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: auditlog-it\r\n",
-            self.method, self.path, self.addr
-        );
-        if self.chunked {
-            head.push_str("Transfer-Encoding: chunked\r\n");
-        } else {
-            head.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
-        }
-        for (name, value) in &self.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut payload = head.into_bytes();
-        if self.chunked {
-            for chunk in self.body.chunks(8 * 1024) {
-                payload.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                payload.extend_from_slice(chunk);
-                payload.extend_from_slice(b"\r\n");
-            }
-            payload.extend_from_slice(b"0\r\n\r\n");
-        } else {
-            payload.extend_from_slice(&self.body);
-        }
-
-        // Write and read at once: a server may answer (413) and close before reading the
-        // whole body, and the answer is what the test wants, not the failed write.
-        let (mut reader, mut writer) = stream.into_split();
-        let write = async move {
-            let result = writer.write_all(&payload).await;
-            // Keep the write half open: shutting it down would be a half-close some servers
-            // take as the client going away.
-            (result, writer)
-        };
-        let read = async move {
-            let mut received = Vec::new();
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                match reader.read(&mut buf).await {
-                    Ok(0) => break Ok(received),
-                    Ok(n) => received.extend_from_slice(&buf[..n]),
-                    // A reset after a complete answer still leaves the answer usable.
-                    Err(e) if !received.is_empty() => {
-                        break Reply::parse(&received).map(|_| received).map_err(|_| e)
-                    }
-                    Err(e) => break Err(e),
-                }
-            }
-        };
-        let ((written, _writer), received) = tokio::join!(write, read);
-        let received = received?;
-        match Reply::parse(&received) {
-            Ok(reply) => Ok(reply),
-            Err(parse_error) => Err(written.err().unwrap_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, parse_error)
-            })),
-        }
-    }
-}
-
-/// A response: status, headers (names lowercase) and the body, de-chunked.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// The status code.
-    pub status: u16,
-    /// The headers in order, names lowercased.
-    pub headers: Vec<(String, String)>,
-    /// The body bytes.
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    fn parse(bytes: &[u8]) -> Result<Reply, String> {
-        let end = bytes
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or("no end of headers")?;
-        let head = std::str::from_utf8(&bytes[..end]).map_err(|e| e.to_string())?;
-        let rest = &bytes[end + 4..];
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().ok_or("no status line")?;
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
-            .collect();
-        let find = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let body = if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            dechunk(rest)?
-        } else if let Some(length) = find("content-length") {
-            let length: usize = length.parse().map_err(|_| "bad content-length")?;
-            if rest.len() < length {
-                return Err(format!("body cut short: {} of {length} bytes", rest.len()));
-            }
-            rest[..length].to_vec()
-        } else {
-            rest.to_vec()
-        };
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
-    }
-
-    /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as text (lossy).
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The body as JSON; panics showing the body when it is not.
-    #[track_caller]
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): status {} {}", self.status, self.text()))
-    }
-
-    /// Panics, showing the body, unless the status is `status`.
-    #[track_caller]
-    pub fn expect(self, status: u16) -> Reply {
-        assert_eq!(
-            self.status,
-            status,
-            "unexpected status; body: {}",
-            self.text()
-        );
-        self
-    }
-
-    /// The `loc` arrays of a 422's `detail`, as JSON.
-    #[track_caller]
-    pub fn locs(&self) -> Vec<Vec<Value>> {
-        let body = self.json();
-        body["detail"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no detail array in {body}"))
-            .iter()
-            .map(|d| {
-                d["loc"]
-                    .as_array()
-                    .unwrap_or_else(|| panic!("no loc in {d}"))
-                    .clone()
-            })
-            .collect()
-    }
-}
-
-fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("chunk size line not terminated")?;
-        let size_text = std::str::from_utf8(&rest[..line_end]).map_err(|e| e.to_string())?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        if rest.len() < size + 2 {
-            return Err("chunk cut short".into());
-        }
-        body.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
+        http::send(self.addr, &self.request).await
     }
 }
 

@@ -1,4 +1,4 @@
-//! Graceful shutdown (DESIGN.md §10, "nothing acknowledged is lost"): with ingest requests
+//! Graceful shutdown (docs/design.md, "Nothing acknowledged is lost"): with ingest requests
 //! in flight, the server stops accepting, finishes what it started, and every event it
 //! acknowledged with a 201 is in the store when it is opened again, on a chain that verifies.
 

@@ -4,10 +4,10 @@
 
 use std::process::ExitCode;
 
-use auditlog_bench::generate::{org_names, History, HistorySpec};
 use auditlog_core::query::{Filter, Order, Start};
 use auditlog_core::timestamp::MS_PER_DAY;
 use auditlog_core::{message, Timestamp};
+use auditlog_demo::{org_names, History, HistorySpec};
 use auditlog_store::NewOrg;
 use clap::Args;
 

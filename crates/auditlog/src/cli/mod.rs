@@ -12,6 +12,7 @@ use auditlog_store::{Org, Store};
 use crate::{Cli, Command};
 
 pub mod accounts;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod demo;
 pub mod events;
@@ -113,6 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(&context, args).await,
+        #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(&context, args).await,
     }
 }

@@ -179,7 +179,7 @@ async fn demo_credentials(
 /// Plays a platform that keeps sending realistic events of every action to the demo
 /// organization, a few a second, so a newcomer sees a live log.
 async fn simulate_platform(service: Service, org: auditlog_store::Org) {
-    use auditlog_bench::generate::{History, HistorySpec};
+    use auditlog_demo::{History, HistorySpec};
     let seed = auditlog_core::Timestamp::now().as_millis() as u64;
     let events = History::new(HistorySpec::new(u64::MAX / 2, seed))
         .filter(|(org_idx, _)| *org_idx == 0)
