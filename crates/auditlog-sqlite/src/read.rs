@@ -604,15 +604,6 @@ impl Hit {
     }
 }
 
-fn sort_positions(hits: &mut [Hit], order: Order) {
-    match order {
-        Order::NewestFirst => {
-            hits.sort_unstable_by_key(|hit| std::cmp::Reverse((hit.occurred_at, hit.pos)))
-        }
-        Order::OldestFirst => hits.sort_unstable_by_key(|hit| (hit.occurred_at, hit.pos)),
-    }
-}
-
 /// The indexed events whose postings match `fts` and that meet the other conditions, among
 /// positions `range`; at most `limit` of them (any ones) when given.
 #[allow(clippy::too_many_arguments)]
@@ -657,15 +648,15 @@ fn text_matches(
     rows.collect::<Result<Vec<_>, _>>().map_err(backend)
 }
 
-/// Matches a search probes for first: when there are fewer, they are all sorted by time;
-/// when there are more, the search walks the organization's blocks instead.
-const SEARCH_PROBE: u64 = 1_000;
-
 /// The first `need` matches of a search in `order` (after `after` when given), without
-/// reading every match of a common word: the organization's blocks of 4,096 positions are
-/// visited in order of their newest (or oldest) event, and the walk stops once `need`
-/// matches are found and no later block can hold a better one. For events ingested in time
-/// order that is the first block or two, whatever the organization's size.
+/// reading every match of a common word. The organization's postings are streamed in `pos`
+/// order — newest `seq` first for newest-first pages — and each posting's event is checked
+/// against the other conditions. The indexer keeps, per block of 4,096 seqs, the earliest and
+/// latest `occurred_at` (`seq_blocks`): once `need` matches are in hand and no block still
+/// ahead of the stream holds an event as new as the worst of them, the stream stops. Events
+/// ingested roughly in time order make that a few dozen postings at any organization size;
+/// history ingested out of order costs more postings, never a wrong answer. Blocks that lie
+/// wholly outside the time range or beyond the cursor are not streamed at all.
 #[allow(clippy::too_many_arguments)]
 fn text_page(
     conn: &Connection,
@@ -677,72 +668,134 @@ fn text_page(
     need: usize,
 ) -> Result<Vec<Hit>, StoreError> {
     let (fts, sql, params) = plan;
-    let org_range = (scope.pos(0), scope.pos(u64::MAX));
-    let keep = |hit: &Hit| after.is_none_or(|p| p.is_before(&hit.position(scope), order));
-    let probe = text_matches(
-        conn,
-        filter,
-        fts,
-        sql,
-        params,
-        org_range,
-        Some(SEARCH_PROBE),
-    )?;
-    if (probe.len() as u64) < SEARCH_PROBE {
-        let mut hits: Vec<Hit> = probe.into_iter().filter(keep).collect();
-        sort_positions(&mut hits, order);
-        hits.truncate(need);
-        return Ok(hits);
+    if need == 0 {
+        return Ok(Vec::new());
     }
     let (lo, hi) = time_bounds(filter);
+    // The blocks that can hold a match: overlapping the time range, and not wholly on the
+    // far side of the cursor.
+    let (lo, hi) = match (after, order) {
+        (Some(p), Order::NewestFirst) => (lo, hi.min(p.occurred_at.as_millis())),
+        (Some(p), Order::OldestFirst) => (lo.max(p.occurred_at.as_millis()), hi),
+        (None, _) => (lo, hi),
+    };
     let mut stmt = conn
         .prepare_cached(
-            "SELECT block, min_at, max_at FROM seq_blocks
-             WHERE org_key = ?1 AND max_at >= ?2 AND min_at <= ?3",
+            "SELECT block, min_at, max_at FROM seq_blocks WHERE org_key = ?1 ORDER BY block",
         )
         .map_err(backend)?;
-    let mut blocks: Vec<(i64, i64, i64)> = stmt
-        .query_map(params![scope.org_key, lo, hi], |row| {
+    let blocks: Vec<(i64, i64, i64)> = stmt
+        .query_map(params![scope.org_key], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })
         .map_err(backend)?
         .collect::<Result<_, _>>()
         .map_err(backend)?;
+    let overlapping = |b: &&(i64, i64, i64)| b.2 >= lo && b.1 <= hi;
+    let (Some(first), Some(last)) = (
+        blocks.iter().find(overlapping),
+        blocks.iter().rev().find(overlapping),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let range = (
+        scope.pos((first.0 as u64) << BLOCK_BITS),
+        scope.pos((((last.0 + 1) as u64) << BLOCK_BITS) - 1),
+    );
+    // For each block, the best `occurred_at` that it or any block still ahead of the stream
+    // holds: the newest over lower-numbered blocks when streaming downwards, the oldest over
+    // higher-numbered ones when streaming upwards.
+    let mut bound = Vec::with_capacity(blocks.len());
     match order {
-        Order::NewestFirst => blocks.sort_unstable_by_key(|b| std::cmp::Reverse(b.2)),
-        Order::OldestFirst => blocks.sort_unstable_by_key(|b| b.1),
-    }
-    let mut best: Vec<Hit> = Vec::with_capacity(need + 64);
-    for (block, min_at, max_at) in blocks {
-        if best.len() >= need {
-            let worst = best[need - 1].occurred_at;
-            let hopeless = match order {
-                Order::NewestFirst => max_at < worst,
-                Order::OldestFirst => min_at > worst,
-            };
-            if hopeless {
-                break;
+        Order::NewestFirst => {
+            let mut newest = i64::MIN;
+            for b in &blocks {
+                newest = newest.max(b.2);
+                bound.push(newest);
             }
         }
-        let beyond_cursor = after.is_some_and(|p| match order {
-            Order::NewestFirst => min_at > p.occurred_at.as_millis(),
-            Order::OldestFirst => max_at < p.occurred_at.as_millis(),
-        });
-        if beyond_cursor {
+        Order::OldestFirst => {
+            let mut oldest = i64::MAX;
+            for b in blocks.iter().rev() {
+                oldest = oldest.min(b.1);
+                bound.push(oldest);
+            }
+            bound.reverse();
+        }
+    }
+    let dir = match order {
+        Order::NewestFirst => "DESC",
+        Order::OldestFirst => "ASC",
+    };
+    let mut postings = conn
+        .prepare_cached(&format!(
+            "SELECT rowid FROM events_fts WHERE events_fts MATCH ?1 AND rowid BETWEEN ?2 AND ?3
+             ORDER BY rowid {dir}"
+        ))
+        .map_err(backend)?;
+    let mut check = conn
+        .prepare_cached(&format!(
+            "SELECT e.occurred_at, e.action, e.actor, e.day FROM event_index e
+             WHERE e.pos = ? AND e.occurred_at BETWEEN ? AND ? AND {sql}"
+        ))
+        .map_err(backend)?;
+    let (lo, hi) = time_bounds(filter);
+    let mut rows = postings
+        .query(params![fts, range.0, range.1])
+        .map_err(backend)?;
+    let mut best: Vec<Hit> = Vec::with_capacity(need + 1);
+    let mut current_block = None;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let pos: i64 = row.get(0).map_err(backend)?;
+        let block = ((pos & ((1 << SEQ_BITS) - 1)) >> BLOCK_BITS) as i64;
+        if current_block != Some(block) {
+            current_block = Some(block);
+            if best.len() >= need {
+                let worst = best[need - 1].occurred_at;
+                let idx = blocks.partition_point(|b| b.0 < block);
+                let best_ahead = bound.get(idx).copied();
+                let hopeless = match (order, best_ahead) {
+                    (_, None) => true,
+                    (Order::NewestFirst, Some(newest)) => newest < worst,
+                    (Order::OldestFirst, Some(oldest)) => oldest > worst,
+                };
+                if hopeless {
+                    break;
+                }
+            }
+        }
+        let mut values = vec![
+            SqlValue::Integer(pos),
+            SqlValue::Integer(lo),
+            SqlValue::Integer(hi),
+        ];
+        values.extend(params.iter().cloned());
+        let found = check
+            .query_row(params_from_iter(values), |row| {
+                Ok(Hit {
+                    pos,
+                    occurred_at: row.get(0)?,
+                    action: row.get(1)?,
+                    actor: row.get(2)?,
+                    day: row.get(3)?,
+                })
+            })
+            .optional()
+            .map_err(backend)?;
+        let Some(hit) = found else { continue };
+        if after.is_some_and(|p| !p.is_before(&hit.position(scope), order)) {
             continue;
         }
-        let first_seq = (block as u64) << BLOCK_BITS;
-        let range = (
-            scope.pos(first_seq),
-            scope.pos(first_seq + (1 << BLOCK_BITS) - 1),
-        );
-        best.extend(
-            text_matches(conn, filter, fts, sql, params, range, None)?
-                .into_iter()
-                .filter(keep),
-        );
-        sort_positions(&mut best, order);
-        best.truncate(need);
+        // Keep `best` sorted in `order`, at most `need` long.
+        let key = |h: &Hit| (h.occurred_at, h.pos);
+        let at = match order {
+            Order::NewestFirst => best.partition_point(|h| key(h) > key(&hit)),
+            Order::OldestFirst => best.partition_point(|h| key(h) < key(&hit)),
+        };
+        if at < need {
+            best.insert(at, hit);
+            best.truncate(need);
+        }
     }
     Ok(best)
 }
