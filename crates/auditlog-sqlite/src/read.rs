@@ -747,7 +747,7 @@ fn text_page(
     let mut current_block = None;
     while let Some(row) = rows.next().map_err(backend)? {
         let pos: i64 = row.get(0).map_err(backend)?;
-        let block = ((pos & ((1 << SEQ_BITS) - 1)) >> BLOCK_BITS) as i64;
+        let block = (pos & ((1 << SEQ_BITS) - 1)) >> BLOCK_BITS;
         if current_block != Some(block) {
             current_block = Some(block);
             if best.len() >= need {
