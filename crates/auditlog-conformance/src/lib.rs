@@ -27,7 +27,8 @@
 //!
 //! The files: `events` and `reference` build inputs and expected answers, `support` holds
 //! the shared store calls and assertions; the cases are grouped by what they cover (`orgs`,
-//! `append`, `reads`, `properties`, `chain`, `restore`, `accounts`, `idempotency`, `jobs`).
+//! `append`, `reads`, `properties`, `chain`, `restore`, `accounts`, `credentials`,
+//! `idempotency`, `jobs`).
 
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ mod support;
 mod accounts;
 mod append;
 mod chain;
+mod credentials;
 mod idempotency;
 mod jobs;
 mod orgs;
@@ -49,7 +51,6 @@ mod reads;
 mod restore;
 
 pub use accounts::{
-    credentials_revoke_liveness_purge, credentials_round_trip_and_filter,
     roles_set_list_and_isolate, service_accounts_lifecycle, users_create_find_password,
 };
 pub use append::{
@@ -57,6 +58,7 @@ pub use append::{
     disk_bytes_after_appends,
 };
 pub use chain::{checkpoints_round_trip, events_by_seq_pages};
+pub use credentials::{credentials_revoke_liveness_purge, credentials_round_trip_and_filter};
 pub use events::{body, random_body};
 pub use idempotency::{
     idempotent_append_concurrent_same_key, idempotent_append_replays_and_conflicts,

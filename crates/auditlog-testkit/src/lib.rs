@@ -1,12 +1,14 @@
 //! What auditlog's tests and benchmarks share, written once: a small HTTP/1.1 client
-//! ([`http`]), PostgreSQL test databases that clean up after themselves ([`postgres`]), and
-//! the rule for a test whose service is missing ([`Unavailable`]): locally it says it was
-//! skipped and passes; under `CI=true`, where every service must be present, it fails.
+//! ([`http`]), PostgreSQL test databases that clean up after themselves ([`postgres`]), runs
+//! of a program with their output ([`process`]), and the rule for a test whose service is
+//! missing ([`Unavailable`]): locally it says it was skipped and passes; under `CI=true`,
+//! where every service must be present, it fails.
 //!
 //! A dev-only crate (`publish = false`): no shipped crate depends on it.
 
 pub mod http;
 pub mod postgres;
+pub mod process;
 
 use std::fmt;
 
@@ -55,7 +57,12 @@ impl std::error::Error for Unavailable {}
 
 /// The service, or `None` after [`Unavailable::skip`] (which panics under `CI=true`).
 /// The usual opening of a test that needs one:
-/// `let Some(database) = available(TestDatabase::schema("x").await) else { return };`
+///
+/// ```text
+/// let Some(database) = available(TestDatabase::create("x", Isolation::Schema).await) else {
+///     return;
+/// };
+/// ```
 #[track_caller]
 pub fn available<T>(service: Result<T, Unavailable>) -> Option<T> {
     match service {

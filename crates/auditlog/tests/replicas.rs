@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use auditlog_testkit::available;
 use auditlog_testkit::http::{percent_encode, send_blocking, Request, Response};
 use auditlog_testkit::postgres::{Isolation, TestDatabase};
+use auditlog_testkit::process::Run;
 use serde_json::{json, Value};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
@@ -55,27 +56,6 @@ fn test_database() -> Option<TestDatabase> {
 // ---------------------------------------------------------------------------------------
 // Running the binary
 
-/// The outcome of one run of the binary.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Panics, showing both streams, unless the run exited with `code`.
-    #[track_caller]
-    fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code, code,
-            "unexpected exit code\n--- stdout\n{}--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-}
-
 /// The binary with the ambient settings removed and quiet logs.
 fn auditlog() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_auditlog"));
@@ -93,18 +73,7 @@ fn run(data_dir: &Path, database_url: Option<&str>, args: &[&str]) -> Run {
     if let Some(url) = database_url {
         command.args(["--database-url", url]);
     }
-    let output = command
-        .args(args)
-        .output()
-        .expect("run the auditlog binary");
-    Run {
-        code: output
-            .status
-            .code()
-            .unwrap_or_else(|| panic!("auditlog {args:?} was killed: {:?}", output.status)),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::of(&format!("auditlog {args:?}"), command.args(args))
 }
 
 /// The secret printed on the line after the line starting with `header`

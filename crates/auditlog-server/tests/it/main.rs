@@ -19,7 +19,8 @@
 //! - `shutdown`: graceful shutdown loses no acknowledged event.
 //! - `postgres`: the test database and its per-server schemas.
 //!
-//! The helpers below are the only code that starts servers or speaks HTTP.
+//! The helpers below are the only code that starts servers or sends requests (through
+//! `auditlog_testkit::http`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -10,49 +10,15 @@
 //! The helpers below are the only code that spawns the binary or touches the database file.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use auditlog_testkit::process::Run;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 mod events;
 mod import;
 mod tamper;
-
-/// The outcome of one run of the binary.
-#[derive(Debug)]
-struct Run {
-    /// Exit code (a signal death panics instead).
-    code: i32,
-    /// Standard output, lossily decoded.
-    stdout: String,
-    /// Standard error, lossily decoded.
-    stderr: String,
-}
-
-impl Run {
-    fn from_output(args: &[&str], output: Output) -> Run {
-        Run {
-            code: output
-                .status
-                .code()
-                .unwrap_or_else(|| panic!("auditlog {args:?} was killed: {:?}", output.status)),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    /// Panics, showing both streams, unless the run exited with `code`.
-    #[track_caller]
-    fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code, code,
-            "unexpected exit code\n--- stdout\n{}--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-}
 
 /// A data directory of its own and the means to run the binary against it. The directory is
 /// removed when the value is dropped.
@@ -81,7 +47,8 @@ impl Env {
     /// Runs `auditlog --data-dir DIR ARGS…` to completion. Settings that the environment
     /// could inject are removed so that only the arguments count.
     fn run(&self, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_auditlog"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_auditlog"));
+        command
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(args)
@@ -89,10 +56,8 @@ impl Env {
             .env_remove("AUDITLOG_CATALOG")
             .env_remove("AUDITLOG_PRESET")
             .env_remove("AUDITLOG_ACCEPT_UNKNOWN_ACTIONS")
-            .env("AUDITLOG_LOG", "warn")
-            .output()
-            .expect("run the auditlog binary");
-        Run::from_output(args, output)
+            .env("AUDITLOG_LOG", "warn");
+        Run::of(&format!("auditlog {args:?}"), &mut command)
     }
 
     /// Creates an organization and returns its id, parsed from the confirmation line.
