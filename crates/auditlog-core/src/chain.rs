@@ -1,4 +1,4 @@
-//! The per-organization hash chain and its signed checkpoints (DESIGN.md §5,
+//! The per-organization hash chain and its signed checkpoints (docs/design.md, "Integrity";
 //! `docs/chain-format.md`).
 //!
 //! `leaf = SHA-256(0x00 ‖ canonical(event))`, `hash = SHA-256(0x01 ‖ previous hash ‖ leaf)`,
