@@ -24,17 +24,21 @@ fn body_detail(field: &str, msg: impl Into<String>, kind: &str) -> Detail {
 
 /// Reads the export request body: the reference's `ExportRequest` plus `format` and `gzip`.
 fn parse_request(body: &[u8]) -> Result<ExportRequest, ApiError> {
-    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::invalid(Detail::new(
-                vec!["body".into()],
-                format!("not valid JSON: {e}"),
-                "json_invalid",
-            ))
-        })?
-    };
+    // The reference requires a body (`{}` exports everything); no body is a 422, as there.
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid(Detail::new(
+            vec!["body".into()],
+            "a JSON object is required; send {} to export everything",
+            "missing",
+        )));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(Detail::new(
+            vec!["body".into()],
+            format!("not valid JSON: {e}"),
+            "json_invalid",
+        ))
+    })?;
     let Value::Object(fields) = value else {
         return Err(ApiError::invalid(Detail::new(
             vec!["body".into()],
