@@ -47,7 +47,7 @@ use auditlog_core::chain::{
 use auditlog_core::query::{parse_q, Combine, Filter};
 use auditlog_core::wire::EventRecord;
 use auditlog_core::Timestamp;
-use auditlog_store::{Org, StoreError};
+use auditlog_store::StoreError;
 use ed25519_dalek::VerifyingKey;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -57,6 +57,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::access::{Actor, Target};
+use crate::grant::ReadableOrg;
 use crate::{IngestError, Service};
 
 /// The action recorded in an organization's log when its audit log is exported.
@@ -245,7 +246,7 @@ pub enum ExportError {
 /// caller writing a file syncs it.
 pub async fn write_export<W, P>(
     service: &Service,
-    org: &Org,
+    org: &ReadableOrg,
     request: &ExportRequest,
     out: W,
     mut progress: P,
@@ -312,7 +313,7 @@ where
 /// would refuse the event, and refusing the export for it would help nobody.
 pub async fn record_export_request(
     service: &Service,
-    org: &Org,
+    org: &ReadableOrg,
     actor: &Actor,
     request: &ExportRequest,
     job_id: Option<Uuid>,

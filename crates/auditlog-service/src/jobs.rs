@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auditlog_core::Timestamp;
-use auditlog_store::{ExportJob, JobStatus, Org, StoreError};
+use auditlog_store::{ExportJob, JobStatus, StoreError};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::access::Actor;
 use crate::export::{record_export_request, write_export, ExportError, ExportRequest};
+use crate::grant::ReadableOrg;
 use crate::{IngestError, Service};
 
 /// How long a running job may go without a heartbeat before another runner takes it over.
@@ -111,7 +112,7 @@ impl ExportJobs {
     /// request), and wakes the runner.
     pub async fn submit(
         &self,
-        org: &Org,
+        org: &ReadableOrg,
         request: ExportRequest,
         actor: &Actor,
     ) -> Result<ExportJob, SubmitError> {
@@ -153,10 +154,10 @@ impl ExportJobs {
     /// One job of one organization, as it stands.
     pub async fn status(
         &self,
-        org_id: Uuid,
+        org: &ReadableOrg,
         job_id: Uuid,
     ) -> Result<Option<ExportJob>, StoreError> {
-        self.service.store().get_job(org_id, job_id).await
+        self.service.store().get_job(org.id, job_id).await
     }
 
     /// The file of a completed, unexpired job; `None` for any other job. The name is the
@@ -314,8 +315,9 @@ impl ExportJobs {
                 user: "The export request could not be read.",
                 detail: format!("job request JSON: {e}"),
             })?;
+        // The request was authorized when it was submitted.
         let org = match store.find_org(&job.org_id.to_string()).await {
-            Ok(Some(org)) => org,
+            Ok(Some(org)) => ReadableOrg::authorized_before(org),
             Ok(None) => {
                 return Err(Stop::Failed {
                     user: "The organization no longer exists.",

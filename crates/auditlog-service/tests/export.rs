@@ -14,6 +14,7 @@ use auditlog_service::export::{
     neutralize_cell, restore_cell, verify_export, write_export, ExportFormat, ExportRequest,
     ExportVerifyError, VerifyReport, CSV_FIELDS, EXPORT_REQUESTED,
 };
+use auditlog_service::grant::{Operator, ReadableOrg};
 use auditlog_service::jobs::{ExportJobs, SubmitError};
 use auditlog_service::Service;
 use auditlog_sqlite::SqliteStore;
@@ -32,15 +33,18 @@ const FORMULAS: [&str; 5] = ["=SUM(A1)", "+1", "-x", "@x", "'quoted"];
 struct Env {
     dir: TempDir,
     service: Service,
-    org: Org,
+    /// The store under `service`, which the service keeps to itself: the tests plant job
+    /// rows in it directly.
+    store: Arc<dyn Store>,
+    org: ReadableOrg,
 }
 
 impl Env {
     async fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("data")).unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
         let service = Service::new(
-            Arc::new(store) as Arc<dyn Store>,
+            store.clone(),
             Catalog::builtin(),
             SigningKey::from_bytes(&[7; 32]),
         );
@@ -49,7 +53,12 @@ impl Env {
         let other = create_org(&service, "other").await;
         service.ingest(Some(&other), events(5)).await.unwrap();
         service.ingest(Some(&org), events(N_EVENTS)).await.unwrap();
-        Env { dir, service, org }
+        Env {
+            dir,
+            service,
+            store,
+            org,
+        }
     }
 
     fn key(&self) -> VerifyingKey {
@@ -74,16 +83,25 @@ impl Env {
     }
 }
 
-async fn create_org(service: &Service, name: &str) -> Org {
+/// A new enrolled organization, as the operator sees it.
+async fn create_org(service: &Service, name: &str) -> ReadableOrg {
+    let operator = Operator::at_the_command_line();
     service
-        .store()
-        .create_org(NewOrg {
-            name: name.into(),
-            display_name: name.into(),
-            audit_logs_enabled: true,
-        })
+        .create_org(
+            &operator,
+            NewOrg {
+                name: name.into(),
+                display_name: name.into(),
+                audit_logs_enabled: true,
+            },
+        )
+        .await
+        .unwrap();
+    service
+        .operator_org(&operator, name)
         .await
         .unwrap()
+        .expect("the organization was just created")
 }
 
 /// Varied events: several actions and actors, optional fields present and absent, nested
@@ -160,12 +178,7 @@ async fn jsonl_lines_are_the_api_records_with_prev_hash_then_the_checkpoint() {
     let text = env.export_text(ExportFormat::Jsonl).await;
     let lines = lines(&text);
     assert_eq!(lines.len() as u64, N_EVENTS + 1);
-    let stored = env
-        .service
-        .store()
-        .events_by_seq(env.org.id, 0, 1000)
-        .await
-        .unwrap();
+    let stored = env.store.events_by_seq(env.org.id, 0, 1000).await.unwrap();
     let mut previous = [0u8; 32];
     for (line, event) in lines.iter().zip(&stored) {
         let mut expected = EventRecord::new(event, Some("acme"), env.service.catalog());
@@ -263,8 +276,7 @@ async fn filtered_exports_verify_but_are_not_complete() {
     };
     let filter = request.filter().unwrap();
     let expected: Vec<u64> = env
-        .service
-        .store()
+        .store
         .events_by_seq(env.org.id, 0, 1000)
         .await
         .unwrap()
@@ -713,9 +725,9 @@ fn admin() -> Actor {
     }
 }
 
-async fn wait_for(jobs: &ExportJobs, org: &Org, id: Uuid, status: JobStatus) -> ExportJob {
+async fn wait_for(jobs: &ExportJobs, org: &ReadableOrg, id: Uuid, status: JobStatus) -> ExportJob {
     for _ in 0..400 {
-        let job = jobs.status(org.id, id).await.unwrap().unwrap();
+        let job = jobs.status(org, id).await.unwrap().unwrap();
         if job.status == status {
             return job;
         }
@@ -812,12 +824,7 @@ async fn an_invalid_request_stores_and_records_nothing() {
     let error = jobs.submit(&env.org, request, &admin()).await.unwrap_err();
     assert!(matches!(error, SubmitError::Invalid(_)), "{error}");
     assert_eq!(
-        env.service
-            .store()
-            .chain_head(env.org.id)
-            .await
-            .unwrap()
-            .seq,
+        env.store.chain_head(env.org.id).await.unwrap().seq,
         N_EVENTS
     );
     assert!(jobs.run_next().await.unwrap().is_none());
@@ -845,7 +852,7 @@ fn job_row(org: &Org, status: JobStatus, heartbeat_at: Option<Timestamp>) -> Exp
 #[tokio::test]
 async fn a_job_left_running_by_a_dead_runner_is_taken_over() {
     let env = Env::new().await;
-    let store = env.service.store();
+    let store = &env.store;
     // A live runner's job (fresh heartbeat) is left alone.
     let live = store
         .create_job(job_row(
@@ -915,7 +922,7 @@ async fn expired_files_are_deleted_and_their_jobs_marked() {
     assert_eq!(jobs.file_path(&done), None, "an expired file is not served");
     assert_eq!(jobs.sweep_expired().await.unwrap(), 1);
     assert!(!path.exists());
-    let expired = jobs.status(env.org.id, job.id).await.unwrap().unwrap();
+    let expired = jobs.status(&env.org, job.id).await.unwrap().unwrap();
     assert_eq!(expired.status, JobStatus::Expired);
     assert_eq!(jobs.file_path(&expired), None);
     assert_eq!(jobs.sweep_expired().await.unwrap(), 0);

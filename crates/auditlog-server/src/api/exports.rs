@@ -230,7 +230,7 @@ pub async fn status(
     let job_id = job_path_id(&job_id)?;
     let job = state
         .jobs
-        .status(org.id, job_id)
+        .status(&org, job_id)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     match job {
@@ -253,7 +253,7 @@ pub async fn download(
     let job_id = job_path_id(&job_id)?;
     let job = state
         .jobs
-        .status(org.id, job_id)
+        .status(&org, job_id)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .ok_or_else(|| {

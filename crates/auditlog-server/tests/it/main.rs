@@ -18,6 +18,7 @@
 //! - `concurrency`: many concurrent ingest clients on one chain.
 //! - `shutdown`: graceful shutdown loses no acknowledged event.
 //! - `postgres`: the test database and its per-server schemas.
+//! - `viewer_links`: one-time sign-in links minted with an ingest key.
 //!
 //! The helpers below are the only code that starts servers or speaks HTTP.
 
@@ -67,6 +68,7 @@ mod idempotency;
 mod postgres;
 mod rate_limit;
 mod shutdown;
+mod viewer_links;
 
 /// How long any single request may take before the test fails instead of hanging.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -87,13 +89,37 @@ enum Storage {
     Postgres(postgres::TestSchema),
 }
 
+/// The server's service, and the store under it, which the service keeps to itself: tests
+/// reach it directly to set up what no endpoint does (enrolling an organization) and to look
+/// at what was stored.
+#[derive(Clone)]
+pub struct TestService {
+    service: Service,
+    store: Arc<dyn Store>,
+}
+
+impl TestService {
+    /// The store the server's service runs on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}
+
+impl std::ops::Deref for TestService {
+    type Target = Service;
+
+    fn deref(&self) -> &Service {
+        &self.service
+    }
+}
+
 /// A running server over its own data directory and store. Dropping it shuts the server down
 /// (the shutdown future resolves when its sender is dropped), then drops its PostgreSQL schema.
 pub struct Server {
     /// The data directory: the signing key, the export files, and the SQLite file.
     pub dir: tempfile::TempDir,
-    /// The same service the server uses.
-    pub service: Service,
+    /// The same service the server uses, and the store under it.
+    pub service: TestService,
     /// Where the server listens.
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
@@ -124,12 +150,15 @@ impl Server {
             }
         };
         let key = auditlog_service::keys::load_or_create(dir.path()).expect("signing key");
-        let service = Service::new(store, auditlog_core::Catalog::builtin(), key);
+        let service = TestService {
+            service: Service::new(store.clone(), auditlog_core::Catalog::builtin(), key),
+            store,
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local address");
         let mut config = ServerConfig::new(dir.path().join("exports"), format!("http://{addr}"));
         configure(&mut config);
-        let state = AppState::new(service.clone(), config);
+        let state = AppState::new(service.service.clone(), config);
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(auditlog_server::serve(state, listener, async move {
             let _ = stop.await;

@@ -10,6 +10,7 @@ use auditlog_core::{message, Timestamp};
 use clap::{Args, ValueEnum};
 
 use super::Context;
+use auditlog_service::grant::Operator;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -90,7 +91,7 @@ pub fn filter_from(args: &FilterArgs) -> Filter {
 /// Runs `events`.
 pub async fn run(context: &Context, args: EventsArgs) -> anyhow::Result<ExitCode> {
     let service = context.service().await?;
-    let org = super::find_org(service.store().as_ref(), &args.filter.org).await?;
+    let org = super::find_org(&service, &Operator::at_the_command_line(), &args.filter.org).await?;
     let filter = filter_from(&args.filter);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

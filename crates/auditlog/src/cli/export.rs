@@ -14,6 +14,7 @@ use clap::{Args, ValueEnum};
 use super::events::FilterArgs;
 use super::Context;
 use crate::progress;
+use auditlog_service::grant::Operator;
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,7 +81,7 @@ pub fn request_from(args: &ExportArgs) -> anyhow::Result<ExportRequest> {
 pub async fn run(context: &Context, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let request = request_from(&args)?;
     let service = context.service().await?;
-    let org = super::find_org(service.store().as_ref(), &args.filter.org).await?;
+    let org = super::find_org(&service, &Operator::at_the_command_line(), &args.filter.org).await?;
     // Written beside the target and renamed over it at the end, so FILE is never a partial
     // export; the temporary file is deleted if anything fails.
     let dir = match args.output.parent() {
