@@ -124,70 +124,26 @@ impl ExportFormat {
     }
 }
 
-/// What to export: the reference API's filter (`q` entries and `search_operator`), a date
-/// range on `occurred_at`, and the file's format. Stored as the job's `request` JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+/// What to export: which events (a [`Filter`], however it was given: the API's `q`, the
+/// page's filter form, the CLI's flags) and the file's format. Stored as the job's `request`
+/// and recorded as the `meta` of [`EXPORT_REQUESTED`], in the JSON encoding
+/// `docs/export-jobs.md` specifies.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "StoredRequest")]
 pub struct ExportRequest {
-    /// `column:v1,v2` or `text:words` entries (`auditlog_core::query::parse_q`).
-    pub filter_q: Vec<String>,
-    /// `or` (any entry matches) or `and` (all do).
-    pub search_operator: String,
-    /// Earliest `occurred_at`, inclusive.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from_date: Option<Timestamp>,
-    /// Latest `occurred_at`, inclusive.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to_date: Option<Timestamp>,
+    /// Which events; everything by default.
+    pub filter: Filter,
     /// File format.
     pub format: ExportFormat,
     /// Whether the file is gzip-compressed.
     pub gzip: bool,
 }
 
-impl Default for ExportRequest {
-    /// Everything, as uncompressed JSON Lines.
-    fn default() -> ExportRequest {
-        ExportRequest {
-            filter_q: Vec::new(),
-            search_operator: "or".to_string(),
-            from_date: None,
-            to_date: None,
-            format: ExportFormat::Jsonl,
-            gzip: false,
-        }
-    }
-}
-
 impl ExportRequest {
-    /// The filter the request describes; the error is a sentence for the requester.
-    pub fn filter(&self) -> Result<Filter, String> {
-        let combine = match self.search_operator.trim().to_ascii_lowercase().as_str() {
-            "" | "or" => Combine::Or,
-            "and" => Combine::And,
-            other => {
-                return Err(format!(
-                    "search_operator {other:?} is not \"or\" or \"and\""
-                ))
-            }
-        };
-        if self.filter_q.len() > auditlog_core::query::MAX_VALUES {
-            return Err(format!(
-                "at most {} q conditions are allowed",
-                auditlog_core::query::MAX_VALUES
-            ));
-        }
-        let conditions = self
-            .filter_q
-            .iter()
-            .map(|entry| parse_q(entry).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Filter {
-            conditions,
-            combine,
-            from: self.from_date,
-            to: self.to_date,
-        })
+    /// Checks the filter's limits (a filter from `q` already meets them; one from a form or
+    /// a stored row is checked here); the error is a sentence for the requester.
+    pub fn check(&self) -> Result<(), String> {
+        self.filter.check_limits().map_err(|e| e.to_string())
     }
 
     /// The file name extension: `jsonl`, `csv`, `jsonl.gz` or `csv.gz`.
@@ -206,6 +162,93 @@ impl ExportRequest {
             (_, true) => "application/gzip",
             (ExportFormat::Jsonl, false) => "application/x-ndjson",
             (ExportFormat::Csv, false) => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+/// An export request as stored: the current encoding, or the one before it (the reference
+/// API's `q` entries with `search_operator` and the dates), which jobs submitted before an
+/// upgrade may still hold.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredRequest {
+    Current(CurrentRequest),
+    Legacy(LegacyRequest),
+}
+
+/// The current encoding. Unknown fields are refused, so that a legacy row is never read as
+/// an unfiltered request.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct CurrentRequest {
+    filter: Filter,
+    format: ExportFormat,
+    gzip: bool,
+}
+
+impl Default for CurrentRequest {
+    fn default() -> CurrentRequest {
+        CurrentRequest {
+            filter: Filter::default(),
+            format: ExportFormat::Jsonl,
+            gzip: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegacyRequest {
+    #[serde(default)]
+    filter_q: Vec<String>,
+    #[serde(default)]
+    search_operator: String,
+    #[serde(default)]
+    from_date: Option<Timestamp>,
+    #[serde(default)]
+    to_date: Option<Timestamp>,
+    #[serde(default)]
+    format: ExportFormat,
+    #[serde(default)]
+    gzip: bool,
+}
+
+impl TryFrom<StoredRequest> for ExportRequest {
+    type Error = String;
+
+    fn try_from(stored: StoredRequest) -> Result<ExportRequest, String> {
+        match stored {
+            StoredRequest::Current(CurrentRequest {
+                filter,
+                format,
+                gzip,
+            }) => Ok(ExportRequest {
+                filter,
+                format,
+                gzip,
+            }),
+            StoredRequest::Legacy(legacy) => {
+                let combine = match legacy.search_operator.trim().to_ascii_lowercase().as_str() {
+                    "" | "or" => Combine::Or,
+                    "and" => Combine::And,
+                    other => return Err(format!("search_operator {other:?} is not or, and")),
+                };
+                let conditions = legacy
+                    .filter_q
+                    .iter()
+                    .map(|entry| parse_q(entry).map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(ExportRequest {
+                    filter: Filter {
+                        conditions,
+                        combine,
+                        from: legacy.from_date,
+                        to: legacy.to_date,
+                    },
+                    format: legacy.format,
+                    gzip: legacy.gzip,
+                })
+            }
         }
     }
 }
@@ -255,7 +298,8 @@ where
     W: Write + Send,
     P: FnMut(u64, u64, u64) + Send,
 {
-    let filter = request.filter().map_err(ExportError::Request)?;
+    request.check().map_err(ExportError::Request)?;
+    let filter = &request.filter;
     let checkpoint = service.checkpoint(org.id).await?;
     let head_seq = checkpoint.checkpoint.seq;
     let sink = if request.gzip {
@@ -1111,6 +1155,7 @@ impl Walk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use auditlog_core::query::Condition;
 
     #[test]
     fn neutralization_round_trips_and_leaves_plain_text_alone() {
@@ -1171,33 +1216,53 @@ mod tests {
     }
 
     #[test]
-    fn request_filter_parses_q_and_operator() {
+    fn the_stored_encoding_of_a_request() {
         let request = ExportRequest {
-            filter_q: vec!["action_key:a,b".into(), "text:ml".into()],
-            search_operator: "and".into(),
-            ..ExportRequest::default()
+            filter: Filter {
+                conditions: vec![Condition::Text("ml".into())],
+                combine: Combine::And,
+                from: None,
+                to: None,
+            },
+            format: ExportFormat::Csv,
+            gzip: true,
         };
-        let filter = request.filter().unwrap();
-        assert_eq!(filter.combine, Combine::And);
-        assert_eq!(filter.conditions.len(), 2);
-        let bad_op = ExportRequest {
-            search_operator: "xor".into(),
-            ..ExportRequest::default()
-        };
-        assert!(bad_op.filter().is_err());
-        let bad_q = ExportRequest {
-            filter_q: vec!["colour:red".into()],
-            ..ExportRequest::default()
-        };
-        assert!(bad_q.filter().is_err());
-        let json = serde_json::to_string(&ExportRequest::default()).unwrap();
+        let json = serde_json::to_string(&request).unwrap();
+        expect_test::expect![[r#"{"filter":{"conditions":[{"text":"ml"}],"combine":"and"},"format":"csv","gzip":true}"#]]
+            .assert_eq(&json);
         assert_eq!(
-            json,
-            r#"{"filter_q":[],"search_operator":"or","format":"jsonl","gzip":false}"#
+            serde_json::from_str::<ExportRequest>(&json).unwrap(),
+            request
+        );
+        assert_eq!(
+            serde_json::to_string(&ExportRequest::default()).unwrap(),
+            r#"{"filter":{"conditions":[],"combine":"or"},"format":"jsonl","gzip":false}"#
         );
         assert_eq!(
             serde_json::from_str::<ExportRequest>("{}").unwrap(),
             ExportRequest::default()
         );
+    }
+
+    #[test]
+    fn a_request_stored_before_the_filter_encoding_still_reads() {
+        let legacy = r#"{"filter_q":["action_key:a,b","text:ml"],"search_operator":"and","from_date":"2026-01-01T00:00:00.000Z","format":"csv","gzip":false}"#;
+        let request: ExportRequest = serde_json::from_str(legacy).unwrap();
+        assert_eq!(request.filter.combine, Combine::And);
+        assert_eq!(
+            request.filter.conditions,
+            vec![
+                Condition::AnyOf {
+                    column: auditlog_core::query::Column::ActionKey,
+                    values: vec!["a".into(), "b".into()],
+                },
+                Condition::Text("ml".into()),
+            ]
+        );
+        assert!(request.filter.from.is_some());
+        assert_eq!(request.format, ExportFormat::Csv);
+        // A legacy row is never read as "everything", and a bad one is refused.
+        assert!(serde_json::from_str::<ExportRequest>(r#"{"filter_q":["colour:red"]}"#).is_err());
+        assert!(serde_json::from_str::<ExportRequest>(r#"{"search_operator":"xor"}"#).is_err());
     }
 }

@@ -54,6 +54,15 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
+/// A finished export's file, ready to be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its media type.
+    pub content_type: &'static str,
+}
+
 /// The export jobs of one process: submits them, runs them one at a time in the background,
 /// and deletes their files when they expire.
 pub struct ExportJobs {
@@ -116,7 +125,7 @@ impl ExportJobs {
         request: ExportRequest,
         actor: &Actor,
     ) -> Result<ExportJob, SubmitError> {
-        request.filter().map_err(SubmitError::Invalid)?;
+        request.check().map_err(SubmitError::Invalid)?;
         let id = Uuid::now_v7();
         record_export_request(&self.service, org, actor, &request, Some(id)).await?;
         let request_json = serde_json::to_string(&request)
@@ -170,6 +179,16 @@ impl ExportJobs {
         }
         let name = job.file_name.as_deref()?;
         is_own_file_name(job.id, name).then(|| self.dir.join(name))
+    }
+
+    /// The file of a completed, unexpired job with its media type, which comes from the
+    /// job's request (not from the file's name); `None` for any other job.
+    pub fn file(&self, job: &ExportJob) -> Option<ExportFile> {
+        let request: ExportRequest = serde_json::from_str(&job.request).ok()?;
+        Some(ExportFile {
+            path: self.file_path(job)?,
+            content_type: request.content_type(),
+        })
     }
 
     /// Starts the runner: it claims and runs jobs one at a time until `shutdown` turns true

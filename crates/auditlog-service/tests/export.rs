@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auditlog_core::chain::{chain_hash, leaf_hash, Checkpoint, SignatureError};
-use auditlog_core::query::{Column, Combine, Condition, Filter, Order, Start};
+use auditlog_core::query::{Column, Combine, Condition, Filter, FilterForm, Order, Start};
 use auditlog_core::wire::EventRecord;
 use auditlog_core::{Catalog, NewEvent, Timestamp};
 use auditlog_service::access::Actor;
@@ -267,14 +267,15 @@ async fn csv_cells_never_start_a_formula_and_restore_exactly() {
 async fn filtered_exports_verify_but_are_not_complete() {
     let env = Env::new().await;
     let request = ExportRequest {
-        filter_q: vec![
-            "action_key:channel_created".into(),
-            "actor:user1@example.com".into(),
-        ],
-        search_operator: "and".into(),
+        filter: FilterForm {
+            actions: vec!["channel_created".into()],
+            users: vec!["user1@example.com".into()],
+            ..FilterForm::default()
+        }
+        .filter(),
         ..ExportRequest::default()
     };
-    let filter = request.filter().unwrap();
+    let filter = request.filter.clone();
     let expected: Vec<u64> = env
         .store
         .events_by_seq(env.org.id, 0, 1000)
@@ -308,8 +309,11 @@ async fn filtered_exports_verify_but_are_not_complete() {
     }
     // A date range is ANDed with the conditions.
     let ranged = ExportRequest {
-        from_date: Some(Timestamp::parse("2026-01-05T00:00:00Z").unwrap()),
-        to_date: Some(Timestamp::parse("2026-01-06T23:59:59Z").unwrap()),
+        filter: Filter {
+            from: Some(Timestamp::parse("2026-01-05T00:00:00Z").unwrap()),
+            to: Some(Timestamp::parse("2026-01-06T23:59:59Z").unwrap()),
+            ..Filter::default()
+        },
         ..ExportRequest::default()
     };
     let report = verify(&env.export(&ranged).await, &env.key()).unwrap();
@@ -339,16 +343,23 @@ async fn an_empty_organization_exports_just_its_checkpoint() {
 #[tokio::test]
 async fn an_invalid_filter_is_refused() {
     let env = Env::new().await;
-    for request in [
-        ExportRequest {
-            filter_q: vec!["colour:red".into()],
-            ..ExportRequest::default()
-        },
-        ExportRequest {
-            search_operator: "xor".into(),
-            ..ExportRequest::default()
-        },
+    // Filters that `q` parsing would never make: no values, too many, too long.
+    for conditions in [
+        vec![Condition::AnyOf {
+            column: Column::Actor,
+            values: Vec::new(),
+        }],
+        vec![Condition::Text(" ".into())],
+        vec![Condition::Text("x".repeat(10_000))],
+        vec![Condition::Text("x".into()); 101],
     ] {
+        let request = ExportRequest {
+            filter: Filter {
+                conditions,
+                ..Filter::default()
+            },
+            ..ExportRequest::default()
+        };
         let result = write_export(&env.service, &env.org, &request, Vec::new(), |_, _, _| {}).await;
         assert!(matches!(
             result,
@@ -751,10 +762,15 @@ async fn a_submitted_job_runs_completes_and_its_file_verifies() {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let runner = jobs.clone().spawn(shutdown);
     let request = ExportRequest {
-        filter_q: vec!["action_key:channel_created,audit_log_export_requested".into()],
+        filter: Filter {
+            conditions: vec![Condition::AnyOf {
+                column: Column::ActionKey,
+                values: vec!["channel_created".into(), EXPORT_REQUESTED.into()],
+            }],
+            ..Filter::default()
+        },
         format: ExportFormat::Csv,
         gzip: true,
-        ..ExportRequest::default()
     };
     let job = jobs
         .submit(&env.org, request.clone(), &admin())
@@ -805,8 +821,19 @@ async fn a_submitted_job_runs_completes_and_its_file_verifies() {
     let body = &page.events[0].body;
     assert_eq!(body.target_id.as_deref(), Some(job.id.to_string().as_str()));
     assert_eq!(body.actor_email.as_deref(), Some("admin@example.com"));
-    assert_eq!(body.meta["filter_q"], json!(request.filter_q));
+    assert_eq!(body.meta["filter"], json!(request.filter));
     assert_eq!(body.meta["format"], "csv");
+    // The job row stores the same encoding, and reads back as the request.
+    let stored = env
+        .store
+        .get_job(env.org.id, job.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<ExportRequest>(&stored.request).unwrap(),
+        request
+    );
     assert_eq!(body.meta["gzip"], true);
 
     stop.send(true).unwrap();
@@ -818,7 +845,10 @@ async fn an_invalid_request_stores_and_records_nothing() {
     let env = Env::new().await;
     let jobs = ExportJobs::new(env.service.clone(), env.dir.path().join("exports"));
     let request = ExportRequest {
-        filter_q: vec!["nope".into()],
+        filter: Filter {
+            conditions: vec![Condition::Text(String::new())],
+            ..Filter::default()
+        },
         ..ExportRequest::default()
     };
     let error = jobs.submit(&env.org, request, &admin()).await.unwrap_err();

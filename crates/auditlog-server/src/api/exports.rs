@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use auditlog_service::export::{ExportFormat, ExportRequest};
+use auditlog_service::jobs::ExportFile;
 use auditlog_store::{ExportJob, JobStatus};
 use axum::body::Body as ResponseBody;
 use axum::extract::{Path, State};
@@ -140,8 +141,9 @@ fn parse_request(body: &[u8]) -> Result<ExportRequest, ApiError> {
             false
         }
     };
-    // Check the filter now so a bad `q` is a 422 here rather than a failed job later.
-    build_filter(
+    // The filter is built (and so checked) now: a bad `q` is a 422 here rather than a
+    // failed job later.
+    let filter = build_filter(
         &q,
         Some(&search_operator),
         from_date,
@@ -153,10 +155,7 @@ fn parse_request(body: &[u8]) -> Result<ExportRequest, ApiError> {
         return Err(ApiError::Validation(details));
     }
     Ok(ExportRequest {
-        filter_q: q,
-        search_operator,
-        from_date,
-        to_date,
+        filter,
         format,
         gzip,
     })
@@ -263,7 +262,7 @@ pub async fn download(
             ))
         })?;
     let path = match job.status {
-        JobStatus::Completed => state.jobs.file_path(&job),
+        JobStatus::Completed => state.jobs.file(&job),
         JobStatus::Expired => {
             return Err(ApiError::NotFound(
                 "the export has expired and its file was deleted; request a new one".into(),
@@ -289,27 +288,22 @@ pub async fn download(
         .ok_or_else(|| ApiError::NotFound("the export file is gone; request a new one".into()))
 }
 
-/// Streams an export file as an attachment named after the organization; `None` when the
-/// file cannot be opened (expired and deleted). The API and the page both download this way.
-pub async fn file_response(org_name: &str, path: &std::path::Path) -> Option<Response> {
-    let file = tokio::fs::File::open(path).await.ok()?;
-    let name = path
+/// Streams an export file as an attachment named after the organization, with the media
+/// type of its request; `None` when the file cannot be opened (expired and deleted). The API
+/// and the page both download this way.
+pub async fn file_response(org_name: &str, export: &ExportFile) -> Option<Response> {
+    let file = tokio::fs::File::open(&export.path).await.ok()?;
+    let name = export
+        .path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("export")
         .to_string();
-    let content_type = if name.ends_with(".gz") {
-        "application/gzip"
-    } else if name.ends_with(".csv") {
-        "text/csv; charset=utf-8"
-    } else {
-        "application/x-ndjson"
-    };
     Some(
         (
             StatusCode::OK,
             [
-                (header::CONTENT_TYPE, content_type.to_string()),
+                (header::CONTENT_TYPE, export.content_type.to_string()),
                 (
                     header::CONTENT_DISPOSITION,
                     format!("attachment; filename=\"audit-log-{org_name}-{name}\""),

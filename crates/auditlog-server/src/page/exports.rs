@@ -26,23 +26,9 @@ pub async fn create_export(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let page_filter = PageFilter::parse(&fields);
-    let filter = page_filter.filter();
-    let mut q = Vec::new();
-    if !page_filter.actions.is_empty() {
-        q.push(format!("action_key:{}", page_filter.actions.join(",")));
-    }
-    if !page_filter.users.is_empty() {
-        q.push(format!("actor:{}", page_filter.users.join(",")));
-    }
-    if !page_filter.text.is_empty() {
-        q.push(format!("text:{}", page_filter.text));
-    }
+    // The export gets the table's own filter, values as they are (commas included).
     let request = ExportRequest {
-        filter_q: q,
-        search_operator: "and".into(),
-        from_date: filter.from,
-        to_date: filter.to,
+        filter: PageFilter::parse(&fields).filter(),
         format: if first(&fields, "format") == Some("csv") {
             ExportFormat::Csv
         } else {
@@ -110,10 +96,10 @@ pub async fn export_download(
             "This export is not ready, failed, or has expired.",
         )
     };
-    let Some(path) = state.jobs.file_path(&job) else {
+    let Some(file) = state.jobs.file(&job) else {
         return gone();
     };
-    match crate::api::exports::file_response(&org.name, &path).await {
+    match crate::api::exports::file_response(&org.name, &file).await {
         Some(response) => response,
         None => gone(),
     }

@@ -1,26 +1,32 @@
 //! The filter form of the page: what its query string (and the export form, which repeats
-//! it in hidden fields) holds, turned into the store's `Filter`, and back into links.
+//! it in hidden fields) holds, as typed, turned into the one typed [`FilterForm`] the CLI
+//! uses too, and back into links. The table and its export get the same `Filter` from it.
 
-use std::collections::HashMap;
-
-use auditlog_core::query::{Column, Combine, Condition, Filter};
+use auditlog_core::query::{Filter, FilterForm};
 use auditlog_core::timestamp::MS_PER_DAY;
 use auditlog_core::Timestamp;
 
-use super::first;
+use super::{first, Fields};
 
-/// The filter the page's query string describes.
+/// The filter the page's query string describes, as the viewer typed it (to show it again).
 pub struct PageFilter {
+    /// Chosen action keys.
     pub actions: Vec<String>,
+    /// Chosen users (id or email).
     pub users: Vec<String>,
+    /// The start of the date range as typed.
     pub from: String,
+    /// The end of the date range as typed.
     pub to: String,
+    /// The search words.
     pub text: String,
+    /// Rows per page.
     pub per_page: u32,
 }
 
 impl PageFilter {
-    pub fn parse(query: &HashMap<String, Vec<String>>) -> PageFilter {
+    /// Reads the filter fields of a query string or form.
+    pub fn parse(query: &Fields) -> PageFilter {
         let clean = |values: Option<&Vec<String>>| -> Vec<String> {
             let mut out: Vec<String> = values
                 .into_iter()
@@ -72,29 +78,20 @@ impl PageFilter {
         })
     }
 
-    pub fn filter(&self) -> Filter {
-        let mut conditions = Vec::new();
-        if !self.actions.is_empty() {
-            conditions.push(Condition::AnyOf {
-                column: Column::ActionKey,
-                values: self.actions.clone(),
-            });
-        }
-        if !self.users.is_empty() {
-            conditions.push(Condition::AnyOf {
-                column: Column::Actor,
-                values: self.users.clone(),
-            });
-        }
-        if !self.text.is_empty() {
-            conditions.push(Condition::Text(self.text.clone()));
-        }
-        Filter {
-            conditions,
-            combine: Combine::And,
+    /// The typed form: the dates as instants (an unreadable date is left out).
+    pub fn form(&self) -> FilterForm {
+        FilterForm {
+            actions: self.actions.clone(),
+            users: self.users.clone(),
+            text: Some(self.text.clone()).filter(|t| !t.is_empty()),
             from: Self::bound(&self.from, false),
             to: Self::bound(&self.to, true),
         }
+    }
+
+    /// The filter of the table, and of its export.
+    pub fn filter(&self) -> Filter {
+        self.form().filter()
     }
 
     /// The filter as query-string pairs, for links and hidden form fields.
@@ -120,5 +117,36 @@ impl PageFilter {
             serializer.append_pair(key, value);
         }
         format!("{base}?{}", serializer.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use auditlog_core::query::{Column, Condition};
+
+    use super::*;
+
+    #[test]
+    fn a_value_with_a_comma_is_one_value_in_the_table_and_its_export() {
+        let fields = super::super::form(b"user=Doe%2C+Jane&action=channel_created&to=2026-01-02");
+        let filter = PageFilter::parse(&fields).filter();
+        assert_eq!(
+            filter.conditions,
+            vec![
+                Condition::AnyOf {
+                    column: Column::ActionKey,
+                    values: vec!["channel_created".into()],
+                },
+                Condition::AnyOf {
+                    column: Column::Actor,
+                    values: vec!["Doe, Jane".into()],
+                },
+            ]
+        );
+        // A bare `to` date includes that whole day.
+        assert_eq!(
+            filter.to.map(|t| t.to_string()).as_deref(),
+            Some("2026-01-02T23:59:59.999Z")
+        );
     }
 }
