@@ -1,4 +1,4 @@
-//! Background export jobs (DESIGN.md §7) that survive restarts: a request becomes a row in
+//! Background export jobs (docs/export-jobs.md) that survive restarts: a request becomes a row in
 //! the store, a runner claims it, writes the file with [`write_export`], reports progress,
 //! and publishes the file under the job's id until it expires.
 //!

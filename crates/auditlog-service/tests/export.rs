@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auditlog_core::chain::{chain_hash, leaf_hash, Checkpoint, SignatureError};
+use auditlog_core::export::{
+    neutralize_cell, restore_cell, verify_export, ExportFormat, ExportVerifyError, VerifyReport,
+    CSV_FIELDS,
+};
 use auditlog_core::query::{Column, Combine, Condition, Filter, FilterForm, Order, Start};
 use auditlog_core::wire::EventRecord;
 use auditlog_core::{Catalog, NewEvent, Timestamp};
 use auditlog_service::access::Actor;
-use auditlog_service::export::{
-    neutralize_cell, restore_cell, verify_export, write_export, ExportFormat, ExportRequest,
-    ExportVerifyError, VerifyReport, CSV_FIELDS, EXPORT_REQUESTED,
-};
+use auditlog_service::export::{write_export, ExportRequest, EXPORT_REQUESTED};
 use auditlog_service::grant::{Operator, ReadableOrg};
 use auditlog_service::jobs::{ExportJobs, SubmitError};
 use auditlog_service::Service;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use auditlog_service::export::{verify_export, ExportVerifyError, VerifyReport};
+use auditlog_core::export::{verify_export, ExportVerifyError, VerifyReport};
 use auditlog_service::keys;
 use clap::Args;
 use indicatif::ProgressBar;
