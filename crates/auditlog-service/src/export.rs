@@ -203,7 +203,7 @@ where
 {
     request.check().map_err(ExportError::Request)?;
     let filter = &request.filter;
-    let checkpoint = service.checkpoint(org.id).await?;
+    let checkpoint = service.checkpoint(org).await?;
     let head_seq = checkpoint.checkpoint.seq;
     let mut writer = ExportWriter::new(out, request.format, request.gzip)?;
     let catalog = service.catalog();

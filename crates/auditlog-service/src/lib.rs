@@ -25,6 +25,7 @@ use auditlog_core::{Catalog, Event, NewEvent, Timestamp};
 use auditlog_store::{Append, AppendOutcome, IdempotencyKey, Org, Store, StoreError};
 
 use crate::access::{AccessError, Principal};
+use crate::grant::ReadableOrg;
 use ed25519_dalek::SigningKey;
 use uuid::Uuid;
 
@@ -304,7 +305,8 @@ impl Service {
 
     /// Signs the organization's current chain head and keeps the checkpoint. When the newest
     /// checkpoint already covers the head, it is returned instead of signing again.
-    pub async fn checkpoint(&self, org_id: Uuid) -> Result<SignedCheckpoint, StoreError> {
+    pub async fn checkpoint(&self, org: &ReadableOrg) -> Result<SignedCheckpoint, StoreError> {
+        let org_id = org.id;
         let head = self.store.chain_head(org_id).await?;
         if let Some(latest) = self.store.latest_checkpoint(org_id).await? {
             if latest.checkpoint.seq == head.seq && latest.checkpoint.hash == head.hash {

@@ -166,7 +166,7 @@ pub async fn checkpoint(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let org = readable_org(&state, &principal, &headers).await?;
-    let signed = state.service.checkpoint(org.id).await?;
+    let signed = state.service.checkpoint(&org).await?;
     Ok(Json(
         serde_json::to_value(signed.to_wire()).map_err(|e| ApiError::Internal(e.to_string()))?,
     ))

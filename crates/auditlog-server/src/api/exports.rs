@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use auditlog_service::export::{ExportFormat, ExportRequest};
-use auditlog_service::jobs::ExportFile;
+use auditlog_service::jobs::{ExportFile, SubmitError};
 use auditlog_store::{ExportJob, JobStatus};
 use axum::body::Body as ResponseBody;
 use axum::extract::{Path, State};
@@ -176,7 +176,13 @@ pub async fn create(
         .jobs
         .submit(&org, request, &actor)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| match e {
+            SubmitError::Invalid(message) => {
+                ApiError::invalid(Detail::new(vec!["body".into()], message, "value_error"))
+            }
+            SubmitError::Record(e) => e.into(),
+            SubmitError::Store(e) => e.into(),
+        })?;
     state
         .metrics
         .exports_requested

@@ -115,7 +115,7 @@ pub async fn seed(
         stored += service.ingest(Some(&org), batch).await?.len() as u64;
     }
     bar.finish_and_clear();
-    let checkpoint = service.checkpoint(org.id).await?;
+    let checkpoint = service.checkpoint(&org).await?;
     println!(
         "stored {stored} events in organization {} ({}); chain signed at seq {}",
         org.name, org.id, checkpoint.checkpoint.seq

@@ -157,7 +157,7 @@ pub async fn run(context: &Context, args: ImportArgs) -> anyhow::Result<ExitCode
         imported += events.len() as u64;
     }
     bar.finish_and_clear();
-    let checkpoint = service.checkpoint(org.id).await?;
+    let checkpoint = service.checkpoint(&org).await?;
     match first_seq {
         Some(first) => println!(
             "imported {imported} events into {} (seq {first}..={last_seq}); signed checkpoint at seq {}",

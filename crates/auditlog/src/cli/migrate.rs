@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
+use auditlog_service::grant::Operator;
 use auditlog_service::{keys, Service};
 use auditlog_store::{CredentialKind, Org, Store, StoreError, User};
 use clap::Args;
@@ -366,7 +367,13 @@ async fn migrate(
         match result {
             Ok(verified) if verified.events == head => {
                 // The copied checkpoint itself when it is at the head already.
-                let signed = target.checkpoint(org.id).await?;
+                let migrated = super::find_org(
+                    target,
+                    &Operator::at_the_command_line(),
+                    &org.id.to_string(),
+                )
+                .await?;
+                let signed = target.checkpoint(&migrated).await?;
                 let checkpoints = match &kept {
                     Some(copied) if *copied == signed => format!(
                         "the source's signed checkpoint at seq {} matches",

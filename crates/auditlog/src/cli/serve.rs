@@ -119,7 +119,7 @@ async fn sign_checkpoints(service: Service) {
             }
         };
         for org in orgs {
-            if let Err(e) = service.checkpoint(org.id).await {
+            if let Err(e) = service.checkpoint(&org).await {
                 tracing::warn!(org = %org.name, error = %e, "cannot sign a checkpoint");
             }
         }
