@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use auditlog_server::{AppState, ServerConfig};
 use auditlog_service::access::Actor;
-use auditlog_store::{NewOrg, Role, Store};
+use auditlog_store::{NewOrg, Role};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -1156,13 +1156,21 @@ async fn start(setup: Setup) -> Result<Fixture, Box<dyn std::error::Error + Send
     let key = auditlog_service::keys::load_or_create(dir.path())?;
     let service =
         auditlog_service::Service::new(store.clone(), auditlog_core::Catalog::builtin(), key);
-    let org = store
-        .create_org(NewOrg {
-            name: "acme".into(),
-            display_name: "Acme".into(),
-            audit_logs_enabled: true,
-        })
+    let at_the_command_line = auditlog_service::grant::Operator::at_the_command_line();
+    service
+        .create_org(
+            &at_the_command_line,
+            NewOrg {
+                name: "acme".into(),
+                display_name: "Acme".into(),
+                audit_logs_enabled: true,
+            },
+        )
         .await?;
+    let org = service
+        .operator_org(&at_the_command_line, "acme")
+        .await?
+        .ok_or("acme was just created")?;
     let operator = Actor::operator();
     let admin_user = service
         .add_user(&org, "admin@acme.example", None, Role::Admin, &operator)
@@ -1206,7 +1214,7 @@ async fn start(setup: Setup) -> Result<Fixture, Box<dyn std::error::Error + Send
     Ok(Fixture {
         addr,
         state,
-        org,
+        org: org.org().clone(),
         admin,
         member,
         ingest,

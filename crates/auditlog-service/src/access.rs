@@ -379,7 +379,7 @@ impl Service {
     /// Removes a user from an organization, recording `organization_user_removed`.
     pub async fn remove_user(
         &self,
-        org: &Org,
+        org: &ReadableOrg,
         user: &User,
         actor: &Actor,
     ) -> Result<bool, crate::IngestError> {
@@ -406,7 +406,7 @@ impl Service {
     /// once and stored only as a hash. Records `service_account_created`.
     pub async fn create_service_account(
         &self,
-        org: &Org,
+        org: &ReadableOrg,
         name: &str,
         actor: &Actor,
     ) -> Result<(ServiceAccount, String), crate::IngestError> {
@@ -441,7 +441,7 @@ impl Service {
     /// Renames a service account, recording `service_account_updated`.
     pub async fn rename_service_account(
         &self,
-        org: &Org,
+        org: &ReadableOrg,
         id: Uuid,
         name: &str,
         actor: &Actor,
@@ -473,7 +473,7 @@ impl Service {
     /// `service_account_deleted`.
     pub async fn delete_service_account(
         &self,
-        org: &Org,
+        org: &ReadableOrg,
         id: Uuid,
         actor: &Actor,
     ) -> Result<Option<ServiceAccount>, crate::IngestError> {
@@ -621,9 +621,20 @@ impl Service {
         Ok((credential, token))
     }
 
-    /// Revokes a personal API token, recording `token_revoked`; `None` when there is no such
-    /// token of that organization.
+    /// Revokes any personal API token of the organization (the operator's `token revoke`),
+    /// recording `token_revoked`; `None` when there is no such token of that organization.
     pub async fn revoke_api_token(
+        &self,
+        org: &ReadableOrg,
+        token_id: Uuid,
+        actor: &Actor,
+    ) -> Result<Option<Credential>, crate::IngestError> {
+        self.revoke_token_of(org, token_id, actor).await
+    }
+
+    /// Revokes a personal API token of `org`, recording `token_revoked`; the callers decide
+    /// whose tokens may be revoked.
+    async fn revoke_token_of(
         &self,
         org: &Org,
         token_id: Uuid,
@@ -705,7 +716,7 @@ impl Service {
         {
             return Ok(None);
         }
-        self.revoke_api_token(member.org(), token_id, actor).await
+        self.revoke_token_of(member.org(), token_id, actor).await
     }
 }
 

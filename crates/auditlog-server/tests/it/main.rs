@@ -29,9 +29,10 @@ use std::time::Duration;
 use auditlog_core::Timestamp;
 use auditlog_server::{AppState, ServerConfig};
 use auditlog_service::access::Actor;
-use auditlog_service::Service;
+use auditlog_service::grant::{Operator, ReadableOrg};
+use auditlog_service::{IngestError, Service};
 use auditlog_sqlite::SqliteStore;
-use auditlog_store::{NewOrg, Org, Role, Store};
+use auditlog_store::{Credential, NewOrg, Org, Role, Store};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -102,6 +103,27 @@ impl TestService {
     /// The store the server's service runs on.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// `org` as the operator holds it: what the service's administrative calls take.
+    pub async fn granted(&self, org: &Org) -> ReadableOrg {
+        self.service
+            .operator_org(&Operator::at_the_command_line(), &org.id.to_string())
+            .await
+            .expect("look the organization up")
+            .expect("the organization exists")
+    }
+
+    /// Revokes a token of `org` as the operator's `token revoke` does.
+    pub async fn revoke_api_token(
+        &self,
+        org: &Org,
+        token_id: uuid::Uuid,
+        actor: &Actor,
+    ) -> Result<Option<Credential>, IngestError> {
+        self.service
+            .revoke_api_token(&self.granted(org).await, token_id, actor)
+            .await
     }
 }
 
@@ -262,7 +284,7 @@ impl Server {
     pub async fn service_account(&self, org: &Org, name: &str) -> (String, String) {
         let (account, secret) = self
             .service
-            .create_service_account(org, name, &Actor::operator())
+            .create_service_account(&self.service.granted(org).await, name, &Actor::operator())
             .await
             .expect("create service account");
         (account.client_id, secret)
