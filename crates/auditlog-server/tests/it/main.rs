@@ -14,6 +14,7 @@
 //!   and tenancy across organizations.
 //! - `bad_input`: every kind of bad request is refused with a named field and changes nothing.
 //! - `idempotency`: `Idempotency-Key` replays, conflicts and concurrent retries.
+//! - `page`: the web page over HTTP: who may open what, filters and exports, own tokens.
 //! - `rate_limit`: the per-credential token bucket answers 429 with `Retry-After`.
 //! - `concurrency`: many concurrent ingest clients on one chain.
 //! - `shutdown`: graceful shutdown loses no acknowledged event.
@@ -66,6 +67,7 @@ mod bad_input;
 mod concurrency;
 mod flow;
 mod idempotency;
+mod page;
 mod postgres;
 mod rate_limit;
 mod shutdown;
