@@ -1,6 +1,7 @@
 //! Every read of an organization's data that the API, the page and the command line make.
-//! Each takes a [`ReadableOrg`] (or a [`MemberOf`] for a member's own things), so no read
-//! happens without the decision of [`crate::grant`] first.
+//! Each takes a [`ReadableOrg`] (a member's own tokens take a
+//! [`MemberOf`](crate::grant::MemberOf)), so no read happens without the decision of
+//! [`crate::grant`] first.
 
 use auditlog_core::chain::{expected_hash, GENESIS};
 use auditlog_core::query::{Cursor, Filter, Order, Position, Query, Start};
