@@ -132,7 +132,8 @@ pub struct Target {
     pub name: Option<String>,
 }
 
-/// The identity a bearer credential stands for.
+/// The identity a bearer credential stands for. Only [`Service::authenticate`] makes one
+/// (each variant carries a [`Sealed`]), so what the grants decide on cannot be made up.
 #[derive(Debug, Clone)]
 pub enum Principal {
     /// A user, through a personal API token or a browser session.
@@ -141,6 +142,8 @@ pub enum Principal {
         user: User,
         /// The credential used.
         credential: Credential,
+        /// Made by authentication only.
+        sealed: Sealed,
     },
     /// A service account, through an access token.
     ServiceAccount {
@@ -148,13 +151,22 @@ pub enum Principal {
         account: ServiceAccount,
         /// The access token used.
         credential: Credential,
+        /// Made by authentication only.
+        sealed: Sealed,
     },
     /// A platform's ingest key.
     Ingest {
         /// The key.
         credential: Credential,
+        /// Made by authentication only.
+        sealed: Sealed,
     },
 }
+
+/// A value only this crate can make: a field of that type keeps a [`Principal`] from being
+/// built anywhere but in authentication.
+#[derive(Debug, Clone)]
+pub struct Sealed(());
 
 impl Principal {
     /// The credential used.
@@ -162,7 +174,7 @@ impl Principal {
         match self {
             Principal::User { credential, .. }
             | Principal::ServiceAccount { credential, .. }
-            | Principal::Ingest { credential } => credential,
+            | Principal::Ingest { credential, .. } => credential,
         }
     }
 
@@ -171,7 +183,7 @@ impl Principal {
         match self {
             Principal::User { user, .. } => Actor::user(user),
             Principal::ServiceAccount { account, .. } => Actor::service_account(account),
-            Principal::Ingest { credential } => Actor {
+            Principal::Ingest { credential, .. } => Actor {
                 id: Some(credential.id.to_string()),
                 email: None,
                 name: Some(credential.name.clone()),
@@ -242,7 +254,10 @@ impl Service {
             return Err(AccessError::Unauthenticated("the bearer token has expired"));
         }
         match credential.kind {
-            CredentialKind::Ingest => Ok(Principal::Ingest { credential }),
+            CredentialKind::Ingest => Ok(Principal::Ingest {
+                credential,
+                sealed: Sealed(()),
+            }),
             CredentialKind::SignInLink => Err(AccessError::Unauthenticated(
                 "a sign-in link is not a bearer token",
             )),
@@ -253,7 +268,11 @@ impl Service {
                 let user = self.store().find_user(&user_id.to_string()).await?.ok_or(
                     AccessError::Unauthenticated("the token's user no longer exists"),
                 )?;
-                Ok(Principal::User { user, credential })
+                Ok(Principal::User {
+                    user,
+                    credential,
+                    sealed: Sealed(()),
+                })
             }
             CredentialKind::AccessToken => {
                 let account_id =
@@ -277,6 +296,7 @@ impl Service {
                 Ok(Principal::ServiceAccount {
                     account,
                     credential,
+                    sealed: Sealed(()),
                 })
             }
         }
@@ -921,7 +941,10 @@ impl Service {
         display_name: Option<&str>,
         role: Option<Role>,
     ) -> Result<(String, Timestamp), AccessError> {
-        let Principal::Ingest { credential: ingest } = principal else {
+        let Principal::Ingest {
+            credential: ingest, ..
+        } = principal
+        else {
             return Err(AccessError::Forbidden(
                 "only ingest keys may mint sign-in links".into(),
             ));

@@ -231,9 +231,9 @@ impl Service {
     /// The user of a live browser session.
     pub async fn session_user(&self, token: &str) -> Result<SignedIn, AccessError> {
         match self.authenticate(token).await? {
-            Principal::User { user, credential }
-                if credential.kind == auditlog_store::CredentialKind::Session =>
-            {
+            Principal::User {
+                user, credential, ..
+            } if credential.kind == auditlog_store::CredentialKind::Session => {
                 Ok(SignedIn { user, credential })
             }
             _ => Err(AccessError::Unauthenticated("not a session")),

@@ -203,7 +203,7 @@ impl Service {
         events: Vec<NewEvent>,
         key: Option<IdempotencyKey>,
     ) -> Result<AppendOutcome, IngestError> {
-        let Principal::Ingest { credential } = principal else {
+        let Principal::Ingest { credential, .. } = principal else {
             return Err(IngestError::Refused(AccessError::Forbidden(
                 "only ingest keys may write events".into(),
             )));

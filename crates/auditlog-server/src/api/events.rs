@@ -185,7 +185,7 @@ pub async fn ingest(
 ) -> Result<Response, ApiError> {
     headers::api_version(&headers)?;
     // Only an ingest key's requests are worth reading further; the service decides again.
-    let Principal::Ingest { credential } = &principal else {
+    let Principal::Ingest { credential, .. } = &principal else {
         return Err(ApiError::Forbidden(
             "only ingest keys may write events".into(),
         ));
