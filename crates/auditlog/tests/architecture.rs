@@ -219,8 +219,9 @@ fn the_server_and_the_command_line_reach_the_store_only_through_the_service() {
 }
 
 /// The server neither holds the operator's capability nor calls the provisioning methods
-/// that take a bare organization (users, tokens for a given user, ingest keys, in-process
-/// ingest): those are for the binary's commands, the benchmarks and tests.
+/// that take a bare organization or user (users, tokens for a given user, ingest keys,
+/// in-process ingest, setting a password, recording an action): those are for the binary's
+/// commands, the benchmarks, tests and the service itself.
 #[test]
 fn the_server_holds_no_operator_power() {
     let src = workspace_root().join("crates/auditlog-server/src");
@@ -233,6 +234,8 @@ fn the_server_holds_no_operator_power() {
         "create_ingest_key(",
         ".ingest(",
         "ingest_idempotent(",
+        "set_password(",
+        ".record(",
     ] {
         found.extend(lines_containing(&src, needle));
     }
