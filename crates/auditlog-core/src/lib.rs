@@ -11,12 +11,15 @@
 //! - [`text`]: the words free-text search matches.
 //! - [`canonical`]: RFC 8785 canonical JSON, the bytes that the chain hashes.
 //! - [`chain`]: leaf and chain hashes, signed checkpoints and the verifier.
+//! - [`export`]: the export file format (JSON Lines or CSV, ending with a checkpoint) and its
+//!   offline verifier, over a caller's reader or writer.
 //! - [`wire`]: the JSON shape of an event as the API, exports and the CLI print it.
 
 pub mod canonical;
 pub mod catalog;
 pub mod chain;
 pub mod event;
+pub mod export;
 pub mod message;
 pub mod query;
 pub mod text;

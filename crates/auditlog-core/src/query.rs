@@ -1,13 +1,20 @@
 //! How a reader asks for events: a [`Filter`], an [`Order`], and where to start (an offset or
-//! a keyset [`Cursor`]). Also parses the reference API's `q=column:v1,v2` syntax.
+//! a keyset [`Cursor`]). Also parses the reference API's `q=column:v1,v2` syntax, and turns
+//! the form people fill in ([`FilterForm`]: the page's filters, the CLI's flags) into a
+//! filter directly, so no value goes through `q` text and back.
+//!
+//! A filter is stored (an export job's request) as JSON: `docs/export-jobs.md` specifies
+//! that encoding.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 
-/// A column a `q` condition may test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A column a `q` condition may test. Stored by its `q` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Column {
     /// `action_key`.
     ActionKey,
@@ -72,8 +79,10 @@ impl Column {
     }
 }
 
-/// One condition of a filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One condition of a filter. Stored as `{"any_of": {"column": …, "values": […]}}` or
+/// `{"text": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Condition {
     /// The column equals any of the values.
     AnyOf {
@@ -88,7 +97,8 @@ pub enum Condition {
 }
 
 /// How the conditions of a filter combine (the reference API's `search_operator`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Combine {
     /// Any condition matches.
     #[default]
@@ -98,19 +108,93 @@ pub enum Combine {
 }
 
 /// Which events of one organization a query selects.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Filter {
     /// Conditions, combined by `combine`.
     pub conditions: Vec<Condition>,
     /// How conditions combine.
     pub combine: Combine,
     /// Earliest `occurred_at`, inclusive. Always ANDed with the conditions.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<Timestamp>,
     /// Latest `occurred_at`, inclusive. Always ANDed with the conditions.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<Timestamp>,
 }
 
+/// The filter a person fills in, on the page or as command-line flags: actions, users, words
+/// and a date range. Every part given must hold; several actions (or users) are
+/// alternatives. Values are taken as they are, commas included.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FilterForm {
+    /// Action keys; any of them.
+    pub actions: Vec<String>,
+    /// Users by id or email; any of them.
+    pub users: Vec<String>,
+    /// Words that must all occur.
+    pub text: Option<String>,
+    /// Earliest `occurred_at`, inclusive.
+    pub from: Option<Timestamp>,
+    /// Latest `occurred_at`, inclusive.
+    pub to: Option<Timestamp>,
+}
+
+impl FilterForm {
+    /// The filter the form describes.
+    pub fn filter(&self) -> Filter {
+        let mut conditions = Vec::new();
+        for (column, values) in [
+            (Column::ActionKey, &self.actions),
+            (Column::Actor, &self.users),
+        ] {
+            if !values.is_empty() {
+                conditions.push(Condition::AnyOf {
+                    column,
+                    values: values.clone(),
+                });
+            }
+        }
+        if let Some(text) = self.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            conditions.push(Condition::Text(text.to_string()));
+        }
+        Filter {
+            conditions,
+            combine: Combine::And,
+            from: self.from,
+            to: self.to,
+        }
+    }
+}
+
 impl Filter {
+    /// Checks the limits `q` parsing enforces, for a filter that did not come from `q` (a
+    /// form, or a stored export request): at most [`MAX_VALUES`] conditions, each with 1 to
+    /// [`MAX_VALUES`] values (or words) of at most [`MAX_VALUE_LEN`] characters.
+    pub fn check_limits(&self) -> Result<(), ParseError> {
+        if self.conditions.len() > MAX_VALUES {
+            return Err(ParseError::TooMany(MAX_VALUES));
+        }
+        for condition in &self.conditions {
+            let (name, values): (&str, Vec<&str>) = match condition {
+                Condition::AnyOf { column, values } => {
+                    (column.name(), values.iter().map(String::as_str).collect())
+                }
+                Condition::Text(text) => ("text", vec![text.as_str()]),
+            };
+            if values.is_empty() || values.iter().any(|v| v.trim().is_empty()) {
+                return Err(ParseError::NoValues(name.to_string()));
+            }
+            if values.len() > MAX_VALUES {
+                return Err(ParseError::TooMany(MAX_VALUES));
+            }
+            if values.iter().any(|v| v.chars().count() > MAX_VALUE_LEN) {
+                return Err(ParseError::ValueTooLong(MAX_VALUE_LEN));
+            }
+        }
+        Ok(())
+    }
+
     /// True when the filter selects every event of the time range (no conditions).
     pub fn has_conditions(&self) -> bool {
         !self.conditions.is_empty()
@@ -394,6 +478,77 @@ impl Position {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_value_with_a_comma_is_one_value() {
+        let form = FilterForm {
+            actions: vec!["channel_created".into()],
+            users: vec!["Doe, Jane".into()],
+            text: Some("mirror".into()),
+            ..FilterForm::default()
+        };
+        let filter = form.filter();
+        assert_eq!(filter.combine, Combine::And);
+        assert_eq!(
+            filter.conditions[1],
+            Condition::AnyOf {
+                column: Column::Actor,
+                values: vec!["Doe, Jane".into()],
+            }
+        );
+        filter.check_limits().unwrap();
+        // An empty form selects everything.
+        assert!(!FilterForm::default().filter().has_conditions());
+    }
+
+    #[test]
+    fn the_stored_encoding_of_a_filter() {
+        let filter = Filter {
+            conditions: vec![
+                Condition::AnyOf {
+                    column: Column::ActionKey,
+                    values: vec!["channel_created".into(), "a,b".into()],
+                },
+                Condition::Text("conda mirror".into()),
+            ],
+            combine: Combine::And,
+            from: Some(Timestamp::parse("2026-01-01T00:00:00Z").unwrap()),
+            to: None,
+        };
+        let json = serde_json::to_string(&filter).unwrap();
+        expect_test::expect![[r#"{"conditions":[{"any_of":{"column":"action_key","values":["channel_created","a,b"]}},{"text":"conda mirror"}],"combine":"and","from":"2026-01-01T00:00:00.000Z"}"#]]
+            .assert_eq(&json);
+        assert_eq!(serde_json::from_str::<Filter>(&json).unwrap(), filter);
+        assert_eq!(
+            serde_json::from_str::<Filter>("{}").unwrap(),
+            Filter::default()
+        );
+    }
+
+    #[test]
+    fn limits_hold_for_filters_not_parsed_from_q() {
+        let many = |n: usize| Filter {
+            conditions: vec![Condition::AnyOf {
+                column: Column::Actor,
+                values: vec!["x".into(); n],
+            }],
+            ..Filter::default()
+        };
+        many(MAX_VALUES).check_limits().unwrap();
+        assert_eq!(
+            many(MAX_VALUES + 1).check_limits(),
+            Err(ParseError::TooMany(MAX_VALUES))
+        );
+        assert!(many(0).check_limits().is_err());
+        let long = Filter {
+            conditions: vec![Condition::Text("x".repeat(MAX_VALUE_LEN + 1))],
+            ..Filter::default()
+        };
+        assert_eq!(
+            long.check_limits(),
+            Err(ParseError::ValueTooLong(MAX_VALUE_LEN))
+        );
+    }
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {

@@ -112,8 +112,9 @@ impl From<IngestError> for ApiError {
                     .collect(),
             ),
             e @ IngestError::TooLarge(_) => {
-                ApiError::invalid(Detail::new(vec![json!("body")], e.to_string(), "too_many"))
+                ApiError::invalid(Detail::new(vec![json!("body")], e.to_string(), "too_long"))
             }
+            IngestError::Refused(e) => e.into(),
             IngestError::Store(e) => e.into(),
         }
     }

@@ -105,10 +105,6 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     api::routes()
         .merge(page::routes())
-        .route(
-            "/api/viewer-links",
-            axum::routing::post(page::create_viewer_link),
-        )
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

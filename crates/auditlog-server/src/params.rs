@@ -26,7 +26,12 @@ const MAX_OFFSET: u64 = 100_000_000;
 
 /// Parses a timestamp as the reference API takes it: ISO 8601 with a timezone (a bare date
 /// means its first instant, UTC).
+/// An empty value is refused like any other non-date, as the reference does: it is not the
+/// same as leaving the parameter out.
 pub fn parse_date(text: &str) -> Result<Timestamp, String> {
+    if text.trim().is_empty() {
+        return Err("must be a date-time (ISO 8601 with a timezone), not empty".to_string());
+    }
     Timestamp::parse_lenient(text.trim()).map_err(|e| e.to_string())
 }
 
@@ -102,8 +107,10 @@ impl ListParams {
                 _ => {}
             }
         }
+        // An empty `limit=` or `offset=` is not an integer: the reference answers 422, so
+        // only an absent parameter takes the default.
         let limit = match limit.as_deref().map(str::trim) {
-            None | Some("") => DEFAULT_LIMIT,
+            None => DEFAULT_LIMIT,
             Some(text) => match text.parse::<i64>() {
                 Ok(n) if (1..=query::MAX_LIMIT as i64).contains(&n) => n as u32,
                 Ok(_) => {
@@ -121,7 +128,7 @@ impl ListParams {
             },
         };
         let offset = match offset.as_deref().map(str::trim) {
-            None | Some("") => 0,
+            None => 0,
             Some(text) => match text.parse::<i64>() {
                 Ok(n) if (0..=MAX_OFFSET as i64).contains(&n) => n as u64,
                 Ok(_) => {
@@ -139,7 +146,7 @@ impl ListParams {
             },
         };
         let mut date = |name: &str, text: Option<String>| match text.as_deref().map(str::trim) {
-            None | Some("") => None,
+            None => None,
             Some(text) => match parse_date(text) {
                 Ok(t) => Some(t),
                 Err(e) => {
@@ -293,5 +300,27 @@ mod tests {
             [("query.sort".to_string(), "value_error".to_string())]
         );
         assert_eq!(problems("limit=0&offset=x").len(), 2);
+    }
+
+    #[test]
+    fn an_empty_value_is_not_an_absent_one() {
+        for (raw, loc, kind) in [
+            ("to_date=", "query.to_date", "datetime_parsing"),
+            ("from_date=", "query.from_date", "datetime_parsing"),
+            ("limit=", "query.limit", "int_parsing"),
+            ("offset=", "query.offset", "int_parsing"),
+            ("q=", "query.q.0", "value_error"),
+        ] {
+            assert_eq!(
+                problems(raw),
+                [(loc.to_string(), kind.to_string())],
+                "{raw}"
+            );
+        }
+        // Strings whose default is a value of their own take an empty one as that default,
+        // as the reference's schema allows.
+        for raw in ["search_operator=", "sort=", "cursor="] {
+            assert!(ListParams::parse(Some(raw)).is_ok(), "{raw}");
+        }
     }
 }

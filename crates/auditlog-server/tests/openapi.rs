@@ -4,9 +4,11 @@
 //! - It keeps every operation, parameter, default, limit and required response field of the
 //!   reference document (`tests/fixtures/anaconda-audit-logs-openapi.json`, the Anaconda
 //!   Platform Audit Logs API's published OpenAPI document, kept verbatim).
-//! - Every operation it lists is routed by the server, and every route of `src/api/mod.rs` is
-//!   in it; every answer the tests provoke has a documented status, media type and schema.
+//! - Every operation it lists is routed by the server, and every route the server registers
+//!   anywhere in `src/` is in it, except the web page's (`src/page/`: HTML, and no `/api/`
+//!   path); every answer the tests provoke has a documented status, media type and schema.
 //! - `GET /api/openapi.json` serves the file.
+//! - Every parameter of the reference whose schema refuses an empty value is refused empty.
 //! - Real responses (list, get one, export create and status, validation errors, every error
 //!   status) validate against the reference's schemas and ours, with the small JSON Schema
 //!   validator below.
@@ -21,7 +23,7 @@ use std::sync::Arc;
 
 use auditlog_server::{AppState, ServerConfig};
 use auditlog_service::access::Actor;
-use auditlog_store::{NewOrg, Role, Store};
+use auditlog_store::{NewOrg, Role};
 use auditlog_testkit::http::{self, Request, Response};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -1032,13 +1034,21 @@ async fn start(setup: Setup) -> Result<Fixture, Box<dyn std::error::Error + Send
     let key = auditlog_service::keys::load_or_create(dir.path())?;
     let service =
         auditlog_service::Service::new(store.clone(), auditlog_core::Catalog::builtin(), key);
-    let org = store
-        .create_org(NewOrg {
-            name: "acme".into(),
-            display_name: "Acme".into(),
-            audit_logs_enabled: true,
-        })
+    let at_the_command_line = auditlog_service::grant::Operator::at_the_command_line();
+    service
+        .create_org(
+            &at_the_command_line,
+            NewOrg {
+                name: "acme".into(),
+                display_name: "Acme".into(),
+                audit_logs_enabled: true,
+            },
+        )
         .await?;
+    let org = service
+        .operator_org(&at_the_command_line, "acme")
+        .await?
+        .ok_or("acme was just created")?;
     let operator = Actor::operator();
     let admin_user = service
         .add_user(&org, "admin@acme.example", None, Role::Admin, &operator)
@@ -1082,7 +1092,7 @@ async fn start(setup: Setup) -> Result<Fixture, Box<dyn std::error::Error + Send
     Ok(Fixture {
         addr,
         state,
-        org,
+        org: org.org().clone(),
         admin,
         member,
         ingest,
@@ -1229,14 +1239,48 @@ fn assert_documented(doc: &Value, path: &str, method: &str, response: &Response)
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// The routes `src/api/mod.rs` registers, as `(OpenAPI path, method)`, by a plain string
-/// search for `.route("…", get(…).post(…))`.
-fn routes_in_source() -> BTreeSet<(String, String)> {
-    let path = manifest_dir().join("src/api/mod.rs");
-    let source =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+/// Routes as `(OpenAPI path, method)`.
+type Routes = BTreeSet<(String, String)>;
+
+/// Every `.rs` file under `dir`, recursively, in a stable order.
+fn rust_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The routes the server registers anywhere in `src/`, as `(OpenAPI path, method)`, split
+/// into the web page's (files under `src/page/`, which the document does not describe) and
+/// everything else, by a plain string search for `.route("…", get(…).post(…))`.
+fn routes_in_source() -> (Routes, Routes) {
+    let src = manifest_dir().join("src");
+    let (mut page, mut api) = (BTreeSet::new(), BTreeSet::new());
+    for path in rust_files(&src) {
+        let source = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let routes = routes_in_file(&source, &path);
+        if path.starts_with(src.join("page")) {
+            page.extend(routes);
+        } else {
+            api.extend(routes);
+        }
+    }
+    (page, api)
+}
+
+/// The routes one source file registers.
+fn routes_in_file(source: &str, path: &std::path::Path) -> Routes {
     let mut routes = BTreeSet::new();
-    let mut rest = source.as_str();
+    let mut rest = source;
     while let Some(start) = rest.find(".route(") {
         rest = &rest[start + ".route(".len()..];
         let chunk_end = rest.find(".route(").unwrap_or(rest.len());
@@ -1278,7 +1322,8 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
         }
         assert!(
             found,
-            "no method found for the route {route:?} in src/api/mod.rs"
+            "no method found for the route {route:?} in {}",
+            path.display()
         );
     }
     routes
@@ -1289,11 +1334,26 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
 
 #[test]
 fn every_route_of_the_source_is_documented_and_nothing_else() {
-    let source = routes_in_source();
+    let (page, source) = routes_in_source();
     assert!(
-        source.len() >= 15,
-        "found only {} routes in src/api/mod.rs: {source:?}",
+        source.len() >= 16,
+        "found only {} API routes in src/: {source:?}",
         source.len()
+    );
+    assert!(
+        page.len() >= 10,
+        "found only {} page routes in src/page/: {page:?}",
+        page.len()
+    );
+    // The page serves HTML; a JSON endpoint registered among its routes would escape the
+    // document, so none may live there.
+    let api_in_page: Vec<_> = page
+        .iter()
+        .filter(|(path, _)| path.starts_with("/api/"))
+        .collect();
+    assert!(
+        api_in_page.is_empty(),
+        "API routes registered by the page: {api_in_page:?}"
     );
     let documented: BTreeSet<(String, String)> = operations(&ours())
         .into_iter()
@@ -1761,6 +1821,132 @@ async fn exports_validate_against_both_documents() -> TestResult {
     Ok(())
 }
 
+/// Every parameter and body field of the reference, sent with an empty value: where the
+/// reference's schema refuses `""` (an integer, a date-time), the server answers 422 naming
+/// it; an empty value is never taken as an absent one. Where the schema allows `""` (plain
+/// strings, `q`'s array of strings) nothing is asserted: the server may still refuse it for
+/// what it means (an empty `q` entry has no column). A required body, sent empty, is a 422.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_value_is_refused_wherever_the_reference_refuses_it() -> TestResult {
+    let fx = start(Setup::default()).await?;
+    let rdoc = reference();
+    let validator = Validator::new(&rdoc);
+    let refuses_empty = |schema: &Value| {
+        let instance = if deref(&rdoc, schema)["type"] == "array" {
+            json!([""])
+        } else {
+            json!("")
+        };
+        !validator.errors(schema, &instance).is_empty()
+    };
+    let auth = format!("Bearer {}", fx.admin);
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
+    for (path, method, op) in operations(&rdoc) {
+        let concrete: String = path
+            .split('/')
+            .map(|s| {
+                if s.starts_with('{') {
+                    Uuid::new_v4().to_string()
+                } else {
+                    s.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for param in parameters(&rdoc, &op) {
+            let name = param["name"].as_str().unwrap_or_default();
+            if param["in"] != "query" || !refuses_empty(&param["schema"]) {
+                continue;
+            }
+            let r = send(
+                fx.addr,
+                &method.to_uppercase(),
+                &format!("{concrete}?{name}="),
+                &[("Authorization", &auth), ("X-Org-Name", "acme")],
+                b"",
+            )
+            .await;
+            let locs: Vec<Value> = r.json()["detail"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| d["loc"].clone())
+                .collect();
+            if r.status != 422 || !locs.contains(&json!(["query", name])) {
+                problems.push(format!(
+                    "{method} {path}?{name}= answered {} {}",
+                    r.status,
+                    r.text().chars().take(300).collect::<String>()
+                ));
+            }
+            checked.push(format!("{path}?{name}="));
+        }
+        let Some(body) = op["requestBody"]["content"]["application/json"]["schema"].as_object()
+        else {
+            continue;
+        };
+        let body_schema = deref(&rdoc, &Value::Object(body.clone())).clone();
+        if op["requestBody"]["required"] == true {
+            let r = send(
+                fx.addr,
+                &method.to_uppercase(),
+                &concrete,
+                &[("Authorization", &auth), ("X-Org-Name", "acme")],
+                b"",
+            )
+            .await;
+            if r.status != 422 || r.json()["detail"][0]["loc"] != json!(["body"]) {
+                problems.push(format!(
+                    "{method} {path} without a body answered {} {}",
+                    r.status,
+                    r.text().chars().take(300).collect::<String>()
+                ));
+            }
+            checked.push(format!("{path} without a body"));
+        }
+        for (field, schema) in body_schema["properties"].as_object().into_iter().flatten() {
+            if !refuses_empty(schema) {
+                continue;
+            }
+            let r = fx
+                .post_json(&concrete, &fx.admin, &json!({ field.as_str(): "" }), &[])
+                .await;
+            let locs: Vec<Value> = r.json()["detail"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| d["loc"].clone())
+                .collect();
+            if r.status != 422 || !locs.contains(&json!(["body", field])) {
+                problems.push(format!(
+                    "{method} {path} with {field}: \"\" answered {} {}",
+                    r.status,
+                    r.text().chars().take(300).collect::<String>()
+                ));
+            }
+            checked.push(format!("{path} body {field}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The reference has integers and dates in the list's query and the export's body.
+    for expected in [
+        "/api/audit-logs?limit=",
+        "/api/audit-logs?offset=",
+        "/api/audit-logs?from_date=",
+        "/api/audit-logs?to_date=",
+        "/api/audit-logs/export without a body",
+        "/api/audit-logs/export body from_date",
+        "/api/audit-logs/export body to_date",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == expected),
+            "{expected} was not checked: {checked:?}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_errors_validate_against_both_documents() -> TestResult {
     let fx = start(Setup::default()).await?;
@@ -1969,12 +2155,14 @@ async fn every_error_status_is_documented_and_shaped_as_http_error() -> TestResu
     let other = fx
         .state
         .service
-        .store()
-        .create_org(NewOrg {
-            name: "other".into(),
-            display_name: "Other".into(),
-            audit_logs_enabled: false,
-        })
+        .create_org(
+            &auditlog_service::grant::Operator::at_the_command_line(),
+            NewOrg {
+                name: "other".into(),
+                display_name: "Other".into(),
+                audit_logs_enabled: false,
+            },
+        )
         .await?;
     let r = send(
         fx.addr,

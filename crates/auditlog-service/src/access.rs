@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::grant::{MemberOf, ReadableOrg, SignedIn};
 use crate::Service;
 
 /// The `service_name` of events the service records about itself.
@@ -131,7 +132,8 @@ pub struct Target {
     pub name: Option<String>,
 }
 
-/// The identity a bearer credential stands for.
+/// The identity a bearer credential stands for. Only [`Service::authenticate`] makes one
+/// (each variant carries a [`Sealed`]), so what the grants decide on cannot be made up.
 #[derive(Debug, Clone)]
 pub enum Principal {
     /// A user, through a personal API token or a browser session.
@@ -140,6 +142,8 @@ pub enum Principal {
         user: User,
         /// The credential used.
         credential: Credential,
+        /// Made by authentication only.
+        sealed: Sealed,
     },
     /// A service account, through an access token.
     ServiceAccount {
@@ -147,13 +151,22 @@ pub enum Principal {
         account: ServiceAccount,
         /// The access token used.
         credential: Credential,
+        /// Made by authentication only.
+        sealed: Sealed,
     },
     /// A platform's ingest key.
     Ingest {
         /// The key.
         credential: Credential,
+        /// Made by authentication only.
+        sealed: Sealed,
     },
 }
+
+/// A value only this crate can make: a field of that type keeps a [`Principal`] from being
+/// built anywhere but in authentication.
+#[derive(Debug, Clone)]
+pub struct Sealed(());
 
 impl Principal {
     /// The credential used.
@@ -161,7 +174,7 @@ impl Principal {
         match self {
             Principal::User { credential, .. }
             | Principal::ServiceAccount { credential, .. }
-            | Principal::Ingest { credential } => credential,
+            | Principal::Ingest { credential, .. } => credential,
         }
     }
 
@@ -170,7 +183,7 @@ impl Principal {
         match self {
             Principal::User { user, .. } => Actor::user(user),
             Principal::ServiceAccount { account, .. } => Actor::service_account(account),
-            Principal::Ingest { credential } => Actor {
+            Principal::Ingest { credential, .. } => Actor {
                 id: Some(credential.id.to_string()),
                 email: None,
                 name: Some(credential.name.clone()),
@@ -203,6 +216,20 @@ pub enum AccessError {
     Store(#[from] StoreError),
 }
 
+/// Why a password change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// The current password given is not the user's.
+    #[error("the current password is wrong")]
+    WrongCurrent,
+    /// The new password is too short or too long; the message says which.
+    #[error("{0}")]
+    Unacceptable(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 impl Service {
     /// Resolves a bearer token to its principal, or says why it cannot be used.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AccessError> {
@@ -227,7 +254,10 @@ impl Service {
             return Err(AccessError::Unauthenticated("the bearer token has expired"));
         }
         match credential.kind {
-            CredentialKind::Ingest => Ok(Principal::Ingest { credential }),
+            CredentialKind::Ingest => Ok(Principal::Ingest {
+                credential,
+                sealed: Sealed(()),
+            }),
             CredentialKind::SignInLink => Err(AccessError::Unauthenticated(
                 "a sign-in link is not a bearer token",
             )),
@@ -238,7 +268,11 @@ impl Service {
                 let user = self.store().find_user(&user_id.to_string()).await?.ok_or(
                     AccessError::Unauthenticated("the token's user no longer exists"),
                 )?;
-                Ok(Principal::User { user, credential })
+                Ok(Principal::User {
+                    user,
+                    credential,
+                    sealed: Sealed(()),
+                })
             }
             CredentialKind::AccessToken => {
                 let account_id =
@@ -262,72 +296,10 @@ impl Service {
                 Ok(Principal::ServiceAccount {
                     account,
                     credential,
+                    sealed: Sealed(()),
                 })
             }
         }
-    }
-
-    /// Resolves the organization a request names and checks that `principal` may read (and
-    /// export) its audit log: an admin of it, or one of its service accounts, and the
-    /// organization enrolled.
-    pub async fn authorize_read(
-        &self,
-        principal: &Principal,
-        org_name: Option<&str>,
-    ) -> Result<Org, AccessError> {
-        let bound_org = match principal {
-            Principal::Ingest { .. } => {
-                return Err(AccessError::Forbidden(
-                    "ingest keys may only write events".into(),
-                ));
-            }
-            Principal::User { credential, .. } | Principal::ServiceAccount { credential, .. } => {
-                credential.org_id
-            }
-        };
-        let org = match (org_name, bound_org) {
-            (Some(name), _) => self.store().find_org(name).await?,
-            (None, Some(org_id)) => self.store().find_org(&org_id.to_string()).await?,
-            (None, None) => {
-                return Err(AccessError::Forbidden(
-                    "name the organization in the X-Org-Name header".into(),
-                ))
-            }
-        };
-        // A credential bound to one organization learns nothing about the existence of others.
-        let foreign = |name: &str| {
-            AccessError::Forbidden(format!(
-                "this credential has no access to organization {name:?}"
-            ))
-        };
-        let org = match org {
-            Some(org) => org,
-            None if bound_org.is_some() => return Err(foreign(org_name.unwrap_or_default())),
-            None => {
-                return Err(AccessError::UnknownOrg(
-                    org_name.unwrap_or_default().to_string(),
-                ))
-            }
-        };
-        if bound_org.is_some_and(|bound| bound != org.id) {
-            return Err(foreign(&org.name));
-        }
-        if let Principal::User { user, .. } = principal {
-            match self.store().role_of(org.id, user.id).await? {
-                Some(Role::Admin) => {}
-                Some(Role::Member) => {
-                    return Err(AccessError::Forbidden(format!(
-                        "only administrators of {:?} may read its audit log",
-                        org.name
-                    )))
-                }
-                None => return Err(foreign(&org.name)),
-            }
-        }
-        if !org.audit_logs_enabled {
-            return Err(AccessError::NotEnrolled(org.name));
-        }
-        Ok(org)
     }
 
     /// Records one of the service's own actions in the organization's log.
@@ -427,7 +399,7 @@ impl Service {
     /// Removes a user from an organization, recording `organization_user_removed`.
     pub async fn remove_user(
         &self,
-        org: &Org,
+        org: &ReadableOrg,
         user: &User,
         actor: &Actor,
     ) -> Result<bool, crate::IngestError> {
@@ -454,7 +426,7 @@ impl Service {
     /// once and stored only as a hash. Records `service_account_created`.
     pub async fn create_service_account(
         &self,
-        org: &Org,
+        org: &ReadableOrg,
         name: &str,
         actor: &Actor,
     ) -> Result<(ServiceAccount, String), crate::IngestError> {
@@ -489,7 +461,7 @@ impl Service {
     /// Renames a service account, recording `service_account_updated`.
     pub async fn rename_service_account(
         &self,
-        org: &Org,
+        org: &ReadableOrg,
         id: Uuid,
         name: &str,
         actor: &Actor,
@@ -521,7 +493,7 @@ impl Service {
     /// `service_account_deleted`.
     pub async fn delete_service_account(
         &self,
-        org: &Org,
+        org: &ReadableOrg,
         id: Uuid,
         actor: &Actor,
     ) -> Result<Option<ServiceAccount>, crate::IngestError> {
@@ -669,9 +641,20 @@ impl Service {
         Ok((credential, token))
     }
 
-    /// Revokes a personal API token, recording `token_revoked`; `None` when there is no such
-    /// token of that organization.
+    /// Revokes any personal API token of the organization (the operator's `token revoke`),
+    /// recording `token_revoked`; `None` when there is no such token of that organization.
     pub async fn revoke_api_token(
+        &self,
+        org: &ReadableOrg,
+        token_id: Uuid,
+        actor: &Actor,
+    ) -> Result<Option<Credential>, crate::IngestError> {
+        self.revoke_token_of(org, token_id, actor).await
+    }
+
+    /// Revokes a personal API token of `org`, recording `token_revoked`; the callers decide
+    /// whose tokens may be revoked.
+    async fn revoke_token_of(
         &self,
         org: &Org,
         token_id: Uuid,
@@ -702,6 +685,58 @@ impl Service {
         self.record(org, actor, "token_revoked", target, Map::new())
             .await?;
         Ok(Some(token))
+    }
+}
+
+impl Service {
+    /// Every personal API token of an organization (the operator's `token list`).
+    pub async fn api_tokens(&self, org: &ReadableOrg) -> Result<Vec<Credential>, StoreError> {
+        self.store()
+            .credentials(CredentialKind::ApiToken, None, Some(org.id))
+            .await
+    }
+
+    /// A member's own personal API tokens of that organization.
+    pub async fn own_tokens(&self, member: &MemberOf) -> Result<Vec<Credential>, StoreError> {
+        self.store()
+            .credentials(
+                CredentialKind::ApiToken,
+                Some(member.user().id),
+                Some(member.org().id),
+            )
+            .await
+    }
+
+    /// Issues a member a personal API token of their organization, recording
+    /// `token_created`. The token is shown once.
+    pub async fn create_own_token(
+        &self,
+        member: &MemberOf,
+        name: &str,
+        expires_at: Option<Timestamp>,
+        actor: &Actor,
+    ) -> Result<(Credential, String), crate::IngestError> {
+        self.create_api_token(member.org(), member.user(), name, expires_at, actor)
+            .await
+    }
+
+    /// Revokes one of the member's own tokens, recording `token_revoked`; `None` when the
+    /// member has no token with that id (another member's token is not theirs to revoke).
+    pub async fn revoke_own_token(
+        &self,
+        member: &MemberOf,
+        token_id: Uuid,
+        actor: &Actor,
+    ) -> Result<Option<Credential>, crate::IngestError> {
+        if !self
+            .own_tokens(member)
+            .await?
+            .iter()
+            .any(|token| token.id == token_id)
+        {
+            return Ok(None);
+        }
+        self.revoke_token_of(member.org(), token_id, actor).await
     }
 }
 
@@ -773,6 +808,32 @@ impl Service {
             hash_password(password).map_err(|e| AccessError::Store(StoreError::Backend(e)))?;
         self.store().set_password(user.id, Some(hash)).await?;
         Ok(())
+    }
+
+    /// Changes a signed-in user's own password: `current` must match the one they have (a
+    /// user who never had one, signed in by a link, sets a first one). The check runs off
+    /// the async workers, like sign-in's.
+    pub async fn change_password(
+        &self,
+        viewer: &SignedIn,
+        current: &str,
+        new: &str,
+    ) -> Result<(), PasswordError> {
+        if let Some(hash) = viewer.user().password_hash.clone() {
+            let current = current.to_string();
+            let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &current))
+                .await
+                .unwrap_or(false);
+            if !matches {
+                return Err(PasswordError::WrongCurrent);
+            }
+        }
+        match self.set_password(viewer.user(), new).await {
+            Ok(()) => Ok(()),
+            Err(AccessError::Forbidden(message)) => Err(PasswordError::Unacceptable(message)),
+            Err(AccessError::Store(e)) => Err(PasswordError::Store(e)),
+            Err(other) => Err(PasswordError::Store(StoreError::Backend(other.to_string()))),
+        }
     }
 
     /// Checks email and password; on success opens a session and records
@@ -855,16 +916,6 @@ impl Service {
         .map_err(|e| AccessError::Store(StoreError::Backend(e.to_string())))
     }
 
-    /// The user of a live browser session.
-    pub async fn session_user(&self, token: &str) -> Result<(User, Credential), AccessError> {
-        match self.authenticate(token).await? {
-            Principal::User { user, credential } if credential.kind == CredentialKind::Session => {
-                Ok((user, credential))
-            }
-            _ => Err(AccessError::Unauthenticated("not a session")),
-        }
-    }
-
     /// Ends a browser session.
     pub async fn sign_out(&self, token: &str) -> Result<(), AccessError> {
         if let Some(credential) = self.store().credential_by_hash(secret_hash(token)).await? {
@@ -877,24 +928,41 @@ impl Service {
         Ok(())
     }
 
-    /// Mints a one-time sign-in link token for `email` in `org`, on behalf of the platform
-    /// holding `ingest`. With `role`, the platform also states the user's role (creating the
-    /// user when new); without, the user must already be a member.
+    /// Mints a one-time sign-in link token for `email` in the organization `org_name` names,
+    /// on behalf of the platform whose ingest key `principal` is. With `role`, the platform
+    /// also states the user's role (creating the user when new); without, the user must
+    /// already be a member. A key bound to one organization mints links for it only, and
+    /// learns nothing about whether others exist.
     pub async fn create_sign_in_link(
         &self,
-        ingest: &Credential,
-        org: &Org,
+        principal: &Principal,
+        org_name: &str,
         email: &str,
         display_name: Option<&str>,
         role: Option<Role>,
     ) -> Result<(String, Timestamp), AccessError> {
-        if ingest.kind != CredentialKind::Ingest
-            || ingest.org_id.is_some_and(|bound| bound != org.id)
-        {
+        let Principal::Ingest {
+            credential: ingest, ..
+        } = principal
+        else {
             return Err(AccessError::Forbidden(
-                "this credential may not mint sign-in links for that organization".into(),
+                "only ingest keys may mint sign-in links".into(),
             ));
+        };
+        let refused = || {
+            AccessError::Forbidden(
+                "this credential may not mint sign-in links for that organization".into(),
+            )
+        };
+        let org = match self.store().find_org(org_name).await? {
+            Some(org) => org,
+            None if ingest.org_id.is_some() => return Err(refused()),
+            None => return Err(AccessError::UnknownOrg(org_name.to_string())),
+        };
+        if ingest.org_id.is_some_and(|bound| bound != org.id) {
+            return Err(refused());
         }
+        let org = &org;
         let actor = Actor {
             id: Some(ingest.id.to_string()),
             name: Some(ingest.name.clone()),

@@ -1,62 +1,23 @@
-//! Export files (DESIGN.md §7): an organization's events as JSON Lines or CSV, optionally
-//! gzipped, ending with a signed checkpoint, and the offline verifier that checks such a file
-//! against the server's public key. Both walk the data one page (or one line) at a time, so
-//! memory stays bounded at any export size.
-//!
-//! # The file
-//!
-//! Each exported event is an [`EventRecord`] (the API's field names) plus `prev_hash`: the
-//! chain hash before it, so that every event can be checked on its own even when the filter
-//! left its predecessor out. The last line (JSONL) or row (CSV) is the checkpoint the export
-//! was cut at, in its wire form (`docs/chain-format.md` §3); the export holds the events of
-//! `1..=checkpoint.seq` that match the filter, in `seq` order.
-//!
-//! - **JSON Lines**: one compact JSON object per line, then the checkpoint's JSON.
-//! - **CSV**: a header row of [`CSV_FIELDS`]; `meta` as compact JSON; an absent value is an
-//!   empty cell (stored strings are never empty, so this is unambiguous); the last row is
-//!   `#checkpoint,<checkpoint JSON>`.
-//!
-//! # Formula neutralization (CSV)
-//!
-//! A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` (and, in some, tab or CR)
-//! as a formula, so an actor could plant one in a name. Every CSV cell whose text starts with
-//! one of `=`, `+`, `-`, `@`, tab, CR or `'` gets a `'` prepended ([`neutralize_cell`]);
-//! spreadsheets show the rest as text. Because `'` itself is on the list, every cell that
-//! starts with `'` was neutralized, and removing exactly one leading `'`
-//! ([`restore_cell`]) gives the stored value back byte for byte — which verification needs,
-//! since the chain hashes the stored values.
-//!
-//! # What verification proves
-//!
-//! [`verify_export`] checks that each event matches its own hash given its `prev_hash`,
-//! that consecutive events link, and that the checkpoint is validly signed and agrees with
-//! the event at its `seq`. For a complete export (every seq `1..=checkpoint.seq`) that
-//! proves every event against the signed head. For a filtered export it proves the events
-//! that form an unbroken run up to the checkpoint's `seq`; the others are only shown to be
-//! self-consistent (proving them needs the Merkle proofs of DESIGN.md §5, a later step).
-//! `message` and `org_name` are not covered by the chain (`docs/chain-format.md` §2); the
-//! verifier only checks that every line names the same organization.
+//! Exports of an organization's log (docs/export-jobs.md): what to export
+//! ([`ExportRequest`]), writing one by walking the store into the file format of
+//! [`auditlog_core::export`] ([`write_export`]), and the record every export leaves in the
+//! log. The format and its offline verifier live in core, beside the chain they prove.
 
-use std::borrow::Cow;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::Write;
 
-use auditlog_core::chain::{
-    chain_hash, decode_hex_array, leaf_hash, CheckpointWire, SignatureError, SignedCheckpoint,
-    GENESIS,
-};
+use auditlog_core::chain::GENESIS;
+pub use auditlog_core::export::ExportFormat;
+use auditlog_core::export::ExportWriter;
 use auditlog_core::query::{parse_q, Combine, Filter};
 use auditlog_core::wire::EventRecord;
 use auditlog_core::Timestamp;
-use auditlog_store::{Org, StoreError};
-use ed25519_dalek::VerifyingKey;
-use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use auditlog_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::access::{Actor, Target};
+use crate::grant::ReadableOrg;
 use crate::{IngestError, Service};
 
 /// The action recorded in an organization's log when its audit log is exported.
@@ -66,127 +27,26 @@ pub const EXPORT_REQUESTED: &str = "audit_log_export_requested";
 /// small enough (a few MB) to keep memory flat.
 const PAGE: u32 = 2000;
 
-/// Longest line the verifier reads; an event is far smaller (`meta` is at most 16 KiB), so a
-/// longer line is damage or an attempt to exhaust memory.
-pub const MAX_LINE_BYTES: usize = 1 << 20;
-
-/// The CSV header: the [`EventRecord`] field names in their order, then `prev_hash`.
-pub const CSV_FIELDS: [&str; 24] = [
-    "id",
-    "org_id",
-    "org_name",
-    "action_key",
-    "action_verb",
-    "actor_id",
-    "actor_email",
-    "actor_type",
-    "target_id",
-    "target_email",
-    "target_type",
-    "service_name",
-    "meta",
-    "occurred_at",
-    "created_at",
-    "message",
-    "actor_name",
-    "target_name",
-    "ip_address",
-    "user_agent",
-    "request_id",
-    "seq",
-    "hash",
-    "prev_hash",
-];
-
-/// First cell of the CSV row that carries the checkpoint. No event row can start with it:
-/// an event's first cell is its UUID.
-pub const CSV_CHECKPOINT_CELL: &str = "#checkpoint";
-
-/// The file format of an export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExportFormat {
-    /// JSON Lines: one event object per line.
-    #[default]
-    Jsonl,
-    /// CSV: one column per field.
-    Csv,
-}
-
-impl ExportFormat {
-    /// `jsonl` or `csv`: the API's name and the file extension.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExportFormat::Jsonl => "jsonl",
-            ExportFormat::Csv => "csv",
-        }
-    }
-}
-
-/// What to export: the reference API's filter (`q` entries and `search_operator`), a date
-/// range on `occurred_at`, and the file's format. Stored as the job's `request` JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+/// What to export: which events (a [`Filter`], however it was given: the API's `q`, the
+/// page's filter form, the CLI's flags) and the file's format. Stored as the job's `request`
+/// and recorded as the `meta` of [`EXPORT_REQUESTED`], in the JSON encoding
+/// `docs/export-jobs.md` specifies.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "StoredRequest")]
 pub struct ExportRequest {
-    /// `column:v1,v2` or `text:words` entries (`auditlog_core::query::parse_q`).
-    pub filter_q: Vec<String>,
-    /// `or` (any entry matches) or `and` (all do).
-    pub search_operator: String,
-    /// Earliest `occurred_at`, inclusive.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from_date: Option<Timestamp>,
-    /// Latest `occurred_at`, inclusive.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to_date: Option<Timestamp>,
+    /// Which events; everything by default.
+    pub filter: Filter,
     /// File format.
     pub format: ExportFormat,
     /// Whether the file is gzip-compressed.
     pub gzip: bool,
 }
 
-impl Default for ExportRequest {
-    /// Everything, as uncompressed JSON Lines.
-    fn default() -> ExportRequest {
-        ExportRequest {
-            filter_q: Vec::new(),
-            search_operator: "or".to_string(),
-            from_date: None,
-            to_date: None,
-            format: ExportFormat::Jsonl,
-            gzip: false,
-        }
-    }
-}
-
 impl ExportRequest {
-    /// The filter the request describes; the error is a sentence for the requester.
-    pub fn filter(&self) -> Result<Filter, String> {
-        let combine = match self.search_operator.trim().to_ascii_lowercase().as_str() {
-            "" | "or" => Combine::Or,
-            "and" => Combine::And,
-            other => {
-                return Err(format!(
-                    "search_operator {other:?} is not \"or\" or \"and\""
-                ))
-            }
-        };
-        if self.filter_q.len() > auditlog_core::query::MAX_VALUES {
-            return Err(format!(
-                "at most {} q conditions are allowed",
-                auditlog_core::query::MAX_VALUES
-            ));
-        }
-        let conditions = self
-            .filter_q
-            .iter()
-            .map(|entry| parse_q(entry).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Filter {
-            conditions,
-            combine,
-            from: self.from_date,
-            to: self.to_date,
-        })
+    /// Checks the filter's limits (a filter from `q` already meets them; one from a form or
+    /// a stored row is checked here); the error is a sentence for the requester.
+    pub fn check(&self) -> Result<(), String> {
+        self.filter.check_limits().map_err(|e| e.to_string())
     }
 
     /// The file name extension: `jsonl`, `csv`, `jsonl.gz` or `csv.gz`.
@@ -205,6 +65,93 @@ impl ExportRequest {
             (_, true) => "application/gzip",
             (ExportFormat::Jsonl, false) => "application/x-ndjson",
             (ExportFormat::Csv, false) => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+/// An export request as stored: the current encoding, or the one before it (the reference
+/// API's `q` entries with `search_operator` and the dates), which jobs submitted before an
+/// upgrade may still hold.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredRequest {
+    Current(CurrentRequest),
+    Legacy(LegacyRequest),
+}
+
+/// The current encoding. Unknown fields are refused, so that a legacy row is never read as
+/// an unfiltered request.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct CurrentRequest {
+    filter: Filter,
+    format: ExportFormat,
+    gzip: bool,
+}
+
+impl Default for CurrentRequest {
+    fn default() -> CurrentRequest {
+        CurrentRequest {
+            filter: Filter::default(),
+            format: ExportFormat::Jsonl,
+            gzip: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegacyRequest {
+    #[serde(default)]
+    filter_q: Vec<String>,
+    #[serde(default)]
+    search_operator: String,
+    #[serde(default)]
+    from_date: Option<Timestamp>,
+    #[serde(default)]
+    to_date: Option<Timestamp>,
+    #[serde(default)]
+    format: ExportFormat,
+    #[serde(default)]
+    gzip: bool,
+}
+
+impl TryFrom<StoredRequest> for ExportRequest {
+    type Error = String;
+
+    fn try_from(stored: StoredRequest) -> Result<ExportRequest, String> {
+        match stored {
+            StoredRequest::Current(CurrentRequest {
+                filter,
+                format,
+                gzip,
+            }) => Ok(ExportRequest {
+                filter,
+                format,
+                gzip,
+            }),
+            StoredRequest::Legacy(legacy) => {
+                let combine = match legacy.search_operator.trim().to_ascii_lowercase().as_str() {
+                    "" | "or" => Combine::Or,
+                    "and" => Combine::And,
+                    other => return Err(format!("search_operator {other:?} is not or, and")),
+                };
+                let conditions = legacy
+                    .filter_q
+                    .iter()
+                    .map(|entry| parse_q(entry).map_err(|e| e.to_string()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(ExportRequest {
+                    filter: Filter {
+                        conditions,
+                        combine,
+                        from: legacy.from_date,
+                        to: legacy.to_date,
+                    },
+                    format: legacy.format,
+                    gzip: legacy.gzip,
+                })
+            }
         }
     }
 }
@@ -245,7 +192,7 @@ pub enum ExportError {
 /// caller writing a file syncs it.
 pub async fn write_export<W, P>(
     service: &Service,
-    org: &Org,
+    org: &ReadableOrg,
     request: &ExportRequest,
     out: W,
     mut progress: P,
@@ -254,15 +201,11 @@ where
     W: Write + Send,
     P: FnMut(u64, u64, u64) + Send,
 {
-    let filter = request.filter().map_err(ExportError::Request)?;
-    let checkpoint = service.checkpoint(org.id).await?;
+    request.check().map_err(ExportError::Request)?;
+    let filter = &request.filter;
+    let checkpoint = service.checkpoint(org).await?;
     let head_seq = checkpoint.checkpoint.seq;
-    let sink = if request.gzip {
-        Sink::Gzip(GzEncoder::new(Counting::new(out), Compression::default()))
-    } else {
-        Sink::Plain(Counting::new(out))
-    };
-    let mut writer = RecordWriter::new(request.format, sink)?;
+    let mut writer = ExportWriter::new(out, request.format, request.gzip)?;
     let catalog = service.catalog();
     let mut previous_hash = GENESIS;
     let mut scanned = 0u64;
@@ -312,7 +255,7 @@ where
 /// would refuse the event, and refusing the export for it would help nobody.
 pub async fn record_export_request(
     service: &Service,
-    org: &Org,
+    org: &ReadableOrg,
     actor: &Actor,
     request: &ExportRequest,
     job_id: Option<Uuid>,
@@ -337,866 +280,59 @@ pub async fn record_export_request(
     Ok(true)
 }
 
-/// The CSV form of a value: with a `'` prepended when a spreadsheet could run it as a
-/// formula, or when it starts with `'` itself (so that [`restore_cell`] can undo it).
-pub fn neutralize_cell(text: &str) -> Cow<'_, str> {
-    match text.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\'') => Cow::Owned(format!("'{text}")),
-        _ => Cow::Borrowed(text),
-    }
-}
-
-/// The value a CSV cell stands for: the cell without the one leading `'` that
-/// [`neutralize_cell`] added.
-pub fn restore_cell(cell: &str) -> &str {
-    cell.strip_prefix('\'').unwrap_or(cell)
-}
-
-/// Counts the bytes that reach the output.
-struct Counting<W> {
-    inner: W,
-    n_bytes: u64,
-}
-
-impl<W: Write> Counting<W> {
-    fn new(inner: W) -> Counting<W> {
-        Counting { inner, n_bytes: 0 }
-    }
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.n_bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// The output, compressed or not.
-enum Sink<W: Write> {
-    Plain(Counting<W>),
-    Gzip(GzEncoder<Counting<W>>),
-}
-
-impl<W: Write> Write for Sink<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Sink::Plain(w) => w.write(buf),
-            Sink::Gzip(w) => w.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Sink::Plain(w) => w.flush(),
-            Sink::Gzip(w) => w.flush(),
-        }
-    }
-}
-
-impl<W: Write> Sink<W> {
-    /// Ends the gzip stream, flushes, and returns the bytes written.
-    fn finish(self) -> std::io::Result<u64> {
-        let mut counting = match self {
-            Sink::Plain(w) => w,
-            Sink::Gzip(w) => w.finish()?,
-        };
-        counting.flush()?;
-        Ok(counting.n_bytes)
-    }
-}
-
-/// Serializes records in one format.
-enum RecordWriter<W: Write> {
-    Jsonl(BufWriter<Sink<W>>),
-    // Boxed: the CSV writer carries its own state and buffers and is far larger.
-    Csv(Box<csv::Writer<Sink<W>>>),
-}
-
-/// Output buffer: big enough that the compressor and the file see few, large writes.
-const BUFFER_BYTES: usize = 256 * 1024;
-
-impl<W: Write> RecordWriter<W> {
-    fn new(format: ExportFormat, sink: Sink<W>) -> std::io::Result<RecordWriter<W>> {
-        Ok(match format {
-            ExportFormat::Jsonl => {
-                RecordWriter::Jsonl(BufWriter::with_capacity(BUFFER_BYTES, sink))
-            }
-            ExportFormat::Csv => {
-                let mut csv = csv::WriterBuilder::new()
-                    .flexible(true)
-                    .buffer_capacity(BUFFER_BYTES)
-                    .from_writer(sink);
-                csv.write_record(CSV_FIELDS)?;
-                RecordWriter::Csv(Box::new(csv))
-            }
-        })
-    }
-
-    fn write(&mut self, record: &EventRecord) -> std::io::Result<()> {
-        match self {
-            RecordWriter::Jsonl(out) => {
-                serde_json::to_writer(&mut *out, record)?;
-                out.write_all(b"\n")
-            }
-            RecordWriter::Csv(csv) => write_csv_record(csv, record).map_err(Into::into),
-        }
-    }
-
-    /// Writes the checkpoint and closes the output; returns the bytes written.
-    fn finish(self, checkpoint: &CheckpointWire) -> std::io::Result<u64> {
-        let json = serde_json::to_string(checkpoint)?;
-        let sink = match self {
-            RecordWriter::Jsonl(mut out) => {
-                out.write_all(json.as_bytes())?;
-                out.write_all(b"\n")?;
-                out.into_inner().map_err(|e| e.into_error())?
-            }
-            RecordWriter::Csv(mut csv) => {
-                csv.write_record([CSV_CHECKPOINT_CELL, &json])?;
-                csv.into_inner().map_err(|e| e.into_error())?
-            }
-        };
-        sink.finish()
-    }
-}
-
-/// One CSV row, in [`CSV_FIELDS`] order.
-fn write_csv_record<W: Write>(csv: &mut csv::Writer<W>, record: &EventRecord) -> csv::Result<()> {
-    fn opt(value: &Option<String>) -> &str {
-        value.as_deref().unwrap_or("")
-    }
-    let id = record.id.to_string();
-    let org_id = record.org_id.to_string();
-    let meta = match &record.meta {
-        Some(meta) => serde_json::to_string(meta).map_err(std::io::Error::from)?,
-        None => String::new(),
-    };
-    let occurred_at = record
-        .occurred_at
-        .map(|t| t.to_string())
-        .unwrap_or_default();
-    let created_at = record.created_at.to_string();
-    let seq = record.seq.to_string();
-    let cells: [&str; 24] = [
-        &id,
-        &org_id,
-        opt(&record.org_name),
-        &record.action_key,
-        opt(&record.action_verb),
-        opt(&record.actor_id),
-        opt(&record.actor_email),
-        opt(&record.actor_type),
-        opt(&record.target_id),
-        opt(&record.target_email),
-        opt(&record.target_type),
-        opt(&record.service_name),
-        &meta,
-        &occurred_at,
-        &created_at,
-        &record.message,
-        opt(&record.actor_name),
-        opt(&record.target_name),
-        opt(&record.ip_address),
-        opt(&record.user_agent),
-        opt(&record.request_id),
-        &seq,
-        &record.hash,
-        opt(&record.prev_hash),
-    ];
-    for cell in cells {
-        csv.write_field(neutralize_cell(cell).as_bytes())?;
-    }
-    csv.write_record(None::<&[u8]>)
-}
-
-/// An event row of a CSV export, back as a record ([`restore_cell`] applied to each cell).
-fn read_csv_record(row: &csv::StringRecord) -> Result<EventRecord, String> {
-    if row.len() != CSV_FIELDS.len() {
-        return Err(format!(
-            "the row has {} cells, not {}",
-            row.len(),
-            CSV_FIELDS.len()
-        ));
-    }
-    let text = |idx: usize| restore_cell(&row[idx]);
-    let opt = |idx: usize| {
-        Some(text(idx))
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-    };
-    let uuid = |idx: usize| {
-        Uuid::parse_str(text(idx)).map_err(|_| format!("{} is not a UUID", CSV_FIELDS[idx]))
-    };
-    let time = |idx: usize| {
-        Timestamp::parse(text(idx))
-            .map_err(|e| format!("{} is not a timestamp: {e}", CSV_FIELDS[idx]))
-    };
-    let meta = match text(12) {
-        "" => None,
-        json => Some(
-            serde_json::from_str::<Map<String, Value>>(json)
-                .map_err(|e| format!("meta is not a JSON object: {e}"))?,
-        ),
-    };
-    Ok(EventRecord {
-        id: uuid(0)?,
-        org_id: uuid(1)?,
-        org_name: opt(2),
-        action_key: text(3).to_string(),
-        action_verb: opt(4),
-        actor_id: opt(5),
-        actor_email: opt(6),
-        actor_type: opt(7),
-        target_id: opt(8),
-        target_email: opt(9),
-        target_type: opt(10),
-        service_name: opt(11),
-        meta,
-        occurred_at: match text(13) {
-            "" => None,
-            _ => Some(time(13)?),
-        },
-        created_at: time(14)?,
-        message: text(15).to_string(),
-        actor_name: opt(16),
-        target_name: opt(17),
-        ip_address: opt(18),
-        user_agent: opt(19),
-        request_id: opt(20),
-        seq: text(21)
-            .parse()
-            .map_err(|_| "seq is not a whole number".to_string())?,
-        hash: text(22).to_string(),
-        prev_hash: opt(23),
-    })
-}
-
-/// What a successful verification of an export file established.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// The file's format.
-    pub format: ExportFormat,
-    /// Whether it was gzip-compressed.
-    pub gzip: bool,
-    /// The organization exported (from the checkpoint).
-    pub org_id: Uuid,
-    /// The organization's name as the events give it (not covered by the chain).
-    pub org_name: Option<String>,
-    /// Events in the file.
-    pub records: u64,
-    /// The lowest seq in the file.
-    pub first_seq: Option<u64>,
-    /// The highest seq in the file.
-    pub last_seq: Option<u64>,
-    /// True when the file holds exactly the events `1..=checkpoint_seq`: then every event is
-    /// proven against the signed checkpoint.
-    pub complete: bool,
-    /// The first seq in `1..=checkpoint_seq` the file does not hold (filtered out, or its
-    /// line removed).
-    pub first_missing_seq: Option<u64>,
-    /// The checkpoint's seq.
-    pub checkpoint_seq: u64,
-    /// When the checkpoint was signed.
-    pub signed_at: Timestamp,
-    /// The id of the key that signed it.
-    pub key_id: String,
-}
-
-impl VerifyReport {
-    /// Fails unless the export is complete: for a full export, where a missing seq means a
-    /// removed line.
-    pub fn ensure_complete(&self) -> Result<(), ExportVerifyError> {
-        match self.first_missing_seq {
-            None => Ok(()),
-            Some(missing_seq) => Err(ExportVerifyError::Incomplete {
-                missing_seq,
-                checkpoint_seq: self.checkpoint_seq,
-            }),
-        }
-    }
-}
-
-/// Why an export file does not verify. Line numbers count from 1 (for CSV, the line where the
-/// row starts).
-#[derive(Debug, thiserror::Error)]
-pub enum ExportVerifyError {
-    /// The file could not be read or decompressed.
-    #[error("cannot read the export: {0}")]
-    Io(#[from] std::io::Error),
-    /// The file holds nothing.
-    #[error("the export is empty")]
-    Empty,
-    /// The CSV header is not the export header.
-    #[error("line 1: the CSV header is not an auditlog export header")]
-    BadHeader,
-    /// A line longer than any event could be.
-    #[error("line {line}: longer than {MAX_LINE_BYTES} bytes")]
-    LineTooLong {
-        /// The line.
-        line: u64,
-    },
-    /// A line that is neither an event nor the checkpoint, or an event with a malformed field.
-    #[error("line {line}: not an exported event: {reason}")]
-    Malformed {
-        /// The line.
-        line: u64,
-        /// What is wrong.
-        reason: String,
-    },
-    /// An event's content and `prev_hash` do not give its `hash`: the event was edited.
-    #[error(
-        "line {line}: event {id} (seq {seq}) does not match its hash: its content was changed"
-    )]
-    HashMismatch {
-        /// The line.
-        line: u64,
-        /// The event.
-        id: Uuid,
-        /// Its seq.
-        seq: u64,
-    },
-    /// An event's `prev_hash` is not the hash of the event before it (or not the genesis hash
-    /// for seq 1): an event was edited and re-hashed, or replaced.
-    #[error("line {line}: event {id} (seq {seq}) does not link to the event before it (seq {previous_seq})")]
-    BrokenLink {
-        /// The line.
-        line: u64,
-        /// The event.
-        id: Uuid,
-        /// Its seq.
-        seq: u64,
-        /// The seq it should link to (0: the start of the chain).
-        previous_seq: u64,
-    },
-    /// Seqs do not strictly increase: lines were reordered or repeated.
-    #[error("line {line}: event {id} has seq {seq} after seq {previous_seq}: lines were reordered or repeated")]
-    OutOfOrder {
-        /// The line.
-        line: u64,
-        /// The event.
-        id: Uuid,
-        /// Its seq.
-        seq: u64,
-        /// The seq of the line before.
-        previous_seq: u64,
-    },
-    /// Events of more than one organization.
-    #[error("line {line}: event {id} (seq {seq}) belongs to organization {found}, not {expected}")]
-    WrongOrganization {
-        /// The line.
-        line: u64,
-        /// The event.
-        id: Uuid,
-        /// Its seq.
-        seq: u64,
-        /// The organization of the events before.
-        expected: Uuid,
-        /// The organization it names.
-        found: Uuid,
-    },
-    /// An event names the organization differently from the events before it.
-    #[error("line {line}: event {id} (seq {seq}) gives the organization's name as {found:?}, not {expected:?}")]
-    OrgNameMismatch {
-        /// The line.
-        line: u64,
-        /// The event.
-        id: Uuid,
-        /// Its seq.
-        seq: u64,
-        /// The name the events before give.
-        expected: Option<String>,
-        /// The name it gives.
-        found: Option<String>,
-    },
-    /// The file does not end with a checkpoint: it was cut short or the checkpoint removed.
-    #[error("the export has no checkpoint line after line {lines}: it was truncated or the checkpoint removed")]
-    MissingCheckpoint {
-        /// Lines read.
-        lines: u64,
-    },
-    /// The checkpoint line cannot be read.
-    #[error("line {line}: the checkpoint is malformed: {reason}")]
-    CheckpointMalformed {
-        /// The line.
-        line: u64,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The checkpoint is not validly signed by the key given.
-    #[error("line {line}: {error}")]
-    CheckpointSignature {
-        /// The line.
-        line: u64,
-        /// Why.
-        error: SignatureError,
-    },
-    /// The checkpoint is for another organization than the events.
-    #[error(
-        "line {line}: the checkpoint is for organization {found}, but the events are of {expected}"
-    )]
-    CheckpointWrongOrganization {
-        /// The checkpoint's line.
-        line: u64,
-        /// The events' organization.
-        expected: Uuid,
-        /// The checkpoint's.
-        found: Uuid,
-    },
-    /// An event lies beyond the checkpoint's seq.
-    #[error("line {line}: event {id} has seq {seq}, beyond the checkpoint's seq {checkpoint_seq}")]
-    BeyondCheckpoint {
-        /// The line.
-        line: u64,
-        /// The event.
-        id: Uuid,
-        /// Its seq.
-        seq: u64,
-        /// The checkpoint's seq.
-        checkpoint_seq: u64,
-    },
-    /// The event at the checkpoint's seq has another hash than the signed one: the chain was
-    /// rewritten.
-    #[error("line {line}: event {id} (seq {seq}) does not have the hash the checkpoint signs: the chain was rewritten")]
-    CheckpointHashMismatch {
-        /// The line.
-        line: u64,
-        /// The event.
-        id: Uuid,
-        /// Its seq.
-        seq: u64,
-    },
-    /// Something follows the checkpoint.
-    #[error("line {line}: content after the checkpoint")]
-    TrailingData {
-        /// The line.
-        line: u64,
-    },
-    /// The export lacks events of `1..=checkpoint_seq` ([`VerifyReport::ensure_complete`]).
-    #[error("the export is incomplete: seq {missing_seq} of 1..={checkpoint_seq} is missing")]
-    Incomplete {
-        /// The first seq missing.
-        missing_seq: u64,
-        /// The checkpoint's seq.
-        checkpoint_seq: u64,
-    },
-}
-
-/// Verifies an export file against the public key of the server that wrote it. Detects gzip
-/// by its magic bytes and JSON Lines (first byte `{`) versus CSV; reads the file once, in
-/// bounded memory; reports the first line that does not verify.
-pub fn verify_export(
-    reader: impl Read,
-    key: &VerifyingKey,
-) -> Result<VerifyReport, ExportVerifyError> {
-    let (magic, reader) = peek(reader, 2)?;
-    let gzip = magic == [0x1f, 0x8b];
-    let reader: Box<dyn Read + '_> = if gzip {
-        Box::new(MultiGzDecoder::new(reader))
-    } else {
-        Box::new(reader)
-    };
-    let (first, reader) = peek(reader, 1)?;
-    let Some(&first) = first.first() else {
-        return Err(ExportVerifyError::Empty);
-    };
-    let format = if first == b'{' {
-        ExportFormat::Jsonl
-    } else {
-        ExportFormat::Csv
-    };
-    let mut walk = Walk::default();
-    match format {
-        ExportFormat::Jsonl => read_jsonl(reader, &mut walk)?,
-        ExportFormat::Csv => read_csv(reader, &mut walk)?,
-    }
-    walk.finish(key, format, gzip)
-}
-
-/// A reader that yields bytes already read, then the rest of the underlying reader.
-type Replay<R> = std::io::Chain<std::io::Cursor<Vec<u8>>, R>;
-
-/// Reads up to `n` bytes and returns them with a reader that yields them again, then the rest.
-fn peek<R: Read>(mut reader: R, n: usize) -> std::io::Result<(Vec<u8>, Replay<R>)> {
-    let mut head = vec![0u8; n];
-    let mut filled = 0;
-    while filled < n {
-        match reader.read(&mut head[filled..]) {
-            Ok(0) => break,
-            Ok(k) => filled += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    head.truncate(filled);
-    Ok((head.clone(), std::io::Cursor::new(head).chain(reader)))
-}
-
-/// Just the `type` member of a JSON line, to tell the checkpoint from events.
-#[derive(Deserialize)]
-struct LineKind {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-}
-
-fn read_jsonl(reader: impl Read, walk: &mut Walk) -> Result<(), ExportVerifyError> {
-    let mut reader = BufReader::with_capacity(BUFFER_BYTES, reader);
-    let mut buf = Vec::with_capacity(4096);
-    let mut line = 0u64;
-    loop {
-        buf.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        line += 1;
-        if buf.len() > MAX_LINE_BYTES {
-            return Err(ExportVerifyError::LineTooLong { line });
-        }
-        walk.lines = line;
-        if buf.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let kind =
-            serde_json::from_slice::<LineKind>(&buf).map_err(|e| ExportVerifyError::Malformed {
-                line,
-                reason: e.to_string(),
-            })?;
-        if kind.kind.as_deref() == Some("checkpoint") {
-            let wire = serde_json::from_slice::<CheckpointWire>(&buf).map_err(|e| e.to_string());
-            walk.checkpoint(line, wire)?;
-        } else {
-            let record = serde_json::from_slice::<EventRecord>(&buf).map_err(|e| {
-                ExportVerifyError::Malformed {
-                    line,
-                    reason: e.to_string(),
-                }
-            })?;
-            walk.event(line, &record)?;
-        }
-    }
-    Ok(())
-}
-
-fn read_csv(reader: impl Read, walk: &mut Walk) -> Result<(), ExportVerifyError> {
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(BUFFER_BYTES)
-        .from_reader(reader);
-    let mut row = csv::StringRecord::new();
-    let malformed = |line: u64, error: csv::Error| match error.into_kind() {
-        csv::ErrorKind::Io(e) => ExportVerifyError::Io(e),
-        kind => ExportVerifyError::Malformed {
-            line,
-            reason: format!("{kind:?}"),
-        },
-    };
-    if !csv.read_record(&mut row).map_err(|e| malformed(1, e))? {
-        return Err(ExportVerifyError::Empty);
-    }
-    if !row.iter().eq(CSV_FIELDS) {
-        return Err(ExportVerifyError::BadHeader);
-    }
-    walk.lines = 1;
-    loop {
-        // Before a read, the reader's position is where the next row starts.
-        let line = csv.position().line();
-        if !csv.read_record(&mut row).map_err(|e| malformed(line, e))? {
-            break;
-        }
-        walk.lines = line;
-        if row.iter().all(str::is_empty) {
-            continue;
-        }
-        let row_len = row.iter().map(str::len).sum::<usize>();
-        if row_len > MAX_LINE_BYTES {
-            return Err(ExportVerifyError::LineTooLong { line });
-        }
-        if row.get(0) == Some(CSV_CHECKPOINT_CELL) {
-            let wire = if row.len() == 2 {
-                serde_json::from_str::<CheckpointWire>(&row[1]).map_err(|e| e.to_string())
-            } else {
-                Err(format!("the checkpoint row has {} cells, not 2", row.len()))
-            };
-            walk.checkpoint(line, wire)?;
-        } else {
-            let record = read_csv_record(&row)
-                .map_err(|reason| ExportVerifyError::Malformed { line, reason })?;
-            walk.event(line, &record)?;
-        }
-    }
-    Ok(())
-}
-
-/// The last event seen, for linking and for the checkpoint's hash.
-struct Seen {
-    line: u64,
-    id: Uuid,
-    seq: u64,
-    hash: [u8; 32],
-}
-
-/// The verifier's state while it reads a file line by line.
-#[derive(Default)]
-struct Walk {
-    /// Lines read so far.
-    lines: u64,
-    records: u64,
-    first_seq: Option<u64>,
-    last: Option<Seen>,
-    /// The organization's id and name, from the first event.
-    org: Option<(Uuid, Option<String>)>,
-    first_missing_seq: Option<u64>,
-    checkpoint: Option<(u64, SignedCheckpoint)>,
-}
-
-impl Walk {
-    fn event(&mut self, line: u64, record: &EventRecord) -> Result<(), ExportVerifyError> {
-        if self.checkpoint.is_some() {
-            return Err(ExportVerifyError::TrailingData { line });
-        }
-        let malformed = |reason: String| ExportVerifyError::Malformed { line, reason };
-        let event = record.to_event().map_err(malformed)?;
-        let (id, seq) = (event.id, event.seq);
-        let prev_hash = match &record.prev_hash {
-            None => return Err(malformed("prev_hash is missing".to_string())),
-            Some(text) => decode_hex_array::<32>(text)
-                .ok_or_else(|| malformed("prev_hash is not 64 hex digits".to_string()))?,
-        };
-        match &self.org {
-            None => self.org = Some((event.org_id, record.org_name.clone())),
-            Some((org_id, _)) if *org_id != event.org_id => {
-                return Err(ExportVerifyError::WrongOrganization {
-                    line,
-                    id,
-                    seq,
-                    expected: *org_id,
-                    found: event.org_id,
-                })
-            }
-            Some((_, name)) if *name != record.org_name => {
-                return Err(ExportVerifyError::OrgNameMismatch {
-                    line,
-                    id,
-                    seq,
-                    expected: name.clone(),
-                    found: record.org_name.clone(),
-                })
-            }
-            Some(_) => {}
-        }
-        let previous_seq = self.last.as_ref().map_or(0, |last| last.seq);
-        if seq <= previous_seq || seq == 0 {
-            return Err(ExportVerifyError::OutOfOrder {
-                line,
-                id,
-                seq,
-                previous_seq,
-            });
-        }
-        if chain_hash(&prev_hash, &leaf_hash(&event)) != event.hash {
-            return Err(ExportVerifyError::HashMismatch { line, id, seq });
-        }
-        let expected_prev = match &self.last {
-            _ if seq == 1 => Some(GENESIS),
-            Some(last) if last.seq + 1 == seq => Some(last.hash),
-            _ => None,
-        };
-        if expected_prev.is_some_and(|expected| expected != prev_hash) {
-            return Err(ExportVerifyError::BrokenLink {
-                line,
-                id,
-                seq,
-                previous_seq: seq - 1,
-            });
-        }
-        if seq > previous_seq + 1 && self.first_missing_seq.is_none() {
-            self.first_missing_seq = Some(previous_seq + 1);
-        }
-        self.first_seq.get_or_insert(seq);
-        self.records += 1;
-        self.last = Some(Seen {
-            line,
-            id,
-            seq,
-            hash: event.hash,
-        });
-        Ok(())
-    }
-
-    fn checkpoint(
-        &mut self,
-        line: u64,
-        wire: Result<CheckpointWire, String>,
-    ) -> Result<(), ExportVerifyError> {
-        if self.checkpoint.is_some() {
-            return Err(ExportVerifyError::TrailingData { line });
-        }
-        let signed = wire
-            .and_then(CheckpointWire::into_signed)
-            .map_err(|reason| ExportVerifyError::CheckpointMalformed { line, reason })?;
-        self.checkpoint = Some((line, signed));
-        Ok(())
-    }
-
-    fn finish(
-        self,
-        key: &VerifyingKey,
-        format: ExportFormat,
-        gzip: bool,
-    ) -> Result<VerifyReport, ExportVerifyError> {
-        let Some((line, signed)) = self.checkpoint else {
-            return Err(ExportVerifyError::MissingCheckpoint { lines: self.lines });
-        };
-        signed
-            .verify(key)
-            .map_err(|error| ExportVerifyError::CheckpointSignature { line, error })?;
-        let checkpoint = &signed.checkpoint;
-        if let Some((org_id, _)) = &self.org {
-            if *org_id != checkpoint.org_id {
-                return Err(ExportVerifyError::CheckpointWrongOrganization {
-                    line,
-                    expected: *org_id,
-                    found: checkpoint.org_id,
-                });
-            }
-        }
-        let mut first_missing_seq = self.first_missing_seq;
-        if let Some(last) = &self.last {
-            if last.seq > checkpoint.seq {
-                return Err(ExportVerifyError::BeyondCheckpoint {
-                    line: last.line,
-                    id: last.id,
-                    seq: last.seq,
-                    checkpoint_seq: checkpoint.seq,
-                });
-            }
-            if last.seq == checkpoint.seq && last.hash != checkpoint.hash {
-                return Err(ExportVerifyError::CheckpointHashMismatch {
-                    line: last.line,
-                    id: last.id,
-                    seq: last.seq,
-                });
-            }
-        }
-        let last_seq = self.last.as_ref().map(|last| last.seq);
-        if last_seq.unwrap_or(0) < checkpoint.seq && first_missing_seq.is_none() {
-            first_missing_seq = Some(last_seq.unwrap_or(0) + 1);
-        }
-        Ok(VerifyReport {
-            format,
-            gzip,
-            org_id: checkpoint.org_id,
-            org_name: self.org.and_then(|(_, name)| name),
-            records: self.records,
-            first_seq: self.first_seq,
-            last_seq,
-            complete: first_missing_seq.is_none(),
-            first_missing_seq,
-            checkpoint_seq: checkpoint.seq,
-            signed_at: checkpoint.signed_at,
-            key_id: signed.key_id.clone(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use auditlog_core::query::Condition;
 
     #[test]
-    fn neutralization_round_trips_and_leaves_plain_text_alone() {
-        for value in [
-            "=SUM(A1)", "+1", "-x", "@x", "'quoted", "''", "\tx", "\rx", "'", "=",
-        ] {
-            let cell = neutralize_cell(value);
-            assert!(cell.starts_with('\''), "{value:?} -> {cell:?}");
-            assert_eq!(restore_cell(&cell), value);
-        }
-        for value in ["plain", "", "a=b", " =x", "{\"a\":1}", "#checkpoint"] {
-            assert_eq!(neutralize_cell(value), value);
-            assert_eq!(restore_cell(value), value);
-        }
-    }
-
-    #[test]
-    fn csv_header_is_the_record_field_order() {
-        let record = EventRecord {
-            id: Uuid::nil(),
-            org_id: Uuid::nil(),
-            org_name: Some("acme".into()),
-            action_key: "channel_created".into(),
-            action_verb: Some("created".into()),
-            actor_id: Some("u-1".into()),
-            actor_email: Some("a@example.com".into()),
-            actor_type: Some("user".into()),
-            target_id: Some("t-1".into()),
-            target_email: Some("t@example.com".into()),
-            target_type: Some("channel".into()),
-            service_name: Some("repo".into()),
-            meta: Some(Map::new()),
-            occurred_at: Some(Timestamp::from_millis(0).unwrap()),
-            created_at: Timestamp::from_millis(1).unwrap(),
-            message: "a message".into(),
-            actor_name: Some("Alice".into()),
-            target_name: Some("ml".into()),
-            ip_address: Some("203.0.113.7".into()),
-            user_agent: Some("curl".into()),
-            request_id: Some("r-1".into()),
-            seq: 1,
-            hash: "00".repeat(32),
-            prev_hash: Some("11".repeat(32)),
-        };
-        let Value::Object(fields) = serde_json::to_value(&record).unwrap() else {
-            panic!("a record serializes to an object")
-        };
-        assert!(fields.keys().map(String::as_str).eq(CSV_FIELDS));
-
-        let mut csv = csv::WriterBuilder::new().from_writer(Vec::new());
-        write_csv_record(&mut csv, &record).unwrap();
-        let bytes = csv.into_inner().unwrap();
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .from_reader(bytes.as_slice());
-        let row = reader.records().next().unwrap().unwrap();
-        assert_eq!(read_csv_record(&row).unwrap(), record);
-    }
-
-    #[test]
-    fn request_filter_parses_q_and_operator() {
+    fn the_stored_encoding_of_a_request() {
         let request = ExportRequest {
-            filter_q: vec!["action_key:a,b".into(), "text:ml".into()],
-            search_operator: "and".into(),
-            ..ExportRequest::default()
+            filter: Filter {
+                conditions: vec![Condition::Text("ml".into())],
+                combine: Combine::And,
+                from: None,
+                to: None,
+            },
+            format: ExportFormat::Csv,
+            gzip: true,
         };
-        let filter = request.filter().unwrap();
-        assert_eq!(filter.combine, Combine::And);
-        assert_eq!(filter.conditions.len(), 2);
-        let bad_op = ExportRequest {
-            search_operator: "xor".into(),
-            ..ExportRequest::default()
-        };
-        assert!(bad_op.filter().is_err());
-        let bad_q = ExportRequest {
-            filter_q: vec!["colour:red".into()],
-            ..ExportRequest::default()
-        };
-        assert!(bad_q.filter().is_err());
-        let json = serde_json::to_string(&ExportRequest::default()).unwrap();
+        let json = serde_json::to_string(&request).unwrap();
+        expect_test::expect![[r#"{"filter":{"conditions":[{"text":"ml"}],"combine":"and"},"format":"csv","gzip":true}"#]]
+            .assert_eq(&json);
         assert_eq!(
-            json,
-            r#"{"filter_q":[],"search_operator":"or","format":"jsonl","gzip":false}"#
+            serde_json::from_str::<ExportRequest>(&json).unwrap(),
+            request
+        );
+        assert_eq!(
+            serde_json::to_string(&ExportRequest::default()).unwrap(),
+            r#"{"filter":{"conditions":[],"combine":"or"},"format":"jsonl","gzip":false}"#
         );
         assert_eq!(
             serde_json::from_str::<ExportRequest>("{}").unwrap(),
             ExportRequest::default()
         );
+    }
+
+    #[test]
+    fn a_request_stored_before_the_filter_encoding_still_reads() {
+        let legacy = r#"{"filter_q":["action_key:a,b","text:ml"],"search_operator":"and","from_date":"2026-01-01T00:00:00.000Z","format":"csv","gzip":false}"#;
+        let request: ExportRequest = serde_json::from_str(legacy).unwrap();
+        assert_eq!(request.filter.combine, Combine::And);
+        assert_eq!(
+            request.filter.conditions,
+            vec![
+                Condition::AnyOf {
+                    column: auditlog_core::query::Column::ActionKey,
+                    values: vec!["a".into(), "b".into()],
+                },
+                Condition::Text("ml".into()),
+            ]
+        );
+        assert!(request.filter.from.is_some());
+        assert_eq!(request.format, ExportFormat::Csv);
+        // A legacy row is never read as "everything", and a bad one is refused.
+        assert!(serde_json::from_str::<ExportRequest>(r#"{"filter_q":["colour:red"]}"#).is_err());
+        assert!(serde_json::from_str::<ExportRequest>(r#"{"search_operator":"xor"}"#).is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! Background export jobs (DESIGN.md §7) that survive restarts: a request becomes a row in
+//! Background export jobs (docs/export-jobs.md) that survive restarts: a request becomes a row in
 //! the store, a runner claims it, writes the file with [`write_export`], reports progress,
 //! and publishes the file under the job's id until it expires.
 //!
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auditlog_core::Timestamp;
-use auditlog_store::{ExportJob, JobStatus, Org, StoreError};
+use auditlog_store::{ExportJob, JobStatus, StoreError};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::access::Actor;
 use crate::export::{record_export_request, write_export, ExportError, ExportRequest};
+use crate::grant::ReadableOrg;
 use crate::{IngestError, Service};
 
 /// How long a running job may go without a heartbeat before another runner takes it over.
@@ -51,6 +52,15 @@ pub enum SubmitError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A finished export's file, ready to be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its media type.
+    pub content_type: &'static str,
 }
 
 /// The export jobs of one process: submits them, runs them one at a time in the background,
@@ -111,11 +121,11 @@ impl ExportJobs {
     /// request), and wakes the runner.
     pub async fn submit(
         &self,
-        org: &Org,
+        org: &ReadableOrg,
         request: ExportRequest,
         actor: &Actor,
     ) -> Result<ExportJob, SubmitError> {
-        request.filter().map_err(SubmitError::Invalid)?;
+        request.check().map_err(SubmitError::Invalid)?;
         let id = Uuid::now_v7();
         record_export_request(&self.service, org, actor, &request, Some(id)).await?;
         let request_json = serde_json::to_string(&request)
@@ -153,10 +163,10 @@ impl ExportJobs {
     /// One job of one organization, as it stands.
     pub async fn status(
         &self,
-        org_id: Uuid,
+        org: &ReadableOrg,
         job_id: Uuid,
     ) -> Result<Option<ExportJob>, StoreError> {
-        self.service.store().get_job(org_id, job_id).await
+        self.service.store().get_job(org.id, job_id).await
     }
 
     /// The file of a completed, unexpired job; `None` for any other job. The name is the
@@ -169,6 +179,16 @@ impl ExportJobs {
         }
         let name = job.file_name.as_deref()?;
         is_own_file_name(job.id, name).then(|| self.dir.join(name))
+    }
+
+    /// The file of a completed, unexpired job with its media type, which comes from the
+    /// job's request (not from the file's name); `None` for any other job.
+    pub fn file(&self, job: &ExportJob) -> Option<ExportFile> {
+        let request: ExportRequest = serde_json::from_str(&job.request).ok()?;
+        Some(ExportFile {
+            path: self.file_path(job)?,
+            content_type: request.content_type(),
+        })
     }
 
     /// Starts the runner: it claims and runs jobs one at a time until `shutdown` turns true
@@ -314,8 +334,9 @@ impl ExportJobs {
                 user: "The export request could not be read.",
                 detail: format!("job request JSON: {e}"),
             })?;
+        // The request was authorized when it was submitted.
         let org = match store.find_org(&job.org_id.to_string()).await {
-            Ok(Some(org)) => org,
+            Ok(Some(org)) => ReadableOrg::authorized_before(org),
             Ok(None) => {
                 return Err(Stop::Failed {
                     user: "The organization no longer exists.",

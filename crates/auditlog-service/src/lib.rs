@@ -4,9 +4,15 @@
 //! `Arc<dyn Store>`, and knows nothing of HTTP.
 //!
 //! - [`keys`]: the Ed25519 signing key file.
-//! - [`access`]: tokens, principals, authorization, and the administrative actions the
-//!   service records about itself.
-//! - [`Service`]: ingest, pages, checkpoints and verification.
+//! - [`grant`]: who may do what, decided once; the grants every read takes.
+//! - [`read`]: the reads of an organization's data (pages, counts, facets, one event).
+//! - [`access`]: tokens, principals, sessions, and the administrative actions the service
+//!   records about itself.
+//! - [`operator`]: what only the operator's commands do.
+//! - [`Service`]: ingest, checkpoints and verification.
+//!
+//! The store is private to this crate: the server and the command line reach it only
+//! through these methods, so the rules above are the only way in.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,17 +20,22 @@ use std::sync::Arc;
 use auditlog_core::chain::{
     ChainError, ChainVerifier, Checkpoint, SignatureError, SignedCheckpoint,
 };
-use auditlog_core::query::{Cursor, Filter, Order, Position, Query, Start};
 use auditlog_core::validate::{validate, FieldError};
 use auditlog_core::{Catalog, Event, NewEvent, Timestamp};
 use auditlog_store::{Append, AppendOutcome, IdempotencyKey, Org, Store, StoreError};
+
+use crate::access::{AccessError, Principal};
+use crate::grant::ReadableOrg;
 use ed25519_dalek::SigningKey;
 use uuid::Uuid;
 
 pub mod access;
 pub mod export;
+pub mod grant;
 pub mod jobs;
 pub mod keys;
+pub mod operator;
+pub mod read;
 
 /// Most events one ingest call accepts.
 pub const MAX_BATCH: usize = 1000;
@@ -47,6 +58,10 @@ pub enum IngestError {
     /// More events than [`MAX_BATCH`].
     #[error("a batch holds at most {MAX_BATCH} events; this one has {0}")]
     TooLarge(usize),
+    /// The credential may not write these events (a read credential, or an ingest key bound
+    /// to another organization), or the named organization does not exist.
+    #[error(transparent)]
+    Refused(AccessError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -115,9 +130,26 @@ impl Service {
         }
     }
 
-    /// The store underneath.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    /// The store underneath: private to this crate, so that every use of it passes through
+    /// the rules of the service.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Whether the store answers (for `/readyz`).
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.store.find_org("readyz-probe").await.map(|_| ())
+    }
+
+    /// The store's size on disk in bytes, where it knows it (for `/metrics`).
+    pub async fn disk_bytes(&self) -> Result<u64, StoreError> {
+        self.store.disk_bytes().await
+    }
+
+    /// Stops the store (the embedded one's writer finishes what it holds). The process that
+    /// composed the service calls it once, when shutting down.
+    pub fn close(&self) {
+        self.store.close();
     }
 
     /// The catalog in force.
@@ -131,13 +163,17 @@ impl Service {
     }
 
     /// Validates a batch and, when every event is valid, appends it atomically. Each event
-    /// names its organization in `org` (name or id) or falls back to `default_org`.
+    /// names its organization in `org` (name or id) or falls back to `default_org`. This is
+    /// the in-process path (imports, the demo, the service's own records); requests from the
+    /// network go through [`Service::ingest_request`].
     pub async fn ingest(
         &self,
         default_org: Option<&Org>,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Event>, IngestError> {
-        let batch = self.prepare(default_org, events).await?;
+        let batch = self
+            .prepare(default_org.cloned(), None, OrgCache::new(), events)
+            .await?;
         Ok(self.store.append(batch).await?)
     }
 
@@ -149,46 +185,91 @@ impl Service {
         events: Vec<NewEvent>,
         key: IdempotencyKey,
     ) -> Result<AppendOutcome, IngestError> {
-        let batch = self.prepare(default_org, events).await?;
+        let batch = self
+            .prepare(default_org.cloned(), None, OrgCache::new(), events)
+            .await?;
         Ok(self.store.append_idempotent(batch, key).await?)
     }
 
-    /// Resolves each event's organization and validates it; every problem is reported.
+    /// One ingest request from the network: `principal` must be an ingest key; `org_header`
+    /// (the `X-Org-Name` value) names the organization of events that do not name their own.
+    /// A key bound to one organization writes only its events, and learns nothing about
+    /// whether other organizations exist. Each organization named is looked up once per
+    /// request. With `key`, a retry stores nothing and answers with the first ids.
+    pub async fn ingest_request(
+        &self,
+        principal: &Principal,
+        org_header: Option<&str>,
+        events: Vec<NewEvent>,
+        key: Option<IdempotencyKey>,
+    ) -> Result<AppendOutcome, IngestError> {
+        let Principal::Ingest { credential, .. } = principal else {
+            return Err(IngestError::Refused(AccessError::Forbidden(
+                "only ingest keys may write events".into(),
+            )));
+        };
+        let bound = credential.org_id;
+        let mut orgs = OrgCache::new();
+        let default_org = match org_header {
+            Some(name) => match orgs.find(self, name).await? {
+                Some(org) if bound.is_none_or(|bound| bound == org.id) => Some(org),
+                Some(_) => return Err(foreign_ingest()),
+                // Like reads (and a per-event `org`), a key bound to one organization learns
+                // nothing about whether others exist.
+                None if bound.is_some() => return Err(foreign_ingest()),
+                None => {
+                    return Err(IngestError::Refused(AccessError::UnknownOrg(
+                        name.to_string(),
+                    )))
+                }
+            },
+            None => match bound {
+                Some(bound) => orgs.find(self, &bound.to_string()).await?,
+                None => None,
+            },
+        };
+        let batch = self.prepare(default_org, bound, orgs, events).await?;
+        Ok(match key {
+            Some(key) => self.store.append_idempotent(batch, key).await?,
+            None => AppendOutcome::Stored(self.store.append(batch).await?),
+        })
+    }
+
+    /// Resolves each event's organization (through `orgs`, once per name) and validates it;
+    /// every problem is reported. With `bound`, an event naming any other organization
+    /// refuses the whole batch.
     async fn prepare(
         &self,
-        default_org: Option<&Org>,
+        default_org: Option<Org>,
+        bound: Option<Uuid>,
+        mut orgs: OrgCache,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Append>, IngestError> {
         if events.len() > MAX_BATCH {
             return Err(IngestError::TooLarge(events.len()));
         }
         let now = Timestamp::now();
-        let mut orgs: HashMap<String, Option<Uuid>> = HashMap::new();
         let mut batch = Vec::with_capacity(events.len());
         let mut errors = Vec::new();
+        let mut foreign = false;
         for (index, event) in events.into_iter().enumerate() {
             let org_id = match event.org.as_deref() {
-                Some(name) => {
-                    if !orgs.contains_key(name) {
-                        let found = self.store.find_org(name).await?.map(|org| org.id);
-                        orgs.insert(name.to_string(), found);
+                Some(name) => match orgs.find(self, name).await? {
+                    Some(org) if bound.is_none_or(|bound| bound == org.id) => Some(org.id),
+                    _ if bound.is_some() => {
+                        foreign = true;
+                        None
                     }
-                    match orgs[name] {
-                        Some(id) => Some(id),
-                        None => {
-                            errors.push(EventError {
-                                index,
-                                error: field_error(
-                                    "org",
-                                    format!("no organization is named {name:?}"),
-                                ),
-                            });
-                            None
-                        }
+                    _ => {
+                        errors.push(EventError {
+                            index,
+                            error: field_error("org", format!("no organization is named {name:?}")),
+                        });
+                        None
                     }
-                }
+                },
                 None => {
-                    match default_org {
+                    match &default_org {
                         Some(org) => Some(org.id),
                         None => {
                             errors.push(EventError { index, error: field_error("org", "is required: name the organization in the event or the request".to_string()) });
@@ -212,52 +293,20 @@ impl Service {
                 }
             }
         }
+        // The key's binding is a refusal of the request, before what is wrong with it.
+        if foreign {
+            return Err(foreign_ingest());
+        }
         if !errors.is_empty() {
             return Err(IngestError::Invalid(errors));
         }
         Ok(batch)
     }
 
-    /// One page of an organization's events. `cursor`, when given, must come from a page of
-    /// the same order; it takes precedence over `offset`.
-    pub async fn page(
-        &self,
-        org: &Org,
-        filter: Filter,
-        order: Order,
-        limit: u32,
-        start: Start,
-    ) -> Result<Page, StoreError> {
-        let limit = limit.clamp(1, auditlog_core::query::MAX_LIMIT);
-        let events = self
-            .store
-            .query(
-                org.id,
-                &Query {
-                    filter,
-                    order,
-                    limit,
-                    start,
-                },
-            )
-            .await?;
-        let next_cursor = (events.len() == limit as usize).then(|| {
-            let last = events.last().expect("a full page is not empty");
-            Cursor {
-                order,
-                position: Position::of(last),
-            }
-            .encode()
-        });
-        Ok(Page {
-            events,
-            next_cursor,
-        })
-    }
-
     /// Signs the organization's current chain head and keeps the checkpoint. When the newest
     /// checkpoint already covers the head, it is returned instead of signing again.
-    pub async fn checkpoint(&self, org_id: Uuid) -> Result<SignedCheckpoint, StoreError> {
+    pub async fn checkpoint(&self, org: &ReadableOrg) -> Result<SignedCheckpoint, StoreError> {
+        let org_id = org.id;
         let head = self.store.chain_head(org_id).await?;
         if let Some(latest) = self.store.latest_checkpoint(org_id).await? {
             if latest.checkpoint.seq == head.seq && latest.checkpoint.hash == head.hash {
@@ -339,6 +388,34 @@ impl Service {
             checkpoint_seq: checkpoint.map(|cp| cp.checkpoint.seq),
         })
     }
+}
+
+/// The organizations one request names, each looked up once.
+struct OrgCache {
+    found: HashMap<String, Option<Org>>,
+}
+
+impl OrgCache {
+    fn new() -> OrgCache {
+        OrgCache {
+            found: HashMap::new(),
+        }
+    }
+
+    async fn find(&mut self, service: &Service, name: &str) -> Result<Option<Org>, StoreError> {
+        if let Some(found) = self.found.get(name) {
+            return Ok(found.clone());
+        }
+        let found = service.store.find_org(name).await?;
+        self.found.insert(name.to_string(), found.clone());
+        Ok(found)
+    }
+}
+
+fn foreign_ingest() -> IngestError {
+    IngestError::Refused(AccessError::Forbidden(
+        "this ingest key may only write events of its own organization".into(),
+    ))
 }
 
 fn field_error(field: &str, message: String) -> FieldError {

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auditlog_core::chain::{chain_hash, leaf_hash, Checkpoint, SignatureError};
-use auditlog_core::query::{Column, Combine, Condition, Filter, Order, Start};
+use auditlog_core::export::{
+    neutralize_cell, restore_cell, verify_export, ExportFormat, ExportVerifyError, VerifyReport,
+    CSV_FIELDS,
+};
+use auditlog_core::query::{Column, Combine, Condition, Filter, FilterForm, Order, Start};
 use auditlog_core::wire::EventRecord;
 use auditlog_core::{Catalog, NewEvent, Timestamp};
 use auditlog_service::access::Actor;
-use auditlog_service::export::{
-    neutralize_cell, restore_cell, verify_export, write_export, ExportFormat, ExportRequest,
-    ExportVerifyError, VerifyReport, CSV_FIELDS, EXPORT_REQUESTED,
-};
+use auditlog_service::export::{write_export, ExportRequest, EXPORT_REQUESTED};
+use auditlog_service::grant::{Operator, ReadableOrg};
 use auditlog_service::jobs::{ExportJobs, SubmitError};
 use auditlog_service::Service;
 use auditlog_sqlite::SqliteStore;
@@ -32,15 +34,18 @@ const FORMULAS: [&str; 5] = ["=SUM(A1)", "+1", "-x", "@x", "'quoted"];
 struct Env {
     dir: TempDir,
     service: Service,
-    org: Org,
+    /// The store under `service`, which the service keeps to itself: the tests plant job
+    /// rows in it directly.
+    store: Arc<dyn Store>,
+    org: ReadableOrg,
 }
 
 impl Env {
     async fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("data")).unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
         let service = Service::new(
-            Arc::new(store) as Arc<dyn Store>,
+            store.clone(),
             Catalog::builtin(),
             SigningKey::from_bytes(&[7; 32]),
         );
@@ -49,7 +54,12 @@ impl Env {
         let other = create_org(&service, "other").await;
         service.ingest(Some(&other), events(5)).await.unwrap();
         service.ingest(Some(&org), events(N_EVENTS)).await.unwrap();
-        Env { dir, service, org }
+        Env {
+            dir,
+            service,
+            store,
+            org,
+        }
     }
 
     fn key(&self) -> VerifyingKey {
@@ -74,16 +84,25 @@ impl Env {
     }
 }
 
-async fn create_org(service: &Service, name: &str) -> Org {
+/// A new enrolled organization, as the operator sees it.
+async fn create_org(service: &Service, name: &str) -> ReadableOrg {
+    let operator = Operator::at_the_command_line();
     service
-        .store()
-        .create_org(NewOrg {
-            name: name.into(),
-            display_name: name.into(),
-            audit_logs_enabled: true,
-        })
+        .create_org(
+            &operator,
+            NewOrg {
+                name: name.into(),
+                display_name: name.into(),
+                audit_logs_enabled: true,
+            },
+        )
+        .await
+        .unwrap();
+    service
+        .operator_org(&operator, name)
         .await
         .unwrap()
+        .expect("the organization was just created")
 }
 
 /// Varied events: several actions and actors, optional fields present and absent, nested
@@ -160,12 +179,7 @@ async fn jsonl_lines_are_the_api_records_with_prev_hash_then_the_checkpoint() {
     let text = env.export_text(ExportFormat::Jsonl).await;
     let lines = lines(&text);
     assert_eq!(lines.len() as u64, N_EVENTS + 1);
-    let stored = env
-        .service
-        .store()
-        .events_by_seq(env.org.id, 0, 1000)
-        .await
-        .unwrap();
+    let stored = env.store.events_by_seq(env.org.id, 0, 1000).await.unwrap();
     let mut previous = [0u8; 32];
     for (line, event) in lines.iter().zip(&stored) {
         let mut expected = EventRecord::new(event, Some("acme"), env.service.catalog());
@@ -254,17 +268,17 @@ async fn csv_cells_never_start_a_formula_and_restore_exactly() {
 async fn filtered_exports_verify_but_are_not_complete() {
     let env = Env::new().await;
     let request = ExportRequest {
-        filter_q: vec![
-            "action_key:channel_created".into(),
-            "actor:user1@example.com".into(),
-        ],
-        search_operator: "and".into(),
+        filter: FilterForm {
+            actions: vec!["channel_created".into()],
+            users: vec!["user1@example.com".into()],
+            ..FilterForm::default()
+        }
+        .filter(),
         ..ExportRequest::default()
     };
-    let filter = request.filter().unwrap();
+    let filter = request.filter.clone();
     let expected: Vec<u64> = env
-        .service
-        .store()
+        .store
         .events_by_seq(env.org.id, 0, 1000)
         .await
         .unwrap()
@@ -296,8 +310,11 @@ async fn filtered_exports_verify_but_are_not_complete() {
     }
     // A date range is ANDed with the conditions.
     let ranged = ExportRequest {
-        from_date: Some(Timestamp::parse("2026-01-05T00:00:00Z").unwrap()),
-        to_date: Some(Timestamp::parse("2026-01-06T23:59:59Z").unwrap()),
+        filter: Filter {
+            from: Some(Timestamp::parse("2026-01-05T00:00:00Z").unwrap()),
+            to: Some(Timestamp::parse("2026-01-06T23:59:59Z").unwrap()),
+            ..Filter::default()
+        },
         ..ExportRequest::default()
     };
     let report = verify(&env.export(&ranged).await, &env.key()).unwrap();
@@ -327,16 +344,23 @@ async fn an_empty_organization_exports_just_its_checkpoint() {
 #[tokio::test]
 async fn an_invalid_filter_is_refused() {
     let env = Env::new().await;
-    for request in [
-        ExportRequest {
-            filter_q: vec!["colour:red".into()],
-            ..ExportRequest::default()
-        },
-        ExportRequest {
-            search_operator: "xor".into(),
-            ..ExportRequest::default()
-        },
+    // Filters that `q` parsing would never make: no values, too many, too long.
+    for conditions in [
+        vec![Condition::AnyOf {
+            column: Column::Actor,
+            values: Vec::new(),
+        }],
+        vec![Condition::Text(" ".into())],
+        vec![Condition::Text("x".repeat(10_000))],
+        vec![Condition::Text("x".into()); 101],
     ] {
+        let request = ExportRequest {
+            filter: Filter {
+                conditions,
+                ..Filter::default()
+            },
+            ..ExportRequest::default()
+        };
         let result = write_export(&env.service, &env.org, &request, Vec::new(), |_, _, _| {}).await;
         assert!(matches!(
             result,
@@ -713,9 +737,9 @@ fn admin() -> Actor {
     }
 }
 
-async fn wait_for(jobs: &ExportJobs, org: &Org, id: Uuid, status: JobStatus) -> ExportJob {
+async fn wait_for(jobs: &ExportJobs, org: &ReadableOrg, id: Uuid, status: JobStatus) -> ExportJob {
     for _ in 0..400 {
-        let job = jobs.status(org.id, id).await.unwrap().unwrap();
+        let job = jobs.status(org, id).await.unwrap().unwrap();
         if job.status == status {
             return job;
         }
@@ -739,10 +763,15 @@ async fn a_submitted_job_runs_completes_and_its_file_verifies() {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let runner = jobs.clone().spawn(shutdown);
     let request = ExportRequest {
-        filter_q: vec!["action_key:channel_created,audit_log_export_requested".into()],
+        filter: Filter {
+            conditions: vec![Condition::AnyOf {
+                column: Column::ActionKey,
+                values: vec!["channel_created".into(), EXPORT_REQUESTED.into()],
+            }],
+            ..Filter::default()
+        },
         format: ExportFormat::Csv,
         gzip: true,
-        ..ExportRequest::default()
     };
     let job = jobs
         .submit(&env.org, request.clone(), &admin())
@@ -793,8 +822,19 @@ async fn a_submitted_job_runs_completes_and_its_file_verifies() {
     let body = &page.events[0].body;
     assert_eq!(body.target_id.as_deref(), Some(job.id.to_string().as_str()));
     assert_eq!(body.actor_email.as_deref(), Some("admin@example.com"));
-    assert_eq!(body.meta["filter_q"], json!(request.filter_q));
+    assert_eq!(body.meta["filter"], json!(request.filter));
     assert_eq!(body.meta["format"], "csv");
+    // The job row stores the same encoding, and reads back as the request.
+    let stored = env
+        .store
+        .get_job(env.org.id, job.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<ExportRequest>(&stored.request).unwrap(),
+        request
+    );
     assert_eq!(body.meta["gzip"], true);
 
     stop.send(true).unwrap();
@@ -806,18 +846,16 @@ async fn an_invalid_request_stores_and_records_nothing() {
     let env = Env::new().await;
     let jobs = ExportJobs::new(env.service.clone(), env.dir.path().join("exports"));
     let request = ExportRequest {
-        filter_q: vec!["nope".into()],
+        filter: Filter {
+            conditions: vec![Condition::Text(String::new())],
+            ..Filter::default()
+        },
         ..ExportRequest::default()
     };
     let error = jobs.submit(&env.org, request, &admin()).await.unwrap_err();
     assert!(matches!(error, SubmitError::Invalid(_)), "{error}");
     assert_eq!(
-        env.service
-            .store()
-            .chain_head(env.org.id)
-            .await
-            .unwrap()
-            .seq,
+        env.store.chain_head(env.org.id).await.unwrap().seq,
         N_EVENTS
     );
     assert!(jobs.run_next().await.unwrap().is_none());
@@ -845,7 +883,7 @@ fn job_row(org: &Org, status: JobStatus, heartbeat_at: Option<Timestamp>) -> Exp
 #[tokio::test]
 async fn a_job_left_running_by_a_dead_runner_is_taken_over() {
     let env = Env::new().await;
-    let store = env.service.store();
+    let store = &env.store;
     // A live runner's job (fresh heartbeat) is left alone.
     let live = store
         .create_job(job_row(
@@ -915,7 +953,7 @@ async fn expired_files_are_deleted_and_their_jobs_marked() {
     assert_eq!(jobs.file_path(&done), None, "an expired file is not served");
     assert_eq!(jobs.sweep_expired().await.unwrap(), 1);
     assert!(!path.exists());
-    let expired = jobs.status(env.org.id, job.id).await.unwrap().unwrap();
+    let expired = jobs.status(&env.org, job.id).await.unwrap().unwrap();
     assert_eq!(expired.status, JobStatus::Expired);
     assert_eq!(jobs.file_path(&expired), None);
     assert_eq!(jobs.sweep_expired().await.unwrap(), 0);

@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 
 use auditlog_core::wire::EventRecord;
 use auditlog_core::NewEvent;
-use auditlog_service::access::{AccessError, Principal};
+use auditlog_service::access::Principal;
+use auditlog_service::grant::ReadableOrg;
 use auditlog_store::{AppendOutcome, IdempotencyKey, Org};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -31,7 +32,7 @@ pub async fn readable_org(
     state: &AppState,
     principal: &Principal,
     headers: &HeaderMap,
-) -> Result<Org, ApiError> {
+) -> Result<ReadableOrg, ApiError> {
     headers::api_version(headers)?;
     let name = headers::org_name(headers)?;
     Ok(state
@@ -53,7 +54,6 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let org = readable_org(&state, &principal, &headers).await?;
     let params = ListParams::parse(raw.as_deref())?;
-    let store = state.service.store().clone();
     let (page, count) = tokio::join!(
         state.service.page(
             &org,
@@ -62,7 +62,7 @@ pub async fn list(
             params.limit,
             params.start
         ),
-        store.count(org.id, &params.filter, COUNT_CAP),
+        state.service.count(&org, &params.filter, COUNT_CAP),
     );
     let (page, count) = (page?, count?);
     let items: Vec<EventRecord> = page
@@ -93,7 +93,7 @@ pub async fn get_one(
             "uuid_parsing",
         ))
     })?;
-    match state.service.store().get_event(org.id, id).await? {
+    match state.service.get_event(&org, id).await? {
         Some(event) => Ok(Json(record(&state, &org, &event))),
         None => Err(ApiError::NotFound(format!(
             "no audit log entry {id} in organization {:?}",
@@ -113,8 +113,7 @@ pub async fn facets(
     let params = ListParams::parse(raw.as_deref())?;
     let facets = state
         .service
-        .store()
-        .facets(org.id, &params.filter, MAX_FACETS)
+        .facets(&org, &params.filter, MAX_FACETS)
         .await?;
     let catalog = state.service.catalog();
     let actions: Vec<Value> = facets
@@ -167,7 +166,7 @@ pub async fn checkpoint(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let org = readable_org(&state, &principal, &headers).await?;
-    let signed = state.service.checkpoint(org.id).await?;
+    let signed = state.service.checkpoint(&org).await?;
     Ok(Json(
         serde_json::to_value(signed.to_wire()).map_err(|e| ApiError::Internal(e.to_string()))?,
     ))
@@ -185,31 +184,13 @@ pub async fn ingest(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     headers::api_version(&headers)?;
-    let Principal::Ingest { credential } = &principal else {
+    // Only an ingest key's requests are worth reading further; the service decides again.
+    let Principal::Ingest { credential, .. } = &principal else {
         return Err(ApiError::Forbidden(
             "only ingest keys may write events".into(),
         ));
     };
     let org_header = headers::org_name(&headers)?;
-    let bound = credential.org_id;
-    let foreign = || {
-        ApiError::Forbidden("this ingest key may only write events of its own organization".into())
-    };
-    let default_org = match &org_header {
-        Some(name) => match state.service.store().find_org(name).await? {
-            Some(org) => Some(org),
-            // Like reads (and a per-event `org`), a key bound to one organization learns
-            // nothing about whether others exist.
-            None if bound.is_some() => return Err(foreign()),
-            None => return Err(AccessError::UnknownOrg(name.clone()).into()),
-        },
-        None => None,
-    };
-    if let (Some(bound), Some(org)) = (bound, &default_org) {
-        if bound != org.id {
-            return Err(foreign());
-        }
-    }
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(value) => {
@@ -261,17 +242,6 @@ pub async fn ingest(
             "too_short",
         )));
     }
-    if items.len() > auditlog_service::MAX_BATCH {
-        return Err(ApiError::invalid(Detail::new(
-            vec!["body".into()],
-            format!(
-                "a batch holds at most {} events; this one has {}",
-                auditlog_service::MAX_BATCH,
-                items.len()
-            ),
-            "too_long",
-        )));
-    }
     let mut events = Vec::with_capacity(items.len());
     let mut parsed_index = Vec::with_capacity(items.len());
     let mut details = Vec::new();
@@ -310,44 +280,13 @@ pub async fn ingest(
         details.sort_by_key(|d| d.loc.get(1).and_then(Value::as_u64).unwrap_or(0));
         return Err(ApiError::Validation(details));
     }
-    if let Some(bound) = bound {
-        // An organization's own key may name its organization per event, but no other.
-        for event in &events {
-            if let Some(name) = &event.org {
-                let named = state.service.store().find_org(name).await?;
-                if named.is_none_or(|o| o.id != bound) {
-                    return Err(foreign());
-                }
-            }
-        }
-    }
-    let default_org = match (default_org, bound) {
-        (Some(org), _) => Some(org),
-        (None, Some(bound)) => state.service.store().find_org(&bound.to_string()).await?,
-        (None, None) => None,
-    };
-
-    let (ids, replayed) = match key {
-        Some(key) => match state
-            .service
-            .ingest_idempotent(default_org.as_ref(), events, key)
-            .await?
-        {
-            AppendOutcome::Stored(events) => {
-                (events.iter().map(|e| e.id).collect::<Vec<_>>(), false)
-            }
-            AppendOutcome::Replayed(ids) => (ids, true),
-        },
-        None => (
-            state
-                .service
-                .ingest(default_org.as_ref(), events)
-                .await?
-                .iter()
-                .map(|e| e.id)
-                .collect(),
-            false,
-        ),
+    let (ids, replayed) = match state
+        .service
+        .ingest_request(&principal, org_header.as_deref(), events, key)
+        .await?
+    {
+        AppendOutcome::Stored(events) => (events.iter().map(|e| e.id).collect::<Vec<_>>(), false),
+        AppendOutcome::Replayed(ids) => (ids, true),
     };
     if !replayed {
         state

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use auditlog_service::export::{ExportFormat, ExportRequest};
+use auditlog_service::jobs::{ExportFile, SubmitError};
 use auditlog_store::{ExportJob, JobStatus};
 use axum::body::Body as ResponseBody;
 use axum::extract::{Path, State};
@@ -24,17 +25,21 @@ fn body_detail(field: &str, msg: impl Into<String>, kind: &str) -> Detail {
 
 /// Reads the export request body: the reference's `ExportRequest` plus `format` and `gzip`.
 fn parse_request(body: &[u8]) -> Result<ExportRequest, ApiError> {
-    let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::invalid(Detail::new(
-                vec!["body".into()],
-                format!("not valid JSON: {e}"),
-                "json_invalid",
-            ))
-        })?
-    };
+    // The reference requires a body (`{}` exports everything); no body is a 422, as there.
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid(Detail::new(
+            vec!["body".into()],
+            "a JSON object is required; send {} to export everything",
+            "missing",
+        )));
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(Detail::new(
+            vec!["body".into()],
+            format!("not valid JSON: {e}"),
+            "json_invalid",
+        ))
+    })?;
     let Value::Object(fields) = value else {
         return Err(ApiError::invalid(Detail::new(
             vec!["body".into()],
@@ -136,8 +141,9 @@ fn parse_request(body: &[u8]) -> Result<ExportRequest, ApiError> {
             false
         }
     };
-    // Check the filter now so a bad `q` is a 422 here rather than a failed job later.
-    build_filter(
+    // The filter is built (and so checked) now: a bad `q` is a 422 here rather than a
+    // failed job later.
+    let filter = build_filter(
         &q,
         Some(&search_operator),
         from_date,
@@ -149,10 +155,7 @@ fn parse_request(body: &[u8]) -> Result<ExportRequest, ApiError> {
         return Err(ApiError::Validation(details));
     }
     Ok(ExportRequest {
-        filter_q: q,
-        search_operator,
-        from_date,
-        to_date,
+        filter,
         format,
         gzip,
     })
@@ -173,7 +176,13 @@ pub async fn create(
         .jobs
         .submit(&org, request, &actor)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| match e {
+            SubmitError::Invalid(message) => {
+                ApiError::invalid(Detail::new(vec!["body".into()], message, "value_error"))
+            }
+            SubmitError::Record(e) => e.into(),
+            SubmitError::Store(e) => e.into(),
+        })?;
     state
         .metrics
         .exports_requested
@@ -226,7 +235,7 @@ pub async fn status(
     let job_id = job_path_id(&job_id)?;
     let job = state
         .jobs
-        .status(org.id, job_id)
+        .status(&org, job_id)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     match job {
@@ -249,7 +258,7 @@ pub async fn download(
     let job_id = job_path_id(&job_id)?;
     let job = state
         .jobs
-        .status(org.id, job_id)
+        .status(&org, job_id)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .ok_or_else(|| {
@@ -259,7 +268,7 @@ pub async fn download(
             ))
         })?;
     let path = match job.status {
-        JobStatus::Completed => state.jobs.file_path(&job),
+        JobStatus::Completed => state.jobs.file(&job),
         JobStatus::Expired => {
             return Err(ApiError::NotFound(
                 "the export has expired and its file was deleted; request a new one".into(),
@@ -285,27 +294,22 @@ pub async fn download(
         .ok_or_else(|| ApiError::NotFound("the export file is gone; request a new one".into()))
 }
 
-/// Streams an export file as an attachment named after the organization; `None` when the
-/// file cannot be opened (expired and deleted). The API and the page both download this way.
-pub async fn file_response(org_name: &str, path: &std::path::Path) -> Option<Response> {
-    let file = tokio::fs::File::open(path).await.ok()?;
-    let name = path
+/// Streams an export file as an attachment named after the organization, with the media
+/// type of its request; `None` when the file cannot be opened (expired and deleted). The API
+/// and the page both download this way.
+pub async fn file_response(org_name: &str, export: &ExportFile) -> Option<Response> {
+    let file = tokio::fs::File::open(&export.path).await.ok()?;
+    let name = export
+        .path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("export")
         .to_string();
-    let content_type = if name.ends_with(".gz") {
-        "application/gzip"
-    } else if name.ends_with(".csv") {
-        "text/csv; charset=utf-8"
-    } else {
-        "application/x-ndjson"
-    };
     Some(
         (
             StatusCode::OK,
             [
-                (header::CONTENT_TYPE, content_type.to_string()),
+                (header::CONTENT_TYPE, export.content_type.to_string()),
                 (
                     header::CONTENT_DISPOSITION,
                     format!("attachment; filename=\"audit-log-{org_name}-{name}\""),

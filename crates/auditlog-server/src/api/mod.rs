@@ -1,6 +1,7 @@
-//! The routes. Every handler authenticates through `auth::Authed`, authorizes through
-//! `Service::authorize_read` (or the ingest rules), and answers with wire types built from
-//! `auditlog_core::wire`.
+//! The routes of the JSON API. Every handler authenticates through `auth::Authed`, leaves
+//! the decision of what the credential may do to the service (`Service::authorize_read`,
+//! `Service::ingest_request`, `Service::create_sign_in_link`), and answers with wire types
+//! built from `auditlog_core::wire`.
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -11,6 +12,7 @@ mod events;
 pub mod exports;
 mod iam;
 mod ops;
+mod viewer_links;
 
 /// Every route of the service.
 pub fn routes() -> Router<AppState> {
@@ -29,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/audit-logs/{audit_log_id}", get(events::get_one))
         .route("/api/iam/token", post(iam::token))
+        .route("/api/viewer-links", post(viewer_links::create))
         .route("/api/openapi.json", get(ops::openapi))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

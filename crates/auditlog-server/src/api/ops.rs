@@ -18,8 +18,8 @@ pub async fn healthz() -> &'static str {
 
 /// `GET /readyz`: the store answers.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.service.store().find_org("readyz-probe").await {
-        Ok(_) => (StatusCode::OK, "ready\n"),
+    match state.service.ready().await {
+        Ok(()) => (StatusCode::OK, "ready\n"),
         Err(e) => {
             tracing::warn!(error = %e, "readiness probe failed");
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
@@ -29,7 +29,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let disk = state.service.store().disk_bytes().await.unwrap_or(0);
+    let disk = state.service.disk_bytes().await.unwrap_or(0);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(disk),

@@ -2,6 +2,7 @@
 //! security headers every page carries.
 
 use auditlog_service::access::secret_hash;
+use auditlog_service::grant::SignedIn;
 use auditlog_store::User;
 use axum::extract::FromRequestParts;
 use axum::http::header::{self, HeaderMap, HeaderValue};
@@ -57,8 +58,8 @@ pub fn same_token(a: &str, b: &str) -> bool {
 
 /// A signed-in person.
 pub struct Viewer {
-    /// The user.
-    pub user: User,
+    /// The session, as the service vouches for it: what the page's authorization takes.
+    pub session: SignedIn,
     /// The CSRF token every form of this session carries.
     pub csrf: String,
     /// The raw session token (to sign out).
@@ -66,6 +67,11 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// The signed-in user.
+    pub fn user(&self) -> &User {
+        self.session.user()
+    }
+
     /// Whether a submitted form carries this session's CSRF token.
     pub fn check_csrf(&self, submitted: Option<&str>) -> Result<(), Box<Response>> {
         match submitted {
@@ -97,9 +103,9 @@ impl FromRequestParts<AppState> for Viewer {
             return Err(to_sign_in());
         };
         match state.service.session_user(&token).await {
-            Ok((user, _)) => Ok(Viewer {
+            Ok(session) => Ok(Viewer {
                 csrf: csrf_for(&token),
-                user,
+                session,
                 token,
             }),
             Err(_) => Err(to_sign_in()),

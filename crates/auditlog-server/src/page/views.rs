@@ -2,6 +2,7 @@
 
 use auditlog_core::wire::EventRecord;
 use auditlog_core::{Catalog, Event, Timestamp};
+use auditlog_service::read::Integrity;
 use auditlog_store::{ActorCount, Credential, ExportJob, JobStatus, Org, Role, ServiceAccount};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -39,7 +40,7 @@ pub fn layout_with_head(
                         nav aria-label="Account" {
                             a href="/orgs" { "Organizations" }
                             a href="/account/password" { "Password" }
-                            span { (viewer.user.email) }
+                            span { (viewer.user().email) }
                             form method="post" action="/sign-out" {
                                 input type="hidden" name="csrf" value=(viewer.csrf);
                                 button type="submit" { "Sign out" }
@@ -352,14 +353,6 @@ pub fn thousands(n: u64) -> String {
         out.push(ch);
     }
     out
-}
-
-/// What the details page knows about an event's integrity.
-pub struct Integrity {
-    /// The hash matches the content and the previous event's hash.
-    pub hash_ok: bool,
-    /// The newest signed checkpoint's seq, if it covers this event.
-    pub checkpoint_seq: Option<u64>,
 }
 
 /// One event's details.

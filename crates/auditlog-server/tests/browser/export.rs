@@ -75,7 +75,7 @@ async fn export_csv() -> Result<()> {
     );
     let key = auditlog_service::keys::parse_public_key(&h.app.public_key)
         .context("the server's public key")?;
-    let report = auditlog_service::export::verify_export(response.body.as_slice(), &key)
+    let report = auditlog_core::export::verify_export(response.body.as_slice(), &key)
         .map_err(|e| anyhow::anyhow!("the export does not verify: {e}"))?;
     ensure!(
         report.format == ExportFormat::Csv,

@@ -446,6 +446,7 @@ async fn a_credential_bound_to_one_org_never_reads_another(backend: Backend) {
         .post("/api/audit-logs/export")
         .bearer(&beta_admin)
         .org("beta")
+        .json(&json!({}))
         .send()
         .await
         .expect(200)

@@ -422,6 +422,12 @@ async fn bad_list_parameters_are_named(backend: Backend) {
             vec![("search_operator", "xor")],
             "search_operator",
         ),
+        // An empty value is not an absent parameter: the reference refuses each of these.
+        ("empty to_date", vec![("to_date", "")], "to_date"),
+        ("empty from_date", vec![("from_date", "")], "from_date"),
+        ("empty limit", vec![("limit", "")], "limit"),
+        ("empty offset", vec![("offset", "")], "offset"),
+        ("empty q", vec![("q", "")], "q"),
     ];
     for path in ["/api/audit-logs", "/api/audit-logs/facets"] {
         for (name, pairs, param) in &cases {
@@ -518,6 +524,18 @@ async fn bad_export_requests_create_no_job(backend: Backend) {
             loc(&[json!("body"), json!("colour")]),
         ),
         ("an array", b"[1]".to_vec(), loc(&[json!("body")])),
+        // The reference requires a body: none at all is a 422, not "export everything".
+        ("no body", Vec::new(), loc(&[json!("body")])),
+        (
+            "empty from_date",
+            json!({"from_date": ""}).to_string().into_bytes(),
+            loc(&[json!("body"), json!("from_date")]),
+        ),
+        (
+            "empty q entry",
+            json!({"q": [""]}).to_string().into_bytes(),
+            loc(&[json!("body"), json!("q"), json!(0)]),
+        ),
         ("malformed JSON", b"{".to_vec(), loc(&[json!("body")])),
     ];
     for (name, bytes, want_loc) in cases {

@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use auditlog_core::chain::CheckpointWire;
+use auditlog_core::export::{verify_export, ExportFormat};
 use auditlog_core::Timestamp;
-use auditlog_service::export::{verify_export, ExportFormat};
 use serde_json::{json, Map, Value};
 
 use crate::{query, wait_for_export, Backend, Server};

@@ -14,10 +14,12 @@
 //!   and tenancy across organizations.
 //! - `bad_input`: every kind of bad request is refused with a named field and changes nothing.
 //! - `idempotency`: `Idempotency-Key` replays, conflicts and concurrent retries.
+//! - `page`: the web page over HTTP: who may open what, filters and exports, own tokens.
 //! - `rate_limit`: the per-credential token bucket answers 429 with `Retry-After`.
 //! - `concurrency`: many concurrent ingest clients on one chain.
 //! - `shutdown`: graceful shutdown loses no acknowledged event.
 //! - `postgres`: the test database and its per-server schemas.
+//! - `viewer_links`: one-time sign-in links minted with an ingest key.
 //!
 //! The helpers below are the only code that starts servers or sends requests (through
 //! `auditlog_testkit::http`).
@@ -29,9 +31,10 @@ use std::time::Duration;
 use auditlog_core::Timestamp;
 use auditlog_server::{AppState, ServerConfig};
 use auditlog_service::access::Actor;
-use auditlog_service::Service;
+use auditlog_service::grant::{Operator, ReadableOrg};
+use auditlog_service::{IngestError, Service};
 use auditlog_sqlite::SqliteStore;
-use auditlog_store::{NewOrg, Org, Role, Store};
+use auditlog_store::{Credential, NewOrg, Org, Role, Store};
 use auditlog_testkit::http::{self, Request};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -65,9 +68,11 @@ mod bad_input;
 mod concurrency;
 mod flow;
 mod idempotency;
+mod page;
 mod postgres;
 mod rate_limit;
 mod shutdown;
+mod viewer_links;
 
 /// How long any single request may take before the test fails instead of hanging.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -88,13 +93,58 @@ enum Storage {
     Postgres(postgres::TestSchema),
 }
 
+/// The server's service, and the store under it, which the service keeps to itself: tests
+/// reach it directly to set up what no endpoint does (enrolling an organization) and to look
+/// at what was stored.
+#[derive(Clone)]
+pub struct TestService {
+    service: Service,
+    store: Arc<dyn Store>,
+}
+
+impl TestService {
+    /// The store the server's service runs on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// `org` as the operator holds it: what the service's administrative calls take.
+    pub async fn granted(&self, org: &Org) -> ReadableOrg {
+        self.service
+            .operator_org(&Operator::at_the_command_line(), &org.id.to_string())
+            .await
+            .expect("look the organization up")
+            .expect("the organization exists")
+    }
+
+    /// Revokes a token of `org` as the operator's `token revoke` does.
+    pub async fn revoke_api_token(
+        &self,
+        org: &Org,
+        token_id: uuid::Uuid,
+        actor: &Actor,
+    ) -> Result<Option<Credential>, IngestError> {
+        self.service
+            .revoke_api_token(&self.granted(org).await, token_id, actor)
+            .await
+    }
+}
+
+impl std::ops::Deref for TestService {
+    type Target = Service;
+
+    fn deref(&self) -> &Service {
+        &self.service
+    }
+}
+
 /// A running server over its own data directory and store. Dropping it shuts the server down
 /// (the shutdown future resolves when its sender is dropped), then drops its PostgreSQL schema.
 pub struct Server {
     /// The data directory: the signing key, the export files, and the SQLite file.
     pub dir: tempfile::TempDir,
-    /// The same service the server uses.
-    pub service: Service,
+    /// The same service the server uses, and the store under it.
+    pub service: TestService,
     /// Where the server listens.
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
@@ -124,12 +174,15 @@ impl Server {
             }
         };
         let key = auditlog_service::keys::load_or_create(dir.path()).expect("signing key");
-        let service = Service::new(store, auditlog_core::Catalog::builtin(), key);
+        let service = TestService {
+            service: Service::new(store.clone(), auditlog_core::Catalog::builtin(), key),
+            store,
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local address");
         let mut config = ServerConfig::new(dir.path().join("exports"), format!("http://{addr}"));
         configure(&mut config);
-        let state = AppState::new(service.clone(), config);
+        let state = AppState::new(service.service.clone(), config);
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(auditlog_server::serve(state, listener, async move {
             let _ = stop.await;
@@ -233,7 +286,7 @@ impl Server {
     pub async fn service_account(&self, org: &Org, name: &str) -> (String, String) {
         let (account, secret) = self
             .service
-            .create_service_account(org, name, &Actor::operator())
+            .create_service_account(&self.service.granted(org).await, name, &Actor::operator())
             .await
             .expect("create service account");
         (account.client_id, secret)

@@ -77,13 +77,13 @@ async fn every_acknowledged_event_survives_a_graceful_shutdown(backend: Backend)
     // Reopen the store, as the next start would (PostgreSQL: a new pool on the same schema).
     let reopened = server.reopen_store().await;
     let key = auditlog_service::keys::load(server.dir.path()).expect("the signing key");
-    let service = Service::new(reopened, auditlog_core::Catalog::builtin(), key);
+    let service = Service::new(reopened.clone(), auditlog_core::Catalog::builtin(), key);
     for id in &ids {
         let id: Uuid = id.parse().expect("uuid");
-        let event = service.store().get_event(org.id, id).await.expect("read");
+        let event = reopened.get_event(org.id, id).await.expect("read");
         assert!(event.is_some(), "acknowledged event {id} was lost");
     }
-    let head = service.store().chain_head(org.id).await.unwrap().seq;
+    let head = reopened.chain_head(org.id).await.unwrap().seq;
     assert!(
         head >= ids.len() as u64,
         "head {head} < {} acknowledged",

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use auditlog_core::Timestamp;
 use auditlog_service::access::Actor;
-use auditlog_store::{CredentialKind, Role};
+use auditlog_service::grant::Operator;
+use auditlog_store::Role;
 use clap::Subcommand;
 
 use super::Context;
@@ -136,6 +137,7 @@ fn check_label(label: &str) -> anyhow::Result<()> {
 /// Runs `user …`.
 pub async fn user(context: &Context, command: UserCommand) -> anyhow::Result<ExitCode> {
     let service = context.service().await?;
+    let operator = Operator::at_the_command_line();
     let actor = Actor::operator();
     match command {
         UserCommand::Add {
@@ -144,7 +146,7 @@ pub async fn user(context: &Context, command: UserCommand) -> anyhow::Result<Exi
             role,
             name,
         } => {
-            let org = super::find_org(service.store().as_ref(), &org).await?;
+            let org = super::find_org(&service, &operator, &org).await?;
             let role = Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role must be admin or member, not {role:?}"))?;
             let mut errors = Vec::new();
@@ -177,10 +179,9 @@ pub async fn user(context: &Context, command: UserCommand) -> anyhow::Result<Exi
             );
         }
         UserCommand::Remove { email, org } => {
-            let org = super::find_org(service.store().as_ref(), &org).await?;
+            let org = super::find_org(&service, &operator, &org).await?;
             let user = service
-                .store()
-                .find_user(&email)
+                .find_user(&operator, &email)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no user has email {email:?}"))?;
             if service.remove_user(&org, &user, &actor).await? {
@@ -190,9 +191,9 @@ pub async fn user(context: &Context, command: UserCommand) -> anyhow::Result<Exi
             }
         }
         UserCommand::List { org } => {
-            let org = super::find_org(service.store().as_ref(), &org).await?;
+            let org = super::find_org(&service, &operator, &org).await?;
             println!("{:<36}  {:<7}  EMAIL", "ID", "ROLE");
-            for (user, role) in service.store().members(org.id).await? {
+            for (user, role) in service.members(&org).await? {
                 println!("{:<36}  {:<7}  {}", user.id, role.as_str(), user.email);
             }
         }
@@ -206,11 +207,12 @@ pub async fn service_account(
     command: ServiceAccountCommand,
 ) -> anyhow::Result<ExitCode> {
     let service = context.service().await?;
+    let operator = Operator::at_the_command_line();
     let actor = Actor::operator();
     match command {
         ServiceAccountCommand::Create { org, name } => {
             check_label(&name)?;
-            let org = super::find_org(service.store().as_ref(), &org).await?;
+            let org = super::find_org(&service, &operator, &org).await?;
             let (account, secret) = service.create_service_account(&org, &name, &actor).await?;
             println!(
                 "service account {} ({}) of {}",
@@ -223,9 +225,9 @@ pub async fn service_account(
             );
         }
         ServiceAccountCommand::List { org } => {
-            let org = super::find_org(service.store().as_ref(), &org).await?;
+            let org = super::find_org(&service, &operator, &org).await?;
             println!("{:<36}  {:<45}  NAME", "ID", "CLIENT ID");
-            for account in service.store().service_accounts(org.id).await? {
+            for account in service.service_accounts(&org).await? {
                 println!(
                     "{:<36}  {:<45}  {}",
                     account.id, account.client_id, account.name
@@ -233,7 +235,7 @@ pub async fn service_account(
             }
         }
         ServiceAccountCommand::Delete { org, id } => {
-            let org = super::find_org(service.store().as_ref(), &org).await?;
+            let org = super::find_org(&service, &operator, &org).await?;
             match service.delete_service_account(&org, id, &actor).await? {
                 Some(account) => {
                     println!("deleted service account {} of {}", account.name, org.name)
@@ -248,26 +250,23 @@ pub async fn service_account(
 /// Runs `ingest-key …`.
 pub async fn ingest_key(context: &Context, command: IngestKeyCommand) -> anyhow::Result<ExitCode> {
     let service = context.service().await?;
+    let operator = Operator::at_the_command_line();
     match command {
         IngestKeyCommand::Create { org, name } => {
             check_label(&name)?;
             let org = match org {
-                Some(name) => Some(super::find_org(service.store().as_ref(), &name).await?),
+                Some(name) => Some(super::find_org(&service, &operator, &name).await?),
                 None => None,
             };
-            let (credential, token) = service.create_ingest_key(org.as_ref(), &name).await?;
-            let scope = org.map_or_else(|| "every organization".to_string(), |o| o.name);
+            let (credential, token) = service.create_ingest_key(org.as_deref(), &name).await?;
+            let scope = org.map_or_else(|| "every organization".to_string(), |o| o.name.clone());
             println!("ingest key {} for {scope}", credential.id);
             println!("{token}");
             println!("(shown only now; send it as `Authorization: Bearer <key>` to POST /api/audit-logs/events)");
         }
         IngestKeyCommand::List => {
             println!("{:<36}  {:<8}  {:<36}  NAME", "ID", "STATE", "ORGANIZATION");
-            for key in service
-                .store()
-                .credentials(CredentialKind::Ingest, None, None)
-                .await?
-            {
+            for key in service.ingest_keys(&operator).await? {
                 let state = if key.revoked_at.is_some() {
                     "revoked"
                 } else {
@@ -280,17 +279,9 @@ pub async fn ingest_key(context: &Context, command: IngestKeyCommand) -> anyhow:
             }
         }
         IngestKeyCommand::Revoke { id } => {
-            let keys = service
-                .store()
-                .credentials(CredentialKind::Ingest, None, None)
-                .await?;
-            if !keys.iter().any(|k| k.id == id) {
+            if !service.revoke_ingest_key(&operator, id).await? {
                 anyhow::bail!("no ingest key has id {id}");
             }
-            service
-                .store()
-                .revoke_credential(id, Timestamp::now())
-                .await?;
             println!("revoked ingest key {id}");
         }
     }
@@ -300,6 +291,7 @@ pub async fn ingest_key(context: &Context, command: IngestKeyCommand) -> anyhow:
 /// Runs `token …`.
 pub async fn token(context: &Context, command: TokenCommand) -> anyhow::Result<ExitCode> {
     let service = context.service().await?;
+    let operator = Operator::at_the_command_line();
     let actor = Actor::operator();
     match command {
         TokenCommand::Create {
@@ -309,31 +301,35 @@ pub async fn token(context: &Context, command: TokenCommand) -> anyhow::Result<E
             days,
         } => {
             check_label(&name)?;
-            let org = super::find_org(service.store().as_ref(), &org).await?;
-            let user = service.store().find_user(&user).await?.ok_or_else(|| {
-                anyhow::anyhow!("no user has email {user:?} (add one with `auditlog user add`)")
-            })?;
-            if service.store().role_of(org.id, user.id).await?.is_none() {
-                anyhow::bail!("{} is not a member of {}", user.email, org.name);
-            }
+            let org = super::find_org(&service, &operator, &org).await?;
+            let member = match service.member(&org, &user).await? {
+                Some(member) => member,
+                None => match service.find_user(&operator, &user).await? {
+                    Some(user) => anyhow::bail!("{} is not a member of {}", user.email, org.name),
+                    None => anyhow::bail!(
+                        "no user has email {user:?} (add one with `auditlog user add`)"
+                    ),
+                },
+            };
             let expires = days.map(|d| {
                 Timestamp::now().plus_millis(i64::from(d) * auditlog_core::timestamp::MS_PER_DAY)
             });
             let (credential, token) = service
-                .create_api_token(&org, &user, &name, expires, &actor)
+                .create_own_token(&member, &name, expires, &actor)
                 .await?;
-            println!("token {} of {} for {}", credential.id, user.email, org.name);
+            println!(
+                "token {} of {} for {}",
+                credential.id,
+                member.user().email,
+                org.name
+            );
             println!("{token}");
             println!("(shown only now; send it as `Authorization: Bearer <token>`)");
         }
         TokenCommand::List { org } => {
-            let org = super::find_org(service.store().as_ref(), &org).await?;
+            let org = super::find_org(&service, &operator, &org).await?;
             println!("{:<36}  {:<8}  {:<24}  NAME", "ID", "STATE", "EXPIRES");
-            for token in service
-                .store()
-                .credentials(CredentialKind::ApiToken, None, Some(org.id))
-                .await?
-            {
+            for token in service.api_tokens(&org).await? {
                 let state = if token.revoked_at.is_some() {
                     "revoked"
                 } else if !token.is_live(Timestamp::now()) {
@@ -351,7 +347,7 @@ pub async fn token(context: &Context, command: TokenCommand) -> anyhow::Result<E
             }
         }
         TokenCommand::Revoke { org, id } => {
-            let org = super::find_org(service.store().as_ref(), &org).await?;
+            let org = super::find_org(&service, &operator, &org).await?;
             match service.revoke_api_token(&org, id, &actor).await? {
                 Some(_) => println!("revoked token {id}"),
                 None => anyhow::bail!("{} has no token {id}", org.name),

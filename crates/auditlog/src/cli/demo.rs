@@ -8,6 +8,7 @@ use auditlog_core::query::{Filter, Order, Start};
 use auditlog_core::timestamp::MS_PER_DAY;
 use auditlog_core::{message, Timestamp};
 use auditlog_demo::{org_names, History, HistorySpec};
+use auditlog_service::grant::{Operator, ReadableOrg};
 use auditlog_store::NewOrg;
 use clap::Args;
 
@@ -66,25 +67,29 @@ pub const DEMO_ORG: &str = "acme-analytics";
 pub async fn seed(
     service: &auditlog_service::Service,
     n_events: u64,
-) -> anyhow::Result<auditlog_store::Org> {
+) -> anyhow::Result<ReadableOrg> {
     let mut spec = HistorySpec::new(n_events * 5, 7);
     spec.start = Timestamp::now().plus_millis(-(i64::from(spec.days) * MS_PER_DAY) - MS_PER_DAY);
     let name = org_names(&spec)[0].clone();
     debug_assert_eq!(name, DEMO_ORG);
-    let org = match service.store().find_org(&name).await? {
+    let operator = Operator::at_the_command_line();
+    let org = match service.operator_org(&operator, &name).await? {
         Some(org) => org,
         None => {
             service
-                .store()
-                .create_org(NewOrg {
-                    name: name.clone(),
-                    display_name: "Acme Analytics".into(),
-                    audit_logs_enabled: true,
-                })
-                .await?
+                .create_org(
+                    &operator,
+                    NewOrg {
+                        name: name.clone(),
+                        display_name: "Acme Analytics".into(),
+                        audit_logs_enabled: true,
+                    },
+                )
+                .await?;
+            super::find_org(service, &operator, &name).await?
         }
     };
-    if service.store().chain_head(org.id).await?.seq > 0 {
+    if service.count(&org, &Filter::default(), 1).await?.n > 0 {
         return Ok(org);
     }
     // The generator spreads events over 200 organizations; the demo keeps the largest's.
@@ -110,7 +115,7 @@ pub async fn seed(
         stored += service.ingest(Some(&org), batch).await?.len() as u64;
     }
     bar.finish_and_clear();
-    let checkpoint = service.checkpoint(org.id).await?;
+    let checkpoint = service.checkpoint(&org).await?;
     println!(
         "stored {stored} events in organization {} ({}); chain signed at seq {}",
         org.name, org.id, checkpoint.checkpoint.seq

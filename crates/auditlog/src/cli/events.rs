@@ -4,12 +4,13 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use auditlog_core::query::{Column, Combine, Condition, Filter, Order, Start};
+use auditlog_core::query::{FilterForm, Order, Start};
 use auditlog_core::wire::EventRecord;
 use auditlog_core::{message, Timestamp};
 use clap::{Args, ValueEnum};
 
 use super::Context;
+use auditlog_service::grant::Operator;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,37 +62,25 @@ fn parse_time(text: &str) -> Result<Timestamp, String> {
     Timestamp::parse_lenient(text).map_err(|e| e.to_string())
 }
 
-/// The filter the flags describe: every given flag must hold.
-pub fn filter_from(args: &FilterArgs) -> Filter {
-    let mut conditions = Vec::new();
-    if !args.actions.is_empty() {
-        conditions.push(Condition::AnyOf {
-            column: Column::ActionKey,
-            values: args.actions.clone(),
-        });
-    }
-    if !args.users.is_empty() {
-        conditions.push(Condition::AnyOf {
-            column: Column::Actor,
-            values: args.users.clone(),
-        });
-    }
-    if let Some(text) = &args.search {
-        conditions.push(Condition::Text(text.clone()));
-    }
-    Filter {
-        conditions,
-        combine: Combine::And,
-        from: args.from,
-        to: args.to,
+impl FilterArgs {
+    /// The filter form the flags fill in: every given flag must hold; several values of one
+    /// flag are alternatives, each taken as it is (commas included).
+    pub fn form(&self) -> FilterForm {
+        FilterForm {
+            actions: self.actions.clone(),
+            users: self.users.clone(),
+            text: self.search.clone(),
+            from: self.from,
+            to: self.to,
+        }
     }
 }
 
 /// Runs `events`.
 pub async fn run(context: &Context, args: EventsArgs) -> anyhow::Result<ExitCode> {
     let service = context.service().await?;
-    let org = super::find_org(service.store().as_ref(), &args.filter.org).await?;
-    let filter = filter_from(&args.filter);
+    let org = super::find_org(&service, &Operator::at_the_command_line(), &args.filter.org).await?;
+    let filter = args.filter.form().filter();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.format == Format::Table {

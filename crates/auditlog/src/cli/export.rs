@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use auditlog_service::access::Actor;
 use auditlog_service::export::{record_export_request, write_export, ExportFormat, ExportRequest};
 use clap::{Args, ValueEnum};
@@ -14,6 +14,7 @@ use clap::{Args, ValueEnum};
 use super::events::FilterArgs;
 use super::Context;
 use crate::progress;
+use auditlog_service::grant::Operator;
 
 /// File formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,38 +42,17 @@ pub struct ExportArgs {
     pub output: PathBuf,
 }
 
-/// The export request the flags describe: every given flag must hold (`search_operator`
-/// `and`), several values of one flag are alternatives.
+/// The export request the flags describe: the same filter `events` prints.
 pub fn request_from(args: &ExportArgs) -> anyhow::Result<ExportRequest> {
-    let mut filter_q = Vec::new();
-    for (flag, column, values) in [
-        ("--action", "action_key", &args.filter.actions),
-        ("--user", "actor", &args.filter.users),
-    ] {
-        if values.is_empty() {
-            continue;
-        }
-        // `q` separates values with commas, so a value cannot hold one.
-        if let Some(value) = values.iter().find(|v| v.contains(',')) {
-            bail!("{flag} {value:?}: a value cannot contain a comma; repeat the flag instead");
-        }
-        filter_q.push(format!("{column}:{}", values.join(",")));
-    }
-    if let Some(text) = &args.filter.search {
-        filter_q.push(format!("text:{text}"));
-    }
     let request = ExportRequest {
-        filter_q,
-        search_operator: "and".to_string(),
-        from_date: args.filter.from,
-        to_date: args.filter.to,
+        filter: args.filter.form().filter(),
         format: match args.format {
             FileFormat::Jsonl => ExportFormat::Jsonl,
             FileFormat::Csv => ExportFormat::Csv,
         },
         gzip: args.gzip,
     };
-    request.filter().map_err(anyhow::Error::msg)?;
+    request.check().map_err(anyhow::Error::msg)?;
     Ok(request)
 }
 
@@ -80,7 +60,7 @@ pub fn request_from(args: &ExportArgs) -> anyhow::Result<ExportRequest> {
 pub async fn run(context: &Context, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let request = request_from(&args)?;
     let service = context.service().await?;
-    let org = super::find_org(service.store().as_ref(), &args.filter.org).await?;
+    let org = super::find_org(&service, &Operator::at_the_command_line(), &args.filter.org).await?;
     // Written beside the target and renamed over it at the end, so FILE is never a partial
     // export; the temporary file is deleted if anything fails.
     let dir = match args.output.parent() {

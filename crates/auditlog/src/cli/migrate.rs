@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
+use auditlog_service::grant::Operator;
 use auditlog_service::{keys, Service};
 use auditlog_store::{CredentialKind, Org, Store, StoreError, User};
 use clap::Args;
@@ -100,15 +101,19 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         catalog: context.catalog.clone(),
         database_url: Some(args.to.clone()),
     };
-    let source = Service::new(
-        source_context.store().await?,
-        context.catalog.clone(),
-        key.clone(),
-    );
-    let target = Service::new(target_context.store().await?, context.catalog.clone(), key);
-    let result = migrate(&source, &target).await;
-    source.store().close();
-    target.store().close();
+    // A migration copies rows as they are, store to store, so this command keeps the two
+    // stores it opened; the services over them only verify the chains before and after.
+    let source_store = source_context.open_store().await?;
+    let target_store = target_context.open_store().await?;
+    let source = Service::new(source_store.clone(), context.catalog.clone(), key.clone());
+    let target = Service::new(target_store.clone(), context.catalog.clone(), key);
+    let result = migrate(
+        (&source, source_store.as_ref()),
+        (&target, target_store.as_ref()),
+    )
+    .await;
+    source.close();
+    target.close();
     result
 }
 
@@ -144,10 +149,10 @@ fn check_data_dir_key(
 }
 
 /// Verifies the source, checks the target is empty of events, copies, re-verifies.
-async fn migrate(source: &Service, target: &Service) -> anyhow::Result<ExitCode> {
-    let src = source.store().as_ref();
-    let dst = target.store().as_ref();
-
+async fn migrate(
+    (source, src): (&Service, &dyn Store),
+    (target, dst): (&Service, &dyn Store),
+) -> anyhow::Result<ExitCode> {
     // 1. The source must be intact. The target refuses events that do not chain, but a
     //    chain rewritten with recomputed hashes does chain: only the source's checkpoints
     //    catch it, and the checkpoint signed at the end would launder it.
@@ -362,7 +367,13 @@ async fn migrate(source: &Service, target: &Service) -> anyhow::Result<ExitCode>
         match result {
             Ok(verified) if verified.events == head => {
                 // The copied checkpoint itself when it is at the head already.
-                let signed = target.checkpoint(org.id).await?;
+                let migrated = super::find_org(
+                    target,
+                    &Operator::at_the_command_line(),
+                    &org.id.to_string(),
+                )
+                .await?;
+                let signed = target.checkpoint(&migrated).await?;
                 let checkpoints = match &kept {
                     Some(copied) if *copied == signed => format!(
                         "the source's signed checkpoint at seq {} matches",

@@ -1,13 +1,16 @@
 //! The subcommands, one module each, and what they share: opening the store and the service.
+//! The operator's commands act through the service with `Operator::at_the_command_line()`,
+//! the capability only this binary mints; none of them touches the store directly.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use auditlog_core::{Catalog, Preset};
+use auditlog_service::grant::{Operator, ReadableOrg};
 use auditlog_service::{keys, Service};
 use auditlog_sqlite::SqliteStore;
-use auditlog_store::{Org, Store};
+use auditlog_store::Store;
 
 use crate::{Cli, Command};
 
@@ -58,7 +61,7 @@ impl Context {
 
     /// Opens the store: PostgreSQL when `--database-url` names one, else the embedded SQLite
     /// file in the data directory. This is the only place that knows both backends.
-    pub async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
+    pub async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
         match &self.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 let store = auditlog_postgres::PostgresStore::connect(url)
@@ -77,15 +80,20 @@ impl Context {
 
     /// The service over the store, with the data directory's signing key.
     pub async fn service(&self) -> anyhow::Result<Service> {
-        let store = self.store().await?;
+        let store = self.open_store().await?;
         let key = keys::load_or_create(&self.data_dir)?;
         Ok(Service::new(store, self.catalog.clone(), key))
     }
 }
 
-/// Finds an organization by name or id, or explains that it does not exist.
-pub async fn find_org(store: &dyn Store, name: &str) -> anyhow::Result<Org> {
-    match store.find_org(name).await? {
+/// Finds an organization by name or id for the operator, or explains that it does not
+/// exist.
+pub async fn find_org(
+    service: &Service,
+    operator: &Operator,
+    name: &str,
+) -> anyhow::Result<ReadableOrg> {
+    match service.operator_org(operator, name).await? {
         Some(org) => Ok(org),
         None => {
             bail!("no organization is named {name:?} (create it with `auditlog org create {name}`)")

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use auditlog_service::grant::Operator;
 use auditlog_store::{NewOrg, StoreError};
 use clap::Subcommand;
 
@@ -41,7 +42,8 @@ pub fn valid_org_name(name: &str) -> bool {
 
 /// Runs an organization command.
 pub async fn run(context: &Context, command: OrgCommand) -> anyhow::Result<ExitCode> {
-    let store = context.store().await?;
+    let service = context.service().await?;
+    let operator = Operator::at_the_command_line();
     match command {
         OrgCommand::Create {
             name,
@@ -60,12 +62,15 @@ pub async fn run(context: &Context, command: OrgCommand) -> anyhow::Result<ExitC
                     "--display-name must be 1 to 128 characters without control characters"
                 );
             }
-            match store
-                .create_org(NewOrg {
-                    name,
-                    display_name,
-                    audit_logs_enabled: enroll,
-                })
+            match service
+                .create_org(
+                    &operator,
+                    NewOrg {
+                        name,
+                        display_name,
+                        audit_logs_enabled: enroll,
+                    },
+                )
                 .await
             {
                 Ok(org) => {
@@ -82,8 +87,8 @@ pub async fn run(context: &Context, command: OrgCommand) -> anyhow::Result<ExitC
             }
         }
         OrgCommand::Enroll { name } => {
-            let org = super::find_org(store.as_ref(), &name).await?;
-            store.set_org_enabled(org.id, true).await?;
+            let org = super::find_org(&service, &operator, &name).await?;
+            service.enroll_org(&operator, &org).await?;
             println!("enrolled {} in audit logs", org.name);
             Ok(ExitCode::SUCCESS)
         }
@@ -92,7 +97,7 @@ pub async fn run(context: &Context, command: OrgCommand) -> anyhow::Result<ExitC
                 "{:<36}  {:<24}  {:<8}  DISPLAY NAME",
                 "ID", "NAME", "ENROLLED"
             );
-            for org in store.list_orgs().await? {
+            for org in service.operator_orgs(&operator).await? {
                 println!(
                     "{:<36}  {:<24}  {:<8}  {}",
                     org.id,

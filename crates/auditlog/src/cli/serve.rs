@@ -12,6 +12,7 @@ use auditlog_store::Role;
 use clap::Args;
 
 use super::Context;
+use auditlog_service::grant::{Operator, ReadableOrg};
 
 /// Arguments of `serve`.
 #[derive(Debug, Args)]
@@ -56,7 +57,10 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
     config.body_limit = args.body_limit as usize;
     let simulator = if args.demo {
         let org = demo_credentials(&service, &public_url).await?;
-        Some(tokio::spawn(simulate_platform(service.clone(), org)))
+        Some(tokio::spawn(simulate_platform(
+            service.clone(),
+            org.org().clone(),
+        )))
     } else {
         None
     };
@@ -71,7 +75,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
     if let Some(simulator) = simulator {
         simulator.abort();
     }
-    service.store().close();
+    service.close();
     eprintln!("auditlog stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -104,7 +108,10 @@ async fn sign_checkpoints(service: Service) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        let orgs = match service.store().list_orgs().await {
+        let orgs = match service
+            .operator_orgs(&Operator::at_the_command_line())
+            .await
+        {
             Ok(orgs) => orgs,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list organizations for checkpoints");
@@ -112,7 +119,7 @@ async fn sign_checkpoints(service: Service) {
             }
         };
         for org in orgs {
-            if let Err(e) = service.checkpoint(org.id).await {
+            if let Err(e) = service.checkpoint(&org).await {
                 tracing::warn!(org = %org.name, error = %e, "cannot sign a checkpoint");
             }
         }
@@ -120,13 +127,12 @@ async fn sign_checkpoints(service: Service) {
 }
 
 /// Makes the demo organization ready to try and prints how.
-async fn demo_credentials(
-    service: &Service,
-    public_url: &str,
-) -> anyhow::Result<auditlog_store::Org> {
+async fn demo_credentials(service: &Service, public_url: &str) -> anyhow::Result<ReadableOrg> {
     let org = super::demo::seed(service, 20_000).await?;
     if !org.audit_logs_enabled {
-        service.store().set_org_enabled(org.id, true).await?;
+        service
+            .enroll_org(&Operator::at_the_command_line(), &org)
+            .await?;
     }
     let operator = Actor::operator();
     let admin = service

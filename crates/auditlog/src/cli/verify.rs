@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use auditlog_service::export::{verify_export, ExportVerifyError, VerifyReport};
+use auditlog_core::export::{verify_export, ExportVerifyError, VerifyReport};
 use auditlog_service::keys;
 use clap::Args;
 use indicatif::ProgressBar;
 
 use super::Context;
 use crate::progress;
+use auditlog_service::grant::Operator;
 
 /// Arguments of `verify`.
 #[derive(Debug, Args)]
@@ -42,9 +43,10 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode
         return verify_file(context, file, args.public_key.as_deref(), args.complete).await;
     }
     let service = context.service().await?;
+    let operator = Operator::at_the_command_line();
     let orgs = match &args.org {
-        Some(name) => vec![super::find_org(service.store().as_ref(), name).await?],
-        None => service.store().list_orgs().await?,
+        Some(name) => vec![super::find_org(&service, &operator, name).await?],
+        None => service.operator_orgs(&operator).await?,
     };
     let mut n_events = 0u64;
     let mut failures = 0usize;

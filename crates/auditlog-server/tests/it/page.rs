@@ -1,0 +1,298 @@
+//! The web page over HTTP, without a browser: signing in, who may open which organization,
+//! a filtered table and its export agreeing on a value with a comma, a member's own tokens,
+//! and the password form. (`tests/browser` drives the same pages in Chromium.)
+
+use auditlog_service::access::Actor;
+use auditlog_store::{Org, Role};
+use serde_json::json;
+
+use crate::{wait_for_export, Backend, Reply, Server};
+
+on_each_backend! {
+    the_page_asks_the_service_who_may_see_what =>
+        the_page_asks_the_service_who_may_see_what_sqlite,
+        the_page_asks_the_service_who_may_see_what_postgres;
+    a_filtered_table_and_its_export_select_the_same_events =>
+        a_filtered_table_and_its_export_select_the_same_events_sqlite,
+        a_filtered_table_and_its_export_select_the_same_events_postgres;
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+/// The value a response sets for a cookie.
+fn set_cookie(reply: &Reply, name: &str) -> Option<String> {
+    reply
+        .headers
+        .iter()
+        .filter(|(header, _)| header == "set-cookie")
+        .filter_map(|(_, value)| value.split(';').next())
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_string())
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf_of(page: &Reply) -> String {
+    let text = page.text();
+    let start = text
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + "name=\"csrf\" value=\"".len();
+    text[start..start + text[start..].find('"').expect("the end of the token")].to_string()
+}
+
+/// A signed-in browser: its session cookie and its forms' CSRF token.
+struct Browser<'a> {
+    server: &'a Server,
+    cookie: String,
+    csrf: String,
+}
+
+impl<'a> Browser<'a> {
+    /// Adds `email` to `org` with `role` and a password, and signs in through the form.
+    async fn sign_in(server: &'a Server, org: &Org, email: &str, role: Role) -> Browser<'a> {
+        let user = server
+            .service
+            .add_user(org, email, None, role, &Actor::operator())
+            .await
+            .expect("add the user");
+        server
+            .service
+            .set_password(&user, PASSWORD)
+            .await
+            .expect("set the password");
+        let form = server.get("/sign-in").send().await.expect(200);
+        let login_csrf = set_cookie(&form, "auditlog_login_csrf").expect("a login CSRF cookie");
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("email", email),
+                ("password", PASSWORD),
+                ("csrf", &login_csrf),
+                ("next", "/orgs"),
+            ])
+            .finish();
+        let signed_in = server
+            .post("/sign-in")
+            .header("Cookie", &format!("auditlog_login_csrf={login_csrf}"))
+            .body("application/x-www-form-urlencoded", body)
+            .send()
+            .await;
+        assert_eq!(signed_in.status, 303, "{}", signed_in.text());
+        let session = set_cookie(&signed_in, "auditlog_session").expect("a session cookie");
+        let cookie = format!("auditlog_session={session}");
+        let orgs = server
+            .get("/orgs")
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .expect(200);
+        let csrf = csrf_of(&orgs);
+        Browser {
+            server,
+            cookie,
+            csrf,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.server
+            .get(path)
+            .header("Cookie", &self.cookie)
+            .send()
+            .await
+    }
+
+    /// Posts a form with this session's CSRF token.
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields.iter().copied())
+            .append_pair("csrf", &self.csrf)
+            .finish();
+        self.server
+            .post(path)
+            .header("Cookie", &self.cookie)
+            .body("application/x-www-form-urlencoded", body)
+            .send()
+            .await
+    }
+}
+
+async fn the_page_asks_the_service_who_may_see_what(backend: Backend) {
+    let server = Server::start(backend).await;
+    let acme = server.org("acme", true).await;
+    let _beta = server.org("beta", true).await;
+    let dormant = server.org("dormant", false).await;
+    let admin = Browser::sign_in(&server, &acme, "admin@acme.test", Role::Admin).await;
+    server
+        .service
+        .add_user(
+            &dormant,
+            "admin@acme.test",
+            None,
+            Role::Admin,
+            &Actor::operator(),
+        )
+        .await
+        .expect("add to dormant");
+    let member = Browser::sign_in(&server, &acme, "member@acme.test", Role::Member).await;
+    let _other_admin = server.admin(&acme, "other-admin@acme.test").await;
+
+    let orgs = admin.get("/orgs").await.expect(200);
+    assert!(orgs.text().contains("/orgs/acme/audit-logs"));
+    assert!(!orgs.text().contains("/orgs/beta/"));
+    admin.get("/orgs/acme/audit-logs").await.expect(200);
+    admin.get("/orgs/acme/service-accounts").await.expect(200);
+    let not_enrolled = admin.get("/orgs/dormant/audit-logs").await.expect(403);
+    assert!(not_enrolled.text().contains("early access"));
+    // Another organization, or one that does not exist, looks the same: not a member.
+    for path in ["/orgs/beta/audit-logs", "/orgs/nowhere/audit-logs"] {
+        let reply = admin.get(path).await.expect(404);
+        assert!(reply.text().contains("Organization not found"), "{path}");
+    }
+    // A member may not read the log nor manage service accounts, but has their own tokens.
+    let refused = member.get("/orgs/acme/audit-logs").await.expect(403);
+    assert!(refused.text().contains("Administrators only"));
+    member.get("/orgs/acme/service-accounts").await.expect(403);
+    member
+        .post("/orgs/acme/service-accounts", &[("name", "sneaky")])
+        .await
+        .expect(403);
+    let created = member
+        .post("/orgs/acme/tokens", &[("name", "laptop")])
+        .await
+        .expect(201);
+    assert!(
+        created.text().contains("al_token_"),
+        "the new token is shown once"
+    );
+    // Another admin's token is not the member's to revoke.
+    let tokens = server
+        .service
+        .api_tokens(&server.service.granted(&acme).await)
+        .await
+        .expect("tokens");
+    let (mine, theirs): (Vec<_>, Vec<_>) = tokens.into_iter().partition(|t| t.name == "laptop");
+    assert_eq!((mine.len(), theirs.len()), (1, 1));
+    for token in &theirs {
+        member
+            .post(&format!("/orgs/acme/tokens/{}/revoke", token.id), &[])
+            .await
+            .expect(404);
+    }
+    member
+        .post(&format!("/orgs/acme/tokens/{}/revoke", mine[0].id), &[])
+        .await
+        .expect(303);
+    // A form without the session's CSRF token changes nothing.
+    let forged = server
+        .post("/orgs/acme/tokens")
+        .header("Cookie", &member.cookie)
+        .body("application/x-www-form-urlencoded", "name=forged&csrf=nope")
+        .send()
+        .await
+        .expect(403);
+    assert!(forged.text().contains("expired"));
+    // The password form checks the current password in the service.
+    member
+        .post(
+            "/account/password",
+            &[
+                ("current", "wrong password"),
+                ("new", "a new long password"),
+            ],
+        )
+        .await
+        .expect(403);
+    member
+        .post(
+            "/account/password",
+            &[("current", PASSWORD), ("new", "short")],
+        )
+        .await
+        .expect(422);
+    member
+        .post(
+            "/account/password",
+            &[("current", PASSWORD), ("new", "a new long password")],
+        )
+        .await
+        .expect(200);
+}
+
+async fn a_filtered_table_and_its_export_select_the_same_events(backend: Backend) {
+    let server = Server::start(backend).await;
+    let acme = server.org("acme", true).await;
+    let ingest = server.ingest_key(Some(&acme)).await;
+    let api_admin = server.admin(&acme, "api@acme.test").await;
+    // Three actors whose ids a comma would confuse, each with a marker of its own.
+    let events: Vec<_> = [
+        ("Doe, Jane", "alpha"),
+        ("Doe", "bravo"),
+        ("Jane", "charlie"),
+    ]
+    .iter()
+    .flat_map(|(actor, marker)| {
+        (0..2).map(move |n| {
+            json!({
+                "action_key": "channel_created",
+                "actor_id": actor,
+                "target_name": format!("{marker}-{n}"),
+            })
+        })
+    })
+    .collect();
+    server
+        .post("/api/audit-logs/events")
+        .bearer(&ingest)
+        .json(&json!(events))
+        .send()
+        .await
+        .expect(201);
+    let admin = Browser::sign_in(&server, &acme, "admin@acme.test", Role::Admin).await;
+
+    let table = admin
+        .get("/orgs/acme/audit-logs?user=Doe%2C+Jane")
+        .await
+        .expect(200);
+    let text = table.text();
+    assert!(
+        text.contains("alpha-0") && text.contains("alpha-1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("bravo-") && !text.contains("charlie-"),
+        "{text}"
+    );
+
+    let started = admin
+        .post(
+            "/orgs/acme/exports",
+            &[("user", "Doe, Jane"), ("format", "jsonl")],
+        )
+        .await
+        .expect(303);
+    let location = started
+        .header("location")
+        .expect("the job's page")
+        .to_string();
+    let job_id = location.rsplit('/').next().expect("a job id").to_string();
+    wait_for_export(&server, &api_admin, "acme", &job_id).await;
+    admin.get(&location).await.expect(200);
+    let download = admin.get(&format!("{location}/download")).await.expect(200);
+    assert_eq!(
+        download.header("content-type"),
+        Some("application/x-ndjson")
+    );
+    let lines: Vec<serde_json::Value> = download
+        .text()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    // The two events of "Doe, Jane", then the checkpoint.
+    let actors: Vec<&str> = lines
+        .iter()
+        .filter_map(|line| line["actor_id"].as_str())
+        .collect();
+    assert_eq!(actors, ["Doe, Jane", "Doe, Jane"], "{lines:?}");
+    assert_eq!(lines.len(), 3);
+}
