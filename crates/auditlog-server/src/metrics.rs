@@ -54,8 +54,8 @@ impl Metrics {
         histogram.sum += seconds;
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self, disk_bytes: u64) -> String {
+    /// The Prometheus text exposition, with the store's size and indexing lag.
+    pub fn render(&self, disk_bytes: u64, lag: auditlog_store::IndexLag) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP auditlog_http_requests_total HTTP requests by method, route and status.\n",
@@ -104,8 +104,28 @@ impl Metrics {
         out.push_str("# HELP auditlog_store_disk_bytes Bytes the store occupies on disk.\n");
         out.push_str("# TYPE auditlog_store_disk_bytes gauge\n");
         out.push_str(&format!("auditlog_store_disk_bytes {disk_bytes}\n"));
+        out.push_str(
+            "# HELP auditlog_index_lag_events Stored events not yet in the derived indexes (reads include them all the same).\n",
+        );
+        out.push_str("# TYPE auditlog_index_lag_events gauge\n");
+        out.push_str(&format!("auditlog_index_lag_events {}\n", lag.events));
+        out.push_str(
+            "# HELP auditlog_index_lag_seconds Age of the oldest stored event not yet indexed.\n",
+        );
+        out.push_str("# TYPE auditlog_index_lag_seconds gauge\n");
+        out.push_str(&format!(
+            "auditlog_index_lag_seconds {:.3}\n",
+            lag_seconds(lag)
+        ));
         out
     }
+}
+
+/// Seconds since the oldest unindexed event was stored (0 when there is none).
+pub fn lag_seconds(lag: auditlog_store::IndexLag) -> f64 {
+    lag.oldest.map_or(0.0, |oldest| {
+        (auditlog_core::Timestamp::now().as_millis() - oldest.as_millis()).max(0) as f64 / 1000.0
+    })
 }
 
 /// Middleware: gives each request an id (the client's `X-Request-Id` when sane), logs it, and

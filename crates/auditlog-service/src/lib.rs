@@ -141,6 +141,12 @@ impl Service {
         self.store.find_org("readyz-probe").await.map(|_| ())
     }
 
+    /// How far derived state (indexes, rollups, search postings) trails the stored events
+    /// (for `/readyz` and `/metrics`; reads are complete whatever it is).
+    pub async fn index_lag(&self) -> Result<auditlog_store::IndexLag, StoreError> {
+        self.store.index_lag().await
+    }
+
     /// The store's size on disk in bytes, where it knows it (for `/metrics`).
     pub async fn disk_bytes(&self) -> Result<u64, StoreError> {
         self.store.disk_bytes().await

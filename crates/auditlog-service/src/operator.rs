@@ -58,4 +58,15 @@ impl Service {
         self.store().revoke_credential(id, Timestamp::now()).await?;
         Ok(true)
     }
+
+    /// Discards every piece of derived state (indexes, rollups, search postings) and has it
+    /// rebuilt from the stored events; reads stay correct meanwhile, only slower.
+    pub async fn rebuild_derived(&self, _operator: &Operator) -> Result<(), StoreError> {
+        self.store().rebuild_derived().await
+    }
+
+    /// Waits until derived state covers every event stored before the call.
+    pub async fn wait_indexed(&self, _operator: &Operator) -> Result<(), StoreError> {
+        self.store().wait_indexed().await
+    }
 }

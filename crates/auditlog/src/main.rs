@@ -82,6 +82,8 @@ pub enum Command {
     /// Verify every organization's hash chain against its signed checkpoint (exit code 0
     /// when intact, 1 when tampered).
     Verify(cli::verify::VerifyArgs),
+    /// Rebuild the store's indexes, rollups and search postings from the stored events.
+    Reindex(cli::reindex::ReindexArgs),
     /// Print the public key that verifies this store's checkpoints.
     PublicKey,
     /// Fill a demo organization with generated history and show its newest events.

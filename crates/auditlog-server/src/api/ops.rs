@@ -16,13 +16,35 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the store answers.
+/// Indexing lag beyond which `/readyz` says so (reads stay complete, only slower).
+const LAG_REPORTED_SECONDS: f64 = 5.0;
+
+/// `GET /readyz`: the store answers; the body also says when derived state (indexes,
+/// rollups, search postings) has fallen behind the stored events.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.service.ready().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
+    if let Err(e) = state.service.ready().await {
+        tracing::warn!(error = %e, "readiness probe failed");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store unavailable\n".to_string(),
+        );
+    }
+    match state.service.index_lag().await {
+        Ok(lag) if crate::metrics::lag_seconds(lag) > LAG_REPORTED_SECONDS => (
+            StatusCode::OK,
+            format!(
+                "ready; indexing {} events behind ({:.0} s): reads include them, more slowly\n",
+                lag.events,
+                crate::metrics::lag_seconds(lag)
+            ),
+        ),
+        Ok(_) => (StatusCode::OK, "ready\n".to_string()),
         Err(e) => {
             tracing::warn!(error = %e, "readiness probe failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable\n".to_string(),
+            )
         }
     }
 }
@@ -30,8 +52,9 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let disk = state.service.disk_bytes().await.unwrap_or(0);
+    let lag = state.service.index_lag().await.unwrap_or_default();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(disk),
+        state.metrics.render(disk, lag),
     )
 }

@@ -18,6 +18,7 @@
 //! - `rate_limit`: the per-credential token bucket answers 429 with `Retry-After`.
 //! - `concurrency`: many concurrent ingest clients on one chain.
 //! - `shutdown`: graceful shutdown loses no acknowledged event.
+//! - `ops`: metrics (ingest, size, index lag) and readiness.
 //! - `postgres`: the test database and its per-server schemas.
 //! - `viewer_links`: one-time sign-in links minted with an ingest key.
 //!
@@ -68,6 +69,7 @@ mod bad_input;
 mod concurrency;
 mod flow;
 mod idempotency;
+mod ops;
 mod page;
 mod postgres;
 mod rate_limit;

@@ -23,6 +23,7 @@ pub mod export;
 pub mod import;
 pub mod migrate;
 pub mod org;
+pub mod reindex;
 pub mod serve;
 pub mod verify;
 
@@ -116,6 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => events::run(&context, args).await,
         Command::Export(args) => export::run(&context, args).await,
         Command::Verify(args) => verify::run(&context, args).await,
+        Command::Reindex(args) => reindex::run(&context, args).await,
         Command::PublicKey => {
             let key = keys::load_or_create(&context.data_dir)?;
             println!("{}", keys::public_key_hex(&key.verifying_key()));

@@ -6,6 +6,7 @@
 //! - `tamper`: `verify` names the first event that no longer matches after the database file
 //!   is edited behind auditlog's back.
 //! - `events`: filters, limits, paging and the JSON Lines format.
+//! - `reindex`: derived state rebuilt from the log answers as before.
 //!
 //! The helpers below are the only code that spawns the binary or touches the database file.
 
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 mod events;
 mod import;
+mod reindex;
 mod tamper;
 
 /// A data directory of its own and the means to run the binary against it. The directory is
