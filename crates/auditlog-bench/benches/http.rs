@@ -288,7 +288,13 @@ fn main() -> ExitCode {
         let stores = open_stores(&args.backend, &dir, args.replicas)
             .await
             .map_err(|e| format!("cannot open the store: {e}"))?;
-        let report = http::run_replicated(stores.clone(), &dir, &args.config, report)
+        // The one-table SQLite baseline runs in the same process and run, in its own file,
+        // so that every figure is also a ratio.
+        let config = HttpBenchConfig {
+            baseline_dir: Some(dir.clone()),
+            ..args.config.clone()
+        };
+        let report = http::run_replicated(stores.clone(), &dir, &config, report)
             .await
             .map_err(|e| e.to_string());
         stores.iter().for_each(|store| store.close());

@@ -26,7 +26,7 @@
 use crate::report::{millis, thousands, write_table};
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -84,6 +84,9 @@ pub struct HttpBenchConfig {
     pub list_budget: Duration,
     /// A name for the store in the report, e.g. `SQLite`.
     pub backend: String,
+    /// Where to keep the one-table SQLite [`Baseline`](crate::baseline::Baseline) measured
+    /// in the same run (its own file), or `None` for none.
+    pub baseline_dir: Option<PathBuf>,
 }
 
 impl HttpBenchConfig {
@@ -105,6 +108,7 @@ impl HttpBenchConfig {
             warmup_runs: 5,
             list_budget: Duration::from_secs(15),
             backend: "SQLite".to_string(),
+            baseline_dir: None,
         }
     }
 
@@ -347,6 +351,53 @@ pub struct HttpReport {
     pub memory: Memory,
     /// The whole run, wall clock.
     pub elapsed: Duration,
+    /// The same work done the obvious way in-process, when measured.
+    pub baseline: Option<HttpBaseline>,
+}
+
+/// What the one-table SQLite baseline measured, in process (no HTTP), on the same events:
+/// the floor an HTTP service on that storage could not go below.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpBaseline {
+    /// The same history, in durable transactions of `batch_size` events.
+    pub ingest: Throughput,
+    /// Single-event durable transactions, one after the other.
+    pub single: Throughput,
+    /// The newest page of the largest organization.
+    pub newest: Percentiles,
+    /// The action + actor filter, with the same pairs.
+    pub filtered: Percentiles,
+    /// Reading and writing the largest organization's events as JSON lines.
+    pub export: Throughput,
+}
+
+impl HttpBaseline {
+    /// The baseline's figure for a row of the report, and whether more is better.
+    fn figure(&self, metric: &str, unit: &str) -> Option<(f64, bool)> {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let list = |p: &Percentiles| {
+            if metric.ends_with("idle, p50") {
+                Some((ms(p.p50), false))
+            } else if metric.ends_with("idle, p99") {
+                Some((ms(p.p99), false))
+            } else {
+                None
+            }
+        };
+        if metric.starts_with("HTTP ingest, batches") && unit == "events/s" {
+            Some((self.ingest.per_second(), true))
+        } else if metric.starts_with("single-event ingest") && unit == "requests/s" {
+            Some((self.single.per_second(), true))
+        } else if metric.starts_with("list newest page") {
+            list(&self.newest)
+        } else if metric.starts_with("list action_key") {
+            list(&self.filtered)
+        } else if metric == "export job (JSON Lines), request → completed" && unit == "events/s" {
+            Some((self.export.per_second(), true))
+        } else {
+            None
+        }
+    }
 }
 
 impl HttpReport {
@@ -540,9 +591,139 @@ impl HttpReport {
 }
 
 impl fmt::Display for HttpReport {
+    /// A Markdown table; with a baseline, `metric | auditlog | baseline | × | unit`, where
+    /// `×` is how many times better than the baseline auditlog is.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_table(f, &self.rows())
+        let Some(baseline) = &self.baseline else {
+            return write_table(f, &self.rows());
+        };
+        writeln!(f, "| metric | auditlog | baseline | × | unit |")?;
+        writeln!(f, "|---|---:|---:|---:|---|")?;
+        for (metric, value, unit) in self.rows() {
+            let (base, ratio) = match baseline.figure(&metric, unit) {
+                Some((base, more_is_better)) => {
+                    let ours: f64 = value.replace(',', "").parse().unwrap_or(f64::NAN);
+                    let ratio = if more_is_better {
+                        ours / base.max(1e-9)
+                    } else {
+                        base / ours.max(1e-9)
+                    };
+                    let shown = if unit == "ms" {
+                        millis(Duration::from_secs_f64(base / 1000.0))
+                    } else {
+                        thousands(base as u64)
+                    };
+                    (shown, format!("{ratio:.2}"))
+                }
+                None => (String::new(), String::new()),
+            };
+            writeln!(f, "| {metric} | {value} | {base} | {ratio} | {unit} |")?;
+        }
+        Ok(())
     }
+}
+
+/// Measures the [`Baseline`](crate::baseline::Baseline) in `dir` on the same history: the
+/// bulk load in batches of `batch_size`, `n_single` single-event transactions, the newest
+/// page and the action + actor filter of the largest organization (organization 0), and its
+/// export.
+fn measure_baseline(
+    dir: &Path,
+    config: &HttpBenchConfig,
+    pairs: &[(String, String)],
+    progress: &impl Fn(&str, u64, u64),
+) -> Result<HttpBaseline, BenchError> {
+    use crate::baseline::Baseline;
+    let fail = |e: rusqlite::Error| BenchError::new(format!("baseline: {e}"));
+    let catalog = Catalog::builtin();
+    let mut baseline = Baseline::open(dir).map_err(fail)?;
+    let spec = config.history_spec();
+    let mut history = History::new(spec.clone());
+    let now = {
+        let mut probe = history.clone();
+        probe.extend(LIVE_EVENTS);
+        probe.safe_now()
+    };
+    let validated = |history: &mut History, n: usize| -> Vec<(i64, auditlog_core::EventBody)> {
+        history
+            .by_ref()
+            .take(n)
+            .map(|(org, event)| {
+                let body = auditlog_core::validate::validate(event, &catalog, now)
+                    .expect("generated events are valid");
+                (org as i64, body)
+            })
+            .collect()
+    };
+    let mut elapsed = Duration::ZERO;
+    let mut loaded = 0u64;
+    loop {
+        let batch = validated(&mut history, config.batch_size.max(1));
+        if batch.is_empty() {
+            break;
+        }
+        let rows: Vec<(i64, &auditlog_core::EventBody)> =
+            batch.iter().map(|(org, body)| (*org, body)).collect();
+        let started = Instant::now();
+        baseline.append(&rows).map_err(fail)?;
+        elapsed += started.elapsed();
+        loaded += rows.len() as u64;
+        progress("baseline: ingest", loaded, config.n_events);
+    }
+    let ingest = Throughput {
+        events: loaded,
+        elapsed,
+    };
+    history.extend(LIVE_EVENTS);
+    let n_single = 2_000usize;
+    let singles = validated(&mut history, n_single);
+    let started = Instant::now();
+    for (org, body) in &singles {
+        baseline.append(&[(*org, body)]).map_err(fail)?;
+    }
+    let single = Throughput {
+        events: singles.len() as u64,
+        elapsed: started.elapsed(),
+    };
+    progress("baseline: single events", 1, 1);
+    let time =
+        |op: &mut dyn FnMut(usize) -> rusqlite::Result<u64>| -> Result<Percentiles, BenchError> {
+            for i in 0..config.warmup_runs {
+                op(i).map_err(fail)?;
+            }
+            let mut samples = Vec::with_capacity(config.list_runs);
+            for i in 0..config.list_runs.max(1) {
+                let started = Instant::now();
+                op(i).map_err(fail)?;
+                samples.push(started.elapsed());
+            }
+            Ok(Percentiles::of(samples))
+        };
+    let newest = time(&mut |_| Ok(baseline.page(0, None, 50)?.0))?;
+    let filtered = if pairs.is_empty() {
+        Percentiles::default()
+    } else {
+        time(&mut |i| {
+            let (action, email) = &pairs[i % pairs.len()];
+            baseline.action_user(0, std::slice::from_ref(action), email, i64::MIN, 50)
+        })?
+    };
+    progress("baseline: lists", 1, 1);
+    let mut line = Vec::with_capacity(2048);
+    let started = Instant::now();
+    let exported = baseline.export(0, &mut line).map_err(fail)?;
+    let export = Throughput {
+        events: exported,
+        elapsed: started.elapsed(),
+    };
+    progress("baseline: export", 1, 1);
+    Ok(HttpBaseline {
+        ingest,
+        single,
+        newest,
+        filtered,
+        export,
+    })
 }
 
 /// A field of `/proc/self/status` in bytes (`VmHWM`, `VmRSS`, …); `None` off Linux.
@@ -1050,6 +1231,12 @@ async fn measure<P: Fn(&str, u64, u64)>(
         peak_after: proc_status_bytes("VmHWM"),
     };
 
+    // 6. The baseline, on the same history, once the service is idle.
+    let baseline = match &config.baseline_dir {
+        Some(dir) => Some(measure_baseline(dir, config, &pairs, progress)?),
+        None => None,
+    };
+
     Ok(HttpReport {
         backend: config.backend.clone(),
         n_events: config.n_events,
@@ -1063,6 +1250,7 @@ async fn measure<P: Fn(&str, u64, u64)>(
         exports,
         memory,
         elapsed: Duration::ZERO,
+        baseline,
     })
 }
 

@@ -211,16 +211,29 @@ where
     let mut scanned = 0u64;
     let mut records = 0u64;
     progress(0, 0, head_seq);
-    while scanned < head_seq {
-        let page = service.store().events_by_seq(org.id, scanned, PAGE).await?;
-        if page.is_empty() {
+    // The next page is read (on the store's threads) while this one is written out.
+    let store = service.store().clone();
+    let org_id = org.id;
+    let fetch = |after: u64| {
+        let store = store.clone();
+        tokio::spawn(async move { store.events_by_seq(org_id, after, PAGE).await })
+    };
+    let mut next = (head_seq > 0).then(|| fetch(0));
+    while let Some(pending) = next.take() {
+        let page = pending
+            .await
+            .map_err(|e| StoreError::Backend(format!("export read failed: {e}")))??;
+        let Some(last) = page.last() else {
             return Err(StoreError::Corrupt(format!(
                 "the chain of organization {} ends at seq {scanned}, before its head at seq {head_seq}",
                 org.id
             ))
             .into());
+        };
+        if last.seq < head_seq {
+            next = Some(fetch(last.seq));
         }
-        for event in page.iter().take_while(|event| event.seq <= head_seq) {
+        for event in page.into_iter().take_while(|event| event.seq <= head_seq) {
             // `prev_hash` is only right if no seq is skipped; the store promises that, but a
             // wrong `prev_hash` would make the file fail verification for no visible reason.
             if event.seq != scanned + 1 {
@@ -230,14 +243,15 @@ where
                 ))
                 .into());
             }
-            if filter.matches(event) {
-                let mut record = EventRecord::new(event, Some(&org.name), catalog);
+            let (seq, hash) = (event.seq, event.hash);
+            if filter.matches(&event) {
+                let mut record = EventRecord::from_event(event, Some(&org.name), catalog);
                 record.prev_hash = Some(hex::encode(previous_hash));
                 writer.write(&record)?;
                 records += 1;
             }
-            previous_hash = event.hash;
-            scanned = event.seq;
+            previous_hash = hash;
+            scanned = seq;
         }
         progress(records, scanned, head_seq);
     }

@@ -45,13 +45,23 @@ fn record(state: &AppState, org: &Org, event: &auditlog_core::Event) -> EventRec
     EventRecord::new(event, Some(&org.name), state.service.catalog())
 }
 
+/// The answer of `GET /api/audit-logs`, serialized straight from the records (no
+/// intermediate JSON tree).
+#[derive(serde::Serialize)]
+pub struct ListResponse {
+    items: Vec<EventRecord>,
+    total_count: u64,
+    total_count_exact: bool,
+    next_cursor: Option<String>,
+}
+
 /// `GET /api/audit-logs`.
 pub async fn list(
     State(state): State<AppState>,
     Authed(principal): Authed,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListResponse>, ApiError> {
     let org = readable_org(&state, &principal, &headers).await?;
     let params = ListParams::parse(raw.as_deref())?;
     let (page, count) = tokio::join!(
@@ -65,17 +75,18 @@ pub async fn list(
         state.service.count(&org, &params.filter, COUNT_CAP),
     );
     let (page, count) = (page?, count?);
+    let catalog = state.service.catalog();
     let items: Vec<EventRecord> = page
         .events
-        .iter()
-        .map(|e| record(&state, &org, e))
+        .into_iter()
+        .map(|e| EventRecord::from_event(e, Some(&org.name), catalog))
         .collect();
-    Ok(Json(json!({
-        "items": items,
-        "total_count": count.n,
-        "total_count_exact": count.exact,
-        "next_cursor": page.next_cursor,
-    })))
+    Ok(Json(ListResponse {
+        items,
+        total_count: count.n,
+        total_count_exact: count.exact,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// `GET /api/audit-logs/{audit_log_id}`.
