@@ -386,7 +386,7 @@ impl HttpBaseline {
         };
         if metric.starts_with("HTTP ingest, batches") && unit == "events/s" {
             Some((self.ingest.per_second(), true))
-        } else if metric.starts_with("single-event ingest") && unit == "requests/s" {
+        } else if metric.starts_with("single-event ingest,") && unit == "requests/s" {
             Some((self.single.per_second(), true))
         } else if metric.starts_with("list newest page") {
             list(&self.newest)

@@ -88,9 +88,14 @@ pub(crate) fn org_from_row(row: &Row<'_>) -> rusqlite::Result<Org> {
 /// Settings of `index.db`: WAL so readers never block the indexer, and `synchronous=NORMAL`
 /// because what it holds can be rebuilt from the log (a crash loses at most its last
 /// batches, which the indexer redoes; it never leaves the file inconsistent).
+/// Prepared statements each connection keeps: a read plan uses a dozen or more distinct
+/// statements, and rusqlite's default of 16 made readers parse SQL again on most requests.
+const STATEMENT_CACHE: usize = 256;
+
 fn configure_index(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
@@ -104,6 +109,7 @@ fn configure_index(conn: &Connection) -> Result<(), StoreError> {
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // WAL lets readers run beside the writer; FULL makes each commit durable before we answer.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
@@ -352,6 +358,7 @@ fn open_log_reader(path: &Path) -> Result<Connection, StoreError> {
     .map_err(backend)?;
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
