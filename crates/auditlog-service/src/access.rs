@@ -163,6 +163,45 @@ pub enum Principal {
     },
 }
 
+/// How long an authenticated credential is trusted without reading it again. Every change to
+/// credentials, service accounts and roles made through this service forgets them all at
+/// once; a change made by another process (the CLI, another replica) takes effect within
+/// this time. Authentication is one to three store reads on every request, and this is what
+/// keeps it off the path of a busy client.
+pub const PRINCIPAL_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Most principals kept; beyond it the cache starts over.
+const MAX_CACHED_PRINCIPALS: usize = 10_000;
+
+/// Recently authenticated principals by their token's hash (see [`PRINCIPAL_TTL`]).
+#[derive(Default)]
+pub(crate) struct PrincipalCache {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Principal, std::time::Instant)>>,
+}
+
+impl PrincipalCache {
+    fn get(&self, hash: &[u8; 32]) -> Option<Principal> {
+        let entries = self.entries.lock().expect("lock");
+        let (principal, at) = entries.get(hash)?;
+        let live = at.elapsed() < PRINCIPAL_TTL
+            && principal.credential().revoked_at.is_none()
+            && principal.credential().is_live(Timestamp::now());
+        live.then(|| principal.clone())
+    }
+
+    fn put(&self, hash: [u8; 32], principal: &Principal) {
+        let mut entries = self.entries.lock().expect("lock");
+        if entries.len() >= MAX_CACHED_PRINCIPALS {
+            entries.clear();
+        }
+        entries.insert(hash, (principal.clone(), std::time::Instant::now()));
+    }
+
+    /// Forgets every principal: called after any change that could withdraw one.
+    pub(crate) fn forget(&self) {
+        self.entries.lock().expect("lock").clear();
+    }
+}
+
 /// A value only this crate can make: a field of that type keeps a [`Principal`] from being
 /// built anywhere but in authentication.
 #[derive(Debug, Clone)]
@@ -239,6 +278,16 @@ impl Service {
             ));
         }
         let hash = secret_hash(token);
+        if let Some(principal) = self.principals.get(&hash) {
+            return Ok(principal);
+        }
+        let principal = self.authenticate_uncached(hash).await?;
+        self.principals.put(hash, &principal);
+        Ok(principal)
+    }
+
+    /// [`Service::authenticate`] from the store.
+    async fn authenticate_uncached(&self, hash: [u8; 32]) -> Result<Principal, AccessError> {
         let credential = self
             .store()
             .credential_by_hash(hash)
@@ -365,6 +414,7 @@ impl Service {
             }
         };
         let before = self.store().set_role(org.id, user.id, Some(role)).await?;
+        self.principals.forget();
         let target = Target {
             id: Some(user.id.to_string()),
             email: Some(user.email.clone()),
@@ -404,6 +454,7 @@ impl Service {
         actor: &Actor,
     ) -> Result<bool, crate::IngestError> {
         let before = self.store().set_role(org.id, user.id, None).await?;
+        self.principals.forget();
         if let Some(role) = before {
             let target = Target {
                 id: Some(user.id.to_string()),
@@ -473,6 +524,8 @@ impl Service {
         else {
             return Ok(None);
         };
+        // Its tokens' principals carry the old name.
+        self.principals.forget();
         let target = Target {
             id: Some(account.id.to_string()),
             email: None,
@@ -504,6 +557,8 @@ impl Service {
         else {
             return Ok(None);
         };
+        // Its access tokens were revoked with it.
+        self.principals.forget();
         let target = Target {
             id: Some(account.id.to_string()),
             email: None,
@@ -673,6 +728,7 @@ impl Service {
         self.store()
             .revoke_credential(token.id, Timestamp::now())
             .await?;
+        self.principals.forget();
         let user = match token.user_id {
             Some(id) => self.store().find_user(&id.to_string()).await?,
             None => None,
@@ -923,6 +979,7 @@ impl Service {
                 self.store()
                     .revoke_credential(credential.id, Timestamp::now())
                     .await?;
+                self.principals.forget();
             }
         }
         Ok(())

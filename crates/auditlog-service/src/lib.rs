@@ -118,6 +118,8 @@ pub struct Service {
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     signing_key: Arc<SigningKey>,
+    /// Recently authenticated credentials, shared by every clone of the service.
+    principals: Arc<access::PrincipalCache>,
 }
 
 impl Service {
@@ -127,6 +129,7 @@ impl Service {
             store,
             catalog: Arc::new(catalog),
             signing_key: Arc::new(signing_key),
+            principals: Arc::default(),
         }
     }
 

@@ -56,6 +56,7 @@ impl Service {
             return Ok(false);
         }
         self.store().revoke_credential(id, Timestamp::now()).await?;
+        self.principals.forget();
         Ok(true)
     }
 
