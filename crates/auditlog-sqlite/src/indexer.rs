@@ -370,27 +370,21 @@ fn write_batch(
         }
     }
 
-    let mut bump_action = tx
-        .prepare_cached(
-            "INSERT INTO day_actions (day, org_key, action, n) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (org_key, day, action) DO UPDATE SET n = n + excluded.n",
-        )
-        .map_err(backend)?;
-    for ((day, org_key, action), n) in day_actions {
-        bump_action
-            .execute(params![day, org_key, action, n])
+    // Per-day counts of the whole batch, one upsert per (organization, day, key).
+    for (table, column, counts) in [
+        ("day_actions", "action", day_actions),
+        ("day_actors", "actor", day_actors),
+    ] {
+        let mut bump = tx
+            .prepare_cached(&format!(
+                "INSERT INTO {table} (day, org_key, {column}, n) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (org_key, day, {column}) DO UPDATE SET n = n + excluded.n"
+            ))
             .map_err(backend)?;
-    }
-    let mut bump_actor = tx
-        .prepare_cached(
-            "INSERT INTO day_actors (day, org_key, actor, n) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (org_key, day, actor) DO UPDATE SET n = n + excluded.n",
-        )
-        .map_err(backend)?;
-    for ((day, org_key, actor), n) in day_actors {
-        bump_actor
-            .execute(params![day, org_key, actor, n])
-            .map_err(backend)?;
+        for ((day, org_key, key), n) in counts {
+            bump.execute(params![day, org_key, key, n])
+                .map_err(backend)?;
+        }
     }
     let mut widen_block = tx
         .prepare_cached(

@@ -85,39 +85,34 @@ pub(crate) fn org_from_row(row: &Row<'_>) -> rusqlite::Result<Org> {
     })
 }
 
-/// Settings of `index.db`: WAL so readers never block the indexer, and `synchronous=NORMAL`
-/// because what it holds can be rebuilt from the log (a crash loses at most its last
-/// batches, which the indexer redoes; it never leaves the file inconsistent).
 /// Prepared statements each connection keeps: a read plan uses a dozen or more distinct
 /// statements, and rusqlite's default of 16 made readers parse SQL again on most requests.
 const STATEMENT_CACHE: usize = 256;
 
-fn configure_index(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(backend)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = NORMAL;
-         PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -65536;
-         PRAGMA journal_size_limit = 67108864;",
-    )
-    .map_err(backend)
+/// Settings of a connection to `auditlog.db`. WAL lets readers run beside the writer;
+/// `synchronous=FULL` makes each commit durable before anyone is answered.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    configure_with(conn, "FULL")
 }
 
-fn configure(conn: &Connection) -> Result<(), StoreError> {
+/// Settings of a connection to `index.db`: WAL so readers never block the indexer, and
+/// `synchronous=NORMAL` because what it holds can be rebuilt from the log (a crash loses at
+/// most its last batches, which the indexer redoes; it never leaves the file inconsistent).
+fn configure_index(conn: &Connection) -> Result<(), StoreError> {
+    configure_with(conn, "NORMAL")
+}
+
+fn configure_with(conn: &Connection, synchronous: &str) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    // WAL lets readers run beside the writer; FULL makes each commit durable before we answer.
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
+         PRAGMA synchronous = {synchronous};
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -65536;
-         PRAGMA journal_size_limit = 67108864;",
-    )
+         PRAGMA journal_size_limit = 67108864;"
+    ))
     .map_err(backend)
 }
 

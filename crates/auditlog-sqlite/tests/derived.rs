@@ -185,6 +185,18 @@ async fn check_reads(store: &SqliteStore, org: uuid::Uuid, all: &[Event], when: 
     }
 }
 
+async fn create_org(store: &SqliteStore, name: &str) -> uuid::Uuid {
+    store
+        .create_org(NewOrg {
+            name: name.into(),
+            display_name: name.into(),
+            audit_logs_enabled: true,
+        })
+        .await
+        .unwrap()
+        .id
+}
+
 async fn append_batches(
     store: &SqliteStore,
     org: uuid::Uuid,
@@ -212,25 +224,9 @@ async fn reads_merge_the_unindexed_tail_at_every_split() {
         background_indexing: false,
     };
     let store = SqliteStore::open_with(dir.path(), options).unwrap();
-    let org = store
-        .create_org(NewOrg {
-            name: "acme".into(),
-            display_name: "Acme".into(),
-            audit_logs_enabled: true,
-        })
-        .await
-        .unwrap()
-        .id;
+    let org = create_org(&store, "acme").await;
     // Another organization's events interleave in the log and must never show.
-    let other = store
-        .create_org(NewOrg {
-            name: "globex".into(),
-            display_name: "Globex".into(),
-            audit_logs_enabled: true,
-        })
-        .await
-        .unwrap()
-        .id;
+    let other = create_org(&store, "globex").await;
     let mut rng = SmallRng::seed_from_u64(7);
     let mut all = append_batches(&store, org, &mut rng, 120).await;
     append_batches(&store, other, &mut rng, 50).await;
@@ -254,15 +250,7 @@ async fn a_deleted_or_reset_index_is_rebuilt_from_the_log() {
     let mut rng = SmallRng::seed_from_u64(11);
     let (org, all) = {
         let store = SqliteStore::open(dir.path()).unwrap();
-        let org = store
-            .create_org(NewOrg {
-                name: "acme".into(),
-                display_name: "Acme".into(),
-                audit_logs_enabled: true,
-            })
-            .await
-            .unwrap()
-            .id;
+        let org = create_org(&store, "acme").await;
         let all = append_batches(&store, org, &mut rng, 240).await;
         store.wait_indexed().await.unwrap();
         check_reads(&store, org, &all, "indexed").await;
@@ -299,15 +287,7 @@ async fn a_common_word_is_searched_block_by_block_exactly() {
         background_indexing: false,
     };
     let store = SqliteStore::open_with(dir.path(), options).unwrap();
-    let org = store
-        .create_org(NewOrg {
-            name: "acme".into(),
-            display_name: "Acme".into(),
-            audit_logs_enabled: true,
-        })
-        .await
-        .unwrap()
-        .id;
+    let org = create_org(&store, "acme").await;
     let mut rng = SmallRng::seed_from_u64(5);
     let mut all = Vec::new();
     let base = 1_760_000_000_000i64;
