@@ -374,24 +374,102 @@ fn tail_matches(
     filter: &Filter,
     order: Order,
 ) -> Result<Vec<Event>, StoreError> {
+    tail_page(conn, scope, filter, order, None, None)
+}
+
+/// The tail's events that match `filter`, in `order`, after `after` when given, at most
+/// `limit` of them when given. A filter of time alone is applied in SQL, sorted and cut
+/// there, so only the events a page shows are decoded (the tail can hold thousands of one
+/// organization's events while a large ingest runs); other conditions are matched on the
+/// decoded events.
+fn tail_page(
+    conn: &Connection,
+    scope: &OrgScope,
+    filter: &Filter,
+    order: Order,
+    after: Option<Position>,
+    limit: Option<usize>,
+) -> Result<Vec<Event>, StoreError> {
+    let (lo, hi) = time_bounds(filter);
+    let mut events = Vec::new();
+    if filter.conditions.is_empty() {
+        let (cmp, dir) = match order {
+            Order::NewestFirst => ("<", "DESC"),
+            Order::OldestFirst => (">", "ASC"),
+        };
+        let (at, seq) = match (after, order) {
+            (Some(p), _) => (p.occurred_at.as_millis(), p.seq.min(i64::MAX as u64) as i64),
+            (None, Order::NewestFirst) => (i64::MAX, i64::MAX),
+            (None, Order::OldestFirst) => (i64::MIN, i64::MIN),
+        };
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {} FROM log l WHERE l.org_key = ?1 AND l.seq > ?2
+                   AND l.occurred_at BETWEEN ?3 AND ?4 AND (l.occurred_at, l.seq) {cmp} (?5, ?6)
+                 ORDER BY l.occurred_at {dir}, l.seq {dir} LIMIT ?7",
+                log_row::COLUMNS
+            ))
+            .map_err(backend)?;
+        let limit = limit.map_or(-1, |n| n.min(i64::MAX as usize) as i64);
+        let mut rows = stmt
+            .query(params![
+                scope.org_key,
+                scope.indexed_seq as i64,
+                lo,
+                hi,
+                at,
+                seq,
+                limit
+            ])
+            .map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            events.push(log_row::decode(row, scope.org_id)?);
+        }
+        return Ok(events);
+    }
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {} FROM log l WHERE l.org_key = ?1 AND l.seq > ?2 ORDER BY l.seq",
+            "SELECT {} FROM log l WHERE l.org_key = ?1 AND l.seq > ?2
+               AND l.occurred_at BETWEEN ?3 AND ?4 ORDER BY l.seq",
             log_row::COLUMNS
         ))
         .map_err(backend)?;
     let mut rows = stmt
-        .query(params![scope.org_key, scope.indexed_seq as i64])
+        .query(params![scope.org_key, scope.indexed_seq as i64, lo, hi])
         .map_err(backend)?;
-    let mut events = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
         let event = log_row::decode(row, scope.org_id)?;
-        if filter.matches(&event) {
+        if filter.matches(&event) && after.is_none_or(|p| p.is_before(&Position::of(&event), order))
+        {
             events.push(event);
         }
     }
     sort_events(&mut events, order);
+    if let Some(limit) = limit {
+        events.truncate(limit);
+    }
     Ok(events)
+}
+
+/// How many of the tail's events match `filter` (counted in SQL for a filter of time alone).
+fn tail_count(conn: &Connection, scope: &OrgScope, filter: &Filter) -> Result<u64, StoreError> {
+    if !filter.conditions.is_empty() {
+        return Ok(tail_matches(conn, scope, filter, Order::OldestFirst)?.len() as u64);
+    }
+    let (lo, hi) = time_bounds(filter);
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM log l WHERE l.org_key = ?1 AND l.seq > ?2
+               AND l.occurred_at BETWEEN ?3 AND ?4",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                params![scope.org_key, scope.indexed_seq as i64, lo, hi],
+                |row| row.get(0),
+            )
+        })
+        .map_err(backend)?;
+    Ok(n as u64)
 }
 
 fn sort_events(events: &mut [Event], order: Order) {
@@ -405,7 +483,20 @@ fn sort_events(events: &mut [Event], order: Order) {
 /// One page of events: the indexed part's page merged with the tail's matches.
 pub fn query(conn: &Connection, scope: &OrgScope, query: &Query) -> Result<Vec<Event>, StoreError> {
     let limit = query.limit.clamp(1, auditlog_core::query::MAX_LIMIT) as usize;
-    let tail = tail_matches(conn, scope, &query.filter, query.order)?;
+    // A page from the start or after a cursor needs only the tail's first `limit` events;
+    // a page at an offset needs them all, to rank the merge.
+    let tail = match query.start {
+        Start::After(p) => tail_page(
+            conn,
+            scope,
+            &query.filter,
+            query.order,
+            Some(p),
+            Some(limit),
+        )?,
+        Start::Offset(0) => tail_page(conn, scope, &query.filter, query.order, None, Some(limit))?,
+        Start::Offset(_) => tail_matches(conn, scope, &query.filter, query.order)?,
+    };
     if tail.is_empty() {
         return query_indexed(conn, scope, query, query.start, limit);
     }
@@ -1150,7 +1241,7 @@ pub fn count(
         });
     }
     let tally = tally(conn, scope, filter, Want::Count { cap })?;
-    let total = tally.total + tail_matches(conn, scope, filter, Order::OldestFirst)?.len() as u64;
+    let total = tally.total + tail_count(conn, scope, filter)?;
     Ok(if tally.capped || total > cap {
         Count {
             n: cap,
