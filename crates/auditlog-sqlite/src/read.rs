@@ -337,6 +337,66 @@ fn days(
     rows.collect::<Result<Vec<i64>, _>>().map_err(backend)
 }
 
+/// The organization's days with events between two days, in walking order, read a few at a
+/// time: a page that fills on its first day or two reads no more of them, however long the
+/// history.
+struct DayWalk {
+    lo: i64,
+    hi: i64,
+    order: Order,
+    ahead: std::collections::VecDeque<i64>,
+    exhausted: bool,
+}
+
+impl DayWalk {
+    /// Days read per statement.
+    const CHUNK: i64 = 16;
+
+    fn new(filter: &Filter, order: Order, after: Option<Position>) -> DayWalk {
+        let mut lo = filter.from.map_or(i64::MIN, |t| t.day());
+        let mut hi = filter.to.map_or(i64::MAX, |t| t.day());
+        // Days wholly beyond a keyset cursor hold nothing the page wants.
+        match (after, order) {
+            (Some(p), Order::NewestFirst) => hi = hi.min(p.occurred_at.day()),
+            (Some(p), Order::OldestFirst) => lo = lo.max(p.occurred_at.day()),
+            (None, _) => {}
+        }
+        DayWalk {
+            lo,
+            hi,
+            order,
+            ahead: std::collections::VecDeque::new(),
+            exhausted: false,
+        }
+    }
+
+    fn next(&mut self, conn: &Connection, scope: &OrgScope) -> Result<Option<i64>, StoreError> {
+        if self.ahead.is_empty() && !self.exhausted && self.lo <= self.hi {
+            let sql = match self.order {
+                Order::NewestFirst => "SELECT day FROM org_days WHERE org_key = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day DESC LIMIT ?4",
+                Order::OldestFirst => "SELECT day FROM org_days WHERE org_key = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day ASC LIMIT ?4",
+            };
+            let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+            let rows = stmt
+                .query_map(
+                    params![scope.org_key, self.lo, self.hi, Self::CHUNK],
+                    |row| row.get::<_, i64>(0),
+                )
+                .map_err(backend)?;
+            for day in rows {
+                self.ahead.push_back(day.map_err(backend)?);
+            }
+            self.exhausted = (self.ahead.len() as i64) < Self::CHUNK;
+            match (self.order, self.ahead.back()) {
+                (Order::NewestFirst, Some(&last)) => self.hi = last - 1,
+                (Order::OldestFirst, Some(&last)) => self.lo = last + 1,
+                (_, None) => self.exhausted = true,
+            }
+        }
+        Ok(self.ahead.pop_front())
+    }
+}
+
 fn time_bounds(filter: &Filter) -> (i64, i64) {
     (
         filter.from.map_or(i64::MIN, |t| t.as_millis()),
@@ -596,7 +656,8 @@ fn query_indexed(
                 (None, Order::OldestFirst) => (i64::MIN, i64::MIN),
             };
             let mut events = Vec::with_capacity(limit);
-            for day in days(conn, scope, filter, query.order)? {
+            let mut walk = DayWalk::new(filter, query.order, after);
+            while let Some(day) = walk.next(conn, scope)? {
                 if let Some(p) = after {
                     let cursor_day = p.occurred_at.day();
                     let beyond = match query.order {

@@ -361,3 +361,66 @@ async fn a_common_word_is_searched_block_by_block_exactly() {
         }
     }
 }
+
+/// Pages walk an organization's days a few at a time: over a history of many days, with
+/// days of no events between, keyset and offset pages in both orders equal the model's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_walk_many_days_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        background_indexing: false,
+    };
+    let store = SqliteStore::open_with(dir.path(), options).unwrap();
+    let org = create_org(&store, "acme").await;
+    let mut rng = SmallRng::seed_from_u64(17);
+    let day_ms = 86_400_000i64;
+    let batch: Vec<Append> = (0..600)
+        .map(|_| {
+            let mut event = body(&mut rng);
+            // One of 80 days, every third day empty, any time of the day.
+            let day = rng.gen_range(0..80) / 3 * 3;
+            let at = 1_760_000_000_000 + day * day_ms + rng.gen_range(0..day_ms);
+            event.occurred_at = Timestamp::from_millis(at).unwrap();
+            Append {
+                org_id: org,
+                body: event,
+            }
+        })
+        .collect();
+    let all = store.append(batch).await.unwrap();
+    store.index_now().await.unwrap();
+    let filter = Filter::default();
+    for order in [Order::NewestFirst, Order::OldestFirst] {
+        let want = expected(&all, &filter, order);
+        let mut walked = Vec::new();
+        let mut start = Start::Offset(0);
+        loop {
+            let query = Query {
+                filter: filter.clone(),
+                order,
+                limit: 7,
+                start,
+            };
+            let page = store.query(org, &query).await.unwrap();
+            let Some(last) = page.last() else { break };
+            start = Start::After(Position::of(last));
+            walked.extend(keys(&page));
+        }
+        assert_eq!(walked, want, "{order:?}, keyset walk");
+        for offset in [0u64, 13, 299, 590] {
+            let query = Query {
+                filter: filter.clone(),
+                order,
+                limit: 20,
+                start: Start::Offset(offset),
+            };
+            let got = keys(&store.query(org, &query).await.unwrap());
+            let end = (offset as usize + 20).min(want.len());
+            assert_eq!(
+                got,
+                want[offset as usize..end],
+                "{order:?}, offset {offset}"
+            );
+        }
+    }
+}
