@@ -118,6 +118,31 @@ fn keys(events: &[Event]) -> Vec<(Timestamp, u64)> {
     events.iter().map(|e| (e.body.occurred_at, e.seq)).collect()
 }
 
+/// Every page of `limit` by keyset cursor, from the first to the last.
+async fn walk(
+    store: &SqliteStore,
+    org: uuid::Uuid,
+    filter: &Filter,
+    order: Order,
+    limit: u32,
+) -> Vec<(Timestamp, u64)> {
+    let mut walked = Vec::new();
+    let mut start = Start::Offset(0);
+    loop {
+        let query = Query {
+            filter: filter.clone(),
+            order,
+            limit,
+            start,
+        };
+        let page = store.query(org, &query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        start = Start::After(Position::of(last));
+        walked.extend(keys(&page));
+    }
+    walked
+}
+
 /// Checks pages by offset and by cursor, counts, daily counts and facets against the model.
 async fn check_reads(store: &SqliteStore, org: uuid::Uuid, all: &[Event], when: &str) {
     for (f, filter) in filters().iter().enumerate() {
@@ -141,20 +166,7 @@ async fn check_reads(store: &SqliteStore, org: uuid::Uuid, all: &[Event], when: 
                 }
             }
             // Keyset pages walk the whole answer without skipping or repeating.
-            let mut walked = Vec::new();
-            let mut start = Start::Offset(0);
-            loop {
-                let query = Query {
-                    filter: filter.clone(),
-                    order,
-                    limit: 7,
-                    start,
-                };
-                let page = store.query(org, &query).await.unwrap();
-                let Some(last) = page.last() else { break };
-                start = Start::After(Position::of(last));
-                walked.extend(keys(&page));
-            }
+            let walked = walk(&store, org, &filter, order, 7).await;
             assert_eq!(walked, want, "{when}: filter {f}, {order:?}, keyset walk");
         }
         let n = expected(all, filter, Order::OldestFirst).len() as u64;
@@ -341,20 +353,7 @@ async fn a_common_word_is_searched_block_by_block_exactly() {
                     "{text}, {order:?}, offset {offset}"
                 );
             }
-            let mut walked = Vec::new();
-            let mut start = Start::Offset(0);
-            loop {
-                let query = Query {
-                    filter: filter.clone(),
-                    order,
-                    limit: 500,
-                    start,
-                };
-                let page = store.query(org, &query).await.unwrap();
-                let Some(last) = page.last() else { break };
-                start = Start::After(Position::of(last));
-                walked.extend(keys(&page));
-            }
+            let walked = walk(&store, org, &filter, order, 500).await;
             assert_eq!(walked, want, "{text}, {order:?}, keyset walk");
             let count = store.count(org, &filter, 100).await.unwrap();
             assert_eq!((count.n, count.exact), (100, false), "a capped count");
@@ -392,20 +391,7 @@ async fn pages_walk_many_days_exactly() {
     let filter = Filter::default();
     for order in [Order::NewestFirst, Order::OldestFirst] {
         let want = expected(&all, &filter, order);
-        let mut walked = Vec::new();
-        let mut start = Start::Offset(0);
-        loop {
-            let query = Query {
-                filter: filter.clone(),
-                order,
-                limit: 7,
-                start,
-            };
-            let page = store.query(org, &query).await.unwrap();
-            let Some(last) = page.last() else { break };
-            start = Start::After(Position::of(last));
-            walked.extend(keys(&page));
-        }
+        let walked = walk(&store, org, &filter, order, 7).await;
         assert_eq!(walked, want, "{order:?}, keyset walk");
         for offset in [0u64, 13, 299, 590] {
             let query = Query {
