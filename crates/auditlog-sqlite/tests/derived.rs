@@ -166,7 +166,7 @@ async fn check_reads(store: &SqliteStore, org: uuid::Uuid, all: &[Event], when: 
                 }
             }
             // Keyset pages walk the whole answer without skipping or repeating.
-            let walked = walk(&store, org, &filter, order, 7).await;
+            let walked = walk(store, org, filter, order, 7).await;
             assert_eq!(walked, want, "{when}: filter {f}, {order:?}, keyset walk");
         }
         let n = expected(all, filter, Order::OldestFirst).len() as u64;
