@@ -216,18 +216,19 @@ impl Indexer {
     /// Indexes up to `limit` log rows past the index's position; answers how many, and the
     /// index's position after them.
     pub fn index_batch(&mut self, limit: usize) -> Result<(usize, i64), StoreError> {
-        let version: i64 = self
-            .index
-            .query_row("PRAGMA data_version", [], |row| row.get(0))
-            .map_err(backend)?;
-        if version != self.data_version {
-            self.forget();
-            self.data_version = version;
-        }
         let tx = self
             .index
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
+        // Checked while holding the write lock, so that no reset or other indexer can commit
+        // between the check and this batch's use of the cached dictionary keys.
+        let version: i64 = tx
+            .query_row("PRAGMA data_version", [], |row| row.get(0))
+            .map_err(backend)?;
+        if version != self.data_version {
+            self.caches = Caches::default();
+            self.data_version = version;
+        }
         let upto: i64 = tx
             .query_row(
                 "SELECT indexed_upto FROM index_state WHERE id = 1",

@@ -140,21 +140,25 @@ impl Writer {
     /// Runs every command in one transaction; fills `answers` as it goes. Returns the commit's
     /// outcome, which overrides every command's own success.
     fn run_group(&mut self, group: Vec<Command>, answers: &mut Vec<Answer>) -> Result<(), String> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA data_version", [], |row| row.get(0))
-            .map_err(|e| e.to_string())?;
-        if version != self.data_version {
-            // Another process committed since our last commit: what we cached may be stale.
-            self.caches = Caches::default();
-            self.data_version = version;
-        }
         let now = Timestamp::now();
-        let mut tx = match self
+        let begun = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-        {
-            Ok(tx) => tx,
+            .and_then(|tx| {
+                // Read under the write lock: no other process can commit between this check
+                // and the heads this group computes from the cache.
+                let version: i64 = tx.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+                Ok((tx, version))
+            });
+        let mut tx = match begun {
+            Ok((tx, version)) => {
+                if version != self.data_version {
+                    // Another process committed since our last commit: the cache may be stale.
+                    self.caches = Caches::default();
+                    self.data_version = version;
+                }
+                tx
+            }
             Err(e) => {
                 let error = e.to_string();
                 answers.extend(
