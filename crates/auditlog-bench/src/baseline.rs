@@ -11,8 +11,11 @@
 //! keeps no hash chain, no rollups and no search index.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use auditlog_core::EventBody;
+use auditlog_core::validate::validate;
+use auditlog_core::{Catalog, EventBody, Timestamp};
+use auditlog_demo::History;
 use rusqlite::{params, Connection};
 
 /// The one-table store.
@@ -98,6 +101,43 @@ impl Baseline {
             }
         }
         tx.commit()
+    }
+
+    /// Loads `n` events of `history` (validated against `catalog` at `now`, as the store's
+    /// are) in durable transactions of `batch`; answers the events stored and the time spent
+    /// inside the transactions only, so that generating and validating are not counted.
+    /// `progress` gets the running total after each transaction.
+    pub fn load(
+        &mut self,
+        history: &mut History,
+        n: u64,
+        batch: usize,
+        (catalog, now): (&Catalog, Timestamp),
+        mut progress: impl FnMut(u64),
+    ) -> rusqlite::Result<(u64, Duration)> {
+        let (mut done, mut elapsed) = (0u64, Duration::ZERO);
+        while done < n {
+            let size = batch.max(1).min((n - done) as usize);
+            let bodies: Vec<(i64, EventBody)> = history
+                .by_ref()
+                .take(size)
+                .map(|(org, event)| {
+                    let body = validate(event, catalog, now).expect("generated events are valid");
+                    (org as i64, body)
+                })
+                .collect();
+            if bodies.is_empty() {
+                break;
+            }
+            let rows: Vec<(i64, &EventBody)> =
+                bodies.iter().map(|(org, body)| (*org, body)).collect();
+            let started = Instant::now();
+            self.append(&rows)?;
+            elapsed += started.elapsed();
+            done += rows.len() as u64;
+            progress(done);
+        }
+        Ok((done, elapsed))
     }
 
     /// Runs a page statement and reads every column of its rows, as a list would; answers

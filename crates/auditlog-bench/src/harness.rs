@@ -549,28 +549,15 @@ pub async fn run(
     if let Some(baseline) = &baseline {
         let mut baseline = baseline.lock().expect("lock");
         let mut replay = History::new(spec.clone());
-        let mut elapsed = Duration::ZERO;
-        let mut done = 0u64;
-        loop {
-            let batch: Vec<(i64, auditlog_core::EventBody)> = replay
-                .by_ref()
-                .take(config.load_batch.max(1))
-                .map(|(org, event)| {
-                    let body = validate(event, &catalog, now).expect("generated events are valid");
-                    (org as i64, body)
-                })
-                .collect();
-            if batch.is_empty() {
-                break;
-            }
-            let refs: Vec<(i64, &auditlog_core::EventBody)> =
-                batch.iter().map(|(org, body)| (*org, body)).collect();
-            let call = Instant::now();
-            baseline.append(&refs).map_err(baseline_error)?;
-            elapsed += call.elapsed();
-            done += batch.len() as u64;
-            progress("baseline load", done, config.n_events);
-        }
+        let (done, elapsed) = baseline
+            .load(
+                &mut replay,
+                config.n_events,
+                config.load_batch,
+                (&catalog, now),
+                |done| progress("baseline load", done, config.n_events),
+            )
+            .map_err(baseline_error)?;
         baseline_load = Some(Throughput {
             events: done,
             elapsed,

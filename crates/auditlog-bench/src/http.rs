@@ -644,46 +644,26 @@ fn measure_baseline(
         probe.extend(LIVE_EVENTS);
         probe.safe_now()
     };
-    let validated = |history: &mut History, n: usize| -> Vec<(i64, auditlog_core::EventBody)> {
-        history
-            .by_ref()
-            .take(n)
-            .map(|(org, event)| {
-                let body = auditlog_core::validate::validate(event, &catalog, now)
-                    .expect("generated events are valid");
-                (org as i64, body)
-            })
-            .collect()
-    };
-    let mut elapsed = Duration::ZERO;
-    let mut loaded = 0u64;
-    loop {
-        let batch = validated(&mut history, config.batch_size.max(1));
-        if batch.is_empty() {
-            break;
-        }
-        let rows: Vec<(i64, &auditlog_core::EventBody)> =
-            batch.iter().map(|(org, body)| (*org, body)).collect();
-        let started = Instant::now();
-        baseline.append(&rows).map_err(fail)?;
-        elapsed += started.elapsed();
-        loaded += rows.len() as u64;
-        progress("baseline: ingest", loaded, config.n_events);
-    }
+    let (loaded, elapsed) = baseline
+        .load(
+            &mut history,
+            config.n_events,
+            config.batch_size,
+            (&catalog, now),
+            |done| progress("baseline: ingest", done, config.n_events),
+        )
+        .map_err(fail)?;
     let ingest = Throughput {
         events: loaded,
         elapsed,
     };
     history.extend(LIVE_EVENTS);
-    let n_single = 2_000usize;
-    let singles = validated(&mut history, n_single);
-    let started = Instant::now();
-    for (org, body) in &singles {
-        baseline.append(&[(*org, body)]).map_err(fail)?;
-    }
+    let (singles, elapsed) = baseline
+        .load(&mut history, 2_000, 1, (&catalog, now), |_| {})
+        .map_err(fail)?;
     let single = Throughput {
-        events: singles.len() as u64,
-        elapsed: started.elapsed(),
+        events: singles,
+        elapsed,
     };
     progress("baseline: single events", 1, 1);
     let time =

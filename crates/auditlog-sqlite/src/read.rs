@@ -563,12 +563,10 @@ pub fn query(conn: &Connection, scope: &OrgScope, query: &Query) -> Result<Vec<E
     let order = query.order;
     let before = |a: &Event, b: &Event| Position::of(a).is_before(&Position::of(b), order);
     match query.start {
-        Start::After(after) => {
+        Start::After(_) => {
+            // Both parts already start after the cursor.
             let mut page = query_indexed(conn, scope, query, query.start, limit)?;
-            page.extend(
-                tail.into_iter()
-                    .filter(|e| after.is_before(&Position::of(e), order)),
-            );
+            page.extend(tail);
             sort_events(&mut page, order);
             page.truncate(limit);
             Ok(page)
