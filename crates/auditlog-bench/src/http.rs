@@ -168,6 +168,12 @@ impl fmt::Display for BenchError {
 
 impl std::error::Error for BenchError {}
 
+impl From<auditlog_service::access::AccessError> for BenchError {
+    fn from(e: auditlog_service::access::AccessError) -> BenchError {
+        BenchError(format!("access: {e}"))
+    }
+}
+
 impl From<StoreError> for BenchError {
     fn from(e: StoreError) -> BenchError {
         BenchError(format!("store: {e}"))

@@ -28,7 +28,7 @@
 //! The files: `events` and `reference` build inputs and expected answers, `support` holds
 //! the shared store calls and assertions; the cases are grouped by what they cover (`orgs`,
 //! `append`, `reads`, `properties`, `chain`, `restore`, `accounts`, `credentials`,
-//! `idempotency`, `jobs`).
+//! `idempotency`, `jobs`, `recorded`).
 
 use std::sync::Arc;
 
@@ -48,6 +48,7 @@ mod jobs;
 mod orgs;
 mod properties;
 mod reads;
+mod recorded;
 mod restore;
 
 pub use accounts::{
@@ -72,6 +73,7 @@ pub use reads::{
     filters_match_columns_text_and_time, get_event_round_trips_and_is_scoped, order_and_paging,
     reads_are_scoped_to_the_org,
 };
+pub use recorded::changes_commit_with_their_record;
 pub use reference::reference_matches;
 pub use restore::restore_keeps_ids_and_chain;
 
@@ -109,6 +111,7 @@ macro_rules! conformance_tests {
             idempotent_append_concurrent_same_key,
             export_jobs_round_trip_and_update,
             export_jobs_claim_and_expire,
+            changes_commit_with_their_record,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -266,6 +266,22 @@ pub fn validate(
     })
 }
 
+/// The rule every email address follows, in an event and on an account (a user that the
+/// service creates is recorded with this email, so both must accept the same addresses).
+pub fn check_email_address(field: &str, value: &str) -> Result<(), FieldError> {
+    let mut errors = Vec::new();
+    check_email(&mut errors, field, Some(value));
+    errors.into_iter().next().map_or(Ok(()), Err)
+}
+
+/// The rule every display name follows: a user's, a service account's or a token's name is
+/// recorded as an event's `actor_name` or `target_name`, so it obeys that field's limits.
+pub fn check_display_name(field: &str, value: &str) -> Result<(), FieldError> {
+    let mut errors = Vec::new();
+    check_text(&mut errors, field, Some(value), MAX_NAME);
+    errors.into_iter().next().map_or(Ok(()), Err)
+}
+
 /// True for `snake_case` keys: a lowercase letter, then lowercase letters, digits, `_`.
 pub fn is_action_key(key: &str) -> bool {
     let mut chars = key.chars();

@@ -10,9 +10,10 @@
 use auditlog_core::chain::{Checkpoint, SignedCheckpoint, GENESIS};
 use auditlog_core::Timestamp;
 use auditlog_store::{
-    Credential, CredentialKind, ExportJob, JobStatus, NewOrg, Org, Role, ServiceAccount,
-    StoreError, User,
+    Change, Changed, Credential, CredentialKind, ExportJob, JobStatus, NewOrg, Org, Role,
+    ServiceAccount, StoreError, User,
 };
+use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
@@ -205,8 +206,40 @@ fn user_from_row(row: &Row) -> Result<User, StoreError> {
     })
 }
 
+/// Makes one change of [`Store::apply`](auditlog_store::Store::apply), inside its
+/// transaction.
+pub async fn apply_change(tx: &Transaction<'_>, change: Change) -> Result<Changed, StoreError> {
+    Ok(match change {
+        Change::CreateUser(user) => Changed::User(create_user(tx, user).await?),
+        Change::SetRole {
+            org_id,
+            user_id,
+            role,
+        } => Changed::Role(set_role(tx, org_id, user_id, role).await?),
+        Change::CreateServiceAccount(account) => {
+            Changed::ServiceAccount(Some(create_service_account(tx, account).await?))
+        }
+        Change::RenameServiceAccount { org_id, id, name } => {
+            Changed::ServiceAccount(rename_service_account(tx, org_id, id, &name).await?)
+        }
+        Change::DeleteServiceAccount { org_id, id, at } => {
+            Changed::ServiceAccount(delete_service_account(tx, org_id, id, at).await?)
+        }
+        Change::CreateCredential(credential) => {
+            Changed::Credential(Some(create_credential(tx, credential).await?))
+        }
+        Change::RevokeCredential { id, at } => {
+            Changed::Credential(revoke_credential(tx, id, at).await?)
+        }
+        Change::CreateJob(job) => {
+            put_job(tx, &job).await?;
+            Changed::Job(job)
+        }
+    })
+}
+
 /// Creates a user, with the email lowercased.
-pub async fn create_user(client: &Client, user: User) -> Result<User, StoreError> {
+async fn create_user(client: &Transaction<'_>, user: User) -> Result<User, StoreError> {
     let user = User {
         email: user.email.to_lowercase(),
         ..user
@@ -286,13 +319,12 @@ pub async fn role_of(
 }
 
 /// Sets or removes a role; returns the one before.
-pub async fn set_role(
-    client: &mut Client,
+async fn set_role(
+    tx: &Transaction<'_>,
     org_id: Uuid,
     user_id: Uuid,
     role: Option<Role>,
 ) -> Result<Option<Role>, StoreError> {
-    let tx = client.transaction().await.map_err(backend)?;
     let found = tx
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM orgs WHERE id = $1),
@@ -336,7 +368,6 @@ pub async fn set_role(
         }
     }
     .map_err(backend)?;
-    tx.commit().await.map_err(backend)?;
     Ok(before)
 }
 
@@ -386,8 +417,8 @@ fn account_from_row(row: &Row) -> Result<ServiceAccount, StoreError> {
 }
 
 /// Creates a service account; a taken client id is a conflict.
-pub async fn create_service_account(
-    client: &Client,
+async fn create_service_account(
+    client: &Transaction<'_>,
     account: ServiceAccount,
 ) -> Result<ServiceAccount, StoreError> {
     let created = client
@@ -447,8 +478,8 @@ pub async fn service_accounts(
 }
 
 /// Renames a service account of the organization.
-pub async fn rename_service_account(
-    client: &Client,
+async fn rename_service_account(
+    client: &Transaction<'_>,
     org_id: Uuid,
     id: Uuid,
     name: &str,
@@ -467,13 +498,12 @@ pub async fn rename_service_account(
 }
 
 /// Deletes a service account of the organization and revokes its live credentials.
-pub async fn delete_service_account(
-    client: &mut Client,
+async fn delete_service_account(
+    tx: &Transaction<'_>,
     org_id: Uuid,
     id: Uuid,
     at: Timestamp,
 ) -> Result<Option<ServiceAccount>, StoreError> {
-    let tx = client.transaction().await.map_err(backend)?;
     let row = tx
         .query_opt(
             &format!(
@@ -492,7 +522,6 @@ pub async fn delete_service_account(
     )
     .await
     .map_err(backend)?;
-    tx.commit().await.map_err(backend)?;
     account_from_row(&row).map(Some)
 }
 
@@ -517,8 +546,8 @@ fn credential_from_row(row: &Row) -> Result<Credential, StoreError> {
 }
 
 /// Stores a credential.
-pub async fn create_credential(
-    client: &Client,
+async fn create_credential(
+    client: &Transaction<'_>,
     credential: Credential,
 ) -> Result<Credential, StoreError> {
     client
@@ -589,12 +618,11 @@ pub async fn credentials(
 }
 
 /// Revokes a credential, keeping an earlier revocation time; returns it as it was.
-pub async fn revoke_credential(
-    client: &mut Client,
+async fn revoke_credential(
+    tx: &Transaction<'_>,
     id: Uuid,
     at: Timestamp,
 ) -> Result<Option<Credential>, StoreError> {
-    let tx = client.transaction().await.map_err(backend)?;
     let before = tx
         .query_opt(
             &format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = $1 FOR UPDATE"),
@@ -613,7 +641,6 @@ pub async fn revoke_credential(
         .await
         .map_err(backend)?;
     }
-    tx.commit().await.map_err(backend)?;
     Ok(Some(before))
 }
 
@@ -659,7 +686,7 @@ fn job_from_row(row: &Row) -> Result<ExportJob, StoreError> {
 }
 
 /// Writes a job: inserts it, or replaces every field of the stored one.
-pub async fn put_job(client: &Client, job: &ExportJob) -> Result<(), StoreError> {
+pub async fn put_job(client: &impl GenericClient, job: &ExportJob) -> Result<(), StoreError> {
     client
         .execute(
             &format!(

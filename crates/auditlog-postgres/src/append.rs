@@ -27,7 +27,9 @@ use std::net::IpAddr;
 
 use auditlog_core::chain::ChainTip;
 use auditlog_core::{text, Event, Timestamp};
-use auditlog_store::{Append, AppendOutcome, IdempotencyKey, StoreError};
+use auditlog_store::{
+    Append, AppendOutcome, Applied, Change, IdempotencyKey, Recorder, StoreError,
+};
 use deadpool_postgres::{ClientWrapper, Transaction};
 use time::OffsetDateTime;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -160,6 +162,33 @@ pub async fn append(
     }
     tx.commit().await.map_err(backend)?;
     Ok(AppendOutcome::Stored(events))
+}
+
+/// Account changes and the events that record them, in one transaction: a refused record or
+/// a failed append rolls the changes back. The changes take their rows' locks before the
+/// heads', and appends take only heads', so the two never wait on each other in a cycle.
+pub async fn apply(
+    client: &mut ClientWrapper,
+    changes: Vec<Change>,
+    record: Option<Recorder>,
+    now: Timestamp,
+) -> Result<Applied, StoreError> {
+    let tx = client.transaction().await.map_err(backend)?;
+    let mut changed = Vec::with_capacity(changes.len());
+    for change in changes {
+        changed.push(crate::accounts::apply_change(&tx, change).await?);
+    }
+    let batch = match record {
+        Some(record) => record(&changed).map_err(StoreError::Unrecorded)?,
+        None => Vec::new(),
+    };
+    let events = if batch.is_empty() {
+        Vec::new()
+    } else {
+        append_in(&tx, &batch, now).await?
+    };
+    tx.commit().await.map_err(backend)?;
+    Ok(Applied { changed, events })
 }
 
 /// Restores already-chained events of one organization in one transaction: they must

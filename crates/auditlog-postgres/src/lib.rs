@@ -27,8 +27,9 @@ use auditlog_core::chain::{SignedCheckpoint, GENESIS};
 use auditlog_core::query::{Filter, Query};
 use auditlog_core::{Event, Timestamp};
 use auditlog_store::{
-    Append, AppendOutcome, ChainHead, Count, Credential, CredentialKind, ExportJob, Facets,
-    IdempotencyKey, NewOrg, Org, Role, ServiceAccount, Store, StoreError, User,
+    Append, AppendOutcome, Applied, ChainHead, Change, Count, Credential, CredentialKind,
+    ExportJob, Facets, IdempotencyKey, NewOrg, Org, Recorder, Role, ServiceAccount, Store,
+    StoreError, User,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use time::OffsetDateTime;
@@ -329,6 +330,21 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn apply(
+        &self,
+        changes: Vec<Change>,
+        record: Option<Recorder>,
+    ) -> Result<Applied, StoreError> {
+        let mut client = self.client().await?;
+        let now = Timestamp::now();
+        if record.is_some() {
+            // The records are stamped now; their month's partition must exist.
+            self.prepare_partitions(&mut client, std::iter::once(now))
+                .await;
+        }
+        append::apply(&mut client, changes, record, now).await
+    }
+
     async fn save_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError> {
         let client = self.client().await?;
         accounts::save_checkpoint(&client, checkpoint).await
@@ -359,11 +375,6 @@ impl Store for PostgresStore {
         Ok(bytes.max(0) as u64)
     }
 
-    async fn create_user(&self, user: User) -> Result<User, StoreError> {
-        let client = self.client().await?;
-        accounts::create_user(&client, user).await
-    }
-
     async fn find_user(&self, email_or_id: &str) -> Result<Option<User>, StoreError> {
         let client = self.client().await?;
         accounts::find_user(&client, email_or_id).await
@@ -376,16 +387,6 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         accounts::set_password(&client, user_id, password_hash).await
-    }
-
-    async fn set_role(
-        &self,
-        org_id: Uuid,
-        user_id: Uuid,
-        role: Option<Role>,
-    ) -> Result<Option<Role>, StoreError> {
-        let mut client = self.client().await?;
-        accounts::set_role(&mut client, org_id, user_id, role).await
     }
 
     async fn role_of(&self, org_id: Uuid, user_id: Uuid) -> Result<Option<Role>, StoreError> {
@@ -403,14 +404,6 @@ impl Store for PostgresStore {
         accounts::members(&client, org_id).await
     }
 
-    async fn create_service_account(
-        &self,
-        account: ServiceAccount,
-    ) -> Result<ServiceAccount, StoreError> {
-        let client = self.client().await?;
-        accounts::create_service_account(&client, account).await
-    }
-
     async fn service_account_by_client_id(
         &self,
         client_id: &str,
@@ -422,31 +415,6 @@ impl Store for PostgresStore {
     async fn service_accounts(&self, org_id: Uuid) -> Result<Vec<ServiceAccount>, StoreError> {
         let client = self.client().await?;
         accounts::service_accounts(&client, org_id).await
-    }
-
-    async fn rename_service_account(
-        &self,
-        org_id: Uuid,
-        id: Uuid,
-        name: &str,
-    ) -> Result<Option<ServiceAccount>, StoreError> {
-        let client = self.client().await?;
-        accounts::rename_service_account(&client, org_id, id, name).await
-    }
-
-    async fn delete_service_account(
-        &self,
-        org_id: Uuid,
-        id: Uuid,
-        at: Timestamp,
-    ) -> Result<Option<ServiceAccount>, StoreError> {
-        let mut client = self.client().await?;
-        accounts::delete_service_account(&mut client, org_id, id, at).await
-    }
-
-    async fn create_credential(&self, credential: Credential) -> Result<Credential, StoreError> {
-        let client = self.client().await?;
-        accounts::create_credential(&client, credential).await
     }
 
     async fn credential_by_hash(
@@ -467,15 +435,6 @@ impl Store for PostgresStore {
         accounts::credentials(&client, kind, user_id, org_id).await
     }
 
-    async fn revoke_credential(
-        &self,
-        id: Uuid,
-        at: Timestamp,
-    ) -> Result<Option<Credential>, StoreError> {
-        let mut client = self.client().await?;
-        accounts::revoke_credential(&mut client, id, at).await
-    }
-
     async fn purge_expired_credentials(&self, before: Timestamp) -> Result<u64, StoreError> {
         let client = self.client().await?;
         accounts::purge_expired_credentials(&client, before).await
@@ -487,12 +446,6 @@ impl Store for PostgresStore {
         key: IdempotencyKey,
     ) -> Result<AppendOutcome, StoreError> {
         self.append_batch(batch, Some(key)).await
-    }
-
-    async fn create_job(&self, job: ExportJob) -> Result<ExportJob, StoreError> {
-        let client = self.client().await?;
-        accounts::put_job(&client, &job).await?;
-        Ok(job)
     }
 
     async fn get_job(&self, org_id: Uuid, id: Uuid) -> Result<Option<ExportJob>, StoreError> {

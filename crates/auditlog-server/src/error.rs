@@ -91,6 +91,11 @@ impl From<AccessError> for ApiError {
             AccessError::Forbidden(message) => ApiError::Forbidden(message),
             e @ AccessError::NotEnrolled(_) => ApiError::Forbidden(e.to_string()),
             e @ AccessError::UnknownOrg(_) => ApiError::NotFound(e.to_string()),
+            AccessError::Invalid(e) => ApiError::invalid(Detail::new(
+                vec![json!("body"), json!(e.field)],
+                e.message,
+                e.kind.as_str(),
+            )),
             AccessError::Store(e) => e.into(),
         }
     }

@@ -5,8 +5,12 @@
 
 use std::net::IpAddr;
 
+use auditlog_core::validate::{check_display_name, check_email_address, validate, FieldError};
 use auditlog_core::{ActorType, NewEvent, Timestamp};
-use auditlog_store::{Credential, CredentialKind, Org, Role, ServiceAccount, StoreError, User};
+use auditlog_store::{
+    Append, Applied, Change, Changed, Credential, CredentialKind, Org, Recorder, Role,
+    ServiceAccount, StoreError, User,
+};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
@@ -247,12 +251,30 @@ pub enum AccessError {
     /// The organization is not enrolled in the early-access program (403).
     #[error("audit logs are in early access and organization {0:?} is not enrolled; ask your account team to enable them")]
     NotEnrolled(String),
+    /// A value given for an account (an email, a name) breaks its rule (422); the error
+    /// names the field.
+    #[error("{0}")]
+    Invalid(FieldError),
     /// The organization does not exist (404).
     #[error("no organization is named {0:?}")]
     UnknownOrg(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<crate::IngestError> for AccessError {
+    /// An administrative change's error, for callers that answer with an [`AccessError`].
+    fn from(error: crate::IngestError) -> AccessError {
+        match error {
+            crate::IngestError::Refused(e) => e,
+            crate::IngestError::Store(e) => AccessError::Store(e),
+            crate::IngestError::Invalid(mut errors) => AccessError::Invalid(errors.remove(0).error),
+            e @ crate::IngestError::TooLarge(_) => {
+                AccessError::Store(StoreError::Unrecorded(e.to_string()))
+            }
+        }
+    }
 }
 
 /// Why a password change was refused.
@@ -356,36 +378,50 @@ impl Service {
         &self,
         org: &Org,
         actor: &Actor,
-        action_key: &str,
+        action_key: &'static str,
         target: Target,
         meta: Map<String, Value>,
     ) -> Result<(), crate::IngestError> {
-        // A deployment whose catalog lacks the service's own actions (the self-hosted preset
-        // has none of them) gets the action done without its record, rather than refused.
-        if self.catalog().get(action_key).is_none() && !self.catalog().accept_unknown {
-            tracing::info!(action_key, org = %org.name, "not recorded: the catalog has no such action");
-            return Ok(());
-        }
-        let event = NewEvent {
-            org: None,
-            action_key: action_key.to_string(),
-            action_verb: None,
-            actor_id: actor.id.clone(),
-            actor_email: actor.email.clone(),
-            actor_name: actor.name.clone(),
-            actor_type: Some(actor.kind.as_str().to_string()),
-            target_id: target.id,
-            target_email: target.email,
-            target_name: target.name,
-            target_type: None,
-            service_name: Some(SERVICE_NAME.to_string()),
-            ip_address: actor.ip_address.map(|ip| ip.to_string()),
-            user_agent: actor.user_agent.clone(),
-            request_id: actor.request_id.clone(),
-            meta: Some(Value::Object(meta)),
-            occurred_at: None,
-        };
-        self.ingest(Some(org), vec![event]).await.map(|_| ())
+        let record = OwnRecord::new(org, actor, action_key, target, meta);
+        self.apply_recorded(Vec::new(), move |_| vec![record])
+            .await?;
+        Ok(())
+    }
+
+    /// Applies `changes` and appends the records `records` makes from what they did, in one
+    /// store transaction: the change and its audit record are stored together or not at all.
+    /// A record the log refuses (it fails validation) undoes the change, answering
+    /// [`StoreError::Unrecorded`]. A deployment whose catalog lacks the service's own actions
+    /// (the self-hosted preset has none of them) gets the change without its record, rather
+    /// than refused.
+    pub(crate) async fn apply_recorded(
+        &self,
+        changes: Vec<Change>,
+        records: impl FnOnce(&[Changed]) -> Vec<OwnRecord> + Send + 'static,
+    ) -> Result<Applied, StoreError> {
+        let catalog = self.catalog.clone();
+        let recorder: Recorder = Box::new(move |changed| {
+            let now = Timestamp::now();
+            let mut batch = Vec::new();
+            for record in records(changed) {
+                if catalog.get(record.action_key).is_none() && !catalog.accept_unknown {
+                    tracing::info!(
+                        action_key = record.action_key,
+                        "not recorded: the catalog has no such action"
+                    );
+                    continue;
+                }
+                let org_id = record.org_id;
+                let action_key = record.action_key;
+                let body = validate(record.into_event(), &catalog, now).map_err(|errors| {
+                    let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    format!("{action_key}: {}", reasons.join("; "))
+                })?;
+                batch.push(Append { org_id, body });
+            }
+            Ok(batch)
+        });
+        self.store().apply(changes, Some(recorder)).await
     }
 
     /// Creates a user (or finds the existing one) and gives them `role` in `org`, recording
@@ -398,51 +434,61 @@ impl Service {
         role: Role,
         actor: &Actor,
     ) -> Result<User, crate::IngestError> {
-        let user = match self.store().find_user(email).await? {
-            Some(user) => user,
+        self.add_user_with(org, email, display_name, role, actor, |_| Vec::new())
+            .await
+    }
+
+    /// [`Service::add_user`], with `also` applied in the same transaction (a sign-in link
+    /// for the user, say): none of it happens unless all of it does.
+    async fn add_user_with(
+        &self,
+        org: &Org,
+        email: &str,
+        display_name: Option<&str>,
+        role: Role,
+        actor: &Actor,
+        also: impl FnOnce(&User) -> Vec<Change>,
+    ) -> Result<User, crate::IngestError> {
+        check_email_address("email", email).map_err(invalid)?;
+        let display_name = display_name.unwrap_or(email);
+        check_display_name("display_name", display_name).map_err(invalid)?;
+        let (user, mut changes) = match self.store().find_user(email).await? {
+            Some(user) => (user, Vec::new()),
             None => {
-                self.store()
-                    .create_user(User {
-                        id: Uuid::now_v7(),
-                        email: email.to_lowercase(),
-                        display_name: display_name
-                            .map_or_else(|| email.to_string(), str::to_string),
-                        password_hash: None,
-                        created_at: Timestamp::now(),
-                    })
-                    .await?
+                let user = User {
+                    id: Uuid::now_v7(),
+                    email: email.to_lowercase(),
+                    display_name: display_name.to_string(),
+                    password_hash: None,
+                    created_at: Timestamp::now(),
+                };
+                (user.clone(), vec![Change::CreateUser(user)])
             }
         };
-        let before = self.store().set_role(org.id, user.id, Some(role)).await?;
-        self.principals.forget();
-        let target = Target {
-            id: Some(user.id.to_string()),
-            email: Some(user.email.clone()),
-            name: Some(user.display_name.clone()),
-        };
-        match before {
-            None => {
-                self.record(
-                    org,
-                    actor,
+        changes.push(Change::SetRole {
+            org_id: org.id,
+            user_id: user.id,
+            role: Some(role),
+        });
+        changes.extend(also(&user));
+        let target = Target::user(&user);
+        let (org, actor) = (org.clone(), actor.clone());
+        self.apply_recorded(changes, move |changed| {
+            let record = |action_key, meta| OwnRecord::new(&org, &actor, action_key, target, meta);
+            match role_before(changed) {
+                None => vec![record(
                     "organization_user_added",
-                    target,
                     meta(json!({"role": role.as_str()})),
-                )
-                .await?
-            }
-            Some(previous) if previous != role => {
-                self.record(
-                    org,
-                    actor,
+                )],
+                Some(previous) if previous != role => vec![record(
                     "organization_user_updated",
-                    target,
                     meta(json!({"previous_role": previous.as_str(), "new_role": role.as_str()})),
-                )
-                .await?
+                )],
+                Some(_) => Vec::new(),
             }
-            Some(_) => {}
-        }
+        })
+        .await?;
+        self.principals.forget();
         Ok(user)
     }
 
@@ -453,24 +499,26 @@ impl Service {
         user: &User,
         actor: &Actor,
     ) -> Result<bool, crate::IngestError> {
-        let before = self.store().set_role(org.id, user.id, None).await?;
-        self.principals.forget();
-        if let Some(role) = before {
-            let target = Target {
-                id: Some(user.id.to_string()),
-                email: Some(user.email.clone()),
-                name: Some(user.display_name.clone()),
-            };
-            self.record(
-                org,
-                actor,
-                "organization_user_removed",
-                target,
-                meta(json!({"role": role.as_str()})),
-            )
+        let change = Change::SetRole {
+            org_id: org.id,
+            user_id: user.id,
+            role: None,
+        };
+        let target = Target::user(user);
+        let (org, actor) = (org.org().clone(), actor.clone());
+        let applied = self
+            .apply_recorded(vec![change], move |changed| {
+                role_before(changed)
+                    .map(|role| {
+                        let meta = meta(json!({"role": role.as_str()}));
+                        OwnRecord::new(&org, &actor, "organization_user_removed", target, meta)
+                    })
+                    .into_iter()
+                    .collect()
+            })
             .await?;
-        }
-        Ok(before.is_some())
+        self.principals.forget();
+        Ok(role_before(&applied.changed).is_some())
     }
 
     /// Creates a service account of `org`; returns it with its client secret, which is shown
@@ -481,30 +529,31 @@ impl Service {
         name: &str,
         actor: &Actor,
     ) -> Result<(ServiceAccount, String), crate::IngestError> {
+        check_display_name("name", name).map_err(invalid)?;
         let secret = new_secret("al_secret");
-        let account = self
-            .store()
-            .create_service_account(ServiceAccount {
-                id: Uuid::now_v7(),
-                org_id: org.id,
-                name: name.to_string(),
-                client_id: format!("al_client_{}", Uuid::new_v4().simple()),
-                secret_hash: secret_hash(&secret),
-                created_at: Timestamp::now(),
-            })
-            .await?;
-        let target = Target {
-            id: Some(account.id.to_string()),
-            email: None,
-            name: Some(account.name.clone()),
+        let account = ServiceAccount {
+            id: Uuid::now_v7(),
+            org_id: org.id,
+            name: name.to_string(),
+            client_id: format!("al_client_{}", Uuid::new_v4().simple()),
+            secret_hash: secret_hash(&secret),
+            created_at: Timestamp::now(),
         };
-        self.record(
-            org,
-            actor,
-            "service_account_created",
-            target,
-            meta(json!({"client_id": account.client_id})),
-        )
+        let change = Change::CreateServiceAccount(account.clone());
+        self.apply_recorded(vec![change], {
+            let (org, actor, account) = (org.org().clone(), actor.clone(), account.clone());
+            move |_| {
+                let meta = meta(json!({"client_id": account.client_id}));
+                let target = Target::service_account(&account);
+                vec![OwnRecord::new(
+                    &org,
+                    &actor,
+                    "service_account_created",
+                    target,
+                    meta,
+                )]
+            }
+        })
         .await?;
         Ok((account, secret))
     }
@@ -517,29 +566,19 @@ impl Service {
         name: &str,
         actor: &Actor,
     ) -> Result<Option<ServiceAccount>, crate::IngestError> {
-        let Some(account) = self
-            .store()
-            .rename_service_account(org.id, id, name)
-            .await?
-        else {
-            return Ok(None);
+        check_display_name("name", name).map_err(invalid)?;
+        let change = Change::RenameServiceAccount {
+            org_id: org.id,
+            id,
+            name: name.to_string(),
         };
+        let meta = meta(json!({ "name": name }));
+        let account = self
+            .change_service_account(org, change, actor, "service_account_updated", meta)
+            .await?;
         // Its tokens' principals carry the old name.
         self.principals.forget();
-        let target = Target {
-            id: Some(account.id.to_string()),
-            email: None,
-            name: Some(account.name.clone()),
-        };
-        self.record(
-            org,
-            actor,
-            "service_account_updated",
-            target,
-            meta(json!({"name": name})),
-        )
-        .await?;
-        Ok(Some(account))
+        Ok(account)
     }
 
     /// Deletes a service account (its access tokens stop working), recording
@@ -550,23 +589,41 @@ impl Service {
         id: Uuid,
         actor: &Actor,
     ) -> Result<Option<ServiceAccount>, crate::IngestError> {
-        let Some(account) = self
-            .store()
-            .delete_service_account(org.id, id, Timestamp::now())
-            .await?
-        else {
-            return Ok(None);
+        let change = Change::DeleteServiceAccount {
+            org_id: org.id,
+            id,
+            at: Timestamp::now(),
         };
+        let account = self
+            .change_service_account(org, change, actor, "service_account_deleted", Map::new())
+            .await?;
         // Its access tokens were revoked with it.
         self.principals.forget();
-        let target = Target {
-            id: Some(account.id.to_string()),
-            email: None,
-            name: Some(account.name.clone()),
-        };
-        self.record(org, actor, "service_account_deleted", target, Map::new())
+        Ok(account)
+    }
+
+    /// Changes an existing service account, recording `action_key` when there was one.
+    async fn change_service_account(
+        &self,
+        org: &ReadableOrg,
+        change: Change,
+        actor: &Actor,
+        action_key: &'static str,
+        meta: Map<String, Value>,
+    ) -> Result<Option<ServiceAccount>, StoreError> {
+        let (org, actor) = (org.org().clone(), actor.clone());
+        let applied = self
+            .apply_recorded(vec![change], move |changed| {
+                changed_account(changed)
+                    .map(|account| {
+                        let target = Target::service_account(&account);
+                        OwnRecord::new(&org, &actor, action_key, target, meta)
+                    })
+                    .into_iter()
+                    .collect()
+            })
             .await?;
-        Ok(Some(account))
+        Ok(changed_account(&applied.changed))
     }
 
     /// Trades a service account's client credentials for a 15-minute access token, recording
@@ -586,46 +643,41 @@ impl Service {
         let Some(account) = account.filter(|a| constant_time_eq(&a.secret_hash, &offered)) else {
             return Err(denied());
         };
+        let org = self.store().find_org(&account.org_id.to_string()).await?;
         let token = new_secret("al_access");
         let now = Timestamp::now();
-        self.store()
-            .create_credential(Credential {
-                id: Uuid::now_v7(),
-                kind: CredentialKind::AccessToken,
-                token_hash: secret_hash(&token),
-                org_id: Some(account.org_id),
-                user_id: None,
-                service_account_id: Some(account.id),
-                name: format!("access token of {}", account.name),
-                created_at: now,
-                expires_at: Some(now.plus_millis(ACCESS_TOKEN_SECONDS * 1000)),
-                revoked_at: None,
+        let credential = Credential {
+            id: Uuid::now_v7(),
+            kind: CredentialKind::AccessToken,
+            token_hash: secret_hash(&token),
+            org_id: Some(account.org_id),
+            user_id: None,
+            service_account_id: Some(account.id),
+            name: format!("access token of {}", account.name),
+            created_at: now,
+            expires_at: Some(now.plus_millis(ACCESS_TOKEN_SECONDS * 1000)),
+            revoked_at: None,
+        };
+        let actor = Actor::service_account(&account).with_request(
+            actor_context.ip_address,
+            actor_context.user_agent,
+            actor_context.request_id,
+        );
+        self.apply_recorded(vec![Change::CreateCredential(credential)], move |_| {
+            org.map(|org| {
+                let meta = meta(json!({"method": "client_credentials"}));
+                OwnRecord::new(
+                    &org,
+                    &actor,
+                    "authentication_success",
+                    Target::org(&org),
+                    meta,
+                )
             })
-            .await?;
-        if let Some(org) = self.store().find_org(&account.org_id.to_string()).await? {
-            let actor = Actor {
-                ..Actor::service_account(&account)
-            }
-            .with_request(
-                actor_context.ip_address,
-                actor_context.user_agent,
-                actor_context.request_id,
-            );
-            let target = Target {
-                id: Some(org.id.to_string()),
-                email: None,
-                name: Some(org.display_name.clone()),
-            };
-            self.record(
-                &org,
-                &actor,
-                "authentication_success",
-                target,
-                meta(json!({"method": "client_credentials"})),
-            )
-            .await
-            .map_err(|e| AccessError::Store(StoreError::Backend(e.to_string())))?;
-        }
+            .into_iter()
+            .collect()
+        })
+        .await?;
         Ok((token, ACCESS_TOKEN_SECONDS))
     }
 
@@ -634,7 +686,8 @@ impl Service {
         &self,
         org: Option<&Org>,
         name: &str,
-    ) -> Result<(Credential, String), StoreError> {
+    ) -> Result<(Credential, String), AccessError> {
+        check_display_name("name", name).map_err(AccessError::Invalid)?;
         let token = new_secret("al_ingest");
         let credential = self
             .store()
@@ -664,35 +717,30 @@ impl Service {
         expires_at: Option<Timestamp>,
         actor: &Actor,
     ) -> Result<(Credential, String), crate::IngestError> {
+        check_display_name("name", name).map_err(invalid)?;
         let token = new_secret("al_token");
-        let credential = self
-            .store()
-            .create_credential(Credential {
-                id: Uuid::now_v7(),
-                kind: CredentialKind::ApiToken,
-                token_hash: secret_hash(&token),
-                org_id: Some(org.id),
-                user_id: Some(user.id),
-                service_account_id: None,
-                name: name.to_string(),
-                created_at: Timestamp::now(),
-                expires_at,
-                revoked_at: None,
-            })
-            .await?;
+        let credential = Credential {
+            id: Uuid::now_v7(),
+            kind: CredentialKind::ApiToken,
+            token_hash: secret_hash(&token),
+            org_id: Some(org.id),
+            user_id: Some(user.id),
+            service_account_id: None,
+            name: name.to_string(),
+            created_at: Timestamp::now(),
+            expires_at,
+            revoked_at: None,
+        };
         let target = Target {
             id: Some(credential.id.to_string()),
             email: Some(user.email.clone()),
             name: Some(name.to_string()),
         };
-        self.record(
-            org,
-            actor,
-            "token_created",
-            target,
-            meta(json!({"expires_at": expires_at.map(|t| t.to_string())})),
-        )
-        .await?;
+        let meta = meta(json!({"expires_at": expires_at.map(|t| t.to_string())}));
+        let record = OwnRecord::new(org, actor, "token_created", target, meta);
+        let change = Change::CreateCredential(credential.clone());
+        self.apply_recorded(vec![change], move |_| vec![record])
+            .await?;
         Ok((credential, token))
     }
 
@@ -725,10 +773,6 @@ impl Service {
         if token.revoked_at.is_some() {
             return Ok(Some(token));
         }
-        self.store()
-            .revoke_credential(token.id, Timestamp::now())
-            .await?;
-        self.principals.forget();
         let user = match token.user_id {
             Some(id) => self.store().find_user(&id.to_string()).await?,
             None => None,
@@ -738,8 +782,22 @@ impl Service {
             email: user.map(|u| u.email),
             name: Some(token.name.clone()),
         };
-        self.record(org, actor, "token_revoked", target, Map::new())
-            .await?;
+        let change = Change::RevokeCredential {
+            id: token.id,
+            at: Timestamp::now(),
+        };
+        let (org, actor) = (org.clone(), actor.clone());
+        self.apply_recorded(vec![change], move |changed| {
+            // Recorded by whoever revoked it first.
+            let first = matches!(changed, [Changed::Credential(Some(before))] if before.revoked_at.is_none());
+            if first {
+                vec![OwnRecord::new(&org, &actor, "token_revoked", target, Map::new())]
+            } else {
+                Vec::new()
+            }
+        })
+        .await?;
+        self.principals.forget();
         Ok(Some(token))
     }
 }
@@ -916,60 +974,61 @@ impl Service {
         let (Some(user), Some(_), true) = (user, hash, matches) else {
             return Err(denied());
         };
-        let token = self.open_session(&user).await?;
-        for (org, _) in self.store().memberships(user.id).await? {
-            self.record_sign_in(&org, &user, context, "password")
-                .await?;
-        }
+        let orgs: Vec<Org> = self
+            .store()
+            .memberships(user.id)
+            .await?
+            .into_iter()
+            .map(|(org, _)| org)
+            .collect();
+        let token = self.open_session(&user, &orgs, context, "password").await?;
         Ok((user, token))
     }
 
-    async fn open_session(&self, user: &User) -> Result<String, AccessError> {
+    /// Opens a browser session for `user`, recording `authentication_success` (with
+    /// `method`) in each of `orgs` in the same transaction: no session without its records.
+    async fn open_session(
+        &self,
+        user: &User,
+        orgs: &[Org],
+        context: &Actor,
+        method: &'static str,
+    ) -> Result<String, AccessError> {
         let token = new_secret("al_session");
         let now = Timestamp::now();
-        self.store()
-            .create_credential(Credential {
-                id: Uuid::now_v7(),
-                kind: CredentialKind::Session,
-                token_hash: secret_hash(&token),
-                org_id: None,
-                user_id: Some(user.id),
-                service_account_id: None,
-                name: "browser session".into(),
-                created_at: now,
-                expires_at: Some(now.plus_millis(SESSION_SECONDS * 1000)),
-                revoked_at: None,
-            })
-            .await?;
-        Ok(token)
-    }
-
-    async fn record_sign_in(
-        &self,
-        org: &Org,
-        user: &User,
-        context: &Actor,
-        method: &str,
-    ) -> Result<(), AccessError> {
+        let session = Credential {
+            id: Uuid::now_v7(),
+            kind: CredentialKind::Session,
+            token_hash: secret_hash(&token),
+            org_id: None,
+            user_id: Some(user.id),
+            service_account_id: None,
+            name: "browser session".into(),
+            created_at: now,
+            expires_at: Some(now.plus_millis(SESSION_SECONDS * 1000)),
+            revoked_at: None,
+        };
         let actor = Actor::user(user).with_request(
             context.ip_address,
             context.user_agent.clone(),
             context.request_id.clone(),
         );
-        let target = Target {
-            id: Some(org.id.to_string()),
-            email: None,
-            name: Some(org.display_name.clone()),
-        };
-        self.record(
-            org,
-            &actor,
-            "authentication_success",
-            target,
-            meta(json!({ "method": method })),
-        )
-        .await
-        .map_err(|e| AccessError::Store(StoreError::Backend(e.to_string())))
+        let records: Vec<OwnRecord> = orgs
+            .iter()
+            .map(|org| {
+                let meta = meta(json!({ "method": method }));
+                OwnRecord::new(
+                    org,
+                    &actor,
+                    "authentication_success",
+                    Target::org(org),
+                    meta,
+                )
+            })
+            .collect();
+        self.apply_recorded(vec![Change::CreateCredential(session)], move |_| records)
+            .await?;
+        Ok(token)
     }
 
     /// Ends a browser session.
@@ -1019,20 +1078,36 @@ impl Service {
         if ingest.org_id.is_some_and(|bound| bound != org.id) {
             return Err(refused());
         }
-        let org = &org;
         let actor = Actor {
             id: Some(ingest.id.to_string()),
             name: Some(ingest.name.clone()),
             ..Actor::operator()
         };
-        let user = match role {
-            Some(role) => self
-                .add_user(org, email, display_name, role, &actor)
-                .await
-                .map_err(|e| AccessError::Store(StoreError::Backend(e.to_string())))?,
+        let token = new_secret("al_link");
+        let now = Timestamp::now();
+        let expires_at = now.plus_millis(SIGN_IN_LINK_SECONDS * 1000);
+        let link = |user: &User| Credential {
+            id: Uuid::now_v7(),
+            kind: CredentialKind::SignInLink,
+            token_hash: secret_hash(&token),
+            org_id: Some(org.id),
+            user_id: Some(user.id),
+            service_account_id: None,
+            name: format!("sign-in link for {}", user.email),
+            created_at: now,
+            expires_at: Some(expires_at),
+            revoked_at: None,
+        };
+        match role {
+            // The user's membership, its record and the link: all of them or none.
+            Some(role) => {
+                let also = |user: &User| vec![Change::CreateCredential(link(user))];
+                self.add_user_with(&org, email, display_name, role, &actor, also)
+                    .await?;
+            }
             None => {
-                let user = self.store().find_user(email).await?;
-                match user {
+                check_email_address("email", email).map_err(AccessError::Invalid)?;
+                let user = match self.store().find_user(email).await? {
                     Some(user) if self.store().role_of(org.id, user.id).await?.is_some() => user,
                     _ => {
                         return Err(AccessError::Forbidden(format!(
@@ -1040,26 +1115,10 @@ impl Service {
                             org.name
                         )))
                     }
-                }
+                };
+                self.store().create_credential(link(&user)).await?;
             }
-        };
-        let token = new_secret("al_link");
-        let now = Timestamp::now();
-        let expires_at = now.plus_millis(SIGN_IN_LINK_SECONDS * 1000);
-        self.store()
-            .create_credential(Credential {
-                id: Uuid::now_v7(),
-                kind: CredentialKind::SignInLink,
-                token_hash: secret_hash(&token),
-                org_id: Some(org.id),
-                user_id: Some(user.id),
-                service_account_id: None,
-                name: format!("sign-in link for {}", user.email),
-                created_at: now,
-                expires_at: Some(expires_at),
-                revoked_at: None,
-            })
-            .await?;
+        }
         Ok((token, expires_at))
     }
 
@@ -1107,9 +1166,119 @@ impl Service {
             .find_org(&org_id.to_string())
             .await?
             .ok_or_else(invalid)?;
-        let session = self.open_session(&user).await?;
-        self.record_sign_in(&org, &user, context, "sign_in_link")
+        // The link is spent before the session opens: a failure between the two leaves no
+        // session and a link that cannot be replayed.
+        let session = self
+            .open_session(&user, std::slice::from_ref(&org), context, "sign_in_link")
             .await?;
         Ok((user, org, session))
     }
+}
+
+/// One of the service's own actions, to record in an organization's log.
+pub(crate) struct OwnRecord {
+    org_id: Uuid,
+    actor: Actor,
+    action_key: &'static str,
+    target: Target,
+    meta: Map<String, Value>,
+}
+
+impl OwnRecord {
+    /// `actor` did `action_key` to `target` in `org`.
+    pub(crate) fn new(
+        org: &Org,
+        actor: &Actor,
+        action_key: &'static str,
+        target: Target,
+        meta: Map<String, Value>,
+    ) -> OwnRecord {
+        OwnRecord {
+            org_id: org.id,
+            actor: actor.clone(),
+            action_key,
+            target,
+            meta,
+        }
+    }
+
+    /// The event, as any other client would send it.
+    fn into_event(self) -> NewEvent {
+        let OwnRecord {
+            actor,
+            action_key,
+            target,
+            meta,
+            ..
+        } = self;
+        NewEvent {
+            org: None,
+            action_key: action_key.to_string(),
+            action_verb: None,
+            actor_id: actor.id,
+            actor_email: actor.email,
+            actor_name: actor.name,
+            actor_type: Some(actor.kind.as_str().to_string()),
+            target_id: target.id,
+            target_email: target.email,
+            target_name: target.name,
+            target_type: None,
+            service_name: Some(SERVICE_NAME.to_string()),
+            ip_address: actor.ip_address.map(|ip| ip.to_string()),
+            user_agent: actor.user_agent,
+            request_id: actor.request_id,
+            meta: Some(Value::Object(meta)),
+            occurred_at: None,
+        }
+    }
+}
+
+impl Target {
+    /// A user.
+    fn user(user: &User) -> Target {
+        Target {
+            id: Some(user.id.to_string()),
+            email: Some(user.email.clone()),
+            name: Some(user.display_name.clone()),
+        }
+    }
+
+    /// A service account.
+    fn service_account(account: &ServiceAccount) -> Target {
+        Target {
+            id: Some(account.id.to_string()),
+            email: None,
+            name: Some(account.name.clone()),
+        }
+    }
+
+    /// An organization (what a sign-in is into).
+    fn org(org: &Org) -> Target {
+        Target {
+            id: Some(org.id.to_string()),
+            email: None,
+            name: Some(org.display_name.clone()),
+        }
+    }
+}
+
+/// The role a user had before the [`Change::SetRole`] among `changed`.
+fn role_before(changed: &[Changed]) -> Option<Role> {
+    changed.iter().find_map(|c| match c {
+        Changed::Role(before) => *before,
+        _ => None,
+    })
+}
+
+/// The service account a change found, if it did.
+fn changed_account(changed: &[Changed]) -> Option<ServiceAccount> {
+    changed.iter().find_map(|c| match c {
+        Changed::ServiceAccount(account) => account.clone(),
+        _ => None,
+    })
+}
+
+/// An account field that breaks its rule, as an ingest error (the callers' error type).
+fn invalid(error: FieldError) -> crate::IngestError {
+    crate::IngestError::Refused(AccessError::Invalid(error))
 }

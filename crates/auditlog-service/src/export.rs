@@ -11,12 +11,12 @@ use auditlog_core::export::ExportWriter;
 use auditlog_core::query::{parse_q, Combine, Filter};
 use auditlog_core::wire::EventRecord;
 use auditlog_core::Timestamp;
-use auditlog_store::StoreError;
+use auditlog_store::{Org, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::access::{Actor, Target};
+use crate::access::{Actor, OwnRecord, Target};
 use crate::grant::ReadableOrg;
 use crate::{IngestError, Service};
 
@@ -279,6 +279,21 @@ pub async fn record_export_request(
         tracing::info!(org = %org.name, "the catalog has no {EXPORT_REQUESTED} action; the export is not recorded in the log");
         return Ok(false);
     }
+    let record = export_request_record(org, actor, request, job_id);
+    service
+        .apply_recorded(Vec::new(), move |_| vec![record])
+        .await?;
+    Ok(true)
+}
+
+/// The record of an export request: `target.id` is the job's id (when there is a job),
+/// `meta` the request.
+pub(crate) fn export_request_record(
+    org: &Org,
+    actor: &Actor,
+    request: &ExportRequest,
+    job_id: Option<Uuid>,
+) -> OwnRecord {
     let meta = match serde_json::to_value(request) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
@@ -288,10 +303,7 @@ pub async fn record_export_request(
         email: None,
         name: Some("audit log export".to_string()),
     };
-    service
-        .record(org, actor, EXPORT_REQUESTED, target, meta)
-        .await?;
-    Ok(true)
+    OwnRecord::new(org, actor, EXPORT_REQUESTED, target, meta)
 }
 
 #[cfg(test)]

@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auditlog_core::Timestamp;
-use auditlog_store::{ExportJob, JobStatus, StoreError};
+use auditlog_store::{Change, ExportJob, JobStatus, StoreError};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::access::Actor;
-use crate::export::{record_export_request, write_export, ExportError, ExportRequest};
+use crate::export::{export_request_record, write_export, ExportError, ExportRequest};
 use crate::grant::ReadableOrg;
 use crate::{IngestError, Service};
 
@@ -116,8 +116,8 @@ impl ExportJobs {
         &self.runner_id
     }
 
-    /// Stores a pending export of `org`, records `audit_log_export_requested` in its log
-    /// (before the job exists, so no export runs unrecorded, and the export includes its own
+    /// Stores a pending export of `org` and records `audit_log_export_requested` in its log in
+    /// the same transaction (so no export runs unrecorded, and the export includes its own
     /// request), and wakes the runner.
     pub async fn submit(
         &self,
@@ -127,7 +127,6 @@ impl ExportJobs {
     ) -> Result<ExportJob, SubmitError> {
         request.check().map_err(SubmitError::Invalid)?;
         let id = Uuid::now_v7();
-        record_export_request(&self.service, org, actor, &request, Some(id)).await?;
         let request_json = serde_json::to_string(&request)
             .map_err(|e| SubmitError::Invalid(format!("the request cannot be stored: {e}")))?;
         let requested_by = actor
@@ -136,25 +135,25 @@ impl ExportJobs {
             .or_else(|| actor.name.clone())
             .or_else(|| actor.id.clone())
             .unwrap_or_else(|| "unknown".to_string());
-        let job = self
-            .service
-            .store()
-            .create_job(ExportJob {
-                id,
-                org_id: org.id,
-                status: JobStatus::Pending,
-                request: request_json,
-                requested_by,
-                created_at: Timestamp::now(),
-                completed_at: None,
-                progress: 0,
-                total_records: None,
-                error_message: None,
-                file_name: None,
-                expires_at: None,
-                claimed_by: None,
-                heartbeat_at: None,
-            })
+        let record = export_request_record(org, actor, &request, Some(id));
+        let job = ExportJob {
+            id,
+            org_id: org.id,
+            status: JobStatus::Pending,
+            request: request_json,
+            requested_by,
+            created_at: Timestamp::now(),
+            completed_at: None,
+            progress: 0,
+            total_records: None,
+            error_message: None,
+            file_name: None,
+            expires_at: None,
+            claimed_by: None,
+            heartbeat_at: None,
+        };
+        self.service
+            .apply_recorded(vec![Change::CreateJob(job.clone())], move |_| vec![record])
             .await?;
         self.wake.notify_one();
         Ok(job)

@@ -1,11 +1,12 @@
 //! Organizations' settings, users, roles, service accounts, credentials, checkpoints and
-//! export jobs: plain rows, written through the writer (`Command::Exec`) and read on pooled
-//! readers.
+//! export jobs: plain rows, written through the writer (`Command::Exec`, and `Command::Apply`
+//! for changes recorded in the log) and read on pooled readers.
 
 use auditlog_core::chain::SignedCheckpoint;
 use auditlog_core::Timestamp;
 use auditlog_store::{
-    Credential, CredentialKind, ExportJob, JobStatus, Org, Role, ServiceAccount, StoreError, User,
+    Change, Changed, Credential, CredentialKind, ExportJob, JobStatus, Org, Role, ServiceAccount,
+    StoreError, User,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
@@ -106,6 +107,38 @@ pub fn save_checkpoint(conn: &Connection, checkpoint: &SignedCheckpoint) -> Resu
 }
 
 const USER_COLUMNS: &str = "id, email, display_name, password_hash, created_at";
+
+/// Makes one change of [`Store::apply`](auditlog_store::Store::apply), inside the caller's
+/// transaction.
+pub fn apply_change(conn: &Connection, change: Change) -> Result<Changed, StoreError> {
+    Ok(match change {
+        Change::CreateUser(user) => Changed::User(create_user(conn, user)?),
+        Change::SetRole {
+            org_id,
+            user_id,
+            role,
+        } => Changed::Role(set_role(conn, org_id, user_id, role)?),
+        Change::CreateServiceAccount(account) => {
+            Changed::ServiceAccount(Some(create_service_account(conn, account)?))
+        }
+        Change::RenameServiceAccount { org_id, id, name } => {
+            Changed::ServiceAccount(rename_service_account(conn, org_id, id, &name)?)
+        }
+        Change::DeleteServiceAccount { org_id, id, at } => {
+            Changed::ServiceAccount(delete_service_account(conn, org_id, id, at)?)
+        }
+        Change::CreateCredential(credential) => {
+            Changed::Credential(Some(create_credential(conn, credential)?))
+        }
+        Change::RevokeCredential { id, at } => {
+            Changed::Credential(revoke_credential(conn, id, at)?)
+        }
+        Change::CreateJob(job) => {
+            put_job(conn, &job)?;
+            Changed::Job(job)
+        }
+    })
+}
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {

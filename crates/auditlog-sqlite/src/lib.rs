@@ -19,8 +19,9 @@ use auditlog_core::chain::SignedCheckpoint;
 use auditlog_core::query::{Filter, Query};
 use auditlog_core::{Event, Timestamp};
 use auditlog_store::{
-    Append, AppendOutcome, ChainHead, Count, Credential, CredentialKind, ExportJob, Facets,
-    IdempotencyKey, IndexLag, NewOrg, Org, Role, ServiceAccount, Store, StoreError, User,
+    Append, AppendOutcome, Applied, ChainHead, Change, Count, Credential, CredentialKind,
+    ExportJob, Facets, IdempotencyKey, IndexLag, NewOrg, Org, Recorder, Role, ServiceAccount,
+    Store, StoreError, User,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
@@ -663,8 +664,12 @@ impl Store for SqliteStore {
         SqliteStore::close(self);
     }
 
-    async fn create_user(&self, user: User) -> Result<User, StoreError> {
-        self.exec(move |conn| accounts::create_user(conn, user))
+    async fn apply(
+        &self,
+        changes: Vec<Change>,
+        record: Option<Recorder>,
+    ) -> Result<Applied, StoreError> {
+        self.write(|reply| Command::Apply(changes, record, reply))
             .await
     }
 
@@ -683,16 +688,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn set_role(
-        &self,
-        org_id: Uuid,
-        user_id: Uuid,
-        role: Option<Role>,
-    ) -> Result<Option<Role>, StoreError> {
-        self.exec(move |conn| accounts::set_role(conn, org_id, user_id, role))
-            .await
-    }
-
     async fn role_of(&self, org_id: Uuid, user_id: Uuid) -> Result<Option<Role>, StoreError> {
         self.with_reader(move |conn| accounts::role_of(conn, org_id, user_id))
             .await
@@ -708,14 +703,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_service_account(
-        &self,
-        account: ServiceAccount,
-    ) -> Result<ServiceAccount, StoreError> {
-        self.exec(move |conn| accounts::create_service_account(conn, account))
-            .await
-    }
-
     async fn service_account_by_client_id(
         &self,
         client_id: &str,
@@ -727,32 +714,6 @@ impl Store for SqliteStore {
 
     async fn service_accounts(&self, org_id: Uuid) -> Result<Vec<ServiceAccount>, StoreError> {
         self.with_reader(move |conn| accounts::service_accounts(conn, org_id))
-            .await
-    }
-
-    async fn rename_service_account(
-        &self,
-        org_id: Uuid,
-        id: Uuid,
-        name: &str,
-    ) -> Result<Option<ServiceAccount>, StoreError> {
-        let name = name.to_string();
-        self.exec(move |conn| accounts::rename_service_account(conn, org_id, id, &name))
-            .await
-    }
-
-    async fn delete_service_account(
-        &self,
-        org_id: Uuid,
-        id: Uuid,
-        at: Timestamp,
-    ) -> Result<Option<ServiceAccount>, StoreError> {
-        self.exec(move |conn| accounts::delete_service_account(conn, org_id, id, at))
-            .await
-    }
-
-    async fn create_credential(&self, credential: Credential) -> Result<Credential, StoreError> {
-        self.exec(move |conn| accounts::create_credential(conn, credential))
             .await
     }
 
@@ -774,15 +735,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn revoke_credential(
-        &self,
-        id: Uuid,
-        at: Timestamp,
-    ) -> Result<Option<Credential>, StoreError> {
-        self.exec(move |conn| accounts::revoke_credential(conn, id, at))
-            .await
-    }
-
     async fn purge_expired_credentials(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.exec(move |conn| accounts::purge_expired_credentials(conn, before))
             .await
@@ -794,11 +746,6 @@ impl Store for SqliteStore {
         key: IdempotencyKey,
     ) -> Result<AppendOutcome, StoreError> {
         self.write(|reply| Command::Append(batch, Some(key), reply))
-            .await
-    }
-
-    async fn create_job(&self, job: ExportJob) -> Result<ExportJob, StoreError> {
-        self.exec(move |conn| accounts::put_job(conn, &job).map(|()| job))
             .await
     }
 

@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use auditlog_core::chain::{self, ChainTip};
 use auditlog_core::{Event, Timestamp};
-use auditlog_store::{Append, AppendOutcome, IdempotencyKey, NewOrg, Org, StoreError};
+use auditlog_store::{
+    Append, AppendOutcome, Applied, Change, IdempotencyKey, NewOrg, Org, Recorder, StoreError,
+};
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
@@ -42,6 +44,13 @@ pub enum Command {
     /// Store a migration's already-chained events of one organization, checked against its
     /// head ([`Store::restore_events`](auditlog_store::Store::restore_events)).
     Restore(Uuid, Vec<Event>, oneshot::Sender<Result<(), StoreError>>),
+    /// Make account changes and append the events that record them, together
+    /// ([`Store::apply`](auditlog_store::Store::apply)).
+    Apply(
+        Vec<Change>,
+        Option<Recorder>,
+        oneshot::Sender<Result<Applied, StoreError>>,
+    ),
     /// Run any other write; its result travels type-erased.
     Exec(
         Exec,
@@ -57,6 +66,7 @@ impl Command {
         match self {
             Command::Append(batch, _, _) => batch.len(),
             Command::Restore(_, events, _) => events.len(),
+            Command::Apply(changes, _, _) => changes.len() + 1,
             Command::Exec(..) => 1,
         }
     }
@@ -196,6 +206,18 @@ impl Writer {
                     let result = restore(&sp, org_id, &events, &self.caches, &mut staged);
                     Answer::Restore(reply, result)
                 }
+                Command::Apply(changes, record, reply) => {
+                    let result = apply_command(
+                        &sp,
+                        changes,
+                        record,
+                        &self.caches,
+                        &mut staged,
+                        &mut self.rng,
+                        now,
+                    );
+                    Answer::Apply(reply, result)
+                }
                 Command::Exec(work, reply) => Answer::Any(reply, work(&sp)),
             };
             if answer.is_ok() {
@@ -230,6 +252,11 @@ pub enum Answer {
         oneshot::Sender<Result<(), StoreError>>,
         Result<(), StoreError>,
     ),
+    /// Recorded changes'.
+    Apply(
+        oneshot::Sender<Result<Applied, StoreError>>,
+        Result<Applied, StoreError>,
+    ),
     /// Any other write's.
     Any(
         oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
@@ -242,6 +269,7 @@ impl Answer {
         match command {
             Command::Append(_, _, reply) => Answer::Append(reply, Err(error)),
             Command::Restore(_, _, reply) => Answer::Restore(reply, Err(error)),
+            Command::Apply(_, _, reply) => Answer::Apply(reply, Err(error)),
             Command::Exec(_, reply) => Answer::Any(reply, Err(error)),
         }
     }
@@ -250,6 +278,7 @@ impl Answer {
         match self {
             Answer::Append(_, result) => result.is_ok(),
             Answer::Restore(_, result) => result.is_ok(),
+            Answer::Apply(_, result) => result.is_ok(),
             Answer::Any(_, result) => result.is_ok(),
         }
     }
@@ -258,6 +287,7 @@ impl Answer {
         match self {
             Answer::Append(reply, _) => Answer::Append(reply, Err(error)),
             Answer::Restore(reply, _) => Answer::Restore(reply, Err(error)),
+            Answer::Apply(reply, _) => Answer::Apply(reply, Err(error)),
             Answer::Any(reply, _) => Answer::Any(reply, Err(error)),
         }
     }
@@ -277,9 +307,37 @@ impl Answer {
         match self {
             Answer::Append(reply, result) => drop(reply.send(settle(result, commit))),
             Answer::Restore(reply, result) => drop(reply.send(settle(result, commit))),
+            Answer::Apply(reply, result) => drop(reply.send(settle(result, commit))),
             Answer::Any(reply, result) => drop(reply.send(settle(result, commit))),
         }
     }
+}
+
+/// Account changes and the events that record them, in the caller's savepoint: an error from
+/// either (a refused record, an append that fails) rolls both back.
+fn apply_command(
+    conn: &Connection,
+    changes: Vec<Change>,
+    record: Option<Recorder>,
+    caches: &Caches,
+    staged: &mut Vec<(Uuid, Head)>,
+    rng: &mut rand::rngs::StdRng,
+    now: Timestamp,
+) -> Result<Applied, StoreError> {
+    let changed = changes
+        .into_iter()
+        .map(|change| crate::accounts::apply_change(conn, change))
+        .collect::<Result<Vec<_>, _>>()?;
+    let batch = match record {
+        Some(record) => record(&changed).map_err(StoreError::Unrecorded)?,
+        None => Vec::new(),
+    };
+    let events = if batch.is_empty() {
+        Vec::new()
+    } else {
+        append(conn, &batch, caches, staged, rng, now)?
+    };
+    Ok(Applied { changed, events })
 }
 
 /// An append, honouring an idempotency key when one is given.

@@ -13,6 +13,8 @@
 //! - Every read is scoped to one organization inside the store: no method returns an event of
 //!   an organization other than the one it was asked about.
 //! - Pages are ordered by `(occurred_at, seq)` and keyset pages neither skip nor repeat events.
+//! - [`Store::apply`] is atomic too: the account changes and the events that record them are
+//!   stored together, or nothing is.
 //! - [`Store::restore_org`] and [`Store::restore_events`] (for migrations between backends)
 //!   store organizations and events exactly as given, and only events that continue the
 //!   organization's chain, so the invariants above hold for restored data too.
@@ -24,11 +26,13 @@ use auditlog_core::{Event, EventBody, Timestamp};
 use uuid::Uuid;
 
 pub mod accounts;
+pub mod change;
 
 pub use accounts::{
     AppendOutcome, Credential, CredentialKind, ExportJob, IdempotencyKey, JobStatus, Role,
     ServiceAccount, User,
 };
+pub use change::{Applied, Change, Changed, Recorder};
 
 /// An organization (tenant).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +141,10 @@ pub enum StoreError {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// A change was not made because the events recording it could not be built
+    /// ([`Store::apply`]); the message says why.
+    #[error("the change was not made: its audit record was refused: {0}")]
+    Unrecorded(String),
     /// The store has been shut down.
     #[error("the store is shut down")]
     Closed,
@@ -254,8 +262,24 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- users, roles and credentials ----
 
+    /// Applies `changes` in order and appends the events `record` builds from what they did,
+    /// in one transaction: all of it is stored, or none of it. Without `record`, the changes
+    /// alone. Durable when it returns, like [`Store::append`]. The single-change methods
+    /// below are this with one change and no record.
+    async fn apply(
+        &self,
+        changes: Vec<Change>,
+        record: Option<Recorder>,
+    ) -> Result<Applied, StoreError>;
+
     /// Creates a user; a taken email is [`StoreError::Conflict`].
-    async fn create_user(&self, user: User) -> Result<User, StoreError>;
+    async fn create_user(&self, user: User) -> Result<User, StoreError> {
+        let applied = self.apply(vec![Change::CreateUser(user)], None).await?;
+        match applied.changed.into_iter().next() {
+            Some(Changed::User(user)) => Ok(user),
+            _ => Err(unexpected()),
+        }
+    }
 
     /// Finds a user by email (case-insensitive) or by id.
     async fn find_user(&self, email_or_id: &str) -> Result<Option<User>, StoreError>;
@@ -274,7 +298,23 @@ pub trait Store: Send + Sync + 'static {
         org_id: Uuid,
         user_id: Uuid,
         role: Option<Role>,
-    ) -> Result<Option<Role>, StoreError>;
+    ) -> Result<Option<Role>, StoreError> {
+        let change = Change::SetRole {
+            org_id,
+            user_id,
+            role,
+        };
+        match self
+            .apply(vec![change], None)
+            .await?
+            .changed
+            .into_iter()
+            .next()
+        {
+            Some(Changed::Role(before)) => Ok(before),
+            _ => Err(unexpected()),
+        }
+    }
 
     /// The user's role in the organization.
     async fn role_of(&self, org_id: Uuid, user_id: Uuid) -> Result<Option<Role>, StoreError>;
@@ -289,7 +329,11 @@ pub trait Store: Send + Sync + 'static {
     async fn create_service_account(
         &self,
         account: ServiceAccount,
-    ) -> Result<ServiceAccount, StoreError>;
+    ) -> Result<ServiceAccount, StoreError> {
+        one_account(self, Change::CreateServiceAccount(account))
+            .await?
+            .ok_or_else(unexpected)
+    }
 
     /// Finds a service account by client id.
     async fn service_account_by_client_id(
@@ -306,7 +350,14 @@ pub trait Store: Send + Sync + 'static {
         org_id: Uuid,
         id: Uuid,
         name: &str,
-    ) -> Result<Option<ServiceAccount>, StoreError>;
+    ) -> Result<Option<ServiceAccount>, StoreError> {
+        let change = Change::RenameServiceAccount {
+            org_id,
+            id,
+            name: name.to_string(),
+        };
+        one_account(self, change).await
+    }
 
     /// Deletes a service account of the organization and revokes its credentials; `None` when
     /// it does not exist there.
@@ -315,10 +366,16 @@ pub trait Store: Send + Sync + 'static {
         org_id: Uuid,
         id: Uuid,
         at: Timestamp,
-    ) -> Result<Option<ServiceAccount>, StoreError>;
+    ) -> Result<Option<ServiceAccount>, StoreError> {
+        one_account(self, Change::DeleteServiceAccount { org_id, id, at }).await
+    }
 
     /// Stores a credential.
-    async fn create_credential(&self, credential: Credential) -> Result<Credential, StoreError>;
+    async fn create_credential(&self, credential: Credential) -> Result<Credential, StoreError> {
+        one_credential(self, Change::CreateCredential(credential))
+            .await?
+            .ok_or_else(unexpected)
+    }
 
     /// The credential whose secret hashes to `token_hash`, live or not.
     async fn credential_by_hash(
@@ -339,7 +396,9 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: Uuid,
         at: Timestamp,
-    ) -> Result<Option<Credential>, StoreError>;
+    ) -> Result<Option<Credential>, StoreError> {
+        one_credential(self, Change::RevokeCredential { id, at }).await
+    }
 
     /// Deletes credentials that expired before `before`; returns how many.
     async fn purge_expired_credentials(&self, before: Timestamp) -> Result<u64, StoreError>;
@@ -358,7 +417,18 @@ pub trait Store: Send + Sync + 'static {
     // ---- export jobs ----
 
     /// Stores a new job.
-    async fn create_job(&self, job: ExportJob) -> Result<ExportJob, StoreError>;
+    async fn create_job(&self, job: ExportJob) -> Result<ExportJob, StoreError> {
+        match self
+            .apply(vec![Change::CreateJob(job)], None)
+            .await?
+            .changed
+            .into_iter()
+            .next()
+        {
+            Some(Changed::Job(job)) => Ok(job),
+            _ => Err(unexpected()),
+        }
+    }
 
     /// One job of one organization.
     async fn get_job(&self, org_id: Uuid, id: Uuid) -> Result<Option<ExportJob>, StoreError>;
@@ -377,4 +447,43 @@ pub trait Store: Send + Sync + 'static {
 
     /// Completed jobs whose files expire before `now`.
     async fn expired_jobs(&self, now: Timestamp) -> Result<Vec<ExportJob>, StoreError>;
+}
+
+/// A store answered a change with an outcome of another kind: a backend bug.
+fn unexpected() -> StoreError {
+    StoreError::Backend("the store answered a change with an outcome of another kind".into())
+}
+
+/// Applies one change to a service account, unrecorded.
+async fn one_account<S: Store + ?Sized>(
+    store: &S,
+    change: Change,
+) -> Result<Option<ServiceAccount>, StoreError> {
+    match store
+        .apply(vec![change], None)
+        .await?
+        .changed
+        .into_iter()
+        .next()
+    {
+        Some(Changed::ServiceAccount(account)) => Ok(account),
+        _ => Err(unexpected()),
+    }
+}
+
+/// Applies one change to a credential, unrecorded.
+async fn one_credential<S: Store + ?Sized>(
+    store: &S,
+    change: Change,
+) -> Result<Option<Credential>, StoreError> {
+    match store
+        .apply(vec![change], None)
+        .await?
+        .changed
+        .into_iter()
+        .next()
+    {
+        Some(Changed::Credential(credential)) => Ok(credential),
+        _ => Err(unexpected()),
+    }
 }
