@@ -110,6 +110,10 @@ pub async fn set_org_enabled(
 
 /// Finds an organization by name, or by id.
 pub async fn find_org(client: &Client, name_or_id: &str) -> Result<Option<Org>, StoreError> {
+    if name_or_id.contains('\0') {
+        // PostgreSQL text cannot hold a NUL, so nothing stored has one.
+        return Ok(None);
+    }
     let by_id = Uuid::parse_str(name_or_id).ok();
     let row = client
         .query_opt(
@@ -271,6 +275,10 @@ async fn create_user(client: &Transaction<'_>, user: User) -> Result<User, Store
 
 /// Finds a user by email (any case) or id.
 pub async fn find_user(client: &Client, email_or_id: &str) -> Result<Option<User>, StoreError> {
+    if email_or_id.contains('\0') {
+        // PostgreSQL text cannot hold a NUL, so nothing stored has one.
+        return Ok(None);
+    }
     let by_id = Uuid::parse_str(email_or_id).ok();
     let row = client
         .query_opt(
@@ -449,6 +457,10 @@ pub async fn service_account_by_client_id(
     client: &Client,
     client_id: &str,
 ) -> Result<Option<ServiceAccount>, StoreError> {
+    if client_id.contains('\0') {
+        // PostgreSQL text cannot hold a NUL, so nothing stored has one.
+        return Ok(None);
+    }
     let row = client
         .query_opt(
             &format!("SELECT {ACCOUNT_COLUMNS} FROM service_accounts WHERE client_id = $1"),

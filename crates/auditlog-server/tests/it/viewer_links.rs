@@ -3,7 +3,20 @@
 
 use serde_json::json;
 
+use auditlog_service::access::{AccessError, Actor};
+use auditlog_service::IngestError;
+use auditlog_store::Role;
+
 use crate::{Backend, Server};
+
+/// Emails that must never become a user: header injection, a NUL, a space, no domain.
+const HOSTILE_EMAILS: [&str; 5] = [
+    "mallory@acme.test\r\nX-Forged: 1",
+    "mallory@acme.test\u{0}",
+    "mallory @acme.test",
+    "mallory@",
+    "mallory@acme.test@evil.test",
+];
 
 on_each_backend! {
     only_an_ingest_key_of_the_organization_mints_links =>
@@ -12,6 +25,9 @@ on_each_backend! {
     a_minted_link_signs_in_once =>
         a_minted_link_signs_in_once_sqlite,
         a_minted_link_signs_in_once_postgres;
+    a_hostile_email_or_name_changes_nothing_and_records_nothing =>
+        a_hostile_email_or_name_changes_nothing_and_records_nothing_sqlite,
+        a_hostile_email_or_name_changes_nothing_and_records_nothing_postgres;
 }
 
 async fn only_an_ingest_key_of_the_organization_mints_links(backend: Backend) {
@@ -113,4 +129,90 @@ async fn a_minted_link_signs_in_once(backend: Backend) {
         "the link sets a session cookie"
     );
     server.get(path).send().await.expect(401);
+}
+
+/// A hostile email or name is refused with 422 naming the field, on every way a user, service
+/// account or token comes to exist, and nothing is stored: no user, no membership, no
+/// account, no token, and no event.
+async fn a_hostile_email_or_name_changes_nothing_and_records_nothing(backend: Backend) {
+    let server = Server::start(backend).await;
+    let acme = server.org("acme", true).await;
+    let key = server.ingest_key(Some(&acme)).await;
+    let head = server.head(&acme).await;
+    for email in HOSTILE_EMAILS {
+        for role in [Some("admin"), None] {
+            let mut body = json!({ "email": email });
+            if let Some(role) = role {
+                body["role"] = json!(role);
+            }
+            let reply = server
+                .post("/api/viewer-links")
+                .bearer(&key)
+                .org("acme")
+                .json(&body)
+                .send()
+                .await
+                .expect(422);
+            assert_eq!(
+                reply.json()["detail"][0]["loc"],
+                json!(["body", "email"]),
+                "{email:?}"
+            );
+        }
+        let found = server.service.store().find_user(email).await.unwrap();
+        assert!(found.is_none(), "{email:?} became a user: {found:?}");
+        // The service call behind the page and the command line refuses it alike.
+        let refused = server
+            .service
+            .add_user(&acme, email, None, Role::Admin, &Actor::operator())
+            .await;
+        assert!(
+            matches!(&refused, Err(IngestError::Refused(AccessError::Invalid(e))) if e.field == "email"),
+            "{email:?}: {refused:?}"
+        );
+    }
+    let members = server.service.store().members(acme.id).await.unwrap();
+    assert!(members.is_empty(), "no membership was stored: {members:?}");
+
+    let granted = server.service.granted(&acme).await;
+    let operator = Actor::operator();
+    for name in ["evil\r\nname", "", &"n".repeat(257)] {
+        let account = server
+            .service
+            .create_service_account(&granted, name, &operator)
+            .await;
+        assert!(
+            matches!(&account, Err(IngestError::Refused(AccessError::Invalid(e))) if e.field == "name"),
+            "service account {name:?}: {account:?}"
+        );
+        let admin = server
+            .service
+            .add_user(&acme, "admin@acme.test", None, Role::Admin, &operator)
+            .await
+            .unwrap();
+        let token = server
+            .service
+            .create_api_token(&acme, &admin, name, None, &operator)
+            .await;
+        assert!(
+            matches!(&token, Err(IngestError::Refused(AccessError::Invalid(e))) if e.field == "name"),
+            "token {name:?}: {token:?}"
+        );
+    }
+    let accounts = server
+        .service
+        .store()
+        .service_accounts(acme.id)
+        .await
+        .unwrap();
+    assert!(
+        accounts.is_empty(),
+        "no service account was stored: {accounts:?}"
+    );
+    // Only the one valid change above happened, with its one record.
+    assert_eq!(
+        server.head(&acme).await,
+        head + 1,
+        "only admin@acme.test's addition is in the log"
+    );
 }
