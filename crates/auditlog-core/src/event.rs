@@ -221,7 +221,16 @@ impl NewEvent {
     }
 
     /// Parses one JSON text as an event (see [`NewEvent::from_json`]).
+    /// The text must also be I-JSON where a parser would silently pick one reading
+    /// ([`crate::strict_json`]: no repeated key, no number a double cannot hold).
     pub fn from_json_str(text: &str) -> Result<NewEvent, crate::validate::FieldError> {
+        crate::strict_json::check(text.as_bytes()).map_err(|problem| {
+            crate::validate::FieldError {
+                field: problem.dotted_path(),
+                kind: crate::validate::ErrorKind::Invalid,
+                message: problem.message,
+            }
+        })?;
         let value: Value = serde_json::from_str(text).map_err(|e| crate::validate::FieldError {
             field: String::new(),
             kind: crate::validate::ErrorKind::Invalid,

@@ -22,6 +22,7 @@ pub mod event;
 pub mod export;
 pub mod message;
 pub mod query;
+pub mod strict_json;
 pub mod text;
 pub mod timestamp;
 pub mod validate;

@@ -206,8 +206,16 @@ pub fn validate(
 
     let meta = match meta {
         None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(map)) => {
+        Some(Value::Object(mut map)) => {
             check_meta(&mut errors, &map);
+            let mut path = String::from("meta");
+            for (key, value) in map.iter_mut() {
+                let len = path.len();
+                path.push('.');
+                path.push_str(key);
+                normalize_numbers(&mut errors, &mut path, value);
+                path.truncate(len);
+            }
             map
         }
         Some(_) => {
@@ -371,6 +379,56 @@ fn check_meta(errors: &mut Vec<FieldError>, meta: &Map<String, Value>) {
             ErrorKind::TooDeep,
             format!("is nested {depth} levels deep; the limit is {MAX_META_DEPTH}"),
         ));
+    }
+}
+
+/// Puts every number of `value` in the one form it is stored, returned and exported in: an
+/// integral value within ±2^53 as an integer (`1.0` becomes `1`), any other as the double it
+/// is. An integer that is not exactly a double (beyond 2^53 and odd, say) is refused, naming
+/// its path: RFC 8785 hashes numbers as doubles and could not tell it from its neighbour.
+/// (Text read from a client went through [`crate::strict_json`] first, which refuses the
+/// decimals a parser would round.)
+fn normalize_numbers(errors: &mut Vec<FieldError>, path: &mut String, value: &mut Value) {
+    const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0; // 2^53
+    match value {
+        Value::Number(number) => {
+            if let Some(double) = number.as_f64().filter(|_| number.is_f64()) {
+                if double.fract() == 0.0 && double.abs() <= EXACT_INTEGERS {
+                    *number = serde_json::Number::from(double as i64);
+                }
+            } else {
+                let integer = number
+                    .as_i64()
+                    .map(i128::from)
+                    .or_else(|| number.as_u64().map(i128::from))
+                    .unwrap_or_default();
+                if (integer as f64) as i128 != integer {
+                    errors.push(FieldError::new(
+                        path,
+                        ErrorKind::Invalid,
+                        format!("the number {integer} is not exactly an IEEE 754 double (RFC 7493); send it as a string to keep every digit"),
+                    ));
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{index}]"));
+                normalize_numbers(errors, path, item);
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                let len = path.len();
+                path.push('.');
+                path.push_str(key);
+                normalize_numbers(errors, path, item);
+                path.truncate(len);
+            }
+        }
+        _ => {}
     }
 }
 

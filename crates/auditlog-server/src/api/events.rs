@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
+use auditlog_core::strict_json::{Rule, Step};
 use auditlog_core::wire::EventRecord;
 use auditlog_core::NewEvent;
 use auditlog_service::access::Principal;
@@ -228,6 +229,22 @@ pub async fn ingest(
         }
     };
 
+    auditlog_core::strict_json::check(&body).map_err(|problem| {
+        let mut loc = vec![json!("body")];
+        // A single event is event 0 of its batch, as its other errors say.
+        if !matches!(problem.path.first(), Some(Step::Index(_))) {
+            loc.push(json!(0));
+        }
+        loc.extend(problem.path.iter().map(|step| match step {
+            Step::Key(key) => json!(key),
+            Step::Index(index) => json!(index),
+        }));
+        let kind = match problem.rule {
+            Rule::DuplicateKey => "duplicate_key",
+            Rule::InexactNumber => "inexact_number",
+        };
+        ApiError::invalid(Detail::new(loc, problem.message, kind))
+    })?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::invalid(Detail::new(
             vec!["body".into()],

@@ -17,6 +17,54 @@ on_each_backend! {
     bad_export_requests_create_no_job =>
         bad_export_requests_create_no_job_sqlite,
         bad_export_requests_create_no_job_postgres;
+    accepted_numbers_are_stored_and_returned_in_one_form =>
+        accepted_numbers_are_stored_and_returned_in_one_form_sqlite,
+        accepted_numbers_are_stored_and_returned_in_one_form_postgres;
+}
+
+/// A number that is exactly a double is stored as that double: the API returns it in one
+/// form (an integral value within 2^53 as an integer, any other in its shortest round-trip
+/// form), the export carries the same, and the chain still verifies.
+async fn accepted_numbers_are_stored_and_returned_in_one_form(backend: Backend) {
+    let fx = Fixture::new(backend).await;
+    let body = br#"{"action_key":"channel_created","meta":{"one":1.0,"tenth":0.1,"two_to_60":1152921504606846976,"big":1.5e300,"neg":-2.50,"exp":1E2}}"#;
+    let reply = fx
+        .server
+        .post("/api/audit-logs/events")
+        .bearer(&fx.ingest)
+        .body("application/json", body.to_vec())
+        .send()
+        .await
+        .expect(201);
+    let id = reply.json()["ids"][0].as_str().expect("an id").to_string();
+    let event = fx
+        .server
+        .get(&format!("/api/audit-logs/{id}"))
+        .bearer(&fx.admin)
+        .org("acme")
+        .send()
+        .await
+        .expect(200);
+    let text = event.text();
+    let meta_at = text.find("\"meta\":").expect("the event has meta");
+    let meta = &text[meta_at..];
+    for written in [
+        "\"one\":1,",
+        "\"tenth\":0.1",
+        "\"two_to_60\":1152921504606846976",
+        "\"big\":1.5e+300",
+        "\"neg\":-2.5",
+        "\"exp\":100",
+    ] {
+        assert!(meta.contains(written), "{written} in {meta}");
+    }
+    let verified = fx
+        .server
+        .service
+        .verify_org(fx.org.id, &|_| {})
+        .await
+        .expect("the chain verifies");
+    assert_eq!(Some(verified.events), event.json()["seq"].as_u64());
 }
 
 /// The body limit of these tests, so that "too large" stays cheap.
@@ -145,6 +193,36 @@ async fn bad_ingest_requests_change_nothing(backend: Backend) {
             loc(&[json!("body")]),
         ),
         ("not JSON", b"hello".to_vec(), loc(&[json!("body")])),
+        (
+            "a repeated action_key",
+            br#"{"action_key":"channel_created","action_key":"token_created"}"#.to_vec(),
+            loc(&[json!("body"), json!(0), json!("action_key")]),
+        ),
+        (
+            "a repeated key inside meta, in the second event",
+            br#"[{"action_key":"channel_created"},{"action_key":"channel_created","meta":{"a":{"b":1,"b":2}}}]"#.to_vec(),
+            loc(&[json!("body"), json!(1), json!("meta"), json!("a"), json!("b")]),
+        ),
+        (
+            "a number beyond a double's precision",
+            br#"{"action_key":"channel_created","meta":{"n":123456789012345678901234567890}}"#.to_vec(),
+            loc(&[json!("body"), json!(0), json!("meta"), json!("n")]),
+        ),
+        (
+            "an integer below i64 and beyond a double",
+            br#"{"action_key":"channel_created","meta":{"n":-9223372036854775809}}"#.to_vec(),
+            loc(&[json!("body"), json!(0), json!("meta"), json!("n")]),
+        ),
+        (
+            "a decimal with more digits than a double",
+            br#"{"action_key":"channel_created","meta":{"x":[1,1.00000000000000000000001]}}"#.to_vec(),
+            loc(&[json!("body"), json!(0), json!("meta"), json!("x"), json!(1)]),
+        ),
+        (
+            "2^53 + 1",
+            br#"{"action_key":"channel_created","meta":{"n":9007199254740993}}"#.to_vec(),
+            loc(&[json!("body"), json!(0), json!("meta"), json!("n")]),
+        ),
         ("empty body", Vec::new(), loc(&[json!("body")])),
         ("a JSON string", body(json!("event")), loc(&[json!("body")])),
         (

@@ -409,3 +409,33 @@ fn database_from_a_newer_version_is_refused() {
         .expect("count");
     assert_eq!(n_events, 0);
 }
+
+#[test]
+fn a_repeated_key_is_refused_naming_it() {
+    assert_rejected(
+        r#"{"action_key":"channel_created","action_key":"token_created"}"#.to_string(),
+        &["action_key", "appears more than once"],
+    );
+    assert_rejected(
+        r#"{"action_key":"channel_created","meta":{"a":[{"k":1,"k":2}]}}"#.to_string(),
+        &["meta.a[0].k", "appears more than once"],
+    );
+}
+
+#[test]
+fn a_number_a_double_cannot_hold_is_refused_naming_it() {
+    for number in [
+        "123456789012345678901234567890",
+        "-9223372036854775809",
+        "1.00000000000000000000001",
+    ] {
+        assert_rejected(
+            format!(r#"{{"action_key":"channel_created","meta":{{"amount":{number}}}}}"#),
+            &[
+                "meta.amount",
+                "not exactly an IEEE 754 double",
+                "as a string",
+            ],
+        );
+    }
+}
