@@ -149,24 +149,7 @@ pub async fn user(context: &Context, command: UserCommand) -> anyhow::Result<Exi
             let org = super::find_org(&service, &operator, &org).await?;
             let role = Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role must be admin or member, not {role:?}"))?;
-            let mut errors = Vec::new();
-            auditlog_core::validate::validate(
-                auditlog_core::NewEvent {
-                    action_key: "organization_user_added".into(),
-                    target_email: Some(email.clone()),
-                    ..Default::default()
-                },
-                service.catalog(),
-                Timestamp::now(),
-            )
-            .map_err(|e| errors.extend(e))
-            .ok();
-            if let Some(error) = errors.first() {
-                anyhow::bail!("{email:?} is not a usable email address: {}", error.message);
-            }
-            if let Some(name) = &name {
-                check_label(name)?;
-            }
+            // The service holds the rules for the email and the name (the same as an event's).
             let user = service
                 .add_user(&org, &email, name.as_deref(), role, &actor)
                 .await?;
@@ -177,6 +160,13 @@ pub async fn user(context: &Context, command: UserCommand) -> anyhow::Result<Exi
                 org.name,
                 user.id
             );
+            // A user without a password (a new one, or one who only ever used sign-in
+            // links) gets one, printed once; it can be changed on the page.
+            if user.password_hash.is_none() {
+                let password = auditlog_service::access::new_password();
+                service.set_password(&user, &password).await?;
+                println!("password (shown once): {password}");
+            }
         }
         UserCommand::Remove { email, org } => {
             let org = super::find_org(&service, &operator, &org).await?;

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 mod events;
 mod import;
+mod readme;
 mod reindex;
 mod tamper;
 
