@@ -46,6 +46,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "AUDITLOG_ACCEPT_UNKNOWN_ACTIONS")]
     pub accept_unknown_actions: bool,
 
+    /// Make a new signing key even though the store already holds history whose checkpoints
+    /// another key signed (they then verify only with that old public key). Without it, a
+    /// missing key file for such a store is an error.
+    #[arg(long, global = true)]
+    pub new_signing_key: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

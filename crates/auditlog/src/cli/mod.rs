@@ -35,6 +35,8 @@ pub struct Context {
     pub catalog: Catalog,
     /// A PostgreSQL URL, when the store is not the embedded one.
     pub database_url: Option<String>,
+    /// Whether a missing signing key may be replaced for a store that holds history.
+    pub when_key_missing: keys::WhenMissing,
 }
 
 impl Context {
@@ -57,6 +59,11 @@ impl Context {
             data_dir: cli.data_dir.clone(),
             database_url: cli.database_url.clone(),
             catalog,
+            when_key_missing: if cli.new_signing_key {
+                keys::WhenMissing::CreateNew
+            } else {
+                keys::WhenMissing::Refuse
+            },
         })
     }
 
@@ -82,8 +89,33 @@ impl Context {
     /// The service over the store, with the data directory's signing key.
     pub async fn service(&self) -> anyhow::Result<Service> {
         let store = self.open_store().await?;
-        let key = keys::load_or_create(&self.data_dir)?;
+        let key = self.signing_key(store.as_ref()).await?;
         Ok(Service::new(store, self.catalog.clone(), key))
+    }
+
+    /// The service for `verify`: the data directory's key as it is, unchecked, because
+    /// checking the stored checkpoints against it is what `verify` reports on, organization by
+    /// organization. It never creates a key.
+    pub async fn service_to_verify(&self) -> anyhow::Result<Service> {
+        let key = keys::load(&self.data_dir).context(
+            "verify checks the checkpoints with the key that signed them; run where the data \
+             directory holding it is (or restore it there)",
+        )?;
+        let store = self.open_store().await?;
+        Ok(Service::new(store, self.catalog.clone(), key))
+    }
+
+    /// The data directory's signing key, checked against `store`'s signed history
+    /// ([`keys::load_for_store`]).
+    pub async fn signing_key(
+        &self,
+        store: &dyn Store,
+    ) -> anyhow::Result<ed25519_dalek::SigningKey> {
+        let key = keys::load_for_store(&self.data_dir, store, self.when_key_missing).await;
+        if key.is_err() {
+            store.close();
+        }
+        Ok(key?)
     }
 }
 
@@ -119,7 +151,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(&context, args).await,
         Command::Reindex(args) => reindex::run(&context, args).await,
         Command::PublicKey => {
-            let key = keys::load_or_create(&context.data_dir)?;
+            let store = context.open_store().await?;
+            let key = context.signing_key(store.as_ref()).await?;
+            store.close();
             println!("{}", keys::public_key_hex(&key.verifying_key()));
             Ok(ExitCode::SUCCESS)
         }

@@ -42,7 +42,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode
     if let Some(file) = &args.file {
         return verify_file(context, file, args.public_key.as_deref(), args.complete).await;
     }
-    let service = context.service().await?;
+    let service = context.service_to_verify().await?;
     let operator = Operator::at_the_command_line();
     let orgs = match &args.org {
         Some(name) => vec![super::find_org(&service, &operator, name).await?],

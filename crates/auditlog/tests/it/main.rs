@@ -21,6 +21,7 @@ mod events;
 mod import;
 mod readme;
 mod reindex;
+mod signing_key;
 mod tamper;
 
 /// A data directory of its own and the means to run the binary against it. The directory is
