@@ -238,7 +238,7 @@ impl<W: Write> RecordWriter<W> {
                     .flexible(true)
                     .buffer_capacity(BUFFER_BYTES)
                     .from_writer(sink);
-                csv.write_record(CSV_FIELDS)?;
+                csv.write_record(CSV_FIELDS).map_err(csv_io)?;
                 RecordWriter::Csv(Box::new(csv))
             }
         })
@@ -250,7 +250,7 @@ impl<W: Write> RecordWriter<W> {
                 serde_json::to_writer(&mut *out, record)?;
                 out.write_all(b"\n")
             }
-            RecordWriter::Csv(csv) => write_csv_record(csv, record).map_err(Into::into),
+            RecordWriter::Csv(csv) => write_csv_record(csv, record).map_err(csv_io),
         }
     }
 
@@ -264,11 +264,24 @@ impl<W: Write> RecordWriter<W> {
                 out.into_inner().map_err(|e| e.into_error())?
             }
             RecordWriter::Csv(mut csv) => {
-                csv.write_record([CSV_CHECKPOINT_CELL, &json])?;
+                csv.write_record([CSV_CHECKPOINT_CELL, &json])
+                    .map_err(csv_io)?;
                 csv.into_inner().map_err(|e| e.into_error())?
             }
         };
         sink.finish()
+    }
+}
+
+/// A CSV writer's error as the I/O error under it when there is one, so that its kind (a full
+/// disk) reaches whoever decides what to tell the user.
+fn csv_io(error: csv::Error) -> std::io::Error {
+    if !matches!(error.kind(), csv::ErrorKind::Io(_)) {
+        return std::io::Error::other(error);
+    }
+    match error.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("{other:?}")),
     }
 }
 

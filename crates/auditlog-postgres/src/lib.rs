@@ -107,10 +107,10 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Backend(format!("no database connection: {e}")))
+        self.pool.get().await.map_err(|e| {
+            tracing::warn!(error = %e, "no PostgreSQL connection");
+            StoreError::Unavailable(UNREACHABLE.into())
+        })
     }
 
     /// The organization's `org_key`, `None` when it does not exist.
@@ -161,8 +161,37 @@ impl PostgresStore {
     }
 }
 
-/// A driver error, for the log.
+/// What a client is told when PostgreSQL cannot be reached or is restarting.
+const UNREACHABLE: &str = "the database is unreachable or restarting; nothing was stored";
+
+/// A driver error, for the log. A lost connection, a server shutting down or starting up, and
+/// a full disk are [`StoreError::Unavailable`]: the transaction did not commit, and the same
+/// request may succeed once the database is back (the pool then makes new connections).
 pub(crate) fn backend(error: tokio_postgres::Error) -> StoreError {
+    use tokio_postgres::error::SqlState;
+    let code = error.code();
+    let transient = error.is_closed()
+        || std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>())
+        || code.is_some_and(|c| {
+            c.code().starts_with("08")
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::DISK_FULL,
+                    SqlState::INSUFFICIENT_RESOURCES,
+                    SqlState::READ_ONLY_SQL_TRANSACTION,
+                ]
+                .contains(c)
+        });
+    if transient {
+        tracing::warn!(error = %error, "PostgreSQL unavailable");
+        return StoreError::Unavailable(if code == Some(&SqlState::DISK_FULL) {
+            "the database's disk is full; nothing was stored".into()
+        } else {
+            UNREACHABLE.into()
+        });
+    }
     match error.as_db_error() {
         Some(db) => StoreError::Backend(format!(
             "{} ({}){}",

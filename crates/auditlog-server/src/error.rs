@@ -39,6 +39,10 @@ impl Detail {
     }
 }
 
+/// The `Retry-After` of a 503: long enough for a restarting database or an operator freeing
+/// space, short enough that a client's backlog drains soon after.
+pub const UNAVAILABLE_RETRY_SECONDS: u64 = 5;
+
 /// Everything a handler can fail with.
 #[derive(Debug)]
 pub enum ApiError {
@@ -58,8 +62,9 @@ pub enum ApiError {
     TooLarge(String),
     /// 429, with the seconds to wait.
     TooManyRequests(u64),
-    /// 503: the store is shutting down.
-    Unavailable,
+    /// 503 with `Retry-After`: the store is shutting down, or cannot write for now (a full
+    /// disk, a database restarting); the message says which.
+    Unavailable(String),
     /// 500; the message is logged, not shown.
     Internal(String),
 }
@@ -78,7 +83,8 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownOrg(id) => {
                 ApiError::NotFound(format!("organization {id} does not exist"))
             }
-            StoreError::Closed => ApiError::Unavailable,
+            StoreError::Closed => ApiError::Unavailable("the service is shutting down".into()),
+            StoreError::Unavailable(message) => ApiError::Unavailable(message),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -151,10 +157,18 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
                 return response;
             }
-            ApiError::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({ "detail": "the service is shutting down" }),
-            ),
+            ApiError::Unavailable(message) => {
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(json!({ "detail": format!("{message}; retry later") })),
+                )
+                    .into_response();
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(UNAVAILABLE_RETRY_SECONDS),
+                );
+                return response;
+            }
             ApiError::Internal(message) => {
                 tracing::error!(error = %message, "request failed");
                 (

@@ -347,7 +347,12 @@ impl ExportJobs {
         let file_name = format!("{}.{}", job.id, request.extension());
         let part = self.dir.join(format!("{file_name}.part"));
         let io_failed = |e: std::io::Error| Stop::Failed {
-            user: "The export file could not be written.",
+            user: if e.kind() == std::io::ErrorKind::StorageFull {
+                "The disk holding export files is full, so the export was discarded; \
+                 request it again once space is freed."
+            } else {
+                "The export file could not be written."
+            },
             detail: format!("{}: {e}", part.display()),
         };
         std::fs::create_dir_all(&self.dir).map_err(io_failed)?;

@@ -67,8 +67,24 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// A SQLite error as the store reports it: a full disk is [`StoreError::Unavailable`] (the
+/// statement or transaction was rolled back, and a retry succeeds once space returns);
+/// anything else is a backend failure.
 pub(crate) fn backend(error: rusqlite::Error) -> StoreError {
-    StoreError::Backend(error.to_string())
+    if is_disk_full(&error) {
+        StoreError::Unavailable(DISK_FULL.into())
+    } else {
+        StoreError::Backend(error.to_string())
+    }
+}
+
+/// What a client is told when a write finds the disk full.
+pub(crate) const DISK_FULL: &str = "the disk holding the store is full; nothing was stored";
+
+/// True when SQLite could not write for want of space (`SQLITE_FULL`, which SQLite reports
+/// for `ENOSPC`).
+pub(crate) fn is_disk_full(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 pub(crate) const ORG_COLUMNS: &str = "id, name, display_name, audit_logs_enabled, created_at";

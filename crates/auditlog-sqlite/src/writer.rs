@@ -149,7 +149,11 @@ impl Writer {
 
     /// Runs every command in one transaction; fills `answers` as it goes. Returns the commit's
     /// outcome, which overrides every command's own success.
-    fn run_group(&mut self, group: Vec<Command>, answers: &mut Vec<Answer>) -> Result<(), String> {
+    fn run_group(
+        &mut self,
+        group: Vec<Command>,
+        answers: &mut Vec<Answer>,
+    ) -> Result<(), GroupFailure> {
         let now = Timestamp::now();
         let begun = self
             .conn
@@ -170,13 +174,13 @@ impl Writer {
                 tx
             }
             Err(e) => {
-                let error = e.to_string();
+                let failure = GroupFailure::of(&e, "cannot begin");
                 answers.extend(
                     group
                         .into_iter()
-                        .map(|c| Answer::failed(c, StoreError::Backend(error.clone()))),
+                        .map(|c| Answer::failed(c, failure.error())),
                 );
-                return Err(error);
+                return Err(failure);
             }
         };
         let mut caches_dirty = false;
@@ -236,7 +240,33 @@ impl Writer {
         if caches_dirty {
             self.caches = Caches::default();
         }
-        tx.commit().map_err(|e| e.to_string())
+        tx.commit()
+            .map_err(|e| GroupFailure::of(&e, "commit failed"))
+    }
+}
+
+/// Why a group's transaction did not commit, told again to each of its commands.
+#[derive(Debug)]
+pub struct GroupFailure {
+    message: String,
+    disk_full: bool,
+}
+
+impl GroupFailure {
+    fn of(error: &rusqlite::Error, what: &str) -> GroupFailure {
+        GroupFailure {
+            message: format!("{what}: {error}"),
+            disk_full: crate::is_disk_full(error),
+        }
+    }
+
+    /// The error each command of the group answers with.
+    fn error(&self) -> StoreError {
+        if self.disk_full {
+            StoreError::Unavailable(crate::DISK_FULL.into())
+        } else {
+            StoreError::Backend(self.message.clone())
+        }
     }
 }
 
@@ -293,14 +323,14 @@ impl Answer {
     }
 
     /// Sends the answer; a failed commit turns every success into that failure.
-    fn send(self, commit: &Result<(), String>) {
+    fn send(self, commit: &Result<(), GroupFailure>) {
         fn settle<T>(
             result: Result<T, StoreError>,
-            commit: &Result<(), String>,
+            commit: &Result<(), GroupFailure>,
         ) -> Result<T, StoreError> {
             match commit {
                 Ok(()) => result,
-                Err(e) => result.and(Err(StoreError::Backend(format!("commit failed: {e}")))),
+                Err(failure) => result.and(Err(failure.error())),
             }
         }
         // A caller that gave up waiting has dropped its receiver; that is not an error here.

@@ -148,6 +148,11 @@ pub enum StoreError {
     /// The store has been shut down.
     #[error("the store is shut down")]
     Closed,
+    /// The store cannot do this now — the disk holding it is full, the database is restarting
+    /// or unreachable — and nothing was changed; the same request may succeed later. The
+    /// message says which, for the client (it names no path or address).
+    #[error("the store is unavailable for now: {0}")]
+    Unavailable(String),
     /// The database failed (I/O, driver); details for the log.
     #[error("database error: {0}")]
     Backend(String),

@@ -1,11 +1,13 @@
 //! What auditlog's tests and benchmarks share, written once: a small HTTP/1.1 client
 //! ([`http`]), PostgreSQL test databases that clean up after themselves ([`postgres`]), runs
-//! of a program with their output ([`process`]), and the rule for a test whose service is
+//! of a program with their output ([`process`]), faults caused on purpose ([`faults`]: a full
+//! disk, a PostgreSQL server that restarts), and the rule for a test whose service is
 //! missing ([`Unavailable`]): locally it says it was skipped and passes; under `CI=true`,
 //! where every service must be present, it fails.
 //!
 //! A dev-only crate (`publish = false`): no shipped crate depends on it.
 
+pub mod faults;
 pub mod http;
 pub mod postgres;
 pub mod process;

@@ -17,6 +17,7 @@
 //! - `page`: the web page over HTTP: who may open what, filters and exports, own tokens.
 //! - `rate_limit`: the per-credential token bucket answers 429 with `Retry-After`.
 //! - `concurrency`: many concurrent ingest clients on one chain.
+//! - `faults`: a full disk under the store or the exports, PostgreSQL restarting mid-ingest.
 //! - `shutdown`: graceful shutdown loses no acknowledged event.
 //! - `ops`: metrics (ingest, size, index lag) and readiness.
 //! - `postgres`: the test database and its per-server schemas.
@@ -67,6 +68,7 @@ macro_rules! on_each_backend {
 mod authz;
 mod bad_input;
 mod concurrency;
+mod faults;
 mod flow;
 mod idempotency;
 mod ops;
@@ -93,6 +95,8 @@ enum Storage {
     Sqlite(Arc<SqliteStore>),
     /// Dropping it drops the schema.
     Postgres(postgres::TestSchema),
+    /// A store the test made and owns (on a server of its own).
+    Given,
 }
 
 /// The server's service, and the store under it, which the service keeps to itself: tests
@@ -164,6 +168,24 @@ impl Server {
     /// A server whose configuration `configure` adjusts first.
     pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut ServerConfig)) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
+        Server::start_in(backend, dir, configure).await
+    }
+
+    /// A server over a store the test made, with a data directory of its own.
+    pub async fn start_on(
+        store: Arc<dyn Store>,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Server {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Server::serve(dir, Storage::Given, store, configure).await
+    }
+
+    /// A server whose data directory (the SQLite store, the key, the exports) is `dir`.
+    pub async fn start_in(
+        backend: Backend,
+        dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Server {
         let (storage, store): (Storage, Arc<dyn Store>) = match backend {
             Backend::Sqlite => {
                 let store = Arc::new(SqliteStore::open(dir.path()).expect("open the store"));
@@ -175,6 +197,15 @@ impl Server {
                 (Storage::Postgres(schema), store)
             }
         };
+        Server::serve(dir, storage, store, configure).await
+    }
+
+    async fn serve(
+        dir: tempfile::TempDir,
+        storage: Storage,
+        store: Arc<dyn Store>,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Server {
         let key = auditlog_service::keys::load_or_create(dir.path()).expect("signing key");
         let service = TestService {
             service: Service::new(store.clone(), auditlog_core::Catalog::builtin(), key),
@@ -211,6 +242,7 @@ impl Server {
                 Arc::new(SqliteStore::open(self.dir.path()).expect("reopen the store"))
             }
             Storage::Postgres(schema) => Arc::new(postgres::connect(schema).await),
+            Storage::Given => panic!("a test that gives the store reopens it itself"),
         }
     }
 
