@@ -32,7 +32,8 @@ pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Longest interval between two heartbeats, even when the progress did not move: well
 /// inside [`STALE_AFTER`], so a slow job is never mistaken for a dead one.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
-/// How often expired files are deleted.
+/// How often expired files are deleted (more often when the TTL is shorter than twice this:
+/// a file outlives its TTL by at most half of it).
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How often an idle runner looks for work it was not woken for: jobs submitted through
 /// another process, and jobs whose runner died.
@@ -207,7 +208,8 @@ impl ExportJobs {
                 if let Err(error) = self.sweep_expired().await {
                     tracing::warn!(%error, "cannot delete expired export files");
                 }
-                next_sweep = Instant::now() + SWEEP_EVERY;
+                next_sweep =
+                    Instant::now() + SWEEP_EVERY.min(self.ttl / 2).max(Duration::from_secs(1));
             }
             match self.claim().await {
                 Ok(Some(job)) => {

@@ -19,6 +19,7 @@
 //! - `concurrency`: many concurrent ingest clients on one chain.
 //! - `faults`: a full disk under the store or the exports, PostgreSQL restarting mid-ingest.
 //! - `shutdown`: graceful shutdown loses no acknowledged event.
+//! - `soak`: every kind of request at once for a while: no errors, no leaks, bounded WAL.
 //! - `ops`: metrics (ingest, size, index lag) and readiness.
 //! - `postgres`: the test database and its per-server schemas.
 //! - `viewer_links`: one-time sign-in links minted with an ingest key.
@@ -76,6 +77,7 @@ mod page;
 mod postgres;
 mod rate_limit;
 mod shutdown;
+mod soak;
 mod viewer_links;
 
 /// How long any single request may take before the test fails instead of hanging.

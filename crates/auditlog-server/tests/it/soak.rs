@@ -1,0 +1,212 @@
+//! Soak: ingest, list, cursor pages, facets, search, exports with downloads and sign-ins
+//! (client-credential exchanges) all at once, for `AUDITLOG_SOAK_SECONDS` (15 s by default;
+//! CI runs 180). Nothing may fail or answer 5xx; the process's resident memory and open file
+//! descriptors stay flat after warm-up; the SQLite WAL stays bounded; export files are
+//! deleted once they expire.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::{query, Backend, Server};
+
+/// The actions the ingest clients send, in turn.
+const ACTIONS: [&str; 3] = ["channel_created", "token_revoked", "policy_created"];
+
+/// How long exports stay downloadable in the soak: short, so expiry happens during it.
+const EXPORT_TTL: Duration = Duration::from_secs(6);
+
+/// The soak's length.
+fn soak_duration() -> Duration {
+    let seconds = std::env::var("AUDITLOG_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    Duration::from_secs(seconds)
+}
+
+/// This process's resident set and open file descriptors, from /proc.
+fn sample() -> (u64, usize) {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count();
+    (rss_kb * 1024, fds)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_load_runs_without_errors_leaks_or_growth() {
+    let server = Server::start_with(Backend::Sqlite, |config| {
+        config.rate_limit_per_second = 0;
+        config.export_ttl = EXPORT_TTL;
+    })
+    .await;
+    let org = server.org("acme", true).await;
+    let ingest = server.ingest_key(Some(&org)).await;
+    let admin = server.admin(&org, "admin@acme.test").await;
+    let (client_id, secret) = server.service_account(&org, "siem").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+
+    // Two ingest clients.
+    for client in 0..2 {
+        let call = server.post("/api/audit-logs/events").bearer(&ingest);
+        let (stop, requests) = (stop.clone(), requests.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let batch: Vec<_> = (0..20)
+                    .map(|i| {
+                        json!({
+                            "action_key": ACTIONS[i % 3],
+                            "actor_id": format!("user-{}", (n + i as u64) % 50),
+                            "target_name": format!("ml-prod-{client}-{n}-{i}"),
+                        })
+                    })
+                    .collect();
+                call.clone().json(&json!(batch)).send().await.expect(201);
+                requests.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+            }
+        }));
+    }
+    // A reader: newest page and the next by cursor, facets, a search.
+    {
+        let calls = [
+            "/api/audit-logs?limit=50".to_string(),
+            format!(
+                "/api/audit-logs/facets?{}",
+                query(&[("q", "action_key:token_revoked")])
+            ),
+            format!(
+                "/api/audit-logs?{}",
+                query(&[("q", "search:ml-prod-1"), ("limit", "20")])
+            ),
+        ];
+        let addr = server.addr;
+        let (stop, requests) = (stop.clone(), requests.clone());
+        let admin = admin.clone();
+        let server_get = move |path: &str| {
+            crate::Call::new(addr, "GET", path)
+                .bearer(&admin)
+                .org("acme")
+        };
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                for path in &calls {
+                    let body = server_get(path).send().await.expect(200).json();
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    if let Some(cursor) = body["next_cursor"].as_str() {
+                        let next = format!(
+                            "/api/audit-logs?{}",
+                            query(&[("cursor", cursor), ("limit", "50")])
+                        );
+                        server_get(&next).send().await.expect(200);
+                        requests.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    // Sign-ins: a service account trades its credentials for a token, again and again.
+    {
+        let call = server.post("/api/iam/token").json(&json!({
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+        }));
+        let (stop, requests) = (stop.clone(), requests.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                call.clone().send().await.expect(200);
+                requests.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
+    }
+
+    let exports = server.dir.path().join("exports");
+    let wal = server.dir.path().join("auditlog.db-wal");
+    let started = Instant::now();
+    let duration = soak_duration();
+    let mut samples = Vec::new();
+    let mut exported = 0;
+    let mut wal_max = 0;
+    while started.elapsed() < duration {
+        // An export every round, downloaded once complete.
+        let job = server
+            .post("/api/audit-logs/export")
+            .bearer(&admin)
+            .org("acme")
+            .json(&json!({"q": ["action_key:policy_created"]}))
+            .send()
+            .await
+            .expect(200)
+            .json();
+        let job = job["id"].as_str().expect("job id").to_string();
+        crate::wait_for_export(&server, &admin, "acme", &job).await;
+        server
+            .get(&format!("/api/audit-logs/export/{job}/download"))
+            .bearer(&admin)
+            .org("acme")
+            .send()
+            .await
+            .expect(200);
+        exported += 1;
+        wal_max = wal_max.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        samples.push(sample());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("a client failed");
+    }
+
+    let third = samples.len() / 3;
+    assert!(
+        third >= 2,
+        "too short a soak to judge: {} samples",
+        samples.len()
+    );
+    let warm = &samples[third..2 * third];
+    let late = &samples[2 * third..];
+    let peak = |s: &[(u64, usize)]| s.iter().map(|x| x.0).max().unwrap();
+    let fds = |s: &[(u64, usize)]| s.iter().map(|x| x.1).max().unwrap();
+    assert!(
+        peak(late) <= peak(warm) + peak(warm) / 2 + (32 << 20),
+        "resident memory grew: {} MB after warm-up, {} MB at the end",
+        peak(warm) >> 20,
+        peak(late) >> 20
+    );
+    assert!(
+        fds(late) <= fds(warm) + 16,
+        "open file descriptors grew: {} after warm-up, {} at the end",
+        fds(warm),
+        fds(late)
+    );
+    assert!(wal_max < 256 << 20, "the WAL reached {wal_max} bytes");
+    // Files expire after EXPORT_TTL and are swept within half of it more: only the exports
+    // of the last TTL and a half (one a second at most) may still be there.
+    let left = std::fs::read_dir(&exports).expect("exports").count();
+    let recent = (EXPORT_TTL.as_secs() * 3 / 2 + 2) as usize;
+    assert!(
+        left <= recent.min(exported),
+        "{left} export files remain of {exported}; expired ones were not deleted"
+    );
+    println!(
+        "soak: {} s, {} requests, {exported} exports, RSS {} MB, {} fds, WAL max {} KB",
+        duration.as_secs(),
+        requests.load(Ordering::Relaxed),
+        peak(late) >> 20,
+        fds(late),
+        wal_max >> 10
+    );
+}
