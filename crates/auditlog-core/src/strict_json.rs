@@ -112,6 +112,42 @@ pub fn is_exact_double(literal: &str) -> bool {
         || matches!((written.integer(), exact_integer(double)), (Some(a), Some(b)) if a == b)
 }
 
+/// Whether `literal` follows JSON's number grammar (RFC 8259 §6):
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn is_json_number(literal: &str) -> bool {
+    fn digits(text: &[u8]) -> usize {
+        text.iter().take_while(|b| b.is_ascii_digit()).count()
+    }
+    let mut rest = literal.as_bytes();
+    if let [b'-', tail @ ..] = rest {
+        rest = tail;
+    }
+    match rest {
+        [b'0', tail @ ..] => rest = tail,
+        [b'1'..=b'9', ..] => rest = &rest[digits(rest)..],
+        _ => return false,
+    }
+    if let [b'.', tail @ ..] = rest {
+        let n = digits(tail);
+        if n == 0 {
+            return false;
+        }
+        rest = &tail[n..];
+    }
+    if let [b'e' | b'E', tail @ ..] = rest {
+        let tail = match tail {
+            [b'+' | b'-', signed @ ..] => signed,
+            _ => tail,
+        };
+        let n = digits(tail);
+        if n == 0 {
+            return false;
+        }
+        rest = &tail[n..];
+    }
+    rest.is_empty()
+}
+
 /// The value of a double that is an integer of at most 38 digits.
 fn exact_integer(double: f64) -> Option<i128> {
     (double.fract() == 0.0 && double.abs() < 1e38).then_some(double as i128)
@@ -333,6 +369,11 @@ impl<'a> Scanner<'a> {
         }
         let literal =
             std::str::from_utf8(&self.text[start..self.at]).map_err(|_| Stop::Malformed)?;
+        // `-`, `01`, `1.` or a date is a syntax error, which the parser reports with its
+        // position; judged as a number it would be called out of range.
+        if !is_json_number(literal) {
+            return Err(Stop::Malformed);
+        }
         if is_exact_double(literal) {
             return Ok(());
         }
@@ -437,5 +478,27 @@ mod tests {
         }
         let deep = "[".repeat(10_000);
         assert_eq!(check(deep.as_bytes()), Ok(()));
+    }
+
+    #[test]
+    fn a_malformed_number_is_a_syntax_error_not_an_inexact_one() {
+        for text in [
+            "-",
+            r#"{"meta":{"a":-}}"#,
+            r#"{"occurred_at":2026-05-31}"#,
+            "[01]",
+            "[1.]",
+            "[.5]",
+            "[1e]",
+            "[1e+]",
+            "[-+1]",
+            "[1.5.5]",
+            "[1e5e5]",
+        ] {
+            assert_eq!(check(text.as_bytes()), Ok(()), "{text}");
+        }
+        for number in ["0", "-0", "10", "1.5", "1e5", "1E+5", "-1.25e-5", "0.0e0"] {
+            assert!(is_json_number(number), "{number}");
+        }
     }
 }
