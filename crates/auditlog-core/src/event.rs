@@ -196,7 +196,11 @@ impl NewEvent {
         };
         for (key, member) in members {
             if !NEW_EVENT_FIELDS.contains(&key.as_str()) {
-                let shown: String = key.chars().take(64).collect();
+                // An empty field name would read as an error about the whole event.
+                let shown: String = match key.as_str() {
+                    "" => "\"\"".to_string(),
+                    _ => key.chars().take(64).collect(),
+                };
                 return Err(error(
                     &shown,
                     ErrorKind::Invalid,
@@ -241,5 +245,20 @@ impl NewEvent {
             ),
         })?;
         NewEvent::from_json(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_with_an_empty_name_is_named_in_the_error() {
+        let unknown =
+            NewEvent::from_json_str(r#"{"action_key":"channel_created","":"x"}"#).unwrap_err();
+        assert_eq!(unknown.field, r#""""#);
+        assert!(unknown.to_string().starts_with(r#""": unknown field"#), "{unknown}");
+        let inexact = NewEvent::from_json_str(r#"{"":1e400}"#).unwrap_err();
+        assert_eq!(inexact.field, r#""""#);
     }
 }

@@ -51,16 +51,17 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// The path written the way field errors name fields: `meta.amounts[2]`.
+    /// The path written the way field errors name fields: `meta.amounts[2]`. A key that is
+    /// the empty string is written `""`, so that the path still shows it (`"".a`, not `a`).
     pub fn dotted_path(&self) -> String {
         let mut out = String::new();
-        for step in &self.path {
+        for (idx, step) in self.path.iter().enumerate() {
             match step {
                 Step::Key(key) => {
-                    if !out.is_empty() {
+                    if idx > 0 {
                         out.push('.');
                     }
-                    out.push_str(key);
+                    out.push_str(if key.is_empty() { "\"\"" } else { key });
                 }
                 Step::Index(index) => out.push_str(&format!("[{index}]")),
             }
@@ -420,6 +421,19 @@ mod tests {
         assert_eq!(
             problem(r#"{"ab":1,"a\u0062":2}"#),
             Some(("ab".into(), Rule::DuplicateKey))
+        );
+        // An empty key is a step of the path like any other.
+        assert_eq!(
+            problem(r#"{"":{"a":1,"a":2}}"#),
+            Some((r#""".a"#.into(), Rule::DuplicateKey))
+        );
+        assert_eq!(
+            problem(r#"{"meta":{"":[1e400]}}"#),
+            Some((r#"meta.""[0]"#.into(), Rule::InexactNumber))
+        );
+        assert_eq!(
+            problem(r#"{"":1,"":2}"#),
+            Some((r#""""#.into(), Rule::DuplicateKey))
         );
         // The same key in sibling objects, and keys that differ only in case, are fine.
         assert_eq!(problem(r#"[{"a":1},{"a":2}]"#), None);
