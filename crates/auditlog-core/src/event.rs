@@ -214,7 +214,9 @@ impl NewEvent {
                 return Err(error(key, ErrorKind::Invalid, "must be a string".into()));
             }
         }
-        if !members.contains_key("action_key") {
+        // `null` stands for an absent value in every other field; here it is as good as
+        // absent too, and must be reported by name rather than as a type error.
+        if members.get("action_key").is_none_or(Value::is_null) {
             return Err(error(
                 "action_key",
                 ErrorKind::Missing,
@@ -251,6 +253,13 @@ impl NewEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_null_action_key_is_reported_missing_by_name() {
+        let error = NewEvent::from_json_str(r#"{"action_key":null}"#).unwrap_err();
+        assert_eq!(error.field, "action_key");
+        assert_eq!(error.kind, crate::validate::ErrorKind::Missing);
+    }
 
     #[test]
     fn a_member_with_an_empty_name_is_named_in_the_error() {
