@@ -166,7 +166,7 @@ struct Decimal {
 impl Decimal {
     /// The value, when it is an integer of at most 38 digits.
     fn integer(&self) -> Option<i128> {
-        let zeros = self.exponent - self.digits.len() as i64;
+        let zeros = self.exponent.saturating_sub(self.digits.len() as i64);
         if zeros < 0 || self.exponent > 38 {
             return None;
         }
@@ -186,7 +186,15 @@ fn decimal_value(literal: &str) -> Decimal {
     let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
         Some(at) => (
             &unsigned[..at],
-            unsigned[at + 1..].parse::<i64>().unwrap_or(0),
+            // An exponent beyond i64 is as good as infinite: the literal is 0 or ±inf as a
+            // double, and the comparisons below need only its sign.
+            unsigned[at + 1..].parse::<i64>().unwrap_or_else(|_| {
+                if unsigned[at + 1..].starts_with('-') {
+                    i64::MIN
+                } else {
+                    i64::MAX
+                }
+            }),
         ),
         None => (unsigned, 0),
     };
@@ -208,7 +216,10 @@ fn decimal_value(literal: &str) -> Decimal {
     Decimal {
         negative,
         digits,
-        exponent: exponent + integer.len() as i64 - leading as i64,
+        // Saturating: the exponent written may be i64::MIN or i64::MAX already.
+        exponent: exponent
+            .saturating_add(integer.len() as i64)
+            .saturating_sub(leading as i64),
     }
 }
 
@@ -492,6 +503,22 @@ mod tests {
         }
         let deep = "[".repeat(10_000);
         assert_eq!(check(deep.as_bytes()), Ok(()));
+    }
+
+    #[test]
+    fn an_exponent_at_the_end_of_i64_is_judged_without_overflow() {
+        for inexact in [
+            "2.1e-9223372036854775808",
+            "0.01e-9223372036854775808",
+            "1.5e-9223372036854775807",
+            "1e-99999999999999999999",
+            "1e99999999999999999999",
+        ] {
+            assert!(!is_exact_double(inexact), "{inexact} rounds to 0 or inf");
+        }
+        for zero in ["0e-9223372036854775808", "0.0e9223372036854775807", "0e-99999999999999999999"] {
+            assert!(is_exact_double(zero), "{zero} is 0");
+        }
     }
 
     #[test]
