@@ -266,7 +266,10 @@ mod tests {
         let unknown =
             NewEvent::from_json_str(r#"{"action_key":"channel_created","":"x"}"#).unwrap_err();
         assert_eq!(unknown.field, r#""""#);
-        assert!(unknown.to_string().starts_with(r#""": unknown field"#), "{unknown}");
+        assert!(
+            unknown.to_string().starts_with(r#""": unknown field"#),
+            "{unknown}"
+        );
         let inexact = NewEvent::from_json_str(r#"{"":1e400}"#).unwrap_err();
         assert_eq!(inexact.field, r#""""#);
     }

@@ -516,7 +516,11 @@ mod tests {
         ] {
             assert!(!is_exact_double(inexact), "{inexact} rounds to 0 or inf");
         }
-        for zero in ["0e-9223372036854775808", "0.0e9223372036854775807", "0e-99999999999999999999"] {
+        for zero in [
+            "0e-9223372036854775808",
+            "0.0e9223372036854775807",
+            "0e-99999999999999999999",
+        ] {
             assert!(is_exact_double(zero), "{zero} is 0");
         }
     }
