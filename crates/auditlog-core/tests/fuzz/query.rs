@@ -5,10 +5,12 @@
 use auditlog_core::query::{parse_q, parse_sort, Column, Condition, Filter, Order, ParseError};
 use auditlog_core::timestamp::MS_PER_DAY;
 use auditlog_core::Timestamp;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::driver::{self, Target};
+use crate::driver::{self, fnv1a, Target};
 
 /// Column names, `q` and `sort` syntax, and the parts of an RFC 3339 timestamp.
 const DICTIONARY: &[&[u8]] = &[
@@ -69,7 +71,36 @@ fn check(input: &[u8]) -> String {
     let q = check_q(&text);
     let sort = check_sort(&text);
     let time = check_timestamp(&text);
+    check_timestamp(&boundary_timestamp(fnv1a(input)));
     format!("{q} {sort} {time}")
+}
+
+/// A timestamp built from the values at the edges of each of its parts (the years 1969, 1970
+/// and 9999, the last day of a month, 23:59:60, nine fraction digits, offsets of a minute),
+/// most of them valid: mutating bytes seldom lands on such a combination.
+fn boundary_timestamp(seed: u64) -> String {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut pick = |options: &[&'static str]| options[rng.gen_range(0..options.len())];
+    format!(
+        "{}-{}-{}{}{}:{}:{}{}{}",
+        pick(&["1969", "1970", "2026", "9999", "0000", "2024"]),
+        pick(&["01", "02", "12", "00", "13"]),
+        pick(&["01", "28", "29", "31", "00", "32"]),
+        pick(&["T", "t", " "]),
+        pick(&["00", "23", "24"]),
+        pick(&["00", "59", "60"]),
+        pick(&["00", "59", "60"]),
+        pick(&[
+            "",
+            ".0",
+            ".999",
+            ".9999",
+            ".0001",
+            ".999999999",
+            ".1234567891"
+        ]),
+        pick(&["Z", "z", "+00:00", "-00:00", "+00:01", "-00:01", "+23:59", "-23:59", ""]),
+    )
 }
 
 /// A parsed `q` entry is within the limits, written back as `q` it parses to itself, and its
