@@ -196,7 +196,11 @@ impl NewEvent {
         };
         for (key, member) in members {
             if !NEW_EVENT_FIELDS.contains(&key.as_str()) {
-                let shown: String = key.chars().take(64).collect();
+                // An empty field name would read as an error about the whole event.
+                let shown: String = match key.as_str() {
+                    "" => "\"\"".to_string(),
+                    _ => key.chars().take(64).collect(),
+                };
                 return Err(error(
                     &shown,
                     ErrorKind::Invalid,
@@ -210,7 +214,9 @@ impl NewEvent {
                 return Err(error(key, ErrorKind::Invalid, "must be a string".into()));
             }
         }
-        if !members.contains_key("action_key") {
+        // `null` stands for an absent value in every other field; here it is as good as
+        // absent too, and must be reported by name rather than as a type error.
+        if members.get("action_key").is_none_or(Value::is_null) {
             return Err(error(
                 "action_key",
                 ErrorKind::Missing,
@@ -241,5 +247,30 @@ impl NewEvent {
             ),
         })?;
         NewEvent::from_json(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_null_action_key_is_reported_missing_by_name() {
+        let error = NewEvent::from_json_str(r#"{"action_key":null}"#).unwrap_err();
+        assert_eq!(error.field, "action_key");
+        assert_eq!(error.kind, crate::validate::ErrorKind::Missing);
+    }
+
+    #[test]
+    fn a_member_with_an_empty_name_is_named_in_the_error() {
+        let unknown =
+            NewEvent::from_json_str(r#"{"action_key":"channel_created","":"x"}"#).unwrap_err();
+        assert_eq!(unknown.field, r#""""#);
+        assert!(
+            unknown.to_string().starts_with(r#""": unknown field"#),
+            "{unknown}"
+        );
+        let inexact = NewEvent::from_json_str(r#"{"":1e400}"#).unwrap_err();
+        assert_eq!(inexact.field, r#""""#);
     }
 }

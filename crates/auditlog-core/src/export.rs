@@ -40,7 +40,9 @@
 //! verifier only checks that every line names the same organization.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::rc::Rc;
 
 use ed25519_dalek::VerifyingKey;
 use flate2::read::MultiGzDecoder;
@@ -704,7 +706,48 @@ fn read_jsonl(reader: impl Read, walk: &mut Walk) -> Result<(), ExportVerifyErro
     Ok(())
 }
 
+/// Most raw bytes a CSV row may take: a row of [`MAX_LINE_BYTES`] of cell text, with every
+/// character a doubled quote, and its separators.
+const MAX_RAW_ROW_BYTES: u64 = 2 * MAX_LINE_BYTES as u64 + 1024;
+
+/// The csv reader holds a whole row in memory however long it is, so the verifier limits how
+/// far it may read past the start of the row it is on: a quote never closed in a huge (or
+/// decompressing) file is refused as a long line instead of filling memory.
+struct RowLimit<R> {
+    inner: R,
+    n_read: u64,
+    /// How many bytes of the input may be read in all; moved on before each row.
+    limit: Rc<Cell<u64>>,
+}
+
+/// The error [`RowLimit`] stops the csv reader with.
+#[derive(Debug, thiserror::Error)]
+#[error("a CSV row longer than the verifier reads")]
+struct RowTooLong;
+
+impl<R: Read> Read for RowLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let room = self.limit.get().saturating_sub(self.n_read);
+        if room == 0 {
+            return Err(std::io::Error::other(RowTooLong));
+        }
+        let n_max = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..n_max])?;
+        self.n_read += n as u64;
+        Ok(n)
+    }
+}
+
 fn read_csv(reader: impl Read, walk: &mut Walk) -> Result<(), ExportVerifyError> {
+    let limit = Rc::new(Cell::new(0));
+    let reader = RowLimit {
+        inner: reader,
+        n_read: 0,
+        limit: Rc::clone(&limit),
+    };
+    // The reader reads ahead by at most its buffer, so a row of up to MAX_RAW_ROW_BYTES is
+    // always read whole.
+    let allow_row_from = |start: u64| limit.set(start + MAX_RAW_ROW_BYTES + BUFFER_BYTES as u64);
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -712,12 +755,16 @@ fn read_csv(reader: impl Read, walk: &mut Walk) -> Result<(), ExportVerifyError>
         .from_reader(reader);
     let mut row = csv::StringRecord::new();
     let malformed = |line: u64, error: csv::Error| match error.into_kind() {
+        csv::ErrorKind::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<RowTooLong>()) => {
+            ExportVerifyError::LineTooLong { line }
+        }
         csv::ErrorKind::Io(e) => ExportVerifyError::Io(e),
         kind => ExportVerifyError::Malformed {
             line,
             reason: format!("{kind:?}"),
         },
     };
+    allow_row_from(0);
     if !csv.read_record(&mut row).map_err(|e| malformed(1, e))? {
         return Err(ExportVerifyError::Empty);
     }
@@ -728,6 +775,7 @@ fn read_csv(reader: impl Read, walk: &mut Walk) -> Result<(), ExportVerifyError>
     loop {
         // Before a read, the reader's position is where the next row starts.
         let line = csv.position().line();
+        allow_row_from(csv.position().byte());
         if !csv.read_record(&mut row).map_err(|e| malformed(line, e))? {
             break;
         }
@@ -944,6 +992,46 @@ mod tests {
             assert_eq!(neutralize_cell(value), value);
             assert_eq!(restore_cell(value), value);
         }
+    }
+
+    /// An export header, then a row whose quote never closes, of `n_bytes` in all; counts
+    /// what is read of it.
+    struct EndlessRow {
+        n_bytes: u64,
+        n_read: Rc<Cell<u64>>,
+    }
+
+    impl Read for EndlessRow {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let head = format!("{}\n\"", CSV_FIELDS.join(","));
+            let at = self.n_read.get();
+            let n = buf.len().min((self.n_bytes - at) as usize);
+            for (idx, byte) in buf[..n].iter_mut().enumerate() {
+                *byte = *head.as_bytes().get(at as usize + idx).unwrap_or(&b'a');
+            }
+            self.n_read.set(at + n as u64);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_csv_row_that_never_ends_is_refused_before_it_fills_memory() {
+        let n_read = Rc::new(Cell::new(0));
+        let file = EndlessRow {
+            n_bytes: 64 << 20,
+            n_read: Rc::clone(&n_read),
+        };
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+        let error = verify_export(file, &key).unwrap_err();
+        assert!(
+            matches!(error, ExportVerifyError::LineTooLong { line: 2 }),
+            "{error}"
+        );
+        assert!(
+            n_read.get() <= MAX_RAW_ROW_BYTES + 2 * BUFFER_BYTES as u64,
+            "read {} bytes of one row",
+            n_read.get()
+        );
     }
 
     #[test]

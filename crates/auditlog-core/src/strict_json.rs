@@ -51,16 +51,17 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// The path written the way field errors name fields: `meta.amounts[2]`.
+    /// The path written the way field errors name fields: `meta.amounts[2]`. A key that is
+    /// the empty string is written `""`, so that the path still shows it (`"".a`, not `a`).
     pub fn dotted_path(&self) -> String {
         let mut out = String::new();
-        for step in &self.path {
+        for (idx, step) in self.path.iter().enumerate() {
             match step {
                 Step::Key(key) => {
-                    if !out.is_empty() {
+                    if idx > 0 {
                         out.push('.');
                     }
-                    out.push_str(key);
+                    out.push_str(if key.is_empty() { "\"\"" } else { key });
                 }
                 Step::Index(index) => out.push_str(&format!("[{index}]")),
             }
@@ -112,6 +113,42 @@ pub fn is_exact_double(literal: &str) -> bool {
         || matches!((written.integer(), exact_integer(double)), (Some(a), Some(b)) if a == b)
 }
 
+/// Whether `literal` follows JSON's number grammar (RFC 8259 §6):
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn is_json_number(literal: &str) -> bool {
+    fn digits(text: &[u8]) -> usize {
+        text.iter().take_while(|b| b.is_ascii_digit()).count()
+    }
+    let mut rest = literal.as_bytes();
+    if let [b'-', tail @ ..] = rest {
+        rest = tail;
+    }
+    match rest {
+        [b'0', tail @ ..] => rest = tail,
+        [b'1'..=b'9', ..] => rest = &rest[digits(rest)..],
+        _ => return false,
+    }
+    if let [b'.', tail @ ..] = rest {
+        let n = digits(tail);
+        if n == 0 {
+            return false;
+        }
+        rest = &tail[n..];
+    }
+    if let [b'e' | b'E', tail @ ..] = rest {
+        let tail = match tail {
+            [b'+' | b'-', signed @ ..] => signed,
+            _ => tail,
+        };
+        let n = digits(tail);
+        if n == 0 {
+            return false;
+        }
+        rest = &tail[n..];
+    }
+    rest.is_empty()
+}
+
 /// The value of a double that is an integer of at most 38 digits.
 fn exact_integer(double: f64) -> Option<i128> {
     (double.fract() == 0.0 && double.abs() < 1e38).then_some(double as i128)
@@ -129,7 +166,7 @@ struct Decimal {
 impl Decimal {
     /// The value, when it is an integer of at most 38 digits.
     fn integer(&self) -> Option<i128> {
-        let zeros = self.exponent - self.digits.len() as i64;
+        let zeros = self.exponent.saturating_sub(self.digits.len() as i64);
         if zeros < 0 || self.exponent > 38 {
             return None;
         }
@@ -149,7 +186,15 @@ fn decimal_value(literal: &str) -> Decimal {
     let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
         Some(at) => (
             &unsigned[..at],
-            unsigned[at + 1..].parse::<i64>().unwrap_or(0),
+            // An exponent beyond i64 is as good as infinite: the literal is 0 or ±inf as a
+            // double, and the comparisons below need only its sign.
+            unsigned[at + 1..].parse::<i64>().unwrap_or_else(|_| {
+                if unsigned[at + 1..].starts_with('-') {
+                    i64::MIN
+                } else {
+                    i64::MAX
+                }
+            }),
         ),
         None => (unsigned, 0),
     };
@@ -171,7 +216,10 @@ fn decimal_value(literal: &str) -> Decimal {
     Decimal {
         negative,
         digits,
-        exponent: exponent + integer.len() as i64 - leading as i64,
+        // Saturating: the exponent written may be i64::MIN or i64::MAX already.
+        exponent: exponent
+            .saturating_add(integer.len() as i64)
+            .saturating_sub(leading as i64),
     }
 }
 
@@ -333,6 +381,11 @@ impl<'a> Scanner<'a> {
         }
         let literal =
             std::str::from_utf8(&self.text[start..self.at]).map_err(|_| Stop::Malformed)?;
+        // `-`, `01`, `1.` or a date is a syntax error, which the parser reports with its
+        // position; judged as a number it would be called out of range.
+        if !is_json_number(literal) {
+            return Err(Stop::Malformed);
+        }
         if is_exact_double(literal) {
             return Ok(());
         }
@@ -379,6 +432,19 @@ mod tests {
         assert_eq!(
             problem(r#"{"ab":1,"a\u0062":2}"#),
             Some(("ab".into(), Rule::DuplicateKey))
+        );
+        // An empty key is a step of the path like any other.
+        assert_eq!(
+            problem(r#"{"":{"a":1,"a":2}}"#),
+            Some((r#""".a"#.into(), Rule::DuplicateKey))
+        );
+        assert_eq!(
+            problem(r#"{"meta":{"":[1e400]}}"#),
+            Some((r#"meta.""[0]"#.into(), Rule::InexactNumber))
+        );
+        assert_eq!(
+            problem(r#"{"":1,"":2}"#),
+            Some((r#""""#.into(), Rule::DuplicateKey))
         );
         // The same key in sibling objects, and keys that differ only in case, are fine.
         assert_eq!(problem(r#"[{"a":1},{"a":2}]"#), None);
@@ -437,5 +503,47 @@ mod tests {
         }
         let deep = "[".repeat(10_000);
         assert_eq!(check(deep.as_bytes()), Ok(()));
+    }
+
+    #[test]
+    fn an_exponent_at_the_end_of_i64_is_judged_without_overflow() {
+        for inexact in [
+            "2.1e-9223372036854775808",
+            "0.01e-9223372036854775808",
+            "1.5e-9223372036854775807",
+            "1e-99999999999999999999",
+            "1e99999999999999999999",
+        ] {
+            assert!(!is_exact_double(inexact), "{inexact} rounds to 0 or inf");
+        }
+        for zero in [
+            "0e-9223372036854775808",
+            "0.0e9223372036854775807",
+            "0e-99999999999999999999",
+        ] {
+            assert!(is_exact_double(zero), "{zero} is 0");
+        }
+    }
+
+    #[test]
+    fn a_malformed_number_is_a_syntax_error_not_an_inexact_one() {
+        for text in [
+            "-",
+            r#"{"meta":{"a":-}}"#,
+            r#"{"occurred_at":2026-05-31}"#,
+            "[01]",
+            "[1.]",
+            "[.5]",
+            "[1e]",
+            "[1e+]",
+            "[-+1]",
+            "[1.5.5]",
+            "[1e5e5]",
+        ] {
+            assert_eq!(check(text.as_bytes()), Ok(()), "{text}");
+        }
+        for number in ["0", "-0", "10", "1.5", "1e5", "1E+5", "-1.25e-5", "0.0e0"] {
+            assert!(is_json_number(number), "{number}");
+        }
     }
 }

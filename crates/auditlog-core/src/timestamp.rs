@@ -44,7 +44,9 @@ impl Timestamp {
     pub fn parse(text: &str) -> Result<Timestamp, TimestampError> {
         let parsed =
             OffsetDateTime::parse(text, &Rfc3339).map_err(|e| TimestampError(e.to_string()))?;
-        let ms = (parsed.unix_timestamp_nanos() / 1_000_000) as i64;
+        // Rounded down, not toward zero: 1969-12-31T23:59:59.9999Z is before 1970, not its
+        // first millisecond.
+        let ms = parsed.unix_timestamp_nanos().div_euclid(1_000_000) as i64;
         Timestamp::from_millis(ms)
             .ok_or_else(|| TimestampError("outside the years 1970 to 9999".to_string()))
     }
@@ -125,6 +127,19 @@ mod tests {
         assert!(Timestamp::parse("2026-01-31T12:00:00").is_err());
         assert!(Timestamp::parse("yesterday").is_err());
         assert!(Timestamp::parse("1969-12-31T23:59:59Z").is_err());
+    }
+
+    #[test]
+    fn an_instant_a_fraction_of_a_millisecond_before_1970_is_refused() {
+        for before in [
+            "1969-12-31T23:59:59.9999Z",
+            "1969-12-31T23:59:59.999999999Z",
+            "1970-01-01T00:00:00.0001+00:01",
+        ] {
+            assert!(Timestamp::parse(before).is_err(), "{before}");
+        }
+        let first = Timestamp::parse("1970-01-01T00:00:00.0009Z").unwrap();
+        assert_eq!(first.as_millis(), 0);
     }
 
     #[test]
