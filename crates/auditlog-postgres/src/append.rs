@@ -160,7 +160,7 @@ pub async fn append(
         .await
         .map_err(backend)?;
     }
-    tx.commit().await.map_err(backend)?;
+    tx.commit().await.map_err(crate::commit_failed)?;
     Ok(AppendOutcome::Stored(events))
 }
 
@@ -187,7 +187,7 @@ pub async fn apply(
     } else {
         append_in(&tx, &batch, now).await?
     };
-    tx.commit().await.map_err(backend)?;
+    tx.commit().await.map_err(crate::commit_failed)?;
     Ok(Applied { changed, events })
 }
 
@@ -234,7 +234,7 @@ pub async fn restore(
         }
     }
     write_rows(&tx, events, &mut heads).await?;
-    tx.commit().await.map_err(backend)
+    tx.commit().await.map_err(crate::commit_failed)
 }
 
 /// An organization's chain head, locked for this transaction.

@@ -203,6 +203,23 @@ pub(crate) fn backend(error: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// What a client is told when the connection broke while `COMMIT` was under way.
+const COMMIT_UNKNOWN: &str = "the database went away while committing, so the request may or \
+     may not have been stored; send it again with the same Idempotency-Key to store it once";
+
+/// A failed `COMMIT`. When the connection broke on the way, PostgreSQL may have committed
+/// before it went, and nobody can say here which: the client is told so, instead of being
+/// told that nothing was stored.
+pub(crate) fn commit_failed(error: tokio_postgres::Error) -> StoreError {
+    if error.as_db_error().is_none()
+        && (error.is_closed() || std::error::Error::source(&error).is_some())
+    {
+        tracing::warn!(error = %error, "PostgreSQL connection lost during COMMIT");
+        return StoreError::Unavailable(COMMIT_UNKNOWN.into());
+    }
+    backend(error)
+}
+
 /// True when the error is a violated unique constraint.
 pub(crate) fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)

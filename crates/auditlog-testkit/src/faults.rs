@@ -129,14 +129,10 @@ impl OwnCluster {
                 ));
             }
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| Unavailable::new(format!("no free port: {e}")))?
-            .port();
-        let cluster = OwnCluster {
+        let mut cluster = OwnCluster {
             bin,
             dir,
-            port,
+            port: 0,
             as_postgres,
         };
         let data = cluster.data_dir();
@@ -156,8 +152,17 @@ impl OwnCluster {
                 ],
             )
             .map_err(Unavailable::new)?;
-        cluster.start_server().map_err(Unavailable::new)?;
-        Ok(cluster)
+        // The port is free when chosen but may be taken before the server binds it (other
+        // tests bind ports too): try a few.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            cluster.port = free_port().map_err(Unavailable::new)?;
+            match cluster.start_server() {
+                Ok(()) => return Ok(cluster),
+                Err(e) => failures.push(e),
+            }
+        }
+        Err(Unavailable::new(failures.join("\n")))
     }
 
     /// The URL of the cluster's `postgres` database.
@@ -179,7 +184,15 @@ impl OwnCluster {
 
     /// Starts the server again after [`OwnCluster::stop`].
     pub fn start_again(&self) {
-        self.start_server().expect("start the cluster again");
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match self.start_server() {
+                Ok(()) => return,
+                Err(e) => failures.push(e),
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        panic!("cannot start the cluster again:\n{}", failures.join("\n"));
     }
 
     fn start_server(&self) -> Result<(), String> {
@@ -190,7 +203,7 @@ impl OwnCluster {
             self.dir.display()
         );
         let log = self.dir.join("server.log");
-        self.run(
+        let started = self.run(
             "pg_ctl",
             &[
                 "-D",
@@ -204,7 +217,15 @@ impl OwnCluster {
                 "60",
                 "start",
             ],
-        )
+        );
+        started.map_err(|e| format!("{e}\nserver log:\n{}", self.log_tail()))
+    }
+
+    /// The server log's last lines, for an error message.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
     }
 
     fn data_dir(&self) -> String {
@@ -252,6 +273,14 @@ pub enum StopMode {
     Fast,
     /// Kill the server processes: recovery runs at the next start.
     Immediate,
+}
+
+/// A port of 127.0.0.1 that was free a moment ago.
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
 }
 
 /// The newest `/usr/lib/postgresql/<version>/bin` that holds `initdb`.
