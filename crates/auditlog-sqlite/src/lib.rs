@@ -45,8 +45,37 @@ pub const INDEX_FILE: &str = "index.db";
 
 /// How many queued write requests make a sender wait (backpressure).
 const WRITE_QUEUE: usize = 4096;
-/// Readers kept open between queries.
-const MAX_IDLE_READERS: usize = 8;
+/// Readers open at once; a query beyond them waits for one to come free. Each reader keeps
+/// its own page caches, so this bounds the store's memory as well as its threads.
+const MAX_READERS: usize = 8;
+
+/// Page-cache sizes in KiB (SQLite's `cache_size` takes a negative number as KiB). A cache
+/// only saves a copy from the operating system's page cache, which holds the files anyway,
+/// so only the indexer, whose B-tree inserts land all over its indexes, gets a large one.
+/// The whole budget is [`PAGE_CACHE_BUDGET`].
+mod cache_kib {
+    /// The writer appends at the right edge of its B-trees: a few pages each commit.
+    pub const WRITER: i64 = 16 * 1024;
+    /// The indexer's connection to `index.db`.
+    pub const INDEXER: i64 = 64 * 1024;
+    /// The indexer's read-only connection to the log: it reads new rows once, in order.
+    pub const INDEXER_LOG: i64 = 4 * 1024;
+    /// Each reader's cache of the log (`main`) and of `index.db` (`idx`).
+    pub const READER_LOG: i64 = 8 * 1024;
+    /// See [`READER_LOG`].
+    pub const READER_INDEX: i64 = 8 * 1024;
+    /// The checkpointer copies WAL frames back; it needs no cache of its own.
+    pub const CHECKPOINTER: i64 = 512;
+}
+
+/// The most memory the store's SQLite page caches hold together, in bytes: what an operator
+/// plans for beside the rest of the process (docs/operations.md).
+pub const PAGE_CACHE_BUDGET: u64 = 1024
+    * (cache_kib::WRITER
+        + cache_kib::INDEXER
+        + cache_kib::INDEXER_LOG
+        + MAX_READERS as i64 * (cache_kib::READER_LOG + cache_kib::READER_INDEX)
+        + 2 * cache_kib::CHECKPOINTER) as u64;
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -106,20 +135,21 @@ pub(crate) fn org_from_row(row: &Row<'_>) -> rusqlite::Result<Org> {
 /// statements, and rusqlite's default of 16 made readers parse SQL again on most requests.
 const STATEMENT_CACHE: usize = 256;
 
-/// Settings of a connection to `auditlog.db`. WAL lets readers run beside the writer;
-/// `synchronous=FULL` makes each commit durable before anyone is answered.
-fn configure(conn: &Connection) -> Result<(), StoreError> {
-    configure_with(conn, "FULL")
+/// Settings of a connection to `auditlog.db` with a page cache of `cache_kib`. WAL lets
+/// readers run beside the writer; `synchronous=FULL` makes each commit durable before anyone
+/// is answered.
+fn configure(conn: &Connection, cache_kib: i64) -> Result<(), StoreError> {
+    configure_with(conn, "FULL", cache_kib)
 }
 
 /// Settings of a connection to `index.db`: WAL so readers never block the indexer, and
 /// `synchronous=NORMAL` because what it holds can be rebuilt from the log (a crash loses at
 /// most its last batches, which the indexer redoes; it never leaves the file inconsistent).
-fn configure_index(conn: &Connection) -> Result<(), StoreError> {
-    configure_with(conn, "NORMAL")
+fn configure_index(conn: &Connection, cache_kib: i64) -> Result<(), StoreError> {
+    configure_with(conn, "NORMAL", cache_kib)
 }
 
-fn configure_with(conn: &Connection, synchronous: &str) -> Result<(), StoreError> {
+fn configure_with(conn: &Connection, synchronous: &str, cache_kib: i64) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -127,7 +157,7 @@ fn configure_with(conn: &Connection, synchronous: &str) -> Result<(), StoreError
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {synchronous};
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -65536;
+         PRAGMA cache_size = -{cache_kib};
          PRAGMA journal_size_limit = 67108864;"
     ))
     .map_err(backend)
@@ -162,7 +192,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
         let mut conn = Connection::open(&path).map_err(backend)?;
-        configure(&conn)?;
+        configure(&conn, cache_kib::WRITER)?;
         schema::migrate(&mut conn)?;
         // The checkpointer, not the committing writer, copies the WAL back into the database.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
@@ -170,7 +200,7 @@ impl SqliteStore {
 
         let index_path = dir.join(INDEX_FILE);
         let mut index = Connection::open(&index_path).map_err(backend)?;
-        configure_index(&index)?;
+        configure_index(&index, cache_kib::INDEXER)?;
         schema::migrate_index(&mut index)?;
         // As for the log, the checkpointer thread (below) copies the WAL back, not the
         // indexer in the middle of a batch.
@@ -201,12 +231,12 @@ impl SqliteStore {
         for (file, configure_file) in [
             (
                 &path,
-                configure as fn(&Connection) -> Result<(), StoreError>,
+                configure as fn(&Connection, i64) -> Result<(), StoreError>,
             ),
             (&index_path, configure_index),
         ] {
             let conn = Connection::open(file).map_err(backend)?;
-            configure_file(&conn)?;
+            configure_file(&conn, cache_kib::CHECKPOINTER)?;
             let mut wal = file.clone().into_os_string();
             wal.push("-wal");
             files.push((conn, PathBuf::from(wal)));
@@ -225,6 +255,7 @@ impl SqliteStore {
                 path: path.clone(),
                 index_path: index_path.clone(),
                 idle: Mutex::new(Vec::new()),
+                slots: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             }),
             path,
             index_path,
@@ -247,7 +278,7 @@ impl SqliteStore {
         let (path, index_path) = (self.path.clone(), self.index_path.clone());
         tokio::task::spawn_blocking(move || {
             let index = Connection::open(&index_path).map_err(backend)?;
-            configure_index(&index)?;
+            configure_index(&index, cache_kib::INDEXER)?;
             let mut indexer = indexer::Indexer::new(index, open_log_reader(&path)?);
             let mut total = 0u64;
             loop {
@@ -338,7 +369,16 @@ impl SqliteStore {
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let readers = self.readers.clone();
+        // Taken before a thread is: a burst of queries waits here, not as blocking threads
+        // each opening a connection (and a page cache) of its own.
+        let slot = readers
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let mut conn = readers.take()?;
             // One read transaction: a multi-statement plan sees one consistent snapshot.
             let result = (|| {
@@ -371,6 +411,8 @@ fn open_log_reader(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch(&format!("PRAGMA cache_size = -{};", cache_kib::INDEXER_LOG))
+        .map_err(backend)?;
     Ok(conn)
 }
 
@@ -404,10 +446,13 @@ fn run_checkpointer(files: &[(Connection, PathBuf)], stop: &std::sync::atomic::A
     }
 }
 
+/// The pool of read connections: at most [`MAX_READERS`] exist, each used by one query at a
+/// time (a query holds one of `slots` for as long as it has a connection).
 struct Readers {
     path: PathBuf,
     index_path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Readers {
@@ -422,22 +467,24 @@ impl Readers {
                 | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(backend)?;
-        configure(&conn)?;
+        configure(&conn, cache_kib::READER_LOG)?;
         conn.execute(
             "ATTACH DATABASE ?1 AS idx",
             [self.index_path.to_string_lossy()],
         )
         .map_err(backend)?;
-        conn.execute_batch("PRAGMA query_only = 1;")
-            .map_err(backend)?;
+        // `cache_size` is per attached file; without this `idx` would get SQLite's default.
+        conn.execute_batch(&format!(
+            "PRAGMA idx.cache_size = -{}; PRAGMA query_only = 1;",
+            cache_kib::READER_INDEX
+        ))
+        .map_err(backend)?;
         Ok(conn)
     }
 
     fn put(&self, conn: Connection) {
-        let mut idle = self.idle.lock().expect("lock");
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
+        // Every connection in use holds a slot, so the idle ones never exceed MAX_READERS.
+        self.idle.lock().expect("lock").push(conn);
     }
 }
 
@@ -634,7 +681,7 @@ impl Store for SqliteStore {
         let index_path = self.index_path.clone();
         tokio::task::spawn_blocking(move || {
             let mut index = Connection::open(&index_path).map_err(backend)?;
-            configure_index(&index)?;
+            configure_index(&index, cache_kib::CHECKPOINTER)?;
             let tx = index
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(backend)?;
