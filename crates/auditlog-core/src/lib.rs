@@ -14,12 +14,16 @@
 //! - [`export`]: the export file format (JSON Lines or CSV, ending with a checkpoint) and its
 //!   offline verifier, over a caller's reader or writer.
 //! - [`wire`]: the JSON shape of an event as the API, exports and the CLI print it.
+//! - [`merkle`]: the RFC 9162 Merkle tree of a transparency log: leaf and node hashes, roots,
+//!   inclusion and consistency proofs over a store's hashes (`HashReader`), their verifiers,
+//!   and the frontier an appender keeps.
 
 pub mod canonical;
 pub mod catalog;
 pub mod chain;
 pub mod event;
 pub mod export;
+pub mod merkle;
 pub mod message;
 pub mod query;
 pub mod strict_json;
