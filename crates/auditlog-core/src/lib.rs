@@ -17,6 +17,8 @@
 //! - [`merkle`]: the RFC 9162 Merkle tree of a transparency log: leaf and node hashes, roots,
 //!   inclusion and consistency proofs over a store's hashes (`HashReader`), their verifiers,
 //!   and the frontier an appender keeps.
+//! - [`tiles`]: C2SP tlog-tiles: tile and entry-bundle paths (parsed strictly: they come from
+//!   URLs), the tiles of a tree, a tile's bytes, bundle encoding, a reader over fetched tiles.
 
 pub mod canonical;
 pub mod catalog;
@@ -28,6 +30,7 @@ pub mod message;
 pub mod query;
 pub mod strict_json;
 pub mod text;
+pub mod tiles;
 pub mod timestamp;
 pub mod validate;
 pub mod wire;
