@@ -19,6 +19,8 @@
 //!   and the frontier an appender keeps.
 //! - [`tiles`]: C2SP tlog-tiles: tile and entry-bundle paths (parsed strictly: they come from
 //!   URLs), the tiles of a tree, a tile's bytes, bundle encoding, a reader over fetched tiles.
+//! - [`note`]: C2SP signed notes with Ed25519 keys (key IDs, verifier keys, signing, opening
+//!   untrusted notes) and the tlog checkpoint they carry.
 
 pub mod canonical;
 pub mod catalog;
@@ -27,6 +29,7 @@ pub mod event;
 pub mod export;
 pub mod merkle;
 pub mod message;
+pub mod note;
 pub mod query;
 pub mod strict_json;
 pub mod text;
