@@ -14,16 +14,26 @@
 //! - [`export`]: the export file format (JSON Lines or CSV, ending with a checkpoint) and its
 //!   offline verifier, over a caller's reader or writer.
 //! - [`wire`]: the JSON shape of an event as the API, exports and the CLI print it.
+//! - [`merkle`]: the RFC 9162 Merkle tree of a transparency log: leaf and node hashes, roots,
+//!   inclusion and consistency proofs over a store's hashes (`HashReader`), their verifiers,
+//!   and the frontier an appender keeps.
+//! - [`tiles`]: C2SP tlog-tiles: tile and entry-bundle paths (parsed strictly: they come from
+//!   URLs), the tiles of a tree, a tile's bytes, bundle encoding, a reader over fetched tiles.
+//! - [`note`]: C2SP signed notes with Ed25519 keys (key IDs, verifier keys, signing, opening
+//!   untrusted notes) and the tlog checkpoint they carry.
 
 pub mod canonical;
 pub mod catalog;
 pub mod chain;
 pub mod event;
 pub mod export;
+pub mod merkle;
 pub mod message;
+pub mod note;
 pub mod query;
 pub mod strict_json;
 pub mod text;
+pub mod tiles;
 pub mod timestamp;
 pub mod validate;
 pub mod wire;
