@@ -50,6 +50,7 @@ mod properties;
 mod reads;
 mod recorded;
 mod restore;
+mod tree;
 
 pub use accounts::{
     roles_set_list_and_isolate, service_accounts_lifecycle, users_create_find_password,
@@ -76,6 +77,7 @@ pub use reads::{
 pub use recorded::changes_commit_with_their_record;
 pub use reference::reference_matches;
 pub use restore::restore_keeps_ids_and_chain;
+pub use tree::{tree_checkpoints_round_trip, tree_tiles_cover_exactly_the_events};
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is an async expression
 /// (evaluated once per test) yielding a [`Fixture`]: `Arc<dyn Store>` for a fresh empty
@@ -112,6 +114,8 @@ macro_rules! conformance_tests {
             export_jobs_round_trip_and_update,
             export_jobs_claim_and_expire,
             changes_commit_with_their_record,
+            tree_tiles_cover_exactly_the_events,
+            tree_checkpoints_round_trip,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

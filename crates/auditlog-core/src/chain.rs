@@ -165,6 +165,17 @@ impl ChainTip {
     /// hash chains to the previous one. `random` supplies the id's 62 random bits (the caller
     /// owns the randomness: this crate does no I/O).
     pub fn append(&mut self, body: EventBody, now: Timestamp, random: u64) -> Event {
+        self.append_with_leaf(body, now, random).0
+    }
+
+    /// [`ChainTip::append`], answering also the event's [`leaf_hash`], which is its leaf in
+    /// the organization's Merkle tree: computed once for both.
+    pub fn append_with_leaf(
+        &mut self,
+        body: EventBody,
+        now: Timestamp,
+        random: u64,
+    ) -> (Event, [u8; 32]) {
         let mut event = Event {
             id: next_id(now.as_millis(), self.last_id, random),
             org_id: self.org_id,
@@ -173,9 +184,10 @@ impl ChainTip {
             hash: [0; 32],
             body,
         };
-        event.hash = expected_hash(&self.hash, &event);
+        let leaf = leaf_hash(&event);
+        event.hash = chain_hash(&self.hash, &leaf);
         self.advance(&event);
-        event
+        (event, leaf)
     }
 
     /// Checks that a ready-made event (a migration's) continues the chain exactly, and moves

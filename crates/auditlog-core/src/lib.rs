@@ -21,6 +21,8 @@
 //!   URLs), the tiles of a tree, a tile's bytes, bundle encoding, a reader over fetched tiles.
 //! - [`note`]: C2SP signed notes with Ed25519 keys (key IDs, verifier keys, signing, opening
 //!   untrusted notes) and the tlog checkpoint they carry.
+//! - [`tree`]: an organization's tree as a store keeps it: which tiles an append reads, the
+//!   tiles it writes, and readers over stored tiles for roots and proofs.
 
 pub mod canonical;
 pub mod catalog;
@@ -35,6 +37,7 @@ pub mod strict_json;
 pub mod text;
 pub mod tiles;
 pub mod timestamp;
+pub mod tree;
 pub mod validate;
 pub mod wire;
 

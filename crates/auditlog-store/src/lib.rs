@@ -239,6 +239,35 @@ pub trait Store: Send + Sync + 'static {
     async fn latest_checkpoint(&self, org_id: Uuid)
         -> Result<Option<SignedCheckpoint>, StoreError>;
 
+    // ---- the Merkle tree (docs/log-format.md) ----
+
+    /// Stored tiles of an organization's Merkle tree, in the order asked by `(level, index)`,
+    /// each as stored (`None` when there is no such tile). Every append, restore and recorded
+    /// change grows the tree in its own transaction through `auditlog_core::tree::append`, so
+    /// the tiles always cover exactly the events stored. A stored tile may be wider than the
+    /// same tile of a smaller tree; `auditlog_core::tree::reader_for` cuts it.
+    async fn read_tiles(
+        &self,
+        org_id: Uuid,
+        tiles: &[(u8, u64)],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+
+    /// Keeps a signed tree checkpoint (a C2SP signed note) of `size` leaves. A second note for
+    /// a size already kept is ignored: the first one stands.
+    async fn save_tree_checkpoint(
+        &self,
+        org_id: Uuid,
+        size: u64,
+        note: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The signed tree checkpoint of the largest size kept for an organization: its size
+    /// and note.
+    async fn latest_tree_checkpoint(
+        &self,
+        org_id: Uuid,
+    ) -> Result<Option<(u64, String)>, StoreError>;
+
     /// Bytes the store occupies on disk (for benchmarks and `/metrics`).
     async fn disk_bytes(&self) -> Result<u64, StoreError>;
 
