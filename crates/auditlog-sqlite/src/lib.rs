@@ -8,6 +8,7 @@
 //! - `writer`: the group-commit writer (the only code that writes `auditlog.db`).
 //! - `indexer`: builds `index.db` from the log, off the commit path.
 //! - `read`: the query plans, and the merge of the unindexed tail.
+//! - `tree`: each organization's Merkle tree: tiles and signed tree checkpoints.
 
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
@@ -32,6 +33,7 @@ mod indexer;
 mod log_row;
 mod read;
 pub mod schema;
+mod tree;
 mod writer;
 
 use read::OrgScope;
@@ -637,6 +639,43 @@ impl Store for SqliteStore {
         org_id: Uuid,
     ) -> Result<Option<SignedCheckpoint>, StoreError> {
         self.read(org_id, None, read::latest_checkpoint).await
+    }
+
+    async fn read_tiles(
+        &self,
+        org_id: Uuid,
+        tiles: &[(u8, u64)],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let tiles = tiles.to_vec();
+        let empty = vec![None; tiles.len()];
+        self.read(org_id, empty, move |conn, scope| {
+            tree::read_tiles(conn, scope.org_key(), &tiles)
+        })
+        .await
+    }
+
+    async fn save_tree_checkpoint(
+        &self,
+        org_id: Uuid,
+        size: u64,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        let note = note.to_string();
+        self.exec(move |conn| {
+            let org_key = writer::org_key(conn, org_id)?.ok_or(StoreError::UnknownOrg(org_id))?;
+            tree::save_checkpoint(conn, org_key, size, &note)
+        })
+        .await
+    }
+
+    async fn latest_tree_checkpoint(
+        &self,
+        org_id: Uuid,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        self.read(org_id, None, |conn, scope| {
+            tree::latest_checkpoint(conn, scope.org_key())
+        })
+        .await
     }
 
     async fn disk_bytes(&self) -> Result<u64, StoreError> {

@@ -51,6 +51,11 @@ pub struct OrgScope {
 }
 
 impl OrgScope {
+    /// The organization's key in this file.
+    pub fn org_key(&self) -> i64 {
+        self.org_key
+    }
+
     /// Resolves an organization id; `None` when it does not exist. Must run after the read
     /// transaction has taken its snapshot of `index.db` (see the module's doc).
     pub fn resolve(conn: &Connection, org_id: Uuid) -> Result<Option<OrgScope>, StoreError> {

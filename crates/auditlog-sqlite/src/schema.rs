@@ -5,8 +5,10 @@
 //! - `auditlog.db`, the source of truth, written durably by the one writer: `orgs` with each
 //!   chain head, `log` (every event in its stored form, one row each, in arrival order:
 //!   `lsn` is the log sequence number), checkpoints, accounts, idempotency keys and export
-//!   jobs. Version 2 (this build) replaced version 1's dictionary-encoded, indexed and
-//!   searchable `events` table with `log`; migrating copies every event over unchanged.
+//!   jobs, and each organization's Merkle tree (`tiles`, `tree_checkpoints`). Version 2
+//!   replaced version 1's dictionary-encoded, indexed and searchable `events` table with
+//!   `log`, copying every event over unchanged; version 3 (this build) added the trees, built
+//!   from the events already stored.
 //! - `index.db` ([`INDEX_SCHEMA`]), everything derived from the log: dictionaries, the
 //!   access paths by time, action, actor and target, per-day rollups and search postings,
 //!   built by the indexer off the commit path. It can be deleted and is rebuilt from the
@@ -17,7 +19,7 @@ use rusqlite::Connection;
 use auditlog_store::StoreError;
 
 /// The newest schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1, kept so that files it wrote can be migrated (and every new file is made by
 /// running the migrations in order).
@@ -237,6 +239,27 @@ DROP TABLE principals;
 DROP TABLE strings;
 "#;
 
+/// Version 3: each organization's Merkle tree (docs/log-format.md). `tiles` holds every tile
+/// (C2SP tlog-tiles: up to 256 hashes of one tree level, 32 bytes each), grown by the writer
+/// in the transaction that stores the events; `tree_checkpoints` the signed notes of the
+/// tree's sizes. Migrating builds the tiles of the events already stored.
+const V3: &str = r#"
+CREATE TABLE tiles (
+    org_key INTEGER NOT NULL,
+    level   INTEGER NOT NULL,
+    idx     INTEGER NOT NULL,
+    hashes  BLOB NOT NULL,
+    PRIMARY KEY (org_key, level, idx)
+);
+
+CREATE TABLE tree_checkpoints (
+    org_key INTEGER NOT NULL,
+    size    INTEGER NOT NULL,
+    note    TEXT NOT NULL,
+    PRIMARY KEY (org_key, size)
+) WITHOUT ROWID;
+"#;
+
 /// The schema of `index.db`.
 pub const INDEX_VERSION: i64 = 1;
 
@@ -378,7 +401,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     // Each migration runs in one transaction with the version it reaches: a crash leaves
     // the file at the previous version, whole.
-    for (version, sql) in [(1, V1), (2, V2)] {
+    for (version, sql) in [(1, V1), (2, V2), (3, V3)] {
         if found < version {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -388,6 +411,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
                 .map_err(crate::backend)?;
             if again < version {
                 tx.execute_batch(sql).map_err(crate::backend)?;
+                if version == 3 {
+                    crate::tree::backfill(&tx)?;
+                }
                 tx.execute_batch(&format!("PRAGMA user_version = {version}"))
                     .map_err(crate::backend)?;
             }
@@ -434,9 +460,9 @@ mod tests {
         }
     }
 
-    /// A file written by version 1 (dictionary-encoded `events`) opens as version 2 with
-    /// every event intact: the same ids, fields and hashes, a chain that verifies, and reads
-    /// that find them.
+    /// A file written by version 1 (dictionary-encoded `events`) opens as the current version
+    /// with every event intact: the same ids, fields and hashes, a chain that verifies, reads
+    /// that find them, and their Merkle tree built.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_version_1_file_migrates_with_every_event_and_its_chain() {
         let dir = tempfile::tempdir().unwrap();
@@ -559,5 +585,15 @@ mod tests {
         assert_eq!(next[0].seq, 13);
         assert!(next[0].id > events[11].id);
         verifier.push(&next[0]).unwrap();
+
+        // The migration built the tree of the events it found, and the append grew it: the
+        // stored level-0 tile holds every event's leaf hash, in seq order.
+        let tile = store.read_tiles(org_id, &[(0, 0)]).await.unwrap();
+        let leaves: Vec<u8> = events
+            .iter()
+            .chain(&next)
+            .flat_map(auditlog_core::chain::leaf_hash)
+            .collect();
+        assert_eq!(tile, vec![Some(leaves)]);
     }
 }

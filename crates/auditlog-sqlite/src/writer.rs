@@ -18,6 +18,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
 use auditlog_core::chain::{self, ChainTip};
+use auditlog_core::merkle::Hash;
 use auditlog_core::{Event, Timestamp};
 use auditlog_store::{
     Append, AppendOutcome, Applied, Change, IdempotencyKey, NewOrg, Org, Recorder, StoreError,
@@ -28,7 +29,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::indexer::Signal;
-use crate::{backend, log_row};
+use crate::{backend, log_row, tree};
 
 /// Most events one group commit takes on; a larger backlog waits for the next commit.
 pub const MAX_GROUP_EVENTS: usize = 20_000;
@@ -490,11 +491,16 @@ fn append(
 ) -> Result<Vec<Event>, StoreError> {
     let mut heads = resolve_heads(conn, batch.iter().map(|item| item.org_id), caches)?;
     let mut events = Vec::with_capacity(batch.len());
+    let mut leaves = Vec::with_capacity(batch.len());
     for item in batch {
         let head = heads.get_mut(&item.org_id).expect("resolved above");
-        events.push(head.tip.append(item.body.clone(), now, rng.next_u64()));
+        let (event, leaf) = head
+            .tip
+            .append_with_leaf(item.body.clone(), now, rng.next_u64());
+        events.push(event);
+        leaves.push(Hash(leaf));
     }
-    write_log(conn, &events, &heads)?;
+    write_log(conn, &events, &leaves, &heads)?;
     staged.extend(heads);
     Ok(events)
 }
@@ -532,7 +538,8 @@ fn restore(
             )));
         }
     }
-    write_log(conn, events, &heads)?;
+    let leaves: Vec<Hash> = events.iter().map(|e| Hash(chain::leaf_hash(e))).collect();
+    write_log(conn, events, &leaves, &heads)?;
     staged.extend(heads);
     Ok(())
 }
@@ -559,12 +566,14 @@ fn resolve_heads(
     Ok(heads)
 }
 
-/// Writes chained events (whose organizations' heads, already moved past them, are `heads`):
-/// one `log` row each, then each head. Shared by appends, which mint the events, and
-/// restores, which check them; neither reaches here with an event that does not chain.
+/// Writes chained events (whose organizations' heads, already moved past them, are `heads`)
+/// with their leaf hashes: one `log` row each, each organization's tree grown by its leaves,
+/// then each head. Shared by appends, which mint the events, and restores, which check them;
+/// neither reaches here with an event that does not chain.
 fn write_log(
     conn: &Connection,
     events: &[Event],
+    leaves: &[Hash],
     heads: &HashMap<Uuid, Head>,
 ) -> Result<(), StoreError> {
     let mut insert = conn.prepare_cached(log_row::INSERT).map_err(backend)?;
@@ -577,6 +586,17 @@ fn write_log(
             ));
         }
         log_row::insert(&mut insert, head.org_key, event, &mut meta)?;
+    }
+    // Each organization's leaves, in seq order (the events of one organization are), grow its
+    // tree from the size it had before them.
+    let mut by_org: HashMap<Uuid, Vec<Hash>> = HashMap::with_capacity(heads.len());
+    for (event, leaf) in events.iter().zip(leaves) {
+        by_org.entry(event.org_id).or_default().push(*leaf);
+    }
+    for (org_id, org_leaves) in &by_org {
+        let head = &heads[org_id];
+        let size = head.tip.seq - org_leaves.len() as u64;
+        tree::grow(conn, head.org_key, size, org_leaves)?;
     }
     let mut set_head = conn
         .prepare_cached("UPDATE orgs SET head_seq = ?2, head_hash = ?3 WHERE org_key = ?1")
@@ -591,6 +611,16 @@ fn write_log(
             .map_err(backend)?;
     }
     Ok(())
+}
+
+/// The key of an organization in this file, `None` when it does not exist.
+pub fn org_key(conn: &Connection, org_id: Uuid) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT org_key FROM orgs WHERE id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([org_id.as_bytes().as_slice()], |row| row.get(0))
+                .optional()
+        })
+        .map_err(backend)
 }
 
 fn load_head(conn: &Connection, org_id: Uuid) -> Result<Option<Head>, StoreError> {

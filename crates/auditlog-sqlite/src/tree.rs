@@ -1,0 +1,158 @@
+//! Each organization's Merkle tree in `auditlog.db`: its tiles (`tiles`, one row per tile,
+//! grown by the writer in the transaction that stores the events) and its signed checkpoints
+//! (`tree_checkpoints`). The tree logic itself is `auditlog_core::tree`'s; this module only
+//! reads and writes rows.
+
+use auditlog_core::merkle::Hash;
+use auditlog_core::tiles::Tile;
+use auditlog_core::{chain, tree};
+use auditlog_store::StoreError;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::{backend, log_row};
+
+/// Appends `leaves` (in `seq` order) to the tree of the organization `org_key`, which holds
+/// `size` leaves: reads its right-edge tiles, and writes every tile that changed.
+pub fn grow(
+    conn: &Connection,
+    org_key: i64,
+    size: u64,
+    leaves: &[Hash],
+) -> Result<(), StoreError> {
+    if leaves.is_empty() {
+        return Ok(());
+    }
+    let edge = tree::right_edge(size);
+    let keys: Vec<(u8, u64)> = edge.iter().map(|t| (t.level(), t.index())).collect();
+    let stored: Vec<(Tile, Vec<u8>)> = edge
+        .into_iter()
+        .zip(read_tiles(conn, org_key, &keys)?)
+        .filter_map(|(tile, bytes)| bytes.map(|bytes| (tile, bytes)))
+        .collect();
+    let changed = tree::append(size, &stored, leaves)
+        .map_err(|e| StoreError::Corrupt(format!("organization key {org_key}: {e}")))?;
+    let mut upsert = conn
+        .prepare_cached(
+            "INSERT INTO tiles (org_key, level, idx, hashes) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (org_key, level, idx) DO UPDATE SET hashes = excluded.hashes",
+        )
+        .map_err(backend)?;
+    for (tile, bytes) in changed {
+        upsert
+            .execute(params![
+                org_key,
+                tile.level(),
+                tile.index() as i64,
+                bytes
+            ])
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// The stored bytes of each tile asked for, in order (`None` when not stored).
+pub fn read_tiles(
+    conn: &Connection,
+    org_key: i64,
+    tiles: &[(u8, u64)],
+) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    let mut select = conn
+        .prepare_cached("SELECT hashes FROM tiles WHERE org_key = ?1 AND level = ?2 AND idx = ?3")
+        .map_err(backend)?;
+    tiles
+        .iter()
+        .map(|&(level, index)| {
+            // An index beyond i64 cannot be stored, so it is simply absent.
+            let Ok(index) = i64::try_from(index) else {
+                return Ok(None);
+            };
+            select
+                .query_row(params![org_key, level, index], |row| row.get(0))
+                .optional()
+                .map_err(backend)
+        })
+        .collect()
+}
+
+/// Keeps a signed tree checkpoint; the first note for a size stands.
+pub fn save_checkpoint(
+    conn: &Connection,
+    org_key: i64,
+    size: u64,
+    note: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO tree_checkpoints (org_key, size, note) VALUES (?1, ?2, ?3)",
+        params![org_key, size as i64, note],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// The signed tree checkpoint of the largest size kept.
+pub fn latest_checkpoint(
+    conn: &Connection,
+    org_key: i64,
+) -> Result<Option<(u64, String)>, StoreError> {
+    conn.prepare_cached(
+        "SELECT size, note FROM tree_checkpoints WHERE org_key = ?1 ORDER BY size DESC LIMIT 1",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row([org_key], |row| {
+            Ok((row.get::<_, i64>(0)? as u64, row.get(1)?))
+        })
+        .optional()
+    })
+    .map_err(backend)
+}
+
+/// Events read at a time when a migration builds the trees of events stored before them.
+const BACKFILL_CHUNK: i64 = 4096;
+
+/// Builds the tree of every organization from its stored events, for a file whose events
+/// were stored before trees were kept (the schema migration that adds `tiles` calls this in
+/// its transaction).
+pub fn backfill(conn: &Connection) -> Result<(), StoreError> {
+    let orgs: Vec<(i64, Vec<u8>)> = conn
+        .prepare("SELECT org_key, id FROM orgs ORDER BY org_key")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(backend)?;
+    let mut select = conn
+        .prepare(&format!(
+            "SELECT {} FROM log l WHERE l.org_key = ?1 AND l.seq > ?2 ORDER BY l.seq LIMIT ?3",
+            log_row::COLUMNS
+        ))
+        .map_err(backend)?;
+    for (org_key, id) in orgs {
+        let org_id = uuid::Uuid::from_slice(&id)
+            .map_err(|_| StoreError::Corrupt(format!("organization key {org_key}: bad id")))?;
+        let mut size = 0u64;
+        loop {
+            let mut rows = select
+                .query(params![org_key, size as i64, BACKFILL_CHUNK])
+                .map_err(backend)?;
+            let mut leaves = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let event = log_row::decode(row, org_id)?;
+                if event.seq != size + leaves.len() as u64 + 1 {
+                    return Err(StoreError::Corrupt(format!(
+                        "organization {org_id}: seq {} follows {}",
+                        event.seq,
+                        size + leaves.len() as u64
+                    )));
+                }
+                leaves.push(Hash(chain::leaf_hash(&event)));
+            }
+            drop(rows);
+            if leaves.is_empty() {
+                break;
+            }
+            grow(conn, org_key, size, &leaves)?;
+            size += leaves.len() as u64;
+        }
+    }
+    Ok(())
+}
