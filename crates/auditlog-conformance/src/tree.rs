@@ -36,7 +36,11 @@ async fn assert_tree_matches_events(store: &dyn Store, org_id: Uuid, context: &s
     let tiles: Vec<Tile> = tiles_for_size(size);
     let keys: Vec<(u8, u64)> = tiles.iter().map(|t| (t.level(), t.index())).collect();
     let stored = ok(store.read_tiles(org_id, &keys).await, "read_tiles");
-    assert_eq!(stored.len(), keys.len(), "{context}: read_tiles answers one per tile");
+    assert_eq!(
+        stored.len(),
+        keys.len(),
+        "{context}: read_tiles answers one per tile"
+    );
     for (tile, bytes) in tiles.iter().zip(&stored) {
         let bytes = bytes
             .as_ref()
@@ -82,7 +86,10 @@ pub async fn tree_tiles_cover_exactly_the_events(store: Arc<dyn Store>) {
     let batch: Vec<Append> = (0..300)
         .map(|i| {
             let org = if i % 3 == 0 { &a } else { &b };
-            to(org, body("policy_created", "bob@example.org", t0 + 50_000 + i))
+            to(
+                org,
+                body("policy_created", "bob@example.org", t0 + 50_000 + i),
+            )
         })
         .collect();
     append_ok(store, batch).await;
@@ -99,11 +106,18 @@ pub async fn tree_tiles_cover_exactly_the_events(store: Arc<dyn Store>) {
     assert_tree_matches_events(store, c.id, "after a restore").await;
 
     // Organizations do not share tiles, and a tile beyond the tree is absent.
-    let far = ok(store.read_tiles(b.id, &[(0, 1_000), (3, 0)]).await, "read_tiles");
+    let far = ok(
+        store.read_tiles(b.id, &[(0, 1_000), (3, 0)]).await,
+        "read_tiles",
+    );
     assert_eq!(far, vec![None, None], "tiles beyond the tree");
     let empty = make_org(store, "tree-empty").await;
     let none = ok(store.read_tiles(empty.id, &[(0, 0)]).await, "read_tiles");
-    assert_eq!(none, vec![None], "an organization without events has no tiles");
+    assert_eq!(
+        none,
+        vec![None],
+        "an organization without events has no tiles"
+    );
 }
 
 /// Signed tree checkpoints round-trip per organization: the latest is the largest size, and a

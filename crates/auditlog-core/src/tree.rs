@@ -185,7 +185,11 @@ mod tests {
                 .map(|t| stored.get(&(t.level(), t.index())).map(|s| s.1.clone()))
                 .collect();
             let reader = reader_for(size, &tiles, &bytes).unwrap();
-            assert_eq!(tree_root(&reader, size).unwrap(), reference.root(), "size {size}");
+            assert_eq!(
+                tree_root(&reader, size).unwrap(),
+                reference.root(),
+                "size {size}"
+            );
         }
         // Every tile is as wide as the tree says, and an inclusion proof of the last leaf
         // verifies through them.
@@ -213,7 +217,10 @@ mod tests {
     fn a_missing_right_edge_tile_is_an_error() {
         let leaves = [leaf_hash(b"a")];
         let error = append(3, &[], &leaves).unwrap_err();
-        assert!(matches!(error, TreeUpdateError::MissingTile(_, 3)), "{error}");
+        assert!(
+            matches!(error, TreeUpdateError::MissingTile(_, 3)),
+            "{error}"
+        );
     }
 
     #[test]

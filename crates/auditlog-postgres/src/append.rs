@@ -5,17 +5,20 @@
 //!    then replays what it stored; a failed append takes its key with it.
 //! 2. Lock each organization's `org_heads` row, in `org_id` order. A fixed order means two
 //!    batches naming the same organizations never deadlock; one statement per organization
-//!    keeps each lock a single-shard query, which Citus requires of `FOR UPDATE`.
-//! 3. Number, id and hash the events from the locked heads.
+//!    keeps each lock a single-shard query, which Citus requires of `FOR UPDATE`. Right
+//!    behind each lock goes the read of the organization's Merkle tree edge (`crate::tree`).
+//! 3. Number, id and hash the events from the locked heads, and grow each organization's
+//!    tree by their leaves (`auditlog_core::tree::append`, once per organization).
 //! 4. Write the rows (`COPY events … FROM STDIN (FORMAT binary)` for batches of
 //!    [`COPY_MIN_ROWS`] or more, one multi-row `INSERT … SELECT FROM unnest(…)` for smaller
-//!    ones), bump the day rollups (`INSERT … ON CONFLICT DO UPDATE`) and move the heads,
-//!    pipelined on the one connection, and commit. COPY routes each row to its month's
-//!    partition like the INSERT does (the caller created the partitions beforehand). `synchronous_commit` is left on, so the commit returns once it
-//!    is durable.
+//!    ones), bump the day rollups (`INSERT … ON CONFLICT DO UPDATE`), upsert the changed
+//!    tiles and move the heads, pipelined on the one connection, and commit. COPY routes
+//!    each row to its month's partition like the INSERT does (the caller created the
+//!    partitions beforehand). `synchronous_commit` is left on, so the commit returns once
+//!    it is durable.
 //!
-//! Every writer of an organization's rows holds its head lock, so rollup rows are never
-//! contended by anyone that does not already wait for the head.
+//! Every writer of an organization's rows holds its head lock, so rollup and tile rows are
+//! never contended by anyone that does not already wait for the head.
 //!
 //! [`restore`] (migrations) is the same transaction with step 3 replaced by a check: the
 //! given events must continue the locked head (`ChainTip::restore`), and are written as
@@ -25,7 +28,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use auditlog_core::chain::ChainTip;
+use auditlog_core::chain::{self, ChainTip};
+use auditlog_core::merkle::Hash;
 use auditlog_core::{text, Event, Timestamp};
 use auditlog_store::{
     Append, AppendOutcome, Applied, Change, IdempotencyKey, Recorder, StoreError,
@@ -36,6 +40,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use uuid::Uuid;
 
+use crate::tree::{self, StoredTree, TileColumns};
 use crate::{backend, hash32, sql_time};
 
 const LOCK_HEAD: &str =
@@ -233,16 +238,18 @@ pub async fn restore(
             )));
         }
     }
-    write_rows(&tx, events, &mut heads).await?;
+    let leaves: Vec<[u8; 32]> = events.iter().map(chain::leaf_hash).collect();
+    write_rows(&tx, events, &leaves, &mut heads).await?;
     tx.commit().await.map_err(crate::commit_failed)
 }
 
-/// An organization's chain head, locked for this transaction.
+/// An organization's chain head, locked for this transaction, and its Merkle tree.
 struct Head {
     org_key: i64,
     seq: u64,
     hash: [u8; 32],
     last_id: Option<Uuid>,
+    tree: StoredTree,
 }
 
 /// Locks the chain heads of `org_ids` (sorted, without repeats) in that order. An unknown
@@ -252,15 +259,25 @@ async fn lock_heads(
     tx: &Transaction<'_>,
     org_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Head>, StoreError> {
-    let lock = tx.prepare_cached(LOCK_HEAD).await.map_err(backend)?;
+    let (lock, read_edge) = tokio::try_join!(
+        tx.prepare_cached(LOCK_HEAD),
+        tx.prepare_cached(tree::READ_EDGE)
+    )
+    .map_err(backend)?;
     let mut heads: HashMap<Uuid, Head> = HashMap::with_capacity(org_ids.len());
     for org_id in org_ids {
-        if let Some(row) = tx.query_opt(&lock, &[org_id]).await.map_err(backend)? {
+        // Pipelined: the edge is read once the lock is held, with a snapshot taken then.
+        let params: [&(dyn ToSql + Sync); 1] = [org_id];
+        let (row, edge) =
+            tokio::try_join!(tx.query_opt(&lock, &params), tx.query(&read_edge, &params))
+                .map_err(backend)?;
+        if let Some(row) = row {
             let head = Head {
                 org_key: row.get(0),
                 seq: row.get::<_, i64>(1) as u64,
                 hash: hash32(row.get(2), "a chain head's hash")?,
                 last_id: row.get(3),
+                tree: StoredTree::from_edge(*org_id, &edge)?,
             };
             heads.insert(*org_id, head);
         }
@@ -287,6 +304,7 @@ async fn append_in(
     }
 
     let mut events = Vec::with_capacity(batch.len());
+    let mut leaves = Vec::with_capacity(batch.len());
     // The heads move as events are written; minting runs ahead on copies.
     let mut tips: HashMap<Uuid, ChainTip> = heads
         .iter()
@@ -302,23 +320,28 @@ async fn append_in(
         .collect();
     for item in batch {
         let tip = tips.get_mut(&item.org_id).expect("every head was locked");
-        events.push(tip.append(item.body.clone(), now, rand::random()));
+        let (event, leaf) = tip.append_with_leaf(item.body.clone(), now, rand::random());
+        events.push(event);
+        leaves.push(leaf);
     }
-    write_rows(tx, &events, &mut heads).await?;
+    write_rows(tx, &events, &leaves, &mut heads).await?;
     Ok(events)
 }
 
 /// Writes chained events inside `tx` (their heads locked there): the rows with their search
-/// words, the day rollups, and each head moved to its organization's last event. Shared by
-/// appends, which mint the events, and restores, which check them.
+/// words, the day rollups, the tiles of each organization's grown Merkle tree, and each head
+/// moved to its organization's last event. Shared by appends, which mint the events, and
+/// restores, which check them. `leaves` holds each event's `chain::leaf_hash`.
 async fn write_rows(
     tx: &Transaction<'_>,
     events: &[Event],
+    leaves: &[[u8; 32]],
     heads: &mut HashMap<Uuid, Head>,
 ) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
+    let tiles = grow_trees(tx, events, leaves, heads).await?;
     let mut words = Vec::with_capacity(events.len());
     for event in events {
         let head = heads.get_mut(&event.org_id).expect("every head was locked");
@@ -332,10 +355,11 @@ async fn write_rows(
     }
     let rollups = Rollups::new(events);
     let heads = HeadColumns::new(heads);
-    let (actions, actors, move_heads) = tokio::try_join!(
+    let (actions, actors, move_heads, upsert_tiles) = tokio::try_join!(
         tx.prepare_cached(BUMP_ACTIONS),
         tx.prepare_cached(BUMP_ACTORS),
         tx.prepare_cached(MOVE_HEADS),
+        tx.prepare_cached(tree::UPSERT_TILES),
     )
     .map_err(backend)?;
     let action_params: [&(dyn ToSql + Sync); 4] = [
@@ -355,9 +379,10 @@ async fn write_rows(
     ];
     let head_params: [&(dyn ToSql + Sync); 4] =
         [&heads.org_id, &heads.seq, &heads.hash, &heads.last_id];
+    let tile_params = tiles.params();
     // Sent back to back on one connection (tokio-postgres pipelines concurrent requests), so
-    // the rollups and heads ride along with the rows instead of costing round trips of their
-    // own. A COPY holds the connection until it ends, so those three queue behind it.
+    // the rollups, tiles and heads ride along with the rows instead of costing round trips
+    // of their own. A COPY holds the connection until it ends, so those four queue behind it.
     let rows = async {
         if events.len() >= COPY_MIN_ROWS {
             copy_rows(tx, events, &words).await
@@ -369,9 +394,55 @@ async fn write_rows(
         rows,
         async { tx.execute(&actions, &action_params).await.map_err(backend) },
         async { tx.execute(&actors, &actor_params).await.map_err(backend) },
+        async {
+            if tiles.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&upsert_tiles, &tile_params)
+                .await
+                .map_err(backend)
+        },
         async { tx.execute(&move_heads, &head_params).await.map_err(backend) },
     )?;
     Ok(())
+}
+
+/// Grows each organization's tree by its events' leaves, in seq order (one
+/// `auditlog_core::tree::append` per organization), before the heads move; answers the
+/// changed tiles. A tree shorter than its chain (events stored by an older build) first
+/// catches up from the stored events.
+async fn grow_trees(
+    tx: &Transaction<'_>,
+    events: &[Event],
+    leaves: &[[u8; 32]],
+    heads: &mut HashMap<Uuid, Head>,
+) -> Result<TileColumns, StoreError> {
+    // A batch's events of one organization are in seq order.
+    let mut by_org: HashMap<Uuid, Vec<Hash>> = HashMap::new();
+    for (event, leaf) in events.iter().zip(leaves) {
+        by_org.entry(event.org_id).or_default().push(Hash(*leaf));
+    }
+    let mut tiles = TileColumns::default();
+    for (org_id, org_leaves) in by_org {
+        let head = heads.get_mut(&org_id).expect("every head was locked");
+        if head.tree.size > head.seq {
+            return Err(StoreError::Corrupt(format!(
+                "the Merkle tree of organization {org_id} has {} leaves, its chain {} events",
+                head.tree.size, head.seq
+            )));
+        }
+        if head.tree.size < head.seq {
+            tracing::info!(
+                %org_id,
+                from = head.tree.size,
+                to = head.seq,
+                "growing a Merkle tree that trails its chain from the stored events"
+            );
+            tree::grow_from_events(tx, org_id, &mut head.tree, head.seq).await?;
+        }
+        tiles.push(org_id, head.tree.grow(org_id, &org_leaves)?);
+    }
+    Ok(tiles)
 }
 
 /// Writes the rows with one multi-row `INSERT … SELECT FROM unnest(…)` (small batches).

@@ -12,8 +12,11 @@
 //! Map of the crate (`docs/scaling.md` explains the layout and how to run it):
 //! - [`schema`]: the tables and indexes, the embedded migrations, the schema version.
 //! - `partitions`: monthly partitions of `events`, created on demand before the appends.
-//! - `append`: the append transaction (heads, ids, rows, rollups, idempotency keys), and the
-//!   restore transaction that stores a migration's already-chained events through it.
+//! - `append`: the append transaction (heads, ids, rows, rollups, tree tiles, idempotency
+//!   keys), and the restore transaction that stores a migration's already-chained events
+//!   through it.
+//! - `tree`: each organization's Merkle tree as tiles, grown inside that transaction, and its
+//!   signed tree checkpoints.
 //! - `read`: filters compiled to SQL; pages, counts, facets, daily counts and chain walks.
 //! - `accounts`: organizations, users, roles, service accounts, credentials, checkpoints and
 //!   export jobs.
@@ -41,6 +44,7 @@ mod append;
 mod partitions;
 mod read;
 pub mod schema;
+mod tree;
 
 use partitions::{Month, Partitions};
 
@@ -402,6 +406,33 @@ impl Store for PostgresStore {
     ) -> Result<Option<SignedCheckpoint>, StoreError> {
         let client = self.client().await?;
         accounts::latest_checkpoint(&client, org_id).await
+    }
+
+    async fn read_tiles(
+        &self,
+        org_id: Uuid,
+        tiles: &[(u8, u64)],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let client = self.client().await?;
+        tree::read_tiles(&client, org_id, tiles).await
+    }
+
+    async fn save_tree_checkpoint(
+        &self,
+        org_id: Uuid,
+        size: u64,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        tree::save_tree_checkpoint(&client, org_id, size, note).await
+    }
+
+    async fn latest_tree_checkpoint(
+        &self,
+        org_id: Uuid,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        let client = self.client().await?;
+        tree::latest_tree_checkpoint(&client, org_id).await
     }
 
     async fn disk_bytes(&self) -> Result<u64, StoreError> {

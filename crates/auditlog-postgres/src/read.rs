@@ -26,7 +26,7 @@ use auditlog_core::timestamp::MS_PER_DAY;
 use auditlog_core::{text, ActorType, Event, EventBody, Timestamp};
 use auditlog_store::{ActorCount, Count, Facets, StoreError};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::{Client, Row, Transaction};
 use uuid::Uuid;
 
 use crate::append::{day_number, push_lexeme};
@@ -316,6 +316,33 @@ pub async fn events_by_seq(
                  ORDER BY seq LIMIT $3"
             ),
             &[&org_id, &seq_param(after_seq), &i64::from(limit)],
+        )
+        .await
+        .map_err(backend)?;
+    events_from_rows(&rows)
+}
+
+/// Events with `after_seq < seq <= up_to_seq` in chain order, at most `limit`, read inside a
+/// transaction (the Merkle tree's catch-up and backfill, `crate::tree`).
+pub(crate) async fn events_in_seq_range(
+    tx: &Transaction<'_>,
+    org_id: Uuid,
+    after_seq: u64,
+    up_to_seq: u64,
+    limit: u32,
+) -> Result<Vec<Event>, StoreError> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE org_id = $1 AND seq > $2 AND seq <= $3
+                 ORDER BY seq LIMIT $4"
+            ),
+            &[
+                &org_id,
+                &seq_param(after_seq),
+                &seq_param(up_to_seq),
+                &i64::from(limit),
+            ],
         )
         .await
         .map_err(backend)?;

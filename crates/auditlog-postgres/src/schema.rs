@@ -16,22 +16,26 @@
 //!   transaction: counts and facets over whole days never touch `events`.
 //! - `words` holds the event's search words as a `tsvector` (see `crate::read` for why each
 //!   word carries its organization's key).
+//! - `tree_tiles` holds each organization's Merkle tree as C2SP tiles, grown in the append's
+//!   transaction (`crate::tree`), and `tree_checkpoints` its signed tree checkpoints. Version
+//!   2 adds them and builds the tiles of the events already stored.
 
 use auditlog_store::StoreError;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use crate::backend;
 
 /// The newest schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key that serializes migrations ("auditlog" in ASCII). Advisory locks are
 /// per database, so stores in different schemas of one database also take turns; migrations
 /// are short.
 const MIGRATION_LOCK: i64 = 0x6175_6469_746c_6f67;
 
-/// Migrations by version; each runs in the one transaction that records it.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+/// Migrations by version; each runs in the one transaction that records it. A version whose
+/// data must be computed in Rust does that after its SQL ([`backfill`]).
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 const V1: &str = r#"
 CREATE TABLE orgs (
@@ -190,6 +194,30 @@ CREATE INDEX export_jobs_claimable ON export_jobs (created_at, id)
 CREATE INDEX export_jobs_expiring ON export_jobs (expires_at) WHERE status = 'completed';
 "#;
 
+/// The Merkle tree: tiles and signed tree checkpoints, keyed by organization like every
+/// tenant table (so both distribute with `org_heads` on Citus).
+const V2: &str = r#"
+CREATE TABLE tree_tiles (
+    org_id uuid NOT NULL,
+    level  smallint NOT NULL CHECK (level BETWEEN 0 AND 7),
+    index  bigint NOT NULL CHECK (index >= 0),
+    -- 32 bytes per hash, 1 to 256 hashes; only the last tile of a level is partial.
+    hashes bytea NOT NULL
+        CHECK (octet_length(hashes) BETWEEN 32 AND 8192 AND octet_length(hashes) % 32 = 0),
+    PRIMARY KEY (org_id, level, index)
+);
+-- Hashes do not compress: store a full tile out of line without trying to, which every
+-- append's rewrite of the partial tile would otherwise pay for.
+ALTER TABLE tree_tiles ALTER COLUMN hashes SET STORAGE EXTERNAL;
+
+CREATE TABLE tree_checkpoints (
+    org_id uuid NOT NULL,
+    size   bigint NOT NULL CHECK (size >= 0),
+    note   text NOT NULL,                -- the C2SP signed note, as given
+    PRIMARY KEY (org_id, size)
+);
+"#;
+
 /// Applies pending migrations; refuses a database from a newer version.
 pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(backend)?;
@@ -222,6 +250,7 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > found) {
         tx.batch_execute(sql).await.map_err(backend)?;
+        backfill(&tx, *version).await?;
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",
             &[version],
@@ -231,4 +260,13 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         tracing::info!(version, "applied PostgreSQL schema migration");
     }
     tx.commit().await.map_err(backend)
+}
+
+/// The data a migration computes from what is stored, in the migration's transaction: a
+/// failure leaves the database at the version before.
+async fn backfill(tx: &Transaction<'_>, version: i64) -> Result<(), StoreError> {
+    if version == 2 {
+        crate::tree::backfill(tx).await?;
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Runs the store conformance suite against PostgreSQL, one fresh schema per test, and the
 //! behaviour only this backend has: replicas starting and appending at once, the refusal of
-//! a newer schema, monthly partitions.
+//! a newer schema, monthly partitions, the migration that builds the Merkle trees of events
+//! already stored.
 //!
 //! The database comes from `AUDITLOG_TEST_DATABASE_URL`
 //! (`postgres://auditlog:auditlog@127.0.0.1:5432/auditlog_test`); each test creates a schema
@@ -10,8 +11,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use auditlog_core::chain::ChainVerifier;
+use auditlog_core::chain::{self, ChainVerifier};
+use auditlog_core::merkle::Hash;
 use auditlog_core::query::Filter;
+use auditlog_core::tree;
 use auditlog_core::{ActorType, EventBody, Timestamp};
 use auditlog_postgres::schema::SCHEMA_VERSION;
 use auditlog_postgres::PostgresStore;
@@ -300,4 +303,132 @@ async fn events_go_to_monthly_partitions() {
             .expect("count"),
         Count { n: 2, exact: true }
     );
+}
+
+/// Appends `n` events to the organization in batches of at most 1,000.
+async fn append_n(store: &dyn Store, org_id: Uuid, n: u64) {
+    let mut step = 0;
+    while step < n {
+        let batch = (step..n.min(step + 1000))
+            .map(|i| Append {
+                org_id,
+                body: event("channel_created", "2026-03-02T10:00:00Z", i),
+            })
+            .collect::<Vec<_>>();
+        step += batch.len() as u64;
+        store.append(batch).await.expect("append");
+    }
+}
+
+/// Checks that the stored tiles of the organization are exactly those of a tree built at
+/// once from all its events' leaves (`tree::append(0, &[], …)`): every expected tile with the
+/// expected bytes, and no other row.
+async fn assert_tiles_match_events(store: &dyn Store, schema: &TestDatabase, org_id: Uuid) {
+    let mut leaves = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .events_by_seq(org_id, after, 1000)
+            .await
+            .expect("events_by_seq");
+        leaves.extend(page.iter().map(|e| Hash(chain::leaf_hash(e))));
+        match page.last() {
+            Some(last) => after = last.seq,
+            None => break,
+        }
+    }
+    let expected = tree::append(0, &[], &leaves).expect("a tree from nothing");
+    let keys: Vec<(u8, u64)> = expected
+        .iter()
+        .map(|(tile, _)| (tile.level(), tile.index()))
+        .collect();
+    let stored = store.read_tiles(org_id, &keys).await.expect("read_tiles");
+    for ((tile, bytes), stored) in expected.iter().zip(&stored) {
+        assert_eq!(
+            stored.as_ref(),
+            Some(bytes),
+            "tile {} of a tree of {} leaves",
+            tile.path(),
+            leaves.len()
+        );
+    }
+    let rows: i64 = schema
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM tree_tiles WHERE org_id = $1",
+            &[&org_id],
+        )
+        .await
+        .expect("count tiles")
+        .get(0);
+    assert_eq!(
+        rows as usize,
+        expected.len(),
+        "stored tiles beyond the tree"
+    );
+}
+
+/// A database whose events were stored before the tree existed (schema version 1) gets every
+/// organization's tiles from its events when it is migrated, across more than one chunk of
+/// the walk, and appends then grow those tiles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_builds_the_tree_of_stored_events() {
+    let Some(schema) = available(schema().await) else {
+        return;
+    };
+    let store = connect(&schema).await;
+    let big = make_org(&store, "backfill-big").await;
+    let small = make_org(&store, "backfill-small").await;
+    let empty = make_org(&store, "backfill-empty").await;
+    append_n(&store, big.id, 5_300).await;
+    append_n(&store, small.id, 3).await;
+    drop(store);
+    // Back to version 1 with the events kept: what version 2 adds, and its record, go.
+    schema
+        .client()
+        .await
+        .batch_execute(
+            "DROP TABLE tree_tiles, tree_checkpoints;
+             DELETE FROM schema_migrations WHERE version = 2;",
+        )
+        .await
+        .expect("undo version 2");
+
+    let store = connect(&schema).await;
+    assert_tiles_match_events(&store, &schema, big.id).await;
+    assert_tiles_match_events(&store, &schema, small.id).await;
+    assert_tiles_match_events(&store, &schema, empty.id).await;
+    append_n(&store, big.id, 7).await;
+    append_n(&store, empty.id, 257).await;
+    assert_tiles_match_events(&store, &schema, big.id).await;
+    assert_tiles_match_events(&store, &schema, empty.id).await;
+}
+
+/// Events stored without tiles after the migration (by a replica still running the build
+/// before, during a rolling upgrade) are covered by the next append's transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_behind_its_chain_catches_up() {
+    let Some(schema) = available(schema().await) else {
+        return;
+    };
+    let store = connect(&schema).await;
+    let org = make_org(&store, "catch-up").await;
+    append_n(&store, org.id, 300).await;
+    let admin = schema.client().await;
+    admin
+        .batch_execute("CREATE TABLE saved_tiles AS SELECT * FROM tree_tiles")
+        .await
+        .expect("save the tiles of 300 events");
+    append_n(&store, org.id, 500).await;
+    // The tiles as if those 500 events had been stored by the build without tiles.
+    admin
+        .batch_execute(
+            "DELETE FROM tree_tiles;
+             INSERT INTO tree_tiles SELECT * FROM saved_tiles;",
+        )
+        .await
+        .expect("put back the tiles of 300 events");
+    append_n(&store, org.id, 1).await;
+    assert_tiles_match_events(&store, &schema, org.id).await;
 }

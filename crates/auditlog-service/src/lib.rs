@@ -9,6 +9,8 @@
 //! - [`access`]: tokens, principals, sessions, and the administrative actions the service
 //!   records about itself.
 //! - [`operator`]: what only the operator's commands do.
+//! - [`log`]: each organization's log as a transparency log: signed tree checkpoints,
+//!   tiles, inclusion and consistency proofs.
 //! - [`Service`]: ingest, checkpoints and verification.
 //!
 //! The store is private to this crate: the server and the command line reach it only
@@ -34,6 +36,7 @@ pub mod export;
 pub mod grant;
 pub mod jobs;
 pub mod keys;
+pub mod log;
 pub mod operator;
 pub mod read;
 
@@ -118,6 +121,8 @@ pub struct Service {
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
     signing_key: Arc<SigningKey>,
+    /// The key name of signed tree checkpoints and the prefix of their origins (`log`).
+    log_name: Arc<str>,
     /// Recently authenticated credentials, shared by every clone of the service.
     principals: Arc<access::PrincipalCache>,
 }
@@ -129,8 +134,23 @@ impl Service {
             store,
             catalog: Arc::new(catalog),
             signing_key: Arc::new(signing_key),
+            log_name: Arc::from(log::DEFAULT_LOG_NAME),
             principals: Arc::default(),
         }
+    }
+
+    /// The service with `name` as its transparency logs' key name and origin prefix
+    /// (`<name>/<organization id>`), such as the deployment's host name. It must be a
+    /// signed-note key name: no spaces and no `+`.
+    pub fn with_log_name(mut self, name: &str) -> Result<Service, String> {
+        if !auditlog_core::note::is_valid_key_name(name) {
+            return Err(format!(
+                "{name:?} cannot name a log: use letters, digits and punctuation other than +, \
+                 without spaces"
+            ));
+        }
+        self.log_name = Arc::from(name);
+        Ok(self)
     }
 
     /// The store underneath: private to this crate, so that every use of it passes through

@@ -13,12 +13,7 @@ use crate::{backend, log_row};
 
 /// Appends `leaves` (in `seq` order) to the tree of the organization `org_key`, which holds
 /// `size` leaves: reads its right-edge tiles, and writes every tile that changed.
-pub fn grow(
-    conn: &Connection,
-    org_key: i64,
-    size: u64,
-    leaves: &[Hash],
-) -> Result<(), StoreError> {
+pub fn grow(conn: &Connection, org_key: i64, size: u64, leaves: &[Hash]) -> Result<(), StoreError> {
     if leaves.is_empty() {
         return Ok(());
     }
@@ -39,12 +34,7 @@ pub fn grow(
         .map_err(backend)?;
     for (tile, bytes) in changed {
         upsert
-            .execute(params![
-                org_key,
-                tile.level(),
-                tile.index() as i64,
-                bytes
-            ])
+            .execute(params![org_key, tile.level(), tile.index() as i64, bytes])
             .map_err(backend)?;
     }
     Ok(())

@@ -11,6 +11,7 @@ use crate::AppState;
 mod events;
 pub mod exports;
 mod iam;
+mod log;
 mod ops;
 mod viewer_links;
 
@@ -30,6 +31,11 @@ pub fn routes() -> Router<AppState> {
             get(exports::download),
         )
         .route("/api/audit-logs/{audit_log_id}", get(events::get_one))
+        .route("/api/log/vkey", get(log::vkey))
+        .route("/api/log/{org}/checkpoint", get(log::checkpoint))
+        .route("/api/log/{org}/tile/{*path}", get(log::tile))
+        .route("/api/log/{org}/proof/{audit_log_id}", get(log::proof))
+        .route("/api/log/{org}/consistency", get(log::consistency))
         .route("/api/iam/token", post(iam::token))
         .route("/api/viewer-links", post(viewer_links::create))
         .route("/api/openapi.json", get(ops::openapi))

@@ -14,6 +14,7 @@
 //!   and tenancy across organizations.
 //! - `bad_input`: every kind of bad request is refused with a named field and changes nothing.
 //! - `idempotency`: `Idempotency-Key` replays, conflicts and concurrent retries.
+//! - `log`: the transparency log's endpoints as a tlog client uses them, and who may.
 //! - `page`: the web page over HTTP: who may open what, filters and exports, own tokens.
 //! - `rate_limit`: the per-credential token bucket answers 429 with `Retry-After`.
 //! - `concurrency`: many concurrent ingest clients on one chain.
@@ -72,6 +73,7 @@ mod concurrency;
 mod faults;
 mod flow;
 mod idempotency;
+mod log;
 mod ops;
 mod page;
 mod postgres;
