@@ -12,7 +12,9 @@
 //! 4. measures durable append throughput and latency with batches of 1, 100 and 1,000 (more
 //!    events of the same population, occurring just after the loaded year, appended one call
 //!    after the other);
-//! 5. reads the bytes the store occupies on disk, per event stored.
+//! 5. measures the transparency log: inclusion proofs of random events, an export carrying a
+//!    proof for every event, and the bytes of the Merkle tiles;
+//! 6. reads the bytes the store occupies on disk, per event stored.
 //!
 //! The [`Report`] prints as a Markdown table (`metric | value | unit`).
 
@@ -24,10 +26,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auditlog_core::query::{Column, Combine, Condition, Filter, Order, Position, Query, Start};
+use auditlog_core::tiles::tiles_for_size;
 use auditlog_core::timestamp::MS_PER_DAY;
 use auditlog_core::validate::validate;
 use auditlog_core::wire::EventRecord;
 use auditlog_core::{Catalog, Timestamp};
+use auditlog_service::export::{write_export, ExportRequest};
+use auditlog_service::grant::Operator;
+use auditlog_service::Service;
 use auditlog_store::{Append, NewOrg, Store, StoreError};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -207,6 +213,11 @@ pub struct Report {
     /// Reading the largest organization's whole history in `seq` order and writing it as
     /// JSON lines, as an export does.
     pub export: Throughput,
+    /// The same organization exported as the service writes it: every event with its
+    /// inclusion proof, both checkpoints signed (to a sink).
+    pub export_with_proofs: Throughput,
+    /// Bytes of the Merkle tiles of every organization, after the bulk load.
+    pub tile_bytes: u64,
     /// Bytes the store occupies on disk at the end.
     pub disk_bytes: u64,
     /// The baseline's bulk load, export and bytes on disk, when it was measured.
@@ -381,6 +392,18 @@ impl Report {
             self.export.per_second(),
             base.map(|b| b.export.per_second()),
             Unit::EventsPerSecond,
+        ));
+        rows.push(Row::new(
+            "export with inclusion proofs (the service's writer, largest org)",
+            self.export_with_proofs.per_second(),
+            None,
+            Unit::EventsPerSecond,
+        ));
+        rows.push(Row::new(
+            "Merkle tiles, bytes per event loaded",
+            self.tile_bytes as f64 / self.n_events.max(1) as f64,
+            None,
+            Unit::Bytes,
         ));
         rows.push(Row::new(
             "disk size",
@@ -882,6 +905,72 @@ pub async fn run(
         progress("baseline export", 1, 1);
     }
 
+    // The transparency log (docs/log-format.md): an event's inclusion proof in the largest
+    // organization's tree, from the store's tiles (one read of the tiles it needs, then the
+    // path computed from them), at random events; and an export that carries a proof for every
+    // event and ends with both signed checkpoints, as the service writes it.
+    let service = Service::new(
+        Arc::clone(&store),
+        catalog.clone(),
+        ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+    );
+    let leaves: Vec<u64> = (0..runs + config.warmup_runs)
+        .map(|_| rng.gen_range(0..largest_events.max(1)))
+        .collect();
+    let leaves = Arc::new(leaves);
+    let name = "inclusion proof, random event of the largest org";
+    let latency = timing
+        .measure(name, &progress, |i| {
+            let (service, leaves) = (service.clone(), Arc::clone(&leaves));
+            async move {
+                let proof = service
+                    .inclusion_proofs(org, largest_events, &[leaves[i % leaves.len()]])
+                    .await
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                Ok(proof.len() as u64)
+            }
+        })
+        .await?;
+    queries.push(QueryResult {
+        name: name.to_string(),
+        latency,
+        baseline: None,
+    });
+    progress("export with proofs", 0, largest_events);
+    let operator = Operator::at_the_command_line();
+    let readable = service
+        .operator_org(&operator, &org.to_string())
+        .await?
+        .ok_or(StoreError::UnknownOrg(org))?;
+    let started = Instant::now();
+    // The writer's progress callback must be Send; the report's is not, so it is told once
+    // the export is done.
+    let summary = write_export(
+        &service,
+        &readable,
+        &ExportRequest::default(),
+        std::io::sink(),
+        |_, _, _| {},
+    )
+    .await
+    .map_err(|e| StoreError::Backend(e.to_string()))?;
+    progress("export with proofs", largest_events, largest_events);
+    let export_with_proofs = Throughput {
+        events: summary.records,
+        elapsed: started.elapsed(),
+    };
+    // The tiles' bytes: every hash of every organization's tiles (what the tree adds to the
+    // store, before row overhead).
+    let tile_bytes: u64 = per_org
+        .iter()
+        .map(|&n| {
+            tiles_for_size(n)
+                .iter()
+                .map(|t| u64::from(t.width()) * 32)
+                .sum::<u64>()
+        })
+        .sum();
+
     // Durable appends: more of the same population, one call after the other.
     history.extend(extra);
     let org_index: std::collections::HashMap<uuid::Uuid, i64> = org_ids
@@ -968,6 +1057,8 @@ pub async fn run(
         appends,
         queries,
         export,
+        export_with_proofs,
+        tile_bytes,
         disk_bytes,
         baseline: match (baseline_load, baseline_export, &config.baseline_dir) {
             (Some(load), Some(export), Some(dir)) => Some(BaselineFigures {

@@ -9,14 +9,16 @@
 //!
 //! Each exported event is an [`EventRecord`] (the API's field names) plus `prev_hash`: the
 //! chain hash before it, so that every event can be checked on its own even when the filter
-//! left its predecessor out. The last line (JSONL) or row (CSV) is the checkpoint the export
-//! was cut at, in its wire form (`docs/chain-format.md` §3); the export holds the events of
-//! `1..=checkpoint.seq` that match the filter, in `seq` order.
+//! left its predecessor out, and `inclusion_proof`. After the events comes the checkpoint the
+//! export was cut at, in its wire form (`docs/chain-format.md` §3), then the signed tree
+//! checkpoint of the same size; the export holds the events of `1..=checkpoint.seq` that match
+//! the filter, in `seq` order.
 //!
-//! - **JSON Lines**: one compact JSON object per line, then the checkpoint's JSON.
+//! - **JSON Lines**: one compact JSON object per line, then the checkpoint's JSON, then
+//!   `{"type":"tree_checkpoint","note":…}`.
 //! - **CSV**: a header row of [`CSV_FIELDS`]; `meta` as compact JSON; an absent value is an
-//!   empty cell (stored strings are never empty, so this is unambiguous); the last row is
-//!   `#checkpoint,<checkpoint JSON>`.
+//!   empty cell (stored strings are never empty, so this is unambiguous); then the row
+//!   `#checkpoint,<checkpoint JSON>` and the row `#tree_checkpoint,<signed note>`.
 //!
 //! # Formula neutralization (CSV)
 //!
@@ -33,13 +35,18 @@
 //! [`verify_export`] checks that each event matches its own hash given its `prev_hash`,
 //! that consecutive events link, and that the checkpoint is validly signed and agrees with
 //! the event at its `seq`. For a complete export (every seq `1..=checkpoint.seq`) that
-//! proves every event against the signed head. For a filtered export it proves the events
-//! that form an unbroken run up to the checkpoint's `seq`; the others are only shown to be
-//! self-consistent (proving them would need per-event inclusion proofs, which the format does not carry yet).
+//! proves every event against the signed head. Each event also carries its inclusion proof in
+//! the organization's Merkle tree, and the file ends with the signed tree checkpoint they lead
+//! to (`docs/log-format.md` §7): that proves every event of a filtered export on its own. The
+//! verifier follows each proof to a root as it reads (keeping only the first root and the
+//! first event that disagrees with it, so memory stays bounded) and names the first event
+//! whose proof does not reach the signed root. Files written before proofs verify as before.
 //! `message` and `org_name` are not covered by the chain (`docs/chain-format.md` §2); the
 //! verifier only checks that every line names the same organization.
 
 use std::borrow::Cow;
+
+use base64::Engine;
 use std::cell::Cell;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::rc::Rc;
@@ -56,15 +63,18 @@ use crate::chain::{
     chain_hash, decode_hex_array, leaf_hash, CheckpointWire, SignatureError, SignedCheckpoint,
     GENESIS,
 };
-use crate::wire::EventRecord;
+use crate::merkle::{root_from_inclusion, Hash};
+use crate::note::{Checkpoint as TreeCheckpoint, NoteVerifier};
+use crate::wire::{EventRecord, InclusionProofWire};
 use crate::Timestamp;
 
 /// Longest line the verifier reads; an event is far smaller (`meta` is at most 16 KiB), so a
 /// longer line is damage or an attempt to exhaust memory.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// The CSV header: the [`EventRecord`] field names in their order, then `prev_hash`.
-pub const CSV_FIELDS: [&str; 24] = [
+/// The CSV header: the [`EventRecord`] field names in their order, then `prev_hash` and
+/// `inclusion_proof` (`<leaf index> <tree size> <hash> <hash> …`, hashes in base64).
+pub const CSV_FIELDS: [&str; 25] = [
     "id",
     "org_id",
     "org_name",
@@ -89,7 +99,26 @@ pub const CSV_FIELDS: [&str; 24] = [
     "seq",
     "hash",
     "prev_hash",
+    "inclusion_proof",
 ];
+
+/// The header of exports written before they carried inclusion proofs: [`CSV_FIELDS`]
+/// without the last column. Such files still verify.
+pub const CSV_FIELDS_V1: [&str; 24] = {
+    let mut fields = [""; 24];
+    let mut i = 0;
+    while i < 24 {
+        fields[i] = CSV_FIELDS[i];
+        i += 1;
+    }
+    fields
+};
+
+/// First cell of the CSV row that carries the signed tree checkpoint (a C2SP signed note).
+pub const CSV_TREE_CHECKPOINT_CELL: &str = "#tree_checkpoint";
+
+/// The `type` of the JSON line that carries the signed tree checkpoint.
+pub const TREE_CHECKPOINT_TYPE: &str = "tree_checkpoint";
 
 /// First cell of the CSV row that carries the checkpoint. No event row can start with it:
 /// an event's first cell is its UUID.
@@ -140,9 +169,14 @@ impl<W: Write> ExportWriter<W> {
         self.records.write(record)
     }
 
-    /// Writes the checkpoint and closes the output; returns the bytes written.
-    pub fn finish(self, checkpoint: &CheckpointWire) -> std::io::Result<u64> {
-        self.records.finish(checkpoint)
+    /// Writes the checkpoint, then the signed tree checkpoint the events' inclusion proofs
+    /// lead to (when they carry proofs), and closes the output; returns the bytes written.
+    pub fn finish(
+        self,
+        checkpoint: &CheckpointWire,
+        tree_checkpoint: Option<&str>,
+    ) -> std::io::Result<u64> {
+        self.records.finish(checkpoint, tree_checkpoint)
     }
 }
 
@@ -256,18 +290,31 @@ impl<W: Write> RecordWriter<W> {
         }
     }
 
-    /// Writes the checkpoint and closes the output; returns the bytes written.
-    fn finish(self, checkpoint: &CheckpointWire) -> std::io::Result<u64> {
+    /// Writes the checkpoints and closes the output; returns the bytes written.
+    fn finish(
+        self,
+        checkpoint: &CheckpointWire,
+        tree_checkpoint: Option<&str>,
+    ) -> std::io::Result<u64> {
         let json = serde_json::to_string(checkpoint)?;
         let sink = match self {
             RecordWriter::Jsonl(mut out) => {
                 out.write_all(json.as_bytes())?;
                 out.write_all(b"\n")?;
+                if let Some(note) = tree_checkpoint {
+                    let line = serde_json::json!({"type": TREE_CHECKPOINT_TYPE, "note": note});
+                    serde_json::to_writer(&mut out, &line)?;
+                    out.write_all(b"\n")?;
+                }
                 out.into_inner().map_err(|e| e.into_error())?
             }
             RecordWriter::Csv(mut csv) => {
                 csv.write_record([CSV_CHECKPOINT_CELL, &json])
                     .map_err(csv_io)?;
+                if let Some(note) = tree_checkpoint {
+                    csv.write_record([CSV_TREE_CHECKPOINT_CELL, note])
+                        .map_err(csv_io)?;
+                }
                 csv.into_inner().map_err(|e| e.into_error())?
             }
         };
@@ -304,7 +351,12 @@ fn write_csv_record<W: Write>(csv: &mut csv::Writer<W>, record: &EventRecord) ->
         .unwrap_or_default();
     let created_at = record.created_at.to_string();
     let seq = record.seq.to_string();
-    let cells: [&str; 24] = [
+    let proof = record
+        .inclusion_proof
+        .as_ref()
+        .map(proof_cell)
+        .unwrap_or_default();
+    let cells: [&str; 25] = [
         &id,
         &org_id,
         opt(&record.org_name),
@@ -329,6 +381,7 @@ fn write_csv_record<W: Write>(csv: &mut csv::Writer<W>, record: &EventRecord) ->
         &seq,
         &record.hash,
         opt(&record.prev_hash),
+        &proof,
     ];
     for cell in cells {
         csv.write_field(neutralize_cell(cell).as_bytes())?;
@@ -336,14 +389,40 @@ fn write_csv_record<W: Write>(csv: &mut csv::Writer<W>, record: &EventRecord) ->
     csv.write_record(None::<&[u8]>)
 }
 
+/// The CSV cell of an inclusion proof: `<leaf index> <tree size> <hash> <hash> …`.
+fn proof_cell(proof: &InclusionProofWire) -> String {
+    let mut cell = format!("{} {}", proof.leaf_index, proof.tree_size);
+    for hash in &proof.hashes {
+        cell.push(' ');
+        cell.push_str(hash);
+    }
+    cell
+}
+
+/// An inclusion proof back from its CSV cell.
+fn read_proof_cell(cell: &str) -> Result<InclusionProofWire, String> {
+    let mut parts = cell.split(' ');
+    let mut number = |what: &str| {
+        parts
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| format!("inclusion_proof does not start with the {what}"))
+    };
+    let leaf_index = number("leaf index")?;
+    let tree_size = number("tree size")?;
+    Ok(InclusionProofWire {
+        leaf_index,
+        tree_size,
+        hashes: parts.map(str::to_string).collect(),
+    })
+}
+
 /// An event row of a CSV export, back as a record ([`restore_cell`] applied to each cell).
-fn read_csv_record(row: &csv::StringRecord) -> Result<EventRecord, String> {
-    if row.len() != CSV_FIELDS.len() {
-        return Err(format!(
-            "the row has {} cells, not {}",
-            row.len(),
-            CSV_FIELDS.len()
-        ));
+/// `columns` is the header's length: [`CSV_FIELDS`], or [`CSV_FIELDS_V1`] for files written
+/// before inclusion proofs.
+fn read_csv_record(row: &csv::StringRecord, columns: usize) -> Result<EventRecord, String> {
+    if row.len() != columns {
+        return Err(format!("the row has {} cells, not {columns}", row.len()));
     }
     let text = |idx: usize| restore_cell(&row[idx]);
     let opt = |idx: usize| {
@@ -395,6 +474,10 @@ fn read_csv_record(row: &csv::StringRecord) -> Result<EventRecord, String> {
             .map_err(|_| "seq is not a whole number".to_string())?,
         hash: text(22).to_string(),
         prev_hash: opt(23),
+        inclusion_proof: match columns > 24 && !text(24).is_empty() {
+            true => Some(read_proof_cell(text(24))?),
+            false => None,
+        },
     })
 }
 
@@ -427,6 +510,9 @@ pub struct VerifyReport {
     pub signed_at: Timestamp,
     /// The id of the key that signed it.
     pub key_id: String,
+    /// The signed tree checkpoint's size and root, when the file ends with one: then every
+    /// event's inclusion proof was checked against it.
+    pub tree: Option<(u64, Hash)>,
 }
 
 impl VerifyReport {
@@ -598,6 +684,41 @@ pub enum ExportVerifyError {
         /// The line.
         line: u64,
     },
+    /// An event's inclusion proof is malformed or does not lead to the root of the signed
+    /// tree checkpoint: the event, or its proof, was changed.
+    #[error("line {line}: event {id} (seq {seq}): its inclusion proof {reason}")]
+    InclusionProof {
+        /// The line.
+        line: u64,
+        /// The event.
+        id: Uuid,
+        /// Its seq.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Some events carry inclusion proofs and this one does not, or the file ends with a tree
+    /// checkpoint and its events carry none: proofs were removed.
+    #[error("line {line}: event {id} (seq {seq}) carries no inclusion proof, unlike the file's other events or its tree checkpoint")]
+    InclusionProofMissing {
+        /// The line.
+        line: u64,
+        /// The event.
+        id: Uuid,
+        /// Its seq.
+        seq: u64,
+    },
+    /// Events carry inclusion proofs but the file has no tree checkpoint for them to lead to.
+    #[error("the events carry inclusion proofs but no tree checkpoint follows the checkpoint: it was removed")]
+    MissingTreeCheckpoint,
+    /// The tree checkpoint is malformed, not signed by the key, or not of this export.
+    #[error("line {line}: the tree checkpoint {reason}")]
+    TreeCheckpointInvalid {
+        /// The line.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// The export lacks events of `1..=checkpoint_seq` ([`VerifyReport::ensure_complete`]).
     #[error("the export is incomplete: seq {missing_seq} of 1..={checkpoint_seq} is missing")]
     Incomplete {
@@ -658,6 +779,15 @@ fn peek<R: Read>(mut reader: R, n: usize) -> std::io::Result<(Vec<u8>, Replay<R>
     Ok((head.clone(), std::io::Cursor::new(head).chain(reader)))
 }
 
+/// The JSON line that carries the signed tree checkpoint.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TreeCheckpointLine {
+    #[serde(rename = "type")]
+    _kind: String,
+    note: String,
+}
+
 /// Just the `type` member of a JSON line, to tell the checkpoint from events.
 #[derive(Deserialize)]
 struct LineKind {
@@ -693,6 +823,11 @@ fn read_jsonl(reader: impl Read, walk: &mut Walk) -> Result<(), ExportVerifyErro
         if kind.kind.as_deref() == Some("checkpoint") {
             let wire = serde_json::from_slice::<CheckpointWire>(&buf).map_err(|e| e.to_string());
             walk.checkpoint(line, wire)?;
+        } else if kind.kind.as_deref() == Some(TREE_CHECKPOINT_TYPE) {
+            let note = serde_json::from_slice::<TreeCheckpointLine>(&buf)
+                .map(|l| l.note)
+                .map_err(|e| e.to_string());
+            walk.tree_checkpoint(line, note)?;
         } else {
             let record = serde_json::from_slice::<EventRecord>(&buf).map_err(|e| {
                 ExportVerifyError::Malformed {
@@ -768,9 +903,13 @@ fn read_csv(reader: impl Read, walk: &mut Walk) -> Result<(), ExportVerifyError>
     if !csv.read_record(&mut row).map_err(|e| malformed(1, e))? {
         return Err(ExportVerifyError::Empty);
     }
-    if !row.iter().eq(CSV_FIELDS) {
+    let columns = if row.iter().eq(CSV_FIELDS) {
+        CSV_FIELDS.len()
+    } else if row.iter().eq(CSV_FIELDS_V1) {
+        CSV_FIELDS_V1.len()
+    } else {
         return Err(ExportVerifyError::BadHeader);
-    }
+    };
     walk.lines = 1;
     loop {
         // Before a read, the reader's position is where the next row starts.
@@ -794,8 +933,18 @@ fn read_csv(reader: impl Read, walk: &mut Walk) -> Result<(), ExportVerifyError>
                 Err(format!("the checkpoint row has {} cells, not 2", row.len()))
             };
             walk.checkpoint(line, wire)?;
+        } else if row.get(0) == Some(CSV_TREE_CHECKPOINT_CELL) {
+            let note = if row.len() == 2 {
+                Ok(row[1].to_string())
+            } else {
+                Err(format!(
+                    "the tree checkpoint row has {} cells, not 2",
+                    row.len()
+                ))
+            };
+            walk.tree_checkpoint(line, note)?;
         } else {
-            let record = read_csv_record(&row)
+            let record = read_csv_record(&row, columns)
                 .map_err(|reason| ExportVerifyError::Malformed { line, reason })?;
             walk.event(line, &record)?;
         }
@@ -823,6 +972,22 @@ struct Walk {
     org: Option<(Uuid, Option<String>)>,
     first_missing_seq: Option<u64>,
     checkpoint: Option<(u64, SignedCheckpoint)>,
+    proofs: Proofs,
+    tree_checkpoint: Option<(u64, String)>,
+}
+
+/// The inclusion proofs seen so far. Each leads to a root on its own; all must lead to the
+/// same one, and that one must be the signed tree checkpoint's, which comes last. So the
+/// verifier keeps only the first proof's root and the first event whose proof disagrees with
+/// it: at the end, whichever of the two is wrong is the first event that fails.
+#[derive(Default)]
+struct Proofs {
+    /// Whether events carry proofs (decided by the first event).
+    carried: Option<bool>,
+    /// The first event with a proof (line, id, seq) and the tree size and root it leads to.
+    first: Option<((u64, Uuid, u64), u64, Hash)>,
+    /// The first event whose proof leads elsewhere.
+    conflict: Option<(u64, Uuid, u64)>,
 }
 
 impl Walk {
@@ -869,9 +1034,16 @@ impl Walk {
                 previous_seq,
             });
         }
-        if chain_hash(&prev_hash, &leaf_hash(&event)) != event.hash {
+        let leaf = leaf_hash(&event);
+        if chain_hash(&prev_hash, &leaf) != event.hash {
             return Err(ExportVerifyError::HashMismatch { line, id, seq });
         }
+        self.proof(
+            line,
+            (id, seq),
+            &Hash(leaf),
+            record.inclusion_proof.as_ref(),
+        )?;
         let expected_prev = match &self.last {
             _ if seq == 1 => Some(GENESIS),
             Some(last) if last.seq + 1 == seq => Some(last.hash),
@@ -899,6 +1071,151 @@ impl Walk {
         Ok(())
     }
 
+    /// Follows an event's inclusion proof (or its absence) to the root it gives.
+    fn proof(
+        &mut self,
+        line: u64,
+        (id, seq): (Uuid, u64),
+        leaf: &Hash,
+        proof: Option<&InclusionProofWire>,
+    ) -> Result<(), ExportVerifyError> {
+        let carried = *self.proofs.carried.get_or_insert(proof.is_some());
+        let Some(proof) = proof else {
+            if carried {
+                return Err(ExportVerifyError::InclusionProofMissing { line, id, seq });
+            }
+            return Ok(());
+        };
+        let invalid = |reason: String| ExportVerifyError::InclusionProof {
+            line,
+            id,
+            seq,
+            reason,
+        };
+        if !carried {
+            return Err(invalid(
+                "is there although the events before carry none".into(),
+            ));
+        }
+        if proof.leaf_index != seq - 1 {
+            return Err(invalid(format!(
+                "names leaf {}, not {} (seq − 1)",
+                proof.leaf_index,
+                seq - 1
+            )));
+        }
+        let hashes = proof
+            .hashes
+            .iter()
+            .map(|text| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .ok()
+                    .and_then(|bytes| Hash::from_slice(&bytes))
+                    .ok_or_else(|| invalid(format!("holds {text:?}, not a base64 hash")))
+            })
+            .collect::<Result<Vec<Hash>, _>>()?;
+        let root = root_from_inclusion(leaf, proof.leaf_index, proof.tree_size, &hashes)
+            .map_err(|e| invalid(e.to_string()))?;
+        match &self.proofs.first {
+            None => self.proofs.first = Some(((line, id, seq), proof.tree_size, root)),
+            Some((_, size, first_root)) => {
+                if (*size, *first_root) != (proof.tree_size, root) && self.proofs.conflict.is_none()
+                {
+                    self.proofs.conflict = Some((line, id, seq));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn tree_checkpoint(
+        &mut self,
+        line: u64,
+        note: Result<String, String>,
+    ) -> Result<(), ExportVerifyError> {
+        if self.checkpoint.is_none() || self.tree_checkpoint.is_some() {
+            return Err(ExportVerifyError::Malformed {
+                line,
+                reason: "a tree checkpoint comes once, right after the checkpoint".into(),
+            });
+        }
+        let note = note.map_err(|reason| ExportVerifyError::TreeCheckpointInvalid {
+            line,
+            reason: format!("is malformed: {reason}"),
+        })?;
+        self.tree_checkpoint = Some((line, note));
+        Ok(())
+    }
+
+    /// Checks the signed tree checkpoint with `key` (under the key name its signature line
+    /// gives: the key ID binds the two) and every proof against it; answers its size and
+    /// root.
+    fn check_tree(
+        &self,
+        key: &VerifyingKey,
+        checkpoint: &crate::chain::Checkpoint,
+    ) -> Result<Option<(u64, Hash)>, ExportVerifyError> {
+        let carried = self.proofs.carried == Some(true);
+        let Some((line, note)) = &self.tree_checkpoint else {
+            if carried {
+                return Err(ExportVerifyError::MissingTreeCheckpoint);
+            }
+            return Ok(None);
+        };
+        let invalid = |reason: String| ExportVerifyError::TreeCheckpointInvalid {
+            line: *line,
+            reason,
+        };
+        let name = note
+            .split_once("\n\n\u{2014} ")
+            .and_then(|(_, signature)| signature.split(' ').next())
+            .ok_or_else(|| invalid("has no signature line".into()))?;
+        let verifier = NoteVerifier::new(name, *key)
+            .map_err(|e| invalid(format!("names the key {name:?}: {e}")))?;
+        let (tree, _) = TreeCheckpoint::open(note.as_bytes(), &[verifier])
+            .map_err(|e| invalid(format!("does not verify with the key: {e}")))?;
+        if !tree.origin().ends_with(&format!("/{}", checkpoint.org_id)) {
+            return Err(invalid(format!(
+                "is of the log {:?}, not of organization {}",
+                tree.origin(),
+                checkpoint.org_id
+            )));
+        }
+        if tree.size() != checkpoint.seq {
+            return Err(invalid(format!(
+                "covers {} events, the checkpoint {}",
+                tree.size(),
+                checkpoint.seq
+            )));
+        }
+        if let Some(((first_line, id, seq), size, root)) = &self.proofs.first {
+            let failing = if (*size, *root) != (tree.size(), tree.root()) {
+                Some((*first_line, *id, *seq))
+            } else {
+                self.proofs.conflict
+            };
+            if let Some((line, id, seq)) = failing {
+                return Err(ExportVerifyError::InclusionProof {
+                    line,
+                    id,
+                    seq,
+                    reason: "does not lead to the signed tree checkpoint's root".into(),
+                });
+            }
+        } else if self.records > 0 {
+            // Events are there and carry no proofs, yet the file ends with a tree checkpoint.
+            let first = self.first_seq.unwrap_or(0);
+            return Err(ExportVerifyError::Malformed {
+                line: *line,
+                reason: format!(
+                    "the file ends with a tree checkpoint, but its events (from seq {first}) carry no inclusion proofs"
+                ),
+            });
+        }
+        Ok(Some((tree.size(), tree.root())))
+    }
+
     fn checkpoint(
         &mut self,
         line: u64,
@@ -920,7 +1237,7 @@ impl Walk {
         format: ExportFormat,
         gzip: bool,
     ) -> Result<VerifyReport, ExportVerifyError> {
-        let Some((line, signed)) = self.checkpoint else {
+        let Some((line, signed)) = self.checkpoint.clone() else {
             return Err(ExportVerifyError::MissingCheckpoint { lines: self.lines });
         };
         signed
@@ -954,6 +1271,7 @@ impl Walk {
                 });
             }
         }
+        let tree = self.check_tree(key, checkpoint)?;
         let last_seq = self.last.as_ref().map(|last| last.seq);
         if last_seq.unwrap_or(0) < checkpoint.seq && first_missing_seq.is_none() {
             first_missing_seq = Some(last_seq.unwrap_or(0) + 1);
@@ -971,6 +1289,7 @@ impl Walk {
             checkpoint_seq: checkpoint.seq,
             signed_at: checkpoint.signed_at,
             key_id: signed.key_id.clone(),
+            tree,
         })
     }
 }
@@ -1061,6 +1380,11 @@ mod tests {
             seq: 1,
             hash: "00".repeat(32),
             prev_hash: Some("11".repeat(32)),
+            inclusion_proof: Some(InclusionProofWire {
+                leaf_index: 0,
+                tree_size: 3,
+                hashes: vec!["A".repeat(43) + "=", "B".repeat(43) + "="],
+            }),
         };
         let Value::Object(fields) = serde_json::to_value(&record).unwrap() else {
             panic!("a record serializes to an object")
@@ -1074,6 +1398,6 @@ mod tests {
             .has_headers(false)
             .from_reader(bytes.as_slice());
         let row = reader.records().next().unwrap().unwrap();
-        assert_eq!(read_csv_record(&row).unwrap(), record);
+        assert_eq!(read_csv_record(&row, CSV_FIELDS.len()).unwrap(), record);
     }
 }

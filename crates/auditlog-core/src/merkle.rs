@@ -252,6 +252,21 @@ pub fn verify_inclusion(
     proof: &[Hash],
     root: &Hash,
 ) -> Result<(), ProofError> {
+    if root_from_inclusion(leaf, index, size, proof)? != *root {
+        return Err(ProofError::Mismatch);
+    }
+    Ok(())
+}
+
+/// The root that an inclusion proof leads to from `leaf` at `index` in a tree of `size`
+/// leaves (RFC 9162 §2.1.3.2 without the final comparison): a verifier that meets many
+/// proofs before the signed root can compare the roots they give as it goes.
+pub fn root_from_inclusion(
+    leaf: &Hash,
+    index: u64,
+    size: u64,
+    proof: &[Hash],
+) -> Result<Hash, ProofError> {
     if index >= size {
         return Err(ProofError::OutOfRange(
             "the leaf index is not below the tree size",
@@ -282,10 +297,7 @@ pub fn verify_inclusion(
     if s != 0 {
         return Err(ProofError::WrongLength);
     }
-    if r != *root {
-        return Err(ProofError::Mismatch);
-    }
-    Ok(())
+    Ok(r)
 }
 
 /// Checks that the tree of `old_size` leaves with root `old_root` is a prefix of the tree of

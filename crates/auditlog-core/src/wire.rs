@@ -62,6 +62,23 @@ pub struct EventRecord {
     /// event can be checked on its own (`docs/chain-format.md`, section 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev_hash: Option<String>,
+    /// Extension, in exports: the event's inclusion proof in the organization's Merkle tree,
+    /// against the signed tree checkpoint that ends the file (`docs/log-format.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion_proof: Option<InclusionProofWire>,
+}
+
+/// An inclusion proof as an export carries it: the event's leaf index (its `seq` − 1), the
+/// size of the tree it is proven in, and the audit path, bottom up, each hash in standard
+/// base64 (RFC 9162 §2.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionProofWire {
+    /// The leaf index: `seq` − 1.
+    pub leaf_index: u64,
+    /// Leaves in the tree the proof leads to.
+    pub tree_size: u64,
+    /// The audit path.
+    pub hashes: Vec<String>,
 }
 
 impl EventRecord {
@@ -93,6 +110,7 @@ impl EventRecord {
             seq: event.seq,
             hash: hex::encode(event.hash),
             prev_hash: None,
+            inclusion_proof: None,
         }
     }
 
@@ -126,6 +144,7 @@ impl EventRecord {
             seq: event.seq,
             hash: hex::encode(event.hash),
             prev_hash: None,
+            inclusion_proof: None,
         }
     }
 

@@ -1788,9 +1788,13 @@ async fn exports_validate_against_both_documents() -> TestResult {
                 let text = file.text();
                 let lines: Vec<&str> = text.lines().collect();
                 assert!(
-                    lines.len() >= 2,
-                    "an export holds entries and a checkpoint: {text:?}"
+                    lines.len() >= 3,
+                    "an export holds entries, a checkpoint and a tree checkpoint: {text:?}"
                 );
+                let (tree, lines) = lines.split_last().expect("lines");
+                let tree: Value = serde_json::from_str(tree)?;
+                assert_eq!(tree["type"], "tree_checkpoint");
+                assert!(tree["note"].is_string(), "{tree}");
                 let (checkpoint, entries) = lines.split_last().expect("lines");
                 for line in entries {
                     let entry: Value = serde_json::from_str(line)?;
@@ -1807,6 +1811,10 @@ async fn exports_validate_against_both_documents() -> TestResult {
                     assert!(
                         entry["prev_hash"].is_string(),
                         "an exported entry lacks prev_hash: {entry}"
+                    );
+                    assert!(
+                        entry["inclusion_proof"]["hashes"].is_array(),
+                        "an exported entry lacks its inclusion proof: {entry}"
                     );
                 }
                 ov.assert_valid(

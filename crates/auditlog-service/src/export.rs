@@ -9,8 +9,8 @@ use auditlog_core::chain::GENESIS;
 pub use auditlog_core::export::ExportFormat;
 use auditlog_core::export::ExportWriter;
 use auditlog_core::query::{parse_q, Combine, Filter};
-use auditlog_core::wire::EventRecord;
-use auditlog_core::Timestamp;
+use auditlog_core::wire::{EventRecord, InclusionProofWire};
+use auditlog_core::{Event, Timestamp};
 use auditlog_store::{Org, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -179,15 +179,20 @@ pub enum ExportError {
     /// Writing the output failed.
     #[error("cannot write the export: {0}")]
     Io(#[from] std::io::Error),
+    /// The organization's tree could not be signed or proven from (the store's tree does not
+    /// extend the last signed one, or lacks tiles).
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
 }
 
 /// Writes an export of `org` to `out`.
 ///
-/// It first signs the organization's current head ([`Service::checkpoint`]); the export
-/// covers `1..=checkpoint.seq`, so events appended meanwhile are left out consistently. It
-/// then walks the chain in `seq` order one page at a time, writing each event the filter
-/// selects with the hash of its predecessor (known from the walk even when the predecessor
-/// was filtered out), and ends with the checkpoint. `progress(written, scanned, head_seq)`
+/// It first signs the organization's current tree ([`Service::tree_checkpoint`]) and its
+/// chain at the same size ([`Service::checkpoint_at`]); the export covers
+/// `1..=checkpoint.seq`, so events appended meanwhile are left out consistently. It then walks
+/// the chain in `seq` order one page at a time, writing each event the filter selects with the
+/// hash of its predecessor (known from the walk even when the predecessor was filtered out)
+/// and its inclusion proof in the signed tree, and ends with both checkpoints. `progress(written, scanned, head_seq)`
 /// is called after every page. `out` is written sequentially and flushed at the end; a
 /// caller writing a file syncs it.
 pub async fn write_export<W, P>(
@@ -203,7 +208,8 @@ where
 {
     request.check().map_err(ExportError::Request)?;
     let filter = &request.filter;
-    let checkpoint = service.checkpoint(org).await?;
+    let tree = service.tree_checkpoint(org).await?;
+    let checkpoint = service.checkpoint_at(org, tree.size).await?;
     let head_seq = checkpoint.checkpoint.seq;
     let mut writer = ExportWriter::new(out, request.format, request.gzip)?;
     let catalog = service.catalog();
@@ -233,7 +239,20 @@ where
         if last.seq < head_seq {
             next = Some(fetch(last.seq));
         }
-        for event in page.into_iter().take_while(|event| event.seq <= head_seq) {
+        let page: Vec<Event> = page
+            .into_iter()
+            .take_while(|event| event.seq <= head_seq)
+            .collect();
+        let selected: Vec<u64> = page
+            .iter()
+            .filter(|event| filter.matches(event))
+            .map(|event| event.seq - 1)
+            .collect();
+        let mut proofs = service
+            .inclusion_proofs(org_id, head_seq, &selected)
+            .await?
+            .into_iter();
+        for event in page {
             // `prev_hash` is only right if no seq is skipped; the store promises that, but a
             // wrong `prev_hash` would make the file fail verification for no visible reason.
             if event.seq != scanned + 1 {
@@ -247,6 +266,12 @@ where
             if filter.matches(&event) {
                 let mut record = EventRecord::from_event(event, Some(&org.name), catalog);
                 record.prev_hash = Some(hex::encode(previous_hash));
+                let hashes = proofs.next().unwrap_or_default();
+                record.inclusion_proof = Some(InclusionProofWire {
+                    leaf_index: seq - 1,
+                    tree_size: head_seq,
+                    hashes: hashes.iter().map(crate::log::base64_hash).collect(),
+                });
                 writer.write(&record)?;
                 records += 1;
             }
@@ -255,7 +280,7 @@ where
         }
         progress(records, scanned, head_seq);
     }
-    let bytes = writer.finish(&checkpoint.to_wire())?;
+    let bytes = writer.finish(&checkpoint.to_wire(), Some(&tree.note))?;
     Ok(ExportSummary {
         records,
         head_seq,

@@ -408,7 +408,14 @@ impl ExportJobs {
                 user: "The export's filter is not valid.",
                 detail: reason,
             },
-            ExportError::Store(e) => store_failed(e),
+            ExportError::Store(e) | ExportError::Log(crate::log::LogError::Store(e)) => {
+                store_failed(e)
+            }
+            ExportError::Log(e) => Stop::Failed {
+                user: "The audit log's integrity could not be proven, so nothing was exported; \
+                       an operator must look at the server's log.",
+                detail: e.to_string(),
+            },
             ExportError::Io(e) => io_failed(e),
         })?;
         // Syncing hundreds of MB can take seconds: not on an async worker.

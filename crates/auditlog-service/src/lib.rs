@@ -353,6 +353,44 @@ impl Service {
         Ok(signed)
     }
 
+    /// A signed checkpoint of the organization's chain at exactly `seq` (which it must have
+    /// reached): the newest one when it is at `seq`, else one signed now with the hash of the
+    /// event at `seq`. An export cuts its chain checkpoint where its tree checkpoint is.
+    pub async fn checkpoint_at(
+        &self,
+        org: &ReadableOrg,
+        seq: u64,
+    ) -> Result<SignedCheckpoint, StoreError> {
+        let org_id = org.id;
+        if let Some(latest) = self.store.latest_checkpoint(org_id).await? {
+            if latest.checkpoint.seq == seq {
+                return Ok(latest);
+            }
+        }
+        let hash = match seq {
+            0 => auditlog_core::chain::GENESIS,
+            _ => self
+                .store
+                .events_by_seq(org_id, seq - 1, 1)
+                .await?
+                .into_iter()
+                .find(|event| event.seq == seq)
+                .map(|event| event.hash)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("organization {org_id} has no event at seq {seq}"))
+                })?,
+        };
+        let signed = Checkpoint {
+            org_id,
+            seq,
+            hash,
+            signed_at: Timestamp::now(),
+        }
+        .sign(&self.signing_key);
+        self.store.save_checkpoint(&signed).await?;
+        Ok(signed)
+    }
+
     /// Walks an organization's whole chain, checking every event, the recorded head, and the
     /// newest signed checkpoint. `progress` is told how many events were checked so far.
     pub async fn verify_org(

@@ -291,6 +291,26 @@ impl Service {
         })
     }
 
+    /// Inclusion proofs of the leaves at `indexes` in the organization's tree of `size`
+    /// leaves, in order, from one store call (an export proves a page of events at a time).
+    pub async fn inclusion_proofs(
+        &self,
+        org_id: Uuid,
+        size: u64,
+        indexes: &[u64],
+    ) -> Result<Vec<Vec<Hash>>, LogError> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.over_tiles(org_id, size, |reader| {
+            indexes
+                .iter()
+                .map(|&index| inclusion_proof(&Dyn(reader), size, index))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+    }
+
     /// The consistency proof from the organization's tree of `old_size` events to that of
     /// `new_size` (`None`: the current signed checkpoint's size), with the checkpoint.
     pub async fn consistency_proof(

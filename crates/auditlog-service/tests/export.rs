@@ -10,6 +10,7 @@ use auditlog_core::export::{
     neutralize_cell, restore_cell, verify_export, ExportFormat, ExportVerifyError, VerifyReport,
     CSV_FIELDS,
 };
+use auditlog_core::merkle::{verify_inclusion, Hash};
 use auditlog_core::query::{Column, Combine, Condition, Filter, FilterForm, Order, Start};
 use auditlog_core::wire::EventRecord;
 use auditlog_core::{Catalog, NewEvent, Timestamp};
@@ -20,6 +21,7 @@ use auditlog_service::jobs::{ExportJobs, SubmitError};
 use auditlog_service::Service;
 use auditlog_sqlite::SqliteStore;
 use auditlog_store::{ExportJob, JobStatus, NewOrg, Org, Store};
+use base64::Engine;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -178,20 +180,49 @@ async fn jsonl_lines_are_the_api_records_with_prev_hash_then_the_checkpoint() {
     let env = Env::new().await;
     let text = env.export_text(ExportFormat::Jsonl).await;
     let lines = lines(&text);
-    assert_eq!(lines.len() as u64, N_EVENTS + 1);
+    assert_eq!(lines.len() as u64, N_EVENTS + 2);
     let stored = env.store.events_by_seq(env.org.id, 0, 1000).await.unwrap();
+    // The last line is the signed tree checkpoint every inclusion proof leads to.
+    let tree: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(tree["type"], "tree_checkpoint");
+    let (tree, _) = auditlog_core::note::Checkpoint::open(
+        tree["note"].as_str().unwrap().as_bytes(),
+        &[env.service.note_verifier()],
+    )
+    .unwrap();
+    assert_eq!(tree.size(), N_EVENTS);
     let mut previous = [0u8; 32];
     for (line, event) in lines.iter().zip(&stored) {
         let mut expected = EventRecord::new(event, Some("acme"), env.service.catalog());
         expected.prev_hash = Some(hex::encode(previous));
-        assert_eq!(serde_json::from_str::<EventRecord>(line).unwrap(), expected);
+        let mut record = serde_json::from_str::<EventRecord>(line).unwrap();
+        let proof = record.inclusion_proof.take().expect("an inclusion proof");
+        assert_eq!(proof.leaf_index, event.seq - 1);
+        assert_eq!(proof.tree_size, N_EVENTS);
+        let hashes: Vec<Hash> = proof
+            .hashes
+            .iter()
+            .map(|h| {
+                Hash::from_slice(&base64::engine::general_purpose::STANDARD.decode(h).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        verify_inclusion(
+            &Hash(leaf_hash(event)),
+            proof.leaf_index,
+            N_EVENTS,
+            &hashes,
+            &tree.root(),
+        )
+        .unwrap();
+        assert_eq!(record, expected);
         assert!(
             !line.contains(": ") && !line.contains('\n'),
             "compact: {line}"
         );
         previous = event.hash;
     }
-    let checkpoint: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let checkpoint: Value = serde_json::from_str(&lines[lines.len() - 2]).unwrap();
     assert_eq!(checkpoint["type"], "checkpoint");
     assert_eq!(checkpoint["seq"], N_EVENTS);
     assert_eq!(checkpoint["hash"], hex::encode(stored.last().unwrap().hash));
@@ -207,7 +238,7 @@ async fn csv_has_the_header_json_meta_empty_absent_cells_and_a_checkpoint_row() 
         .from_reader(text.as_bytes());
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert!(rows[0].iter().eq(CSV_FIELDS));
-    assert_eq!(rows.len() as u64, N_EVENTS + 2);
+    assert_eq!(rows.len() as u64, N_EVENTS + 3);
     let meta_idx = CSV_FIELDS.iter().position(|f| *f == "meta").unwrap();
     let meta: Value = serde_json::from_str(&rows[1][meta_idx]).unwrap();
     assert_eq!(meta["nested"]["list"], json!([1, "two", null]));
@@ -216,11 +247,23 @@ async fn csv_has_the_header_json_meta_empty_absent_cells_and_a_checkpoint_row() 
         &rows[2][request_idx], "",
         "absent request_id is an empty cell"
     );
-    let last = rows.last().unwrap();
-    assert_eq!(last.len(), 2);
-    assert_eq!(&last[0], "#checkpoint");
-    let checkpoint: Value = serde_json::from_str(&last[1]).unwrap();
+    let proof_idx = CSV_FIELDS
+        .iter()
+        .position(|f| *f == "inclusion_proof")
+        .unwrap();
+    assert!(
+        rows[1][proof_idx].starts_with(&format!("0 {N_EVENTS} ")),
+        "leaf index, tree size, hashes: {}",
+        &rows[1][proof_idx]
+    );
+    let checkpoint_row = &rows[rows.len() - 2];
+    assert_eq!(checkpoint_row.len(), 2);
+    assert_eq!(&checkpoint_row[0], "#checkpoint");
+    let checkpoint: Value = serde_json::from_str(&checkpoint_row[1]).unwrap();
     assert_eq!(checkpoint["seq"], N_EVENTS);
+    let last = rows.last().unwrap();
+    assert_eq!(&last[0], "#tree_checkpoint");
+    assert!(last[1].starts_with(&format!("auditlog/{}\n{N_EVENTS}\n", env.org.id)));
 }
 
 #[tokio::test]
@@ -534,7 +577,11 @@ async fn deleting_a_line_leaves_the_export_incomplete_at_that_seq() {
         );
         // Removing the newest event: the checkpoint still names seq N.
         let mut edited = original.clone();
-        edited.remove(edited.len() - 2);
+        let checkpoint_idx = edited
+            .iter()
+            .position(|l| l.starts_with("#checkpoint,") || l.contains(r#""type":"checkpoint""#))
+            .unwrap();
+        edited.remove(checkpoint_idx - 1);
         let report = verify(&join(&edited), &env.key()).unwrap();
         assert_eq!(report.first_missing_seq, Some(N_EVENTS));
     }
@@ -580,14 +627,23 @@ async fn reordering_lines_is_detected() {
 async fn altering_or_removing_the_checkpoint_is_detected() {
     let env = Env::new().await;
     let original = lines(&env.export_text(ExportFormat::Jsonl).await);
-    let last = original.len() - 1;
-    let checkpoint_line = original.len() as u64;
+    // The checkpoint, then the tree checkpoint.
+    let last = original.len() - 2;
+    let checkpoint_line = original.len() as u64 - 1;
 
+    let mut removed = original.clone();
+    removed.truncate(last);
+    let error = verify(&join(&removed), &env.key()).unwrap_err();
+    assert!(
+        matches!(error, ExportVerifyError::MissingCheckpoint { lines } if lines == N_EVENTS),
+        "{error}"
+    );
+    // Without its tree checkpoint, the events' proofs lead nowhere signed.
     let mut removed = original.clone();
     removed.pop();
     let error = verify(&join(&removed), &env.key()).unwrap_err();
     assert!(
-        matches!(error, ExportVerifyError::MissingCheckpoint { lines } if lines == N_EVENTS),
+        matches!(error, ExportVerifyError::MissingTreeCheckpoint),
         "{error}"
     );
 
@@ -620,7 +676,7 @@ async fn altering_or_removing_the_checkpoint_is_detected() {
     trailing.push(original[0].clone());
     let error = verify(&join(&trailing), &env.key()).unwrap_err();
     assert!(
-        matches!(error, ExportVerifyError::TrailingData { line } if line == checkpoint_line + 1),
+        matches!(error, ExportVerifyError::TrailingData { line } if line == checkpoint_line + 2),
         "{error}"
     );
 
@@ -692,6 +748,14 @@ async fn a_consistently_rewritten_chain_fails_at_the_signed_hash() {
         signed_at: Timestamp::now(),
     }
     .sign(&forged_key);
+    // They drop the inclusion proofs and the tree checkpoint, which they cannot re-sign for
+    // this organization's log either.
+    edited.pop();
+    for line in edited.iter_mut().take(N_EVENTS as usize) {
+        let mut record: EventRecord = serde_json::from_str(line).unwrap();
+        record.inclusion_proof = None;
+        *line = serde_json::to_string(&record).unwrap();
+    }
     let last = edited.len() - 1;
     edited[last] = serde_json::to_string(&forged.to_wire()).unwrap();
     verify(&join(&edited), &forged_key.verifying_key()).unwrap();
@@ -978,4 +1042,153 @@ async fn file_paths_never_come_from_stored_names_that_are_not_the_jobs_own() {
         jobs.file_path(&job),
         Some(jobs.dir().join(format!("{}.jsonl", job.id)))
     );
+}
+
+// ---- inclusion proofs ----
+
+/// A filtered export: user1's channel creations.
+fn filtered_request(format: ExportFormat) -> ExportRequest {
+    ExportRequest {
+        filter: FilterForm {
+            actions: vec!["channel_created".into()],
+            users: vec!["user1@example.com".into()],
+            ..FilterForm::default()
+        }
+        .filter(),
+        format,
+        ..ExportRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn every_event_of_a_filtered_export_is_proven_in_the_signed_tree() {
+    let env = Env::new().await;
+    for format in [ExportFormat::Jsonl, ExportFormat::Csv] {
+        let bytes = env.export(&filtered_request(format)).await;
+        let report = verify(&bytes, &env.key()).unwrap();
+        assert!(!report.complete, "a filtered export");
+        let (size, root) = report.tree.expect("proven in a tree checkpoint");
+        assert_eq!(size, N_EVENTS);
+        let signed = env.service.tree_checkpoint(&env.org).await.unwrap();
+        assert_eq!(root, signed.root, "{format:?}: the root the service signed");
+    }
+}
+
+#[tokio::test]
+async fn a_changed_proof_or_event_names_the_first_event_whose_proof_fails() {
+    let env = Env::new().await;
+    let text = String::from_utf8(env.export(&filtered_request(ExportFormat::Jsonl)).await).unwrap();
+    let original = lines(&text);
+    let n_records = original.len() - 2;
+    assert!(n_records >= 3);
+    // A changed hash in the second event's proof: that event fails, by line.
+    let mut edited = original.clone();
+    let mut record: EventRecord = serde_json::from_str(&edited[1]).unwrap();
+    let proof = record.inclusion_proof.as_mut().unwrap();
+    proof.hashes[0] = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    edited[1] = serde_json::to_string(&record).unwrap();
+    let error = verify(&join(&edited), &env.key()).unwrap_err();
+    assert!(
+        matches!(&error, ExportVerifyError::InclusionProof { line: 2, seq, .. } if *seq == record.seq),
+        "{error}"
+    );
+    // The same in the first event's proof: the first event fails, though the others agree
+    // with each other.
+    let mut edited = original.clone();
+    let mut record: EventRecord = serde_json::from_str(&edited[0]).unwrap();
+    let proof = record.inclusion_proof.as_mut().unwrap();
+    let last = proof.hashes.len() - 1;
+    proof.hashes[last] = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    edited[0] = serde_json::to_string(&record).unwrap();
+    let error = verify(&join(&edited), &env.key()).unwrap_err();
+    assert!(
+        matches!(&error, ExportVerifyError::InclusionProof { line: 1, .. }),
+        "{error}"
+    );
+    // A proof naming another leaf, a malformed hash, a proof removed: each named.
+    for (change, expected_line) in [("leaf_index", 3u64), ("hash", 3), ("removed", 3)] {
+        let mut edited = original.clone();
+        let mut record: EventRecord = serde_json::from_str(&edited[2]).unwrap();
+        match change {
+            "leaf_index" => record.inclusion_proof.as_mut().unwrap().leaf_index += 1,
+            "hash" => record.inclusion_proof.as_mut().unwrap().hashes[0] = "not base64!".into(),
+            _ => record.inclusion_proof = None,
+        }
+        edited[2] = serde_json::to_string(&record).unwrap();
+        let error = verify(&join(&edited), &env.key()).unwrap_err();
+        assert!(
+            matches!(&error,
+                ExportVerifyError::InclusionProof { line, .. }
+                | ExportVerifyError::InclusionProofMissing { line, .. } if *line == expected_line),
+            "{change}: {error}"
+        );
+    }
+    // Every proof stripped, the tree checkpoint kept: refused, not read as an old export.
+    let mut edited = original.clone();
+    for line in edited.iter_mut().take(n_records) {
+        let mut record: EventRecord = serde_json::from_str(line).unwrap();
+        record.inclusion_proof = None;
+        *line = serde_json::to_string(&record).unwrap();
+    }
+    let error = verify(&join(&edited), &env.key()).unwrap_err();
+    assert!(
+        matches!(&error, ExportVerifyError::Malformed { .. }),
+        "{error}"
+    );
+    // A tree checkpoint signed by another key.
+    let mut edited = original.clone();
+    let forged =
+        auditlog_core::note::NoteSigner::new("auditlog", SigningKey::from_bytes(&[3; 32])).unwrap();
+    let (tree, _) = auditlog_core::note::Checkpoint::open(
+        serde_json::from_str::<Value>(&original[n_records + 1]).unwrap()["note"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+        &[env.service.note_verifier()],
+    )
+    .unwrap();
+    let note = tree.sign(&[&forged]).unwrap();
+    edited[n_records + 1] = json!({"type": "tree_checkpoint", "note": note}).to_string();
+    let error = verify(&join(&edited), &env.key()).unwrap_err();
+    assert!(
+        matches!(&error, ExportVerifyError::TreeCheckpointInvalid { .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn exports_written_before_proofs_still_verify() {
+    let env = Env::new().await;
+    // JSON Lines: no proofs, no tree checkpoint.
+    let mut old = lines(&env.export_text(ExportFormat::Jsonl).await);
+    old.pop();
+    for line in old.iter_mut().take(N_EVENTS as usize) {
+        let mut record: EventRecord = serde_json::from_str(line).unwrap();
+        record.inclusion_proof = None;
+        *line = serde_json::to_string(&record).unwrap();
+    }
+    let report = verify(&join(&old), &env.key()).unwrap();
+    assert!(report.complete && report.tree.is_none(), "{report:?}");
+    // CSV: the older header without the proof column, and no tree checkpoint row.
+    let text = env.export_text(ExportFormat::Csv).await;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut writer = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
+    for row in reader.records() {
+        let row = row.unwrap();
+        match row.get(0) {
+            Some("#tree_checkpoint") => {}
+            Some("#checkpoint") => writer.write_record(&row).unwrap(),
+            _ => writer
+                .write_record(row.iter().take(CSV_FIELDS.len() - 1))
+                .unwrap(),
+        }
+    }
+    let old_csv = writer.into_inner().unwrap();
+    let report = verify(&old_csv, &env.key()).unwrap();
+    assert!(report.complete && report.tree.is_none(), "{report:?}");
 }

@@ -52,6 +52,18 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub new_signing_key: bool,
 
+    /// The name of this deployment's transparency logs: the key name of their signed
+    /// checkpoints and the prefix of each organization's origin (`<name>/<organization id>`),
+    /// such as the host name clients reach it by. No spaces and no `+`. Checkpoints already
+    /// signed keep the name they were signed under, so choose it before going live.
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLOG_LOG_NAME",
+        default_value = auditlog_service::log::DEFAULT_LOG_NAME
+    )]
+    pub log_name: String,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -92,6 +104,9 @@ pub enum Command {
     Reindex(cli::reindex::ReindexArgs),
     /// Print the public key that verifies this store's checkpoints.
     PublicKey,
+    /// Print an organization's signed tree checkpoint (a C2SP signed note), signing one for
+    /// its current log first if needed; keep it, and `verify --since` it later.
+    Checkpoint(cli::verify::CheckpointArgs),
     /// Fill a demo organization with generated history and show its newest events.
     Demo(cli::demo::DemoArgs),
     /// Measure ingest, query latency and disk use on generated history.

@@ -670,6 +670,8 @@ fn migrate_moves_an_embedded_store_with_intact_chains() {
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect();
+    let (tree_checkpoint, exported) = exported.split_last().expect("a tree checkpoint");
+    assert_eq!(tree_checkpoint["type"], "tree_checkpoint");
     let (exported_checkpoint, exported_events) = exported.split_last().expect("a checkpoint");
     assert_eq!(exported_checkpoint["type"], "checkpoint");
     // The imported events, and those the account commands and the export recorded.

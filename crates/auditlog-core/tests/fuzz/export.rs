@@ -10,14 +10,20 @@
 use std::io::{Read, Write};
 use std::sync::OnceLock;
 
+use auditlog_core::chain::leaf_hash;
 use auditlog_core::chain::{ChainTip, Checkpoint, CheckpointWire, SignedCheckpoint, GENESIS};
 use auditlog_core::export::{
     restore_cell, verify_export, ExportFormat, ExportVerifyError, ExportWriter, VerifyReport,
     CSV_CHECKPOINT_CELL, CSV_FIELDS,
 };
+use auditlog_core::merkle::{inclusion_proof, tree_root, Hash};
+use auditlog_core::note::{Checkpoint as TreeCheckpoint, NoteSigner};
+use auditlog_core::tiles::Tile;
+use auditlog_core::tree;
 use auditlog_core::validate::validate;
-use auditlog_core::wire::EventRecord;
+use auditlog_core::wire::{EventRecord, InclusionProofWire};
 use auditlog_core::{Catalog, Event, NewEvent, Timestamp};
+use base64::Engine;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
@@ -126,8 +132,20 @@ fn check(input: &[u8]) -> String {
 /// the signed checkpoint.
 fn check_verified(input: &[u8], report: &VerifyReport) {
     let fixture = fixture();
-    let (records, checkpoints) = read_export(input)
+    let (records, checkpoints, notes) = read_export(input)
         .unwrap_or_else(|e| panic!("a verified export cannot be read back: {e}\n{report:?}"));
+    // A tree checkpoint the report vouches for is the one signed, and its root the tree's.
+    match report.tree {
+        Some((size, root)) => {
+            assert_eq!(
+                notes,
+                vec![fixture.note.clone()],
+                "a verified tree checkpoint"
+            );
+            assert_eq!((size, root), fixture.tree, "the verified tree");
+        }
+        None => assert!(notes.is_empty(), "an unchecked tree checkpoint: {notes:?}"),
+    }
     assert_eq!(
         checkpoints.len(),
         1,
@@ -218,7 +236,11 @@ fn summary(verdict: &Result<VerifyReport, ExportVerifyError>, coarse: bool) -> S
 }
 
 /// Reads an export without the verifier: its event records and checkpoints, in file order.
-fn read_export(file: &[u8]) -> Result<(Vec<EventRecord>, Vec<CheckpointWire>), String> {
+/// What an export file holds, read independently of the verifier: its records, its
+/// checkpoints and its tree checkpoints (signed notes).
+type ReadBack = (Vec<EventRecord>, Vec<CheckpointWire>, Vec<String>);
+
+fn read_export(file: &[u8]) -> Result<ReadBack, String> {
     let plain = if file.starts_with(&[0x1f, 0x8b]) {
         let mut plain = Vec::new();
         MultiGzDecoder::new(file)
@@ -229,20 +251,27 @@ fn read_export(file: &[u8]) -> Result<(Vec<EventRecord>, Vec<CheckpointWire>), S
     } else {
         file.to_vec()
     };
-    let (mut records, mut checkpoints) = (Vec::new(), Vec::new());
+    let (mut records, mut checkpoints, mut notes) = (Vec::new(), Vec::new(), Vec::new());
     if plain.first() == Some(&b'{') {
         for line in plain.split(|b| *b == b'\n') {
             if line.trim_ascii().is_empty() {
                 continue;
             }
             let value: Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-            if value.get("type").and_then(Value::as_str) == Some("checkpoint") {
-                checkpoints.push(serde_json::from_value(value).map_err(|e| e.to_string())?);
-            } else {
-                records.push(serde_json::from_value(value).map_err(|e| e.to_string())?);
+            match value.get("type").and_then(Value::as_str) {
+                Some("checkpoint") => {
+                    checkpoints.push(serde_json::from_value(value).map_err(|e| e.to_string())?)
+                }
+                Some("tree_checkpoint") => notes.push(
+                    value["note"]
+                        .as_str()
+                        .ok_or("a tree checkpoint without a note")?
+                        .to_string(),
+                ),
+                _ => records.push(serde_json::from_value(value).map_err(|e| e.to_string())?),
             }
         }
-        return Ok((records, checkpoints));
+        return Ok((records, checkpoints, notes));
     }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -250,7 +279,7 @@ fn read_export(file: &[u8]) -> Result<(Vec<EventRecord>, Vec<CheckpointWire>), S
         .from_reader(plain.as_slice());
     let mut rows = reader.records();
     let header = rows.next().ok_or("no header")?.map_err(|e| e.to_string())?;
-    if !header.iter().eq(CSV_FIELDS) {
+    if !header.iter().eq(CSV_FIELDS) && !header.iter().eq(CSV_FIELDS.iter().take(24).copied()) {
         return Err(format!("header {header:?}"));
     }
     for row in rows {
@@ -262,6 +291,10 @@ fn read_export(file: &[u8]) -> Result<(Vec<EventRecord>, Vec<CheckpointWire>), S
             checkpoints.push(serde_json::from_str(&row[1]).map_err(|e| e.to_string())?);
             continue;
         }
+        if row.get(0) == Some("#tree_checkpoint") {
+            notes.push(row[1].to_string());
+            continue;
+        }
         // The row as the JSON record it stands for: an empty cell is an absent value, `meta`
         // and `seq` are JSON, every other cell a string.
         let mut object = Map::new();
@@ -271,13 +304,28 @@ fn read_export(file: &[u8]) -> Result<(Vec<EventRecord>, Vec<CheckpointWire>), S
                 "action_key" | "message" | "hash" => Value::String(cell.to_string()),
                 _ if cell.is_empty() => continue,
                 "meta" | "seq" => serde_json::from_str(cell).map_err(|e| e.to_string())?,
+                "inclusion_proof" => {
+                    let mut parts = cell.split(' ');
+                    let mut number = || -> Result<u64, String> {
+                        parts
+                            .next()
+                            .and_then(|n| n.parse().ok())
+                            .ok_or_else(|| format!("inclusion_proof {cell:?}"))
+                    };
+                    let (leaf_index, tree_size) = (number()?, number()?);
+                    serde_json::json!({
+                        "leaf_index": leaf_index,
+                        "tree_size": tree_size,
+                        "hashes": parts.collect::<Vec<_>>(),
+                    })
+                }
                 _ => Value::String(cell.to_string()),
             };
             object.insert(name.to_string(), value);
         }
         records.push(serde_json::from_value(Value::Object(object)).map_err(|e| e.to_string())?);
     }
-    Ok((records, checkpoints))
+    Ok((records, checkpoints, notes))
 }
 
 /// `parts` gzipped as one member.
@@ -305,6 +353,9 @@ struct Fixture {
     chain: Vec<Event>,
     /// Every checkpoint signed: the one the exports end with.
     checkpoints: Vec<SignedCheckpoint>,
+    /// The signed tree checkpoint of the whole chain, and its size and root.
+    note: String,
+    tree: (u64, Hash),
     exports: Vec<Export>,
 }
 
@@ -351,6 +402,37 @@ fn fixture() -> &'static Fixture {
         }
         .sign(&signing);
         let wire = checkpoint.to_wire();
+        // The organization's Merkle tree, each event's inclusion proof in it, and its signed
+        // checkpoint: exports carry them, and older exports did not.
+        let leaves: Vec<Hash> = chain.iter().map(|e| Hash(leaf_hash(e))).collect();
+        let size = leaves.len() as u64;
+        let tiles: Vec<(Tile, Vec<u8>)> = tree::append(0, &[], &leaves).unwrap();
+        let (tile_list, stored): (Vec<Tile>, Vec<Option<Vec<u8>>>) =
+            tiles.into_iter().map(|(t, b)| (t, Some(b))).unzip();
+        let reader = tree::reader_for(size, &tile_list, &stored).unwrap();
+        let signer = NoteSigner::new("auditlog", signing.clone()).unwrap();
+        let root = tree_root(&reader, size).unwrap();
+        let note = TreeCheckpoint::new(&format!("auditlog/{org_id}"), size, root, &[])
+            .unwrap()
+            .sign(&[&signer])
+            .unwrap();
+        let proven: Vec<EventRecord> = records
+            .iter()
+            .map(|record| {
+                let mut record = record.clone();
+                let index = record.seq - 1;
+                let hashes = inclusion_proof(&reader, size, index).unwrap();
+                record.inclusion_proof = Some(InclusionProofWire {
+                    leaf_index: index,
+                    tree_size: size,
+                    hashes: hashes
+                        .iter()
+                        .map(|h| base64::engine::general_purpose::STANDARD.encode(h.as_bytes()))
+                        .collect(),
+                });
+                record
+            })
+            .collect();
         let mut exports = Vec::new();
         for (what, seqs) in [
             ("complete", vec![1, 2, 3, 4, 5]),
@@ -359,17 +441,26 @@ fn fixture() -> &'static Fixture {
         ] {
             for format in [ExportFormat::Jsonl, ExportFormat::Csv] {
                 for gzip in [false, true] {
-                    let mut bytes = Vec::new();
-                    let mut writer = ExportWriter::new(&mut bytes, format, gzip).unwrap();
-                    for seq in &seqs {
-                        writer.write(&records[*seq as usize - 1]).unwrap();
+                    for with_proofs in [true, false] {
+                        let mut bytes = Vec::new();
+                        let mut writer = ExportWriter::new(&mut bytes, format, gzip).unwrap();
+                        let (records, tree_note) = match with_proofs {
+                            true => (&proven, Some(note.as_str())),
+                            false => (&records, None),
+                        };
+                        for seq in &seqs {
+                            writer.write(&records[*seq as usize - 1]).unwrap();
+                        }
+                        writer.finish(&wire, tree_note).unwrap();
+                        exports.push(Export {
+                            name: format!(
+                                "{what} {} gzip={gzip} proofs={with_proofs}",
+                                format.as_str()
+                            ),
+                            seqs: seqs.clone(),
+                            bytes,
+                        });
                     }
-                    writer.finish(&wire).unwrap();
-                    exports.push(Export {
-                        name: format!("{what} {} gzip={gzip}", format.as_str()),
-                        seqs: seqs.clone(),
-                        bytes,
-                    });
                 }
             }
         }
@@ -378,6 +469,8 @@ fn fixture() -> &'static Fixture {
             org_id,
             chain,
             checkpoints: vec![checkpoint],
+            note,
+            tree: (size, root),
             exports,
         }
     })

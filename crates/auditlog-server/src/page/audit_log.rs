@@ -1,14 +1,16 @@
 //! The audit log on the page: the table of events with its filter panes, counts, chart and
-//! First/Previous/Next/Last paging, and one event's details with its integrity check.
+//! First/Previous/Next/Last paging, and one event's details with its integrity check and its
+//! inclusion proof in the organization's signed transparency log (to download).
 
 use std::collections::HashMap;
 
 use auditlog_core::query::{Column, Condition, Cursor, Filter, Order, Position, Start};
 use auditlog_core::wire::EventRecord;
 use auditlog_core::Timestamp;
+use auditlog_service::log::{base64_hash, LogError};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
 use super::filter::PageFilter;
@@ -176,14 +178,7 @@ pub async fn event_details(
         Ok(org) => org,
         Err(refused) => return refused,
     };
-    let not_found = || {
-        views::error_page(
-            Some(&viewer),
-            StatusCode::NOT_FOUND,
-            "Event not found",
-            "No event of this organization has that id.",
-        )
-    };
+    let not_found = || event_not_found(&viewer);
     let Ok(id) = Uuid::parse_str(&id) else {
         return not_found();
     };
@@ -196,6 +191,18 @@ pub async fn event_details(
         Ok(integrity) => integrity,
         Err(e) => return internal(&viewer, e),
     };
+    // A proof the service could not make is shown as such (and logged), not a broken page.
+    let proof = match state.service.inclusion_proof(&org, id).await {
+        Ok(proof) => views::Proof::Proven {
+            size: proof.checkpoint.size,
+            root: base64_hash(&proof.checkpoint.root),
+        },
+        Err(LogError::Store(e)) => return internal(&viewer, e),
+        Err(e) => {
+            tracing::error!(error = %e, event = %id, "no inclusion proof for an event");
+            views::Proof::Failed
+        }
+    };
     let record = EventRecord::new(&event, Some(&org.name), state.service.catalog());
     views::page(
         StatusCode::OK,
@@ -206,6 +213,54 @@ pub async fn event_details(
             &event,
             &record,
             &integrity,
+            &proof,
         ),
+    )
+}
+
+/// The event's inclusion proof as a `c2sp.org/tlog-proof@v1` file to keep: any RFC 9162
+/// verifier checks it with the deployment's verifier key.
+pub async fn event_proof(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((org_name, id)): Path<(String, String)>,
+) -> Response {
+    let org = match readable_org(&state, &viewer, &org_name).await {
+        Ok(org) => org,
+        Err(refused) => return refused,
+    };
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return event_not_found(&viewer);
+    };
+    match state.service.inclusion_proof(&org, id).await {
+        Ok(proof) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8".to_string(),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"audit-log-{}-{id}.tlog-proof\"",
+                        org.name
+                    ),
+                ),
+            ],
+            proof.to_tlog_proof(),
+        )
+            .into_response(),
+        Err(LogError::NotFound(_)) => event_not_found(&viewer),
+        Err(e) => internal(&viewer, e),
+    }
+}
+
+/// The page for an event id the organization does not have (or that is no id).
+fn event_not_found(viewer: &Viewer) -> Response {
+    views::error_page(
+        Some(viewer),
+        StatusCode::NOT_FOUND,
+        "Event not found",
+        "No event of this organization has that id.",
     )
 }

@@ -47,6 +47,10 @@ pub fn routes() -> Router<AppState> {
         .route("/orgs", get(accounts::orgs))
         .route("/orgs/{org}/audit-logs", get(audit_log::audit_log))
         .route("/orgs/{org}/audit-logs/{id}", get(audit_log::event_details))
+        .route(
+            "/orgs/{org}/audit-logs/{id}/proof",
+            get(audit_log::event_proof),
+        )
         .route("/orgs/{org}/exports", post(exports::create_export))
         .route("/orgs/{org}/exports/{job}", get(exports::export_status))
         .route(

@@ -355,6 +355,19 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// Whether an event is proven in the organization's signed transparency log.
+pub enum Proof {
+    /// In the signed checkpoint of `size` events, whose root is `root` (base64).
+    Proven {
+        /// The checkpoint's tree size.
+        size: u64,
+        /// Its root hash.
+        root: String,
+    },
+    /// The service could not prove it (the server's log says why).
+    Failed,
+}
+
 /// One event's details.
 pub fn event_details(
     viewer: &Viewer,
@@ -363,6 +376,7 @@ pub fn event_details(
     event: &Event,
     record: &EventRecord,
     integrity: &Integrity,
+    proof: &Proof,
 ) -> Markup {
     let action = catalog.get(&record.action_key);
     let meta = serde_json::to_string_pretty(&record.meta).unwrap_or_default();
@@ -397,6 +411,16 @@ pub fn event_details(
                             @match integrity.checkpoint_seq {
                                 Some(seq) => { "Covered by the signed checkpoint at seq " (seq) "." }
                                 None => { "Not yet covered by a signed checkpoint (checkpoints are signed every minute)." }
+                            }
+                        }
+                        dt { "Proof" } dd {
+                            @match proof {
+                                Proof::Proven { size, root } => {
+                                    span.ok { "✓ proven in checkpoint " (size) }
+                                    " (the organization's signed log of " (size) " events, root " code { (root) } "). "
+                                    a href={ "/orgs/" (org.name) "/audit-logs/" (record.id) "/proof" } { "Download the proof" }
+                                }
+                                Proof::Failed => { span.bad { "✗ this event could not be proven in the signed log: the stored log is inconsistent" } }
                             }
                         }
                     }

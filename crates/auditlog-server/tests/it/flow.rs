@@ -810,10 +810,18 @@ async fn whole_flow_ingest_read_verify_export(backend: Backend) {
             assert!(download
                 .text()
                 .starts_with("id,org_id,org_name,action_key,"));
+            // The rows, then the checkpoint row, then the tree checkpoint's row, whose note
+            // cell spans the note's lines.
+            let text = download.text();
+            let (rows, tree) = text.split_once("\n#tree_checkpoint,").expect("a tree row");
             assert_eq!(
-                download.text().lines().count() as u64,
+                rows.lines().count() as u64,
                 total + 2,
                 "header, rows, checkpoint"
+            );
+            assert!(
+                tree.starts_with(&format!("\"auditlog/{}\n{head}\n", org.id)),
+                "{tree}"
             );
         } else {
             let text = download.text();
@@ -821,14 +829,21 @@ async fn whole_flow_ingest_read_verify_export(backend: Backend) {
                 .lines()
                 .map(|l| serde_json::from_str(l).expect("a JSON line"))
                 .collect();
-            assert_eq!(lines.len() as u64, total + 1, "events, then the checkpoint");
-            assert_eq!(lines.last().unwrap()["type"], "checkpoint");
-            for line in &lines[..lines.len() - 1] {
+            assert_eq!(
+                lines.len() as u64,
+                total + 2,
+                "events, then the checkpoint and the tree checkpoint"
+            );
+            assert_eq!(lines[lines.len() - 2]["type"], "checkpoint");
+            assert_eq!(lines[lines.len() - 1]["type"], "tree_checkpoint");
+            for line in &lines[..lines.len() - 2] {
                 // Events listed before the export match the listing field for field.
                 if let Some(listed) = by_id.get(&id_of(line)) {
                     let mut line = line.clone();
                     assert!(line["prev_hash"].is_string());
+                    assert_eq!(line["inclusion_proof"]["tree_size"], json!(head));
                     line.as_object_mut().unwrap().remove("prev_hash");
+                    line.as_object_mut().unwrap().remove("inclusion_proof");
                     assert_eq!(&&line, listed);
                 }
             }

@@ -28,7 +28,8 @@ fn hash(text: &Value) -> Hash {
     Hash::from_slice(&bytes).expect("32 bytes")
 }
 
-async fn ingest(server: &Server, key: &str, n: usize) -> Vec<String> {
+/// Ingests `n` channel creations in one batch and returns their ids, in order.
+pub async fn ingest(server: &Server, key: &str, n: usize) -> Vec<String> {
     let events: Vec<Value> = (0..n)
         .map(|i| json!({"action_key": "channel_created", "target_name": format!("ch-{i}")}))
         .collect();
@@ -40,14 +41,11 @@ async fn ingest(server: &Server, key: &str, n: usize) -> Vec<String> {
         .await
         .expect(201)
         .json();
-    reply["ids"]
-        .as_array()
-        .map(|ids| {
-            ids.iter()
-                .map(|id| id.as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
+    let ids = reply["ids"].as_array().expect("the ids of the events");
+    assert_eq!(ids.len(), n);
+    ids.iter()
+        .map(|id| id.as_str().expect("an id").to_string())
+        .collect()
 }
 
 async fn a_client_verifies_the_log_through_its_endpoints(backend: Backend) {

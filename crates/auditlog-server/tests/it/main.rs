@@ -15,6 +15,7 @@
 //! - `bad_input`: every kind of bad request is refused with a named field and changes nothing.
 //! - `idempotency`: `Idempotency-Key` replays, conflicts and concurrent retries.
 //! - `log`: the transparency log's endpoints as a tlog client uses them, and who may.
+//! - `interop`: the log's endpoints checked by Go's `sumdb/note` and `sumdb/tlog` (SQLite only).
 //! - `page`: the web page over HTTP: who may open what, filters and exports, own tokens.
 //! - `rate_limit`: the per-credential token bucket answers 429 with `Retry-After`.
 //! - `concurrency`: many concurrent ingest clients on one chain.
@@ -73,6 +74,7 @@ mod concurrency;
 mod faults;
 mod flow;
 mod idempotency;
+mod interop;
 mod log;
 mod ops;
 mod page;

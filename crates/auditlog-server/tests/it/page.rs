@@ -1,6 +1,6 @@
 //! The web page over HTTP, without a browser: signing in, who may open which organization,
 //! a filtered table and its export agreeing on a value with a comma, a member's own tokens,
-//! and the password form. (`tests/browser` drives the same pages in Chromium.)
+//! the password form, and an event's inclusion proof. (`tests/browser` drives the same pages in Chromium.)
 
 use auditlog_service::access::Actor;
 use auditlog_store::{Org, Role};
@@ -15,6 +15,9 @@ on_each_backend! {
     a_filtered_table_and_its_export_select_the_same_events =>
         a_filtered_table_and_its_export_select_the_same_events_sqlite,
         a_filtered_table_and_its_export_select_the_same_events_postgres;
+    an_event_s_details_link_its_proof =>
+        an_event_s_details_link_its_proof_sqlite,
+        an_event_s_details_link_its_proof_postgres;
 }
 
 const PASSWORD: &str = "correct horse battery";
@@ -288,11 +291,81 @@ async fn a_filtered_table_and_its_export_select_the_same_events(backend: Backend
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect();
-    // The two events of "Doe, Jane", then the checkpoint.
+    // The two events of "Doe, Jane", then the checkpoint and the tree checkpoint.
     let actors: Vec<&str> = lines
         .iter()
         .filter_map(|line| line["actor_id"].as_str())
         .collect();
     assert_eq!(actors, ["Doe, Jane", "Doe, Jane"], "{lines:?}");
-    assert_eq!(lines.len(), 3);
+    assert_eq!(lines.len(), 4);
+}
+
+/// An event's details say in which signed checkpoint it is proven, and the proof downloads as
+/// a tlog-proof file whose path leads from the event's leaf to that checkpoint's root; only
+/// for an admin of the organization.
+async fn an_event_s_details_link_its_proof(backend: Backend) {
+    use auditlog_core::merkle::{verify_inclusion, Hash};
+    use auditlog_core::note::Checkpoint;
+    use base64::Engine;
+
+    let server = Server::start(backend).await;
+    let acme = server.org("acme", true).await;
+    let key = server.ingest_key(Some(&acme)).await;
+    let ids = crate::log::ingest(&server, &key, 300).await;
+    let id = ids[123].clone();
+    let admin = Browser::sign_in(&server, &acme, "admin@acme.test", Role::Admin).await;
+    let details = admin
+        .get(&format!("/orgs/acme/audit-logs/{id}"))
+        .await
+        .expect(200);
+    let size = server.head(&acme).await;
+    assert!(
+        details
+            .text()
+            .contains(&format!("✓ proven in checkpoint {size}")),
+        "{}",
+        details.text()
+    );
+    let link = format!("/orgs/acme/audit-logs/{id}/proof");
+    assert!(details.text().contains(&link));
+    let file = admin.get(&link).await.expect(200);
+    assert!(file
+        .header("content-disposition")
+        .is_some_and(|d| d.contains(".tlog-proof")));
+    let text = file.text();
+    let (head, note) = text
+        .split_once("\n\n")
+        .expect("a path, then the checkpoint");
+    let mut lines = head.lines();
+    assert_eq!(lines.next(), Some("c2sp.org/tlog-proof@v1"));
+    let index: u64 = lines
+        .next()
+        .and_then(|l| l.strip_prefix("index "))
+        .and_then(|n| n.parse().ok())
+        .expect("the index line");
+    let path: Vec<Hash> = lines
+        .map(|l| {
+            Hash::from_slice(&base64::engine::general_purpose::STANDARD.decode(l).unwrap()).unwrap()
+        })
+        .collect();
+    let vkey = server.get("/api/log/vkey").send().await.expect(200).text();
+    let verifier = auditlog_core::note::NoteVerifier::parse(vkey.trim()).unwrap();
+    let (checkpoint, _) = Checkpoint::open(note.as_bytes(), &[verifier]).unwrap();
+    assert_eq!(checkpoint.size(), size);
+    let event = server
+        .service
+        .store()
+        .get_event(acme.id, id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(index, event.seq - 1);
+    let leaf = Hash(auditlog_core::chain::leaf_hash(&event));
+    verify_inclusion(&leaf, index, size, &path, &checkpoint.root()).expect("the proof verifies");
+    // A member, or another organization's admin, gets no proof.
+    let member = Browser::sign_in(&server, &acme, "member@acme.test", Role::Member).await;
+    member.get(&link).await.expect(403);
+    let beta = server.org("beta", true).await;
+    let stranger = Browser::sign_in(&server, &beta, "admin@beta.test", Role::Admin).await;
+    stranger.get(&link).await.expect(404);
 }

@@ -96,19 +96,21 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         catalog: context.catalog.clone(),
         database_url: None,
         when_key_missing: context.when_key_missing,
+        log_name: context.log_name.clone(),
     };
     let target_context = Context {
         data_dir: from.to_path_buf(),
         catalog: context.catalog.clone(),
         database_url: Some(args.to.clone()),
         when_key_missing: context.when_key_missing,
+        log_name: context.log_name.clone(),
     };
     // A migration copies rows as they are, store to store, so this command keeps the two
     // stores it opened; the services over them only verify the chains before and after.
     let source_store = source_context.open_store().await?;
     let target_store = target_context.open_store().await?;
-    let source = Service::new(source_store.clone(), context.catalog.clone(), key.clone());
-    let target = Service::new(target_store.clone(), context.catalog.clone(), key);
+    let source = context.compose(source_store.clone(), key.clone())?;
+    let target = context.compose(target_store.clone(), key)?;
     let result = migrate(
         (&source, source_store.as_ref()),
         (&target, target_store.as_ref()),

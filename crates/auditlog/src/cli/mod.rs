@@ -37,6 +37,8 @@ pub struct Context {
     pub database_url: Option<String>,
     /// Whether a missing signing key may be replaced for a store that holds history.
     pub when_key_missing: keys::WhenMissing,
+    /// The transparency logs' name (`--log-name`).
+    pub log_name: String,
 }
 
 impl Context {
@@ -58,6 +60,7 @@ impl Context {
         Ok(Context {
             data_dir: cli.data_dir.clone(),
             database_url: cli.database_url.clone(),
+            log_name: cli.log_name.clone(),
             catalog,
             when_key_missing: if cli.new_signing_key {
                 keys::WhenMissing::CreateNew
@@ -90,7 +93,18 @@ impl Context {
     pub async fn service(&self) -> anyhow::Result<Service> {
         let store = self.open_store().await?;
         let key = self.signing_key(store.as_ref()).await?;
-        Ok(Service::new(store, self.catalog.clone(), key))
+        self.compose(store, key)
+    }
+
+    /// The service over `store` signing with `key`, under the deployment's log name.
+    pub fn compose(
+        &self,
+        store: Arc<dyn Store>,
+        key: ed25519_dalek::SigningKey,
+    ) -> anyhow::Result<Service> {
+        Service::new(store, self.catalog.clone(), key)
+            .with_log_name(&self.log_name)
+            .map_err(|e| anyhow::anyhow!("--log-name: {e}"))
     }
 
     /// The service for `verify`: the data directory's key as it is, unchecked, because
@@ -102,7 +116,7 @@ impl Context {
              directory holding it is (or restore it there)",
         )?;
         let store = self.open_store().await?;
-        Ok(Service::new(store, self.catalog.clone(), key))
+        self.compose(store, key)
     }
 
     /// The data directory's signing key, checked against `store`'s signed history
@@ -157,6 +171,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", keys::public_key_hex(&key.verifying_key()));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Checkpoint(args) => verify::checkpoint(&context, args).await,
         Command::Demo(args) => demo::run(&context, args).await,
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(&context, args).await,

@@ -1,6 +1,8 @@
 //! `auditlog verify`: walks every organization's chain and checks it against the newest
-//! signed checkpoint; or, given FILE, checks an export file offline against the public key.
-//! Exit code 0 when intact, 1 when anything does not match, 2 on usage errors.
+//! signed checkpoint; or, given FILE, checks an export file offline against the public key
+//! (each event's inclusion proof too); or, with `--since`, checks that an organization's log
+//! today extends a tree checkpoint saved earlier. `auditlog checkpoint` prints the checkpoint
+//! to save. Exit code 0 when intact, 1 when anything does not match, 2 on usage errors.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -8,9 +10,13 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use auditlog_core::export::{verify_export, ExportVerifyError, VerifyReport};
+use auditlog_core::merkle::verify_consistency;
+use auditlog_core::note::{Checkpoint as TreeCheckpoint, NoteVerifier};
 use auditlog_service::keys;
+use auditlog_service::log::LogError;
 use clap::Args;
 use indicatif::ProgressBar;
+use uuid::Uuid;
 
 use super::Context;
 use crate::progress;
@@ -27,10 +33,16 @@ pub struct VerifyArgs {
     /// Only this organization (name or id); every organization when absent.
     #[arg(long)]
     pub org: Option<String>,
-    /// With FILE: the server's public key, 64 hex digits as `auditlog public-key` prints it;
-    /// the data directory's key when absent.
-    #[arg(long, value_name = "HEX", requires = "file")]
+    /// With FILE: the server's public key, 64 hex digits as `auditlog public-key` prints it,
+    /// or its signed-note verifier key (`GET /api/log/vkey`); the data directory's key when
+    /// absent.
+    #[arg(long, alias = "key", value_name = "HEX|VKEY", requires = "file")]
     pub public_key: Option<String>,
+    /// A tree checkpoint saved earlier (`auditlog checkpoint`, or `GET
+    /// /api/log/{org}/checkpoint`): checks, with a consistency proof from the store, that the
+    /// organization's log today extends it, so nothing it covered was changed or removed.
+    #[arg(long, value_name = "CHECKPOINT_FILE", conflicts_with_all = ["file", "org"])]
+    pub since: Option<PathBuf>,
     /// With FILE: fail unless the file holds every event up to its checkpoint (an unfiltered
     /// export from which no line was removed).
     #[arg(long, requires = "file")]
@@ -41,6 +53,9 @@ pub struct VerifyArgs {
 pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(file) = &args.file {
         return verify_file(context, file, args.public_key.as_deref(), args.complete).await;
+    }
+    if let Some(saved) = &args.since {
+        return verify_since(context, saved).await;
     }
     let service = context.service_to_verify().await?;
     let operator = Operator::at_the_command_line();
@@ -95,8 +110,12 @@ async fn verify_file(
     require_complete: bool,
 ) -> anyhow::Result<ExitCode> {
     let key = match public_key {
-        Some(hex) => keys::parse_public_key(hex)
-            .context("--public-key is not a public key (expected 64 hex digits)")?,
+        Some(vkey) if vkey.contains('+') => *NoteVerifier::parse(vkey.trim())
+            .context("--public-key is not a verifier key (expected <name>+<key id>+<key>)")?
+            .key(),
+        Some(hex) => keys::parse_public_key(hex).context(
+            "--public-key is not a public key (expected 64 hex digits, or a verifier key)",
+        )?,
         None => keys::load(&context.data_dir)
             .context("give the server's key with --public-key, or run where its data directory is")?
             .verifying_key(),
@@ -160,10 +179,123 @@ fn describe(report: &VerifyReport) -> String {
     } else {
         "partial"
     };
+    let proofs = match report.tree {
+        Some((size, _)) => format!(
+            "; each event's inclusion proof leads to the signed tree checkpoint of {size} events"
+        ),
+        None => String::new(),
+    };
     format!(
-        "{} events of organization {org}{range}, {kind}; checkpoint at seq {} signed {} by key {} verifies",
+        "{} events of organization {org}{range}, {kind}; checkpoint at seq {} signed {} by key {} verifies{proofs}",
         report.records, report.checkpoint_seq, report.signed_at, report.key_id
     )
+}
+
+/// Arguments of `checkpoint`.
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// The organization (name or id).
+    #[arg(long)]
+    pub org: String,
+}
+
+/// Runs `checkpoint`: prints the organization's signed tree checkpoint.
+pub async fn checkpoint(context: &Context, args: CheckpointArgs) -> anyhow::Result<ExitCode> {
+    let service = context.service().await?;
+    let org = super::find_org(&service, &Operator::at_the_command_line(), &args.org).await?;
+    let signed = service.tree_checkpoint(&org).await;
+    service.close();
+    print!("{}", signed?.note);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks that the log of the organization a saved tree checkpoint names extends it.
+async fn verify_since(context: &Context, saved: &Path) -> anyhow::Result<ExitCode> {
+    let note = std::fs::read(saved).with_context(|| format!("cannot read {}", saved.display()))?;
+    let service = context.service_to_verify().await?;
+    let result = check_since(&service, &note).await;
+    service.close();
+    let name = saved.display();
+    match result? {
+        Ok(message) => {
+            println!("ok        {name}: {message}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(message) => {
+            println!("TAMPERED  {name}: {message}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The outcome of `--since`: `Ok(Ok(what was proven))`, `Ok(Err(what does not match))`, or
+/// an error that is no verdict (an unreadable file, another deployment's checkpoint).
+async fn check_since(
+    service: &auditlog_service::Service,
+    note: &[u8],
+) -> anyhow::Result<Result<String, String>> {
+    let verifier = service.note_verifier();
+    let (saved, _) =
+        TreeCheckpoint::open(note, std::slice::from_ref(&verifier)).with_context(|| {
+            format!(
+                "the file is not a checkpoint signed by this deployment's key ({})",
+                verifier.to_vkey()
+            )
+        })?;
+    let org_id = saved
+        .origin()
+        .rsplit_once('/')
+        .and_then(|(_, id)| Uuid::parse_str(id).ok())
+        .with_context(|| {
+            format!(
+                "the checkpoint's origin {:?} names no organization",
+                saved.origin()
+            )
+        })?;
+    let operator = Operator::at_the_command_line();
+    let org = super::find_org(service, &operator, &org_id.to_string()).await?;
+    if saved.origin() != service.log_origin(org.id) {
+        anyhow::bail!(
+            "the checkpoint is of the log {:?}; this deployment's is {:?} (see --log-name)",
+            saved.origin(),
+            service.log_origin(org.id)
+        );
+    }
+    let now = match service.tree_checkpoint(&org).await {
+        Ok(now) => now,
+        Err(LogError::Inconsistent(reason)) => return Ok(Err(reason)),
+        Err(e) => return Err(e.into()),
+    };
+    if saved.size() > now.size {
+        return Ok(Err(format!(
+            "the saved checkpoint covers {} events, but the log of {} now holds {}: events were removed",
+            saved.size(),
+            org.name,
+            now.size
+        )));
+    }
+    let proof = match service
+        .consistency_proof(&org, saved.size(), Some(now.size))
+        .await
+    {
+        Ok((proof, _)) => proof,
+        Err(LogError::Inconsistent(reason)) => return Ok(Err(reason)),
+        Err(e) => return Err(e.into()),
+    };
+    match verify_consistency(saved.size(), now.size, &saved.root(), &now.root, &proof) {
+        Ok(()) => Ok(Ok(format!(
+            "the log of {} ({} events now) extends the saved checkpoint of {} events: nothing it covered was changed or removed",
+            org.name,
+            now.size,
+            saved.size()
+        ))),
+        Err(e) => Ok(Err(format!(
+            "the log of {} ({} events now) does not extend the saved checkpoint of {} events ({e}): history was rewritten",
+            org.name,
+            now.size,
+            saved.size()
+        ))),
+    }
 }
 
 /// Reports the bytes read to a progress bar.

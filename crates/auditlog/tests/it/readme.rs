@@ -61,10 +61,15 @@ fn every_command_line_in_the_readme_runs_as_printed() {
         .expect("write events.jsonl");
 
     let mut ran = Vec::new();
-    for args in &commands {
-        if NOT_RUN_HERE.contains(&args[0].as_str()) {
+    for line in &commands {
+        if NOT_RUN_HERE.contains(&line[0].as_str()) {
             continue;
         }
+        // `… > FILE` is the shell's: the command's output is written to FILE.
+        let (args, redirect) = match line.iter().position(|word| word == ">") {
+            Some(at) => (&line[..at], line.get(at + 1)),
+            None => (&line[..], None),
+        };
         let mut command = Command::new(env!("CARGO_BIN_EXE_auditlog"));
         command
             .current_dir(env.dir.path())
@@ -75,6 +80,9 @@ fn every_command_line_in_the_readme_runs_as_printed() {
             .env("AUDITLOG_LOG", "warn");
         let run = Run::of(&format!("auditlog {}", args.join(" ")), &mut command);
         run.expect_code(0);
+        if let Some(file) = redirect {
+            std::fs::write(env.dir.path().join(file), &run.stdout).expect("write the output");
+        }
         ran.push((args.join(" "), run));
     }
     let output = |prefix: &str| -> &Run {
@@ -100,6 +108,12 @@ fn every_command_line_in_the_readme_runs_as_printed() {
         events.stdout.contains("channel_created") || events.stdout.contains("Channel Created"),
         "the imported example event is found by the README's filter: {}",
         events.stdout
+    );
+    let since = output("verify --since");
+    assert!(
+        since.stdout.starts_with("ok ") && since.stdout.contains("extends the saved checkpoint"),
+        "the kept checkpoint is extended: {}",
+        since.stdout
     );
     let verify_file = output("verify acme.csv");
     assert!(

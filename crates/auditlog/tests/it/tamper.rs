@@ -291,3 +291,96 @@ fn forged_checkpoint_signature_is_not_validly_signed() {
         "{line}"
     );
 }
+
+/// Saves acme's tree checkpoint with `auditlog checkpoint`, as a customer would keep it, and
+/// checks that `verify --since` accepts it on the untouched store.
+fn saved_checkpoint(env: &Env) -> std::path::PathBuf {
+    let run = env.run(&["checkpoint", "--org", "acme"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout.lines().nth(1) == Some("50"),
+        "a checkpoint of the 50 events: {}",
+        run.stdout
+    );
+    let path = env.dir.path().join("acme.checkpoint");
+    std::fs::write(&path, &run.stdout).expect("save the checkpoint");
+    let check = env.run(&["verify", "--since", path.to_str().unwrap()]);
+    check.expect_code(0);
+    assert!(
+        check
+            .stdout
+            .contains("extends the saved checkpoint of 50 events"),
+        "{}",
+        check.stdout
+    );
+    path
+}
+
+#[test]
+fn a_rollback_with_every_signed_checkpoint_removed_is_caught_by_a_saved_checkpoint() {
+    let env = imported();
+    let saved = saved_checkpoint(&env);
+    // The newest ten events go, the head is moved back, and every checkpoint the store kept
+    // is deleted: the chain that is left verifies on its own.
+    let db = env.open_db();
+    let org_key = pos(&db, "acme", 1) >> 40;
+    db.execute_batch(&format!(
+        "DELETE FROM log WHERE org_key = {org_key} AND seq > 40;
+         UPDATE orgs SET head_seq = 40,
+             head_hash = (SELECT hash FROM log WHERE org_key = {org_key} AND seq = 40)
+             WHERE org_key = {org_key};
+         DELETE FROM checkpoints WHERE org_key = {org_key};
+         DELETE FROM tree_checkpoints WHERE org_key = {org_key};"
+    ))
+    .expect("roll acme back");
+    drop(db);
+    env.run(&["verify", "--org", "acme"]).expect_code(0);
+    let run = env.run(&["verify", "--since", saved.to_str().unwrap()]);
+    run.expect_code(1);
+    assert!(
+        run.stdout.contains(
+            "the saved checkpoint covers 50 events, but the log of acme now holds 40: events were removed"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_rewritten_leaf_with_every_signed_checkpoint_removed_is_caught_by_a_saved_checkpoint() {
+    let env = imported();
+    let saved = saved_checkpoint(&env);
+    // The last event's leaf in the tree is replaced (as an edit of that event, re-hashed,
+    // would), and the store's own tree checkpoints are deleted so that it cannot notice.
+    let db = env.open_db();
+    let org_key = pos(&db, "acme", 1) >> 40;
+    let mut tile: Vec<u8> = db
+        .query_row(
+            "SELECT hashes FROM tiles WHERE org_key = ?1 AND level = 0 AND idx = 0",
+            [org_key],
+            |row| row.get(0),
+        )
+        .expect("acme's first tile");
+    tile[49 * 32..50 * 32].fill(0);
+    db.execute(
+        "UPDATE tiles SET hashes = ?2 WHERE org_key = ?1 AND level = 0 AND idx = 0",
+        rusqlite::params![org_key, tile],
+    )
+    .expect("rewrite a leaf");
+    db.execute("DELETE FROM tree_checkpoints WHERE org_key = ?1", [org_key])
+        .expect("delete the tree checkpoints");
+    drop(db);
+    let run = env.run(&["verify", "--since", saved.to_str().unwrap()]);
+    run.expect_code(1);
+    assert!(
+        run.stdout
+            .contains("does not extend the saved checkpoint of 50 events"),
+        "{}",
+        run.stdout
+    );
+    // A file that is not a checkpoint of this deployment is a usage error, not a verdict.
+    let junk = env.dir.path().join("junk");
+    std::fs::write(&junk, "not a checkpoint\n").unwrap();
+    env.run(&["verify", "--since", junk.to_str().unwrap()])
+        .expect_code(2);
+}

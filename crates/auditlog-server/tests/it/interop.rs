@@ -1,0 +1,191 @@
+//! The transparency log checked by an independent implementation: Go's reference
+//! `golang.org/x/mod/sumdb/note` and `sumdb/tlog`, run by `tests/interop/verify.go` over the
+//! verifier key, two checkpoints, every tile of both trees, inclusion proofs (JSON and
+//! tlog-proof text) and the consistency proof between them, exactly as the endpoints served
+//! them. The program also checks that tampered copies fail, and reports how many things it
+//! checked, which this test compares with what it wrote.
+//!
+//! It needs `go` and the x/mod sources (Debian's `golang-go` and `golang-golang-x-mod-dev`),
+//! built offline in GOPATH mode; without them it says it was skipped, and fails under `CI=true`
+//! (`auditlog_testkit::Unavailable`). SQLite only: what is checked is the HTTP surface, which
+//! the `log` tests already run on both backends.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use auditlog_core::tiles::tiles_for_size;
+use auditlog_testkit::process::Run;
+use auditlog_testkit::Unavailable;
+
+use crate::{query, Backend, Server};
+
+/// Where Debian's `golang-*-dev` packages put their sources: a GOPATH.
+const GOPATH: &str = "/usr/share/gocode";
+
+/// `go` and the x/mod sources, or why not.
+fn go_toolchain() -> Result<(), Unavailable> {
+    let version = Command::new("go").arg("version").output();
+    if !version.is_ok_and(|output| output.status.success()) {
+        return Err(Unavailable::new(
+            "`go` is not installed (Debian package golang-go)",
+        ));
+    }
+    let tlog = Path::new(GOPATH).join("src/golang.org/x/mod/sumdb/tlog");
+    if !tlog.is_dir() {
+        return Err(Unavailable::new(format!(
+            "{} is absent (Debian package golang-golang-x-mod-dev)",
+            tlog.display()
+        )));
+    }
+    Ok(())
+}
+
+/// What was fetched of one tree.
+struct Fetched {
+    size: u64,
+    n_tiles: usize,
+    n_proofs: usize,
+}
+
+/// Writes the organization's current checkpoint, every tile of its tree, and the inclusion
+/// proofs of `ids` (JSON and tlog-proof text) into `dir`, each as served.
+async fn fetch_tree(
+    server: &Server,
+    token: &str,
+    prefix: &str,
+    dir: &Path,
+    ids: &[&String],
+) -> Fetched {
+    let get = |path: String| server.get(&path).bearer(token);
+    std::fs::create_dir_all(dir.join("proof")).unwrap();
+    let note = get(format!("{prefix}/checkpoint")).send().await.expect(200);
+    std::fs::write(dir.join("checkpoint"), &note.body).unwrap();
+    let size: u64 = note
+        .text()
+        .lines()
+        .nth(1)
+        .and_then(|line| line.parse().ok())
+        .expect("a checkpoint's second line is its size");
+
+    let tiles = tiles_for_size(size);
+    for tile in &tiles {
+        let path = tile.path();
+        let reply = get(format!("{prefix}/{path}")).send().await.expect(200);
+        let file = dir.join(&path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, &reply.body).unwrap();
+    }
+
+    for id in ids {
+        let proof = get(format!("{prefix}/proof/{id}")).send().await.expect(200);
+        assert_eq!(
+            proof.json()["tree_size"].as_u64(),
+            Some(size),
+            "a proof against the checkpoint just fetched"
+        );
+        std::fs::write(dir.join(format!("proof/{id}.json")), &proof.body).unwrap();
+        let text = get(format!("{prefix}/proof/{id}?format=tlog-proof"))
+            .send()
+            .await
+            .expect(200);
+        std::fs::write(dir.join(format!("proof/{id}.tlog-proof")), &text.body).unwrap();
+    }
+    Fetched {
+        size,
+        n_tiles: tiles.len(),
+        n_proofs: ids.len(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_sumdb_verifies_what_the_log_serves() {
+    if auditlog_testkit::available(go_toolchain()).is_none() {
+        return;
+    }
+    let server = Server::start(Backend::Sqlite).await;
+    let org = server.org("acme", true).await;
+    let key = server.ingest_key(Some(&org)).await;
+    let admin = server.admin(&org, "admin@acme.test").await;
+    let prefix = format!("/api/log/{}", org.id);
+    let scratch = tempfile::tempdir().expect("temporary directory");
+    let out = scratch.path().join("log");
+    std::fs::create_dir_all(&out).unwrap();
+
+    // Tree A: ~700 leaves in batches of several sizes: full and partial level-0 tiles and a
+    // level-1 tile (which needs 256 leaves or more).
+    let mut ids = Vec::new();
+    for n in [256, 200, 180, 64] {
+        ids.extend(crate::log::ingest(&server, &key, n).await);
+    }
+    let vkey = server.get("/api/log/vkey").send().await.expect(200);
+    std::fs::write(out.join("vkey"), &vkey.body).unwrap();
+    let mut sample: Vec<&String> = ids.iter().step_by(61).chain(ids.last()).collect();
+    sample.dedup();
+    let a = fetch_tree(&server, &admin, &prefix, &out.join("a"), &sample).await;
+    assert!(a.size >= 700 && a.size % 256 != 0, "tree A has {}", a.size);
+
+    // Tree B: the partial tile of A completed and a new one begun.
+    for n in [90, 50] {
+        ids.extend(crate::log::ingest(&server, &key, n).await);
+    }
+    let mut sample: Vec<&String> = ids.iter().skip(7).step_by(97).chain(ids.last()).collect();
+    sample.dedup();
+    let b = fetch_tree(&server, &admin, &prefix, &out.join("b"), &sample).await;
+    assert_eq!(b.size, a.size + 140);
+    assert!(b.size / 256 > a.size / 256, "B completes A's partial tile");
+    let consistency = server
+        .get(&format!(
+            "{prefix}/consistency?{}",
+            query(&[("old", &a.size.to_string())])
+        ))
+        .bearer(&admin)
+        .send()
+        .await
+        .expect(200);
+    std::fs::write(out.join("consistency.json"), &consistency.body).unwrap();
+
+    // Built and run offline in GOPATH mode, with a build cache of its own.
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/verify.go");
+    let mut go = Command::new("go");
+    go.arg("run")
+        .arg(&program)
+        .arg(&out)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", GOPATH)
+        .env("GOCACHE", scratch.path().join("gocache"))
+        .env("GOFLAGS", "")
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local");
+    let started = Instant::now();
+    let run = tokio::task::spawn_blocking(move || Run::of("go run verify.go", &mut go))
+        .await
+        .expect("the go run did not panic");
+    println!(
+        "go run verify.go ({:.1} s):\n{}{}",
+        started.elapsed().as_secs_f64(),
+        run.stdout,
+        run.stderr
+    );
+    run.expect_code(0);
+
+    // Everything written was checked, and every tampered copy refused: one per tile, two per
+    // checkpoint (signature, text), two per inclusion proof (a path hash, the leaf hash), two
+    // for the consistency proof (a path hash, the old root).
+    let n_tiles = a.n_tiles + b.n_tiles;
+    let n_proofs = a.n_proofs + b.n_proofs;
+    let n_tampered = n_tiles + 2 * 2 + 2 * n_proofs + 2;
+    let summary = format!(
+        "checked: checkpoints=2 tiles={n_tiles} leaves={} inclusion={n_proofs} \
+         tlog_proofs={n_proofs} consistency=1 tampered={n_tampered}\n",
+        a.size + b.size
+    );
+    assert!(
+        run.stdout.contains(&summary),
+        "Go did not report {summary:?}:\n{}",
+        run.stdout
+    );
+    assert!(run
+        .stdout
+        .contains(&format!("a: origin auditlog/{}, size {}", org.id, a.size)));
+}
