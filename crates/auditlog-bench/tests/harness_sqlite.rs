@@ -46,7 +46,18 @@ async fn runs_end_to_end_and_reports_every_figure() {
 
     let sizes: Vec<usize> = report.appends.iter().map(|r| r.batch_size).collect();
     assert_eq!(sizes, [1, 100, 1_000]);
-    assert_eq!(report.queries.len(), 6);
+    // Six queries with a baseline, then the inclusion proof, which has none.
+    assert_eq!(report.queries.len(), 7);
+    let proof = report.queries.last().unwrap();
+    assert!(proof.name.starts_with("inclusion proof"), "{}", proof.name);
+    assert!(proof.baseline.is_none());
+    assert_eq!(report.export_with_proofs.events, report.largest_org_events);
+    // 32 bytes a leaf, and a few more for the levels above.
+    let tile_bytes_per_event = report.tile_bytes as f64 / report.n_events as f64;
+    assert!(
+        (32.0..33.0).contains(&tile_bytes_per_event),
+        "{tile_bytes_per_event}"
+    );
     for (i, query) in report.queries.iter().enumerate() {
         assert_eq!(query.latency.runs, 10, "{}", query.name);
         assert!(query.latency.p50 <= query.latency.p99);
@@ -71,7 +82,7 @@ async fn runs_end_to_end_and_reports_every_figure() {
     assert_eq!(baseline.export.events, report.export.events);
     assert_eq!(report.export.events, report.largest_org_events);
     assert!(baseline.disk_bytes > 0);
-    for query in &report.queries {
+    for query in &report.queries[..6] {
         let latency = query.baseline.as_ref().expect("every query has a baseline");
         assert_eq!(latency.runs, 10, "{}", query.name);
     }
