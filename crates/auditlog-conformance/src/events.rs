@@ -41,6 +41,7 @@ pub fn body(action: &str, actor: &str, occurred_at_ms: i64) -> EventBody {
         request_id: None,
         meta: Map::new(),
         occurred_at: ts(occurred_at_ms),
+        personal_meta: Vec::new(),
     }
 }
 
@@ -81,6 +82,7 @@ pub fn random_body(rng: &mut StdRng, times: &[Timestamp]) -> EventBody {
             .then(|| format!("req-{:08x}", rng.gen::<u32>())),
         meta: random_meta(rng),
         occurred_at: *pick(rng, times),
+        personal_meta: Vec::new(),
     }
 }
 

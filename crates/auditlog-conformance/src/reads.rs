@@ -66,6 +66,7 @@ pub async fn get_event_round_trips_and_is_scoped(store: Arc<dyn Store>) {
         request_id: Some("req-01HZX3".to_string()),
         meta,
         occurred_at: Timestamp::parse("2026-02-28T23:59:59.999Z").expect("timestamp"),
+        personal_meta: Vec::new(),
     };
     let minimal = EventBody {
         action_key: "custom_action_ran".to_string(),
@@ -84,6 +85,7 @@ pub async fn get_event_round_trips_and_is_scoped(store: Arc<dyn Store>) {
         request_id: None,
         meta: Map::new(),
         occurred_at: ts(0),
+        personal_meta: Vec::new(),
     };
     let system = EventBody {
         actor_type: ActorType::System,
@@ -315,6 +317,7 @@ pub async fn filters_match_columns_text_and_time(store: Arc<dyn Store>) {
         request_id: None,
         meta: Map::new(),
         occurred_at: at,
+        personal_meta: Vec::new(),
     };
     let s = |text: &str| Some(text.to_string());
     let object = |value: Value| match value {

@@ -7,7 +7,7 @@ use auditlog_core::chain::{self, GENESIS};
 use auditlog_core::query::{Condition, Filter, Order};
 use auditlog_core::text::event_words;
 use auditlog_core::timestamp::MS_PER_DAY;
-use auditlog_core::{Event, EventBody};
+use auditlog_core::{Entry, Event, EventBody, Salts};
 use auditlog_store::{Count, NewOrg, Org, Store, StoreError};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -39,6 +39,12 @@ pub(crate) fn chained_events(
         .map(|(i, body)| {
             let seq = head.0 + i as u64 + 1;
             Event {
+                // Another store's history mixes entries written before version 2 and after.
+                entry: if seq.is_multiple_of(2) {
+                    Entry::V2(Salts::Seed(std::array::from_fn(|i| seq as u8 ^ i as u8)))
+                } else {
+                    Entry::V1
+                },
                 id: v7_id(
                     minted_ms + i as i64,
                     seq.wrapping_mul(0x9E37_79B9_7F4A_7C15),

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::event::{Entry, Salts};
 use crate::{canonical, Event, EventBody, Timestamp};
 
 /// The chain hash before an organization's first event.
@@ -50,9 +51,20 @@ pub fn canonical_value(event: &Event) -> Value {
 
 /// Appends the canonical encoding of [`canonical_value`] to `out`, without building the
 /// value: the members are written straight from the event in their RFC 8785 order (every
-/// key is ASCII, so byte order is UTF-16 order). This is what appends and verification run;
-/// `canonical_value` stays the readable definition, and a test keeps the two identical.
+/// key is ASCII, so byte order is UTF-16 order). This is what appends and verification run
+/// for a version-1 entry; `canonical_value` stays the readable definition, and a test keeps
+/// the two identical.
 pub fn encode_canonical(event: &Event, out: &mut Vec<u8>) {
+    encode_members(event, None, out)
+}
+
+/// [`encode_canonical`], with a version-2 entry's `commitments` (name → base64) and `v`
+/// members when given (`crate::entry` nulls the committed members first).
+pub(crate) fn encode_members(
+    event: &Event,
+    commitments: Option<&serde_json::Map<String, Value>>,
+    out: &mut Vec<u8>,
+) {
     fn key(out: &mut Vec<u8>, first: bool, name: &str) {
         if !first {
             out.push(b',');
@@ -88,6 +100,10 @@ pub fn encode_canonical(event: &Event, out: &mut Vec<u8>) {
     text(out, body.actor_name.as_deref());
     key(out, false, "actor_type");
     canonical::encode_string(body.actor_type.as_str(), out);
+    if let Some(commitments) = commitments {
+        key(out, false, "commitments");
+        canonical::encode_object(commitments, out);
+    }
     key(out, false, "created_at");
     shown(out, event.created_at);
     key(out, false, "id");
@@ -119,14 +135,26 @@ pub fn encode_canonical(event: &Event, out: &mut Vec<u8>) {
     text(out, body.target_type.as_deref());
     key(out, false, "user_agent");
     text(out, body.user_agent.as_deref());
+    if commitments.is_some() {
+        key(out, false, "v");
+        out.push(b'2');
+    }
     out.push(b'}');
 }
 
-/// `SHA-256(0x00 ‖ canonical(event))`.
+/// `SHA-256(0x00 ‖ canonical(event))`, the canonical form of the event's entry version. An
+/// entry whose salts do not match its fields (a value where an erased commitment stands)
+/// has no canonical form; its leaf is then a hash no event can have, so it fails to verify.
 pub fn leaf_hash(event: &Event) -> [u8; 32] {
-    let mut bytes = Vec::with_capacity(768);
+    let mut bytes = Vec::with_capacity(896);
     bytes.push(0x00);
-    encode_canonical(event, &mut bytes);
+    match &event.entry {
+        Entry::V1 => encode_canonical(event, &mut bytes),
+        Entry::V2(salts) => match crate::entry::commitments(&event.body, salts) {
+            Ok(commitments) => crate::entry::encode_canonical_v2(event, &commitments, &mut bytes),
+            Err(_) => bytes.extend_from_slice(b"\xffan entry that does not match its salts"),
+        },
+    }
     Sha256::digest(&bytes).into()
 }
 
@@ -160,21 +188,31 @@ pub struct ChainTip {
 }
 
 impl ChainTip {
-    /// Mints the next event of the chain from a validated body and moves the tip to it:
+    /// Mints the next event of the chain from a validated body and moves the tip to it (see
+    /// [`ChainTip::append_with_leaf`] for `seed`):
     /// `seq` is one more, the id is a UUIDv7 greater than the last one ([`next_id`]), and the
     /// hash chains to the previous one. `random` supplies the id's 62 random bits (the caller
     /// owns the randomness: this crate does no I/O).
-    pub fn append(&mut self, body: EventBody, now: Timestamp, random: u64) -> Event {
-        self.append_with_leaf(body, now, random).0
+    pub fn append(
+        &mut self,
+        body: EventBody,
+        now: Timestamp,
+        random: u64,
+        seed: [u8; 16],
+    ) -> Event {
+        self.append_with_leaf(body, now, random, seed).0
     }
 
     /// [`ChainTip::append`], answering also the event's [`leaf_hash`], which is its leaf in
-    /// the organization's Merkle tree: computed once for both.
+    /// the organization's Merkle tree: computed once for both. The entry is version 2, its
+    /// personal fields committed with salts derived from `seed`, which must be random and
+    /// new (the caller owns the randomness).
     pub fn append_with_leaf(
         &mut self,
         body: EventBody,
         now: Timestamp,
         random: u64,
+        seed: [u8; 16],
     ) -> (Event, [u8; 32]) {
         let mut event = Event {
             id: next_id(now.as_millis(), self.last_id, random),
@@ -183,6 +221,7 @@ impl ChainTip {
             created_at: now,
             hash: [0; 32],
             body,
+            entry: Entry::V2(Salts::Seed(seed)),
         };
         let leaf = leaf_hash(&event);
         event.hash = chain_hash(&self.hash, &leaf);
@@ -573,6 +612,7 @@ mod tests {
             request_id: None,
             meta: serde_json::Map::new(),
             occurred_at: Timestamp::from_millis(1_000).unwrap(),
+            personal_meta: Vec::new(),
         }
     }
 
@@ -587,7 +627,7 @@ mod tests {
             last_id: None,
         };
         let events: Vec<Event> = (0..5)
-            .map(|i| tip.append(body("token_created"), now, i))
+            .map(|i| tip.append(body("token_created"), now, i, [i as u8; 16]))
             .collect();
         let mut verifier = ChainVerifier::new(org_id);
         for pair in events.windows(2) {
@@ -620,7 +660,12 @@ mod tests {
         }
         assert_eq!(restored, tip);
         // The next id minted after a restore still exceeds the restored ones.
-        let next = restored.append(body("token_revoked"), Timestamp::from_millis(1).unwrap(), 0);
+        let next = restored.append(
+            body("token_revoked"),
+            Timestamp::from_millis(1).unwrap(),
+            0,
+            [9; 16],
+        );
         assert!(next.id > events[4].id && next.seq == 6);
     }
 }

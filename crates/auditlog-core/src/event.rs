@@ -137,6 +137,52 @@ pub struct EventBody {
     pub meta: Map<String, Value>,
     /// When it happened, UTC, millisecond precision.
     pub occurred_at: Timestamp,
+    /// The keys of `meta` whose values are personal data, sorted: like the personal fields,
+    /// a version-2 entry commits to them through salted hashes (see [`Entry`]). Set by the
+    /// service from the deployment's list; empty unless it names some.
+    pub personal_meta: Vec<String>,
+}
+
+/// The fields of an event that hold personal data. In a version-2 entry each one present is
+/// committed to through a salted hash instead of being written in the leaf, so that it can
+/// be erased later without changing the leaf (docs/log-format.md §2).
+pub const PERSONAL_FIELDS: [&str; 6] = [
+    "actor_email",
+    "actor_name",
+    "target_email",
+    "target_name",
+    "ip_address",
+    "user_agent",
+];
+
+/// How an event's leaf is made from it (docs/log-format.md §2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// Version 1: every field written as it is. Events stored before version 2.
+    V1,
+    /// Version 2: each personal field present (and each personal meta key) enters the leaf
+    /// as a salted commitment.
+    V2(Salts),
+}
+
+/// The salts of a version-2 entry's committed fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Salts {
+    /// One random seed per event, from which each committed field's salt is derived
+    /// (`entry::salt`): 16 bytes stored for all of them.
+    Seed([u8; 16]),
+    /// Each committed field's salt, or, once the field was erased, only its commitment: what
+    /// an erasure leaves (keyed `actor_email`, …, or `meta.<key>`).
+    Explicit(std::collections::BTreeMap<String, Committed>),
+}
+
+/// One committed field of an entry whose salts are explicit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Committed {
+    /// The field's value is stored, and this is its salt.
+    Salt([u8; 16]),
+    /// The field was erased: its value and salt are gone, its commitment stays.
+    Erased([u8; 32]),
 }
 
 /// A stored event: the body plus what the store assigned on append.
@@ -154,6 +200,8 @@ pub struct Event {
     pub hash: [u8; 32],
     /// The validated content.
     pub body: EventBody,
+    /// How its leaf is made: version 1 for events stored before version 2.
+    pub entry: Entry,
 }
 
 /// The fields of [`NewEvent`], in the order the docs list them.

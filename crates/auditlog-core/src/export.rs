@@ -72,9 +72,10 @@ use crate::Timestamp;
 /// longer line is damage or an attempt to exhaust memory.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// The CSV header: the [`EventRecord`] field names in their order, then `prev_hash` and
-/// `inclusion_proof` (`<leaf index> <tree size> <hash> <hash> …`, hashes in base64).
-pub const CSV_FIELDS: [&str; 25] = [
+/// The CSV header: the [`EventRecord`] field names in their order, then `prev_hash`,
+/// `inclusion_proof` (`<leaf index> <tree size> <hash> <hash> …`, hashes in base64) and
+/// `entry` (a version-2 entry's salts as compact JSON; empty for version 1).
+pub const CSV_FIELDS: [&str; 26] = [
     "id",
     "org_id",
     "org_name",
@@ -100,10 +101,11 @@ pub const CSV_FIELDS: [&str; 25] = [
     "hash",
     "prev_hash",
     "inclusion_proof",
+    "entry",
 ];
 
-/// The header of exports written before they carried inclusion proofs: [`CSV_FIELDS`]
-/// without the last column. Such files still verify.
+/// The header of exports written before they carried inclusion proofs and entries:
+/// [`CSV_FIELDS`] without the last two columns. Such files still verify.
 pub const CSV_FIELDS_V1: [&str; 24] = {
     let mut fields = [""; 24];
     let mut i = 0;
@@ -356,7 +358,11 @@ fn write_csv_record<W: Write>(csv: &mut csv::Writer<W>, record: &EventRecord) ->
         .as_ref()
         .map(proof_cell)
         .unwrap_or_default();
-    let cells: [&str; 25] = [
+    let entry = match &record.entry {
+        Some(entry) => serde_json::to_string(entry).map_err(std::io::Error::from)?,
+        None => String::new(),
+    };
+    let cells: [&str; 26] = [
         &id,
         &org_id,
         opt(&record.org_name),
@@ -382,6 +388,7 @@ fn write_csv_record<W: Write>(csv: &mut csv::Writer<W>, record: &EventRecord) ->
         &record.hash,
         opt(&record.prev_hash),
         &proof,
+        &entry,
     ];
     for cell in cells {
         csv.write_field(neutralize_cell(cell).as_bytes())?;
@@ -476,6 +483,12 @@ fn read_csv_record(row: &csv::StringRecord, columns: usize) -> Result<EventRecor
         prev_hash: opt(23),
         inclusion_proof: match columns > 24 && !text(24).is_empty() {
             true => Some(read_proof_cell(text(24))?),
+            false => None,
+        },
+        entry: match columns > 25 && !text(25).is_empty() {
+            true => Some(
+                serde_json::from_str(text(25)).map_err(|e| format!("entry is malformed: {e}"))?,
+            ),
             false => None,
         },
     })
@@ -1384,6 +1397,12 @@ mod tests {
                 leaf_index: 0,
                 tree_size: 3,
                 hashes: vec!["A".repeat(43) + "=", "B".repeat(43) + "="],
+            }),
+            entry: Some(crate::wire::EntryWire {
+                v: 2,
+                seed: Some("AAAAAAAAAAAAAAAAAAAAAA==".into()),
+                salts: None,
+                personal_meta: vec!["email".into()],
             }),
         };
         let Value::Object(fields) = serde_json::to_value(&record).unwrap() else {

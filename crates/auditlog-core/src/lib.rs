@@ -11,6 +11,8 @@
 //! - [`text`]: the words free-text search matches.
 //! - [`canonical`]: RFC 8785 canonical JSON, the bytes that the chain hashes.
 //! - [`chain`]: leaf and chain hashes, signed checkpoints and the verifier.
+//! - [`entry`]: version-2 entries: personal fields committed with salts, their stored form,
+//!   and erasure that keeps every leaf.
 //! - [`export`]: the export file format (JSON Lines or CSV, ending with a checkpoint) and its
 //!   offline verifier, over a caller's reader or writer.
 //! - [`wire`]: the JSON shape of an event as the API, exports and the CLI print it.
@@ -27,6 +29,7 @@
 pub mod canonical;
 pub mod catalog;
 pub mod chain;
+pub mod entry;
 pub mod event;
 pub mod export;
 pub mod merkle;
@@ -42,5 +45,5 @@ pub mod validate;
 pub mod wire;
 
 pub use catalog::{Action, Catalog, CatalogError, Preset};
-pub use event::{ActorType, Event, EventBody, NewEvent};
+pub use event::{ActorType, Committed, Entry, Event, EventBody, NewEvent, Salts};
 pub use timestamp::Timestamp;

@@ -398,11 +398,13 @@ mod tests {
             request_id: None,
             meta: Map::new(),
             occurred_at: Timestamp::from_millis(0).unwrap(),
+            personal_meta: Vec::new(),
         }
     }
 
     fn event(body: EventBody) -> Event {
         Event {
+            entry: crate::Entry::V1,
             id: Uuid::nil(),
             org_id: Uuid::nil(),
             seq: 1,

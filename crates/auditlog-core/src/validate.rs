@@ -271,6 +271,8 @@ pub fn validate(
         request_id,
         meta,
         occurred_at,
+        // The deployment's personal meta keys are the service's to mark.
+        personal_meta: Vec::new(),
     })
 }
 

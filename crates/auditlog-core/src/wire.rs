@@ -2,12 +2,13 @@
 //! `auditlog events --format jsonl` prints it: the reference API's `AuditLogResponse` plus our
 //! extension fields. It converts back to an [`Event`] so an export can be verified offline.
 
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::chain::decode_hex_array;
-use crate::{message, ActorType, Catalog, Event, EventBody, Timestamp};
+use crate::{message, ActorType, Catalog, Committed, Entry, Event, EventBody, Salts, Timestamp};
 
 /// One event on the wire. Field order is the reference's, then ours.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +67,107 @@ pub struct EventRecord {
     /// against the signed tree checkpoint that ends the file (`docs/log-format.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inclusion_proof: Option<InclusionProofWire>,
+    /// Extension: how the event's leaf commits to its personal fields (a version-2 entry:
+    /// `docs/log-format.md` §2); absent for a version-1 entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<EntryWire>,
+}
+
+/// A version-2 entry's salts as the API and exports show them, so that anyone reading the
+/// event can recompute its leaf: the per-event seed, or (after an erasure) each committed
+/// field's salt or, for an erased field, its commitment; and the personal meta keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryWire {
+    /// The entry's version: 2.
+    pub v: u8,
+    /// The seed of every salt, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    /// Each committed field's salt or erased commitment, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salts: Option<std::collections::BTreeMap<String, CommittedWire>>,
+    /// The keys of `meta` that are committed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personal_meta: Vec<String>,
+}
+
+/// One committed field of [`EntryWire::salts`]: `{"salt": "<b64>"}` or
+/// `{"erased": "<b64 commitment>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommittedWire {
+    /// The field is stored; this is its salt.
+    Salt(String),
+    /// The field was erased; this is its commitment.
+    Erased(String),
+}
+
+impl EntryWire {
+    /// The wire form of an event's entry; `None` for version 1.
+    pub fn of(entry: &Entry, personal_meta: &[String]) -> Option<EntryWire> {
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let Entry::V2(salts) = entry else {
+            return None;
+        };
+        let (seed, salts) = match salts {
+            Salts::Seed(seed) => (Some(b64(seed)), None),
+            Salts::Explicit(fields) => (
+                None,
+                Some(
+                    fields
+                        .iter()
+                        .map(|(name, committed)| {
+                            let wire = match committed {
+                                Committed::Salt(salt) => CommittedWire::Salt(b64(salt)),
+                                Committed::Erased(c) => CommittedWire::Erased(b64(c)),
+                            };
+                            (name.clone(), wire)
+                        })
+                        .collect(),
+                ),
+            ),
+        };
+        Some(EntryWire {
+            v: 2,
+            seed,
+            salts,
+            personal_meta: personal_meta.to_vec(),
+        })
+    }
+
+    /// The entry and personal meta keys back, for verification.
+    pub fn to_entry(&self) -> Result<(Entry, Vec<String>), String> {
+        fn bytes<const N: usize>(text: &str, what: &str) -> Result<[u8; N], String> {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| format!("entry: {what} is not {N} bytes of base64"))
+        }
+        if self.v != 2 {
+            return Err(format!("entry: version {} is unknown", self.v));
+        }
+        let salts = match (&self.seed, &self.salts) {
+            (Some(seed), None) => Salts::Seed(bytes(seed, "the seed")?),
+            (None, Some(fields)) => Salts::Explicit(
+                fields
+                    .iter()
+                    .map(|(name, wire)| {
+                        Ok((
+                            name.clone(),
+                            match wire {
+                                CommittedWire::Salt(s) => Committed::Salt(bytes(s, name)?),
+                                CommittedWire::Erased(c) => Committed::Erased(bytes(c, name)?),
+                            },
+                        ))
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+            _ => return Err("entry: give either a seed or salts".to_string()),
+        };
+        Ok((Entry::V2(salts), self.personal_meta.clone()))
+    }
 }
 
 /// An inclusion proof as an export carries it: the event's leaf index (its `seq` − 1), the
@@ -109,6 +211,7 @@ impl EventRecord {
             request_id: body.request_id.clone(),
             seq: event.seq,
             hash: hex::encode(event.hash),
+            entry: EntryWire::of(&event.entry, &body.personal_meta),
             prev_hash: None,
             inclusion_proof: None,
         }
@@ -118,6 +221,7 @@ impl EventRecord {
     /// move into the record instead of being copied (pages and exports write thousands).
     pub fn from_event(event: Event, org_name: Option<&str>, catalog: &Catalog) -> EventRecord {
         let message = message::render(&event, catalog);
+        let entry = EntryWire::of(&event.entry, &event.body.personal_meta);
         let body = event.body;
         EventRecord {
             id: event.id,
@@ -143,6 +247,7 @@ impl EventRecord {
             request_id: body.request_id,
             seq: event.seq,
             hash: hex::encode(event.hash),
+            entry,
             prev_hash: None,
             inclusion_proof: None,
         }
@@ -164,7 +269,12 @@ impl EventRecord {
                     .map_err(|_| format!("ip_address {text:?} is not an address"))?,
             ),
         };
+        let (entry, personal_meta) = match &self.entry {
+            Some(wire) => wire.to_entry()?,
+            None => (Entry::V1, Vec::new()),
+        };
         Ok(Event {
+            entry,
             id: self.id,
             org_id: self.org_id,
             seq: self.seq,
@@ -187,6 +297,7 @@ impl EventRecord {
                 request_id: self.request_id.clone(),
                 meta: self.meta.clone().unwrap_or_default(),
                 occurred_at: self.occurred_at.ok_or("occurred_at is missing")?,
+                personal_meta,
             },
         })
     }

@@ -1,5 +1,6 @@
-//! The committed chain fixture (`docs/fixtures/chain-v1.jsonl`, written by version 1 of the
-//! canonical encoding) must keep verifying: a change to the encoding, the hashes or the
+//! The committed chain fixtures (`docs/fixtures/chain-v1.jsonl`, written by version 1 of the
+//! canonical encoding, and `docs/fixtures/log-v2.jsonl`, of version-2 entries) must keep
+//! verifying: a change to the encoding, the hashes or the
 //! checkpoint signature format breaks this test before it breaks anyone's stored history.
 
 use auditlog_core::chain::{ChainVerifier, CheckpointWire};
@@ -115,4 +116,106 @@ fn records_moved_from_events_equal_records_copied_from_them() {
             copied
         );
     }
+}
+
+/// The committed fixture of version 2 (`docs/fixtures/log-v2.jsonl`): a chain that starts with
+/// two version-1 entries (stored before version 2) and goes on with version-2 entries, one of
+/// them with a personal meta key and one with fields erased since; then the chain's signed
+/// checkpoint and the signed tree checkpoint of the same events.
+const FIXTURE_V2: &str = include_str!("../../../docs/fixtures/log-v2.jsonl");
+
+fn parse_v2() -> (Vec<auditlog_core::Event>, CheckpointWire, String) {
+    let mut lines: Vec<&str> = FIXTURE_V2.lines().collect();
+    let tree: serde_json::Value = serde_json::from_str(lines.pop().unwrap()).unwrap();
+    let checkpoint: CheckpointWire = serde_json::from_str(lines.pop().unwrap()).unwrap();
+    let events = lines
+        .iter()
+        .map(|line| {
+            serde_json::from_str::<EventRecord>(line)
+                .unwrap()
+                .to_event()
+                .unwrap()
+        })
+        .collect();
+    (
+        events,
+        checkpoint,
+        tree["note"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn version_2_fixture_still_verifies() {
+    use auditlog_core::merkle::{Frontier, Hash};
+    use auditlog_core::note::{Checkpoint, NoteVerifier};
+    use auditlog_core::Entry;
+
+    let (events, checkpoint, note) = parse_v2();
+    assert_eq!(events.len(), 5);
+    assert!(matches!(events[0].entry, Entry::V1) && matches!(events[2].entry, Entry::V2(_)));
+    let mut verifier = ChainVerifier::new(events[0].org_id);
+    let mut frontier = Frontier::new();
+    for event in &events {
+        verifier.push(event).unwrap();
+        frontier.append(Hash(auditlog_core::chain::leaf_hash(event)));
+    }
+    let signed = checkpoint.into_signed().unwrap();
+    signed.verify(&fixture_key()).unwrap();
+    let (seq, hash) = verifier.head();
+    ChainVerifier::check_checkpoint(&signed.checkpoint, seq, Some(hash)).unwrap();
+    let key = NoteVerifier::new("auditlog", fixture_key()).unwrap();
+    let (tree, _) = Checkpoint::open(note.as_bytes(), &[key]).unwrap();
+    assert_eq!(tree.size(), 5);
+    assert_eq!(
+        tree.root(),
+        frontier.root(),
+        "the signed tree of the fixture's leaves"
+    );
+}
+
+#[test]
+fn version_2_entries_hide_personal_values_and_survive_erasure_only_as_erased() {
+    let (events, _, _) = parse_v2();
+    // The canonical form of a version-2 entry holds no personal value.
+    let mut canonical = Vec::new();
+    auditlog_core::entry::encode_canonical_v2(
+        &events[2],
+        &match &events[2].entry {
+            auditlog_core::Entry::V2(salts) => {
+                auditlog_core::entry::commitments(&events[2].body, salts).unwrap()
+            }
+            auditlog_core::Entry::V1 => unreachable!("a version-2 entry"),
+        },
+        &mut canonical,
+    );
+    let text = String::from_utf8(canonical).unwrap();
+    for value in [
+        "alice@example.com",
+        "carol@example.com",
+        "Carol",
+        "2001:db8::5",
+        "555",
+    ] {
+        assert!(!text.contains(value), "{value} in {text}");
+    }
+    assert!(
+        text.contains("\"role\":\"admin\""),
+        "other meta stays: {text}"
+    );
+    // The erased event verifies without the values; putting one back breaks it, and so does
+    // a changed salt of another event.
+    let mut verifier = ChainVerifier::new(events[0].org_id);
+    for event in &events[..4] {
+        verifier.push(event).unwrap();
+    }
+    let mut restored = events[4].clone();
+    restored.body.actor_email = Some("dave@example.net".into());
+    assert!(verifier.clone().push(&restored).is_err());
+    verifier.push(&events[4]).unwrap();
+    let mut salted = events[2].clone();
+    salted.entry = auditlog_core::Entry::V2(auditlog_core::Salts::Seed([0; 16]));
+    let mut again = ChainVerifier::new(events[0].org_id);
+    again.push(&events[0]).unwrap();
+    again.push(&events[1]).unwrap();
+    assert!(again.push(&salted).is_err());
 }

@@ -30,7 +30,7 @@ use std::net::IpAddr;
 
 use auditlog_core::chain::{self, ChainTip};
 use auditlog_core::merkle::Hash;
-use auditlog_core::{text, Event, Timestamp};
+use auditlog_core::{entry, text, Event, Timestamp};
 use auditlog_store::{
     Append, AppendOutcome, Applied, Change, IdempotencyKey, Recorder, StoreError,
 };
@@ -50,19 +50,19 @@ const INSERT_EVENTS: &str = "
 INSERT INTO events (org_id, seq, id, occurred_at, created_at, action_key, action_verb,
                     actor_id, actor_email, actor_name, actor_type, target_id, target_email,
                     target_name, target_type, service_name, ip_address, user_agent, request_id,
-                    meta, hash, words)
+                    meta, hash, words, salts)
 SELECT org_id, seq, id, occurred_at, created_at, action_key, action_verb,
        actor_id, actor_email, actor_name, actor_type, target_id, target_email,
        target_name, target_type, service_name, ip_address, user_agent, request_id,
-       meta, hash, words::tsvector
+       meta, hash, words::tsvector, salts
 FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::timestamptz[], $5::text[], $6::text[],
             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
             $13::text[], $14::text[], $15::text[], $16::inet[], $17::text[], $18::text[],
-            $19::text[], $20::bytea[], $21::text[], $22::timestamptz[])
+            $19::text[], $20::bytea[], $21::text[], $22::timestamptz[], $23::bytea[])
   AS t(org_id, seq, id, occurred_at, action_key, action_verb,
        actor_id, actor_email, actor_name, actor_type, target_id, target_email,
        target_name, target_type, service_name, ip_address, user_agent, request_id,
-       meta, hash, words, created_at)";
+       meta, hash, words, created_at, salts)";
 
 /// The smallest batch whose rows go in with binary COPY; smaller ones use [`INSERT_EVENTS`],
 /// which costs one statement instead of a COPY's start, stream and end.
@@ -73,9 +73,9 @@ const COPY_EVENTS: &str = "
 COPY events (org_id, seq, id, occurred_at, created_at, action_key, action_verb,
              actor_id, actor_email, actor_name, actor_type, target_id, target_email,
              target_name, target_type, service_name, ip_address, user_agent, request_id,
-             meta, hash, words) FROM STDIN (FORMAT binary)";
+             meta, hash, words, salts) FROM STDIN (FORMAT binary)";
 
-const COPY_TYPES: [Type; 22] = [
+const COPY_TYPES: [Type; 23] = [
     Type::UUID,
     Type::INT8,
     Type::UUID,
@@ -98,6 +98,7 @@ const COPY_TYPES: [Type; 22] = [
     Type::TEXT,
     Type::BYTEA,
     Type::TS_VECTOR,
+    Type::BYTEA,
 ];
 
 const BUMP_ACTIONS: &str = "
@@ -320,7 +321,8 @@ async fn append_in(
         .collect();
     for item in batch {
         let tip = tips.get_mut(&item.org_id).expect("every head was locked");
-        let (event, leaf) = tip.append_with_leaf(item.body.clone(), now, rand::random());
+        let (event, leaf) =
+            tip.append_with_leaf(item.body.clone(), now, rand::random(), rand::random());
         events.push(event);
         leaves.push(leaf);
     }
@@ -457,7 +459,7 @@ async fn insert_rows(
         .collect();
     let rows = EventColumns::new(events, words)?;
     let insert = tx.prepare_cached(INSERT_EVENTS).await.map_err(backend)?;
-    let insert_params: [&(dyn ToSql + Sync); 22] = [
+    let insert_params: [&(dyn ToSql + Sync); 23] = [
         &rows.org_id,
         &rows.seq,
         &rows.id,
@@ -480,6 +482,7 @@ async fn insert_rows(
         &rows.hash,
         &rows.words,
         &rows.created_at,
+        &rows.salts,
     ];
     tx.execute(&insert, &insert_params).await.map_err(backend)?;
     Ok(())
@@ -503,7 +506,8 @@ async fn copy_rows(
         let occurred_at = sql_time(body.occurred_at);
         let created_at = sql_time(event.created_at);
         let hash = event.hash.as_slice();
-        let row: [&(dyn ToSql + Sync); 22] = [
+        let salts = entry::encode_salts(&event.entry, &body.personal_meta);
+        let row: [&(dyn ToSql + Sync); 23] = [
             &event.org_id,
             &seq,
             &event.id,
@@ -526,6 +530,7 @@ async fn copy_rows(
             &meta,
             &hash,
             words,
+            &salts,
         ];
         writer.as_mut().write(&row).await.map_err(backend)?;
     }
@@ -616,6 +621,7 @@ struct EventColumns<'a> {
     hash: Vec<&'a [u8]>,
     words: Vec<String>,
     created_at: Vec<OffsetDateTime>,
+    salts: Vec<Option<Vec<u8>>>,
 }
 
 impl<'a> EventColumns<'a> {
@@ -677,6 +683,10 @@ impl<'a> EventColumns<'a> {
             hash: events.iter().map(|e| e.hash.as_slice()).collect(),
             words,
             created_at: events.iter().map(|e| sql_time(e.created_at)).collect(),
+            salts: events
+                .iter()
+                .map(|e| entry::encode_salts(&e.entry, &e.body.personal_meta))
+                .collect(),
         })
     }
 }

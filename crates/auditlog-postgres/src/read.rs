@@ -23,7 +23,7 @@ use std::fmt::Write;
 
 use auditlog_core::query::{Column, Combine, Condition, Filter, Order, Query, Start, MAX_LIMIT};
 use auditlog_core::timestamp::MS_PER_DAY;
-use auditlog_core::{text, ActorType, Event, EventBody, Timestamp};
+use auditlog_core::{entry, text, ActorType, Event, EventBody, Timestamp};
 use auditlog_store::{ActorCount, Count, Facets, StoreError};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Transaction};
@@ -35,7 +35,7 @@ use crate::{backend, from_sql_time, hash32, sql_time};
 /// The columns of a full event, in the order [`event_from_row`] reads them.
 const EVENT_COLUMNS: &str = "org_id, seq, id, occurred_at, created_at, action_key, action_verb,
     actor_id, actor_email, actor_name, actor_type, target_id, target_email, target_name,
-    target_type, service_name, ip_address, user_agent, request_id, meta, hash";
+    target_type, service_name, ip_address, user_agent, request_id, meta, hash, salts";
 
 fn event_from_row(row: &Row) -> Result<Event, StoreError> {
     let id: Uuid = row.get(2);
@@ -47,7 +47,10 @@ fn event_from_row(row: &Row) -> Result<Event, StoreError> {
             serde_json::from_str(text).map_err(|_| corrupt("meta is not a JSON object"))?
         }
     };
+    let (entry, personal_meta) =
+        entry::decode_salts(row.get::<_, Option<&[u8]>>(21)).map_err(|e| corrupt(&e))?;
     Ok(Event {
+        entry,
         id,
         org_id: row.get(0),
         seq: row.get::<_, i64>(1) as u64,
@@ -71,6 +74,7 @@ fn event_from_row(row: &Row) -> Result<Event, StoreError> {
             request_id: row.get(18),
             meta,
             occurred_at: from_sql_time(row.get(3))?,
+            personal_meta,
         },
     })
 }

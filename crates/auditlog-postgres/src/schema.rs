@@ -195,8 +195,12 @@ CREATE INDEX export_jobs_expiring ON export_jobs (expires_at) WHERE status = 'co
 "#;
 
 /// The Merkle tree: tiles and signed tree checkpoints, keyed by organization like every
-/// tenant table (so both distribute with `org_heads` on Citus).
+/// tenant table (so both distribute with `org_heads` on Citus); and the salts of version-2
+/// entries beside each event.
 const V2: &str = r#"
+-- A version-2 entry's salts (auditlog_core::entry::encode_salts); NULL for version 1.
+ALTER TABLE events ADD COLUMN salts bytea;
+
 CREATE TABLE tree_tiles (
     org_id uuid NOT NULL,
     level  smallint NOT NULL CHECK (level BETWEEN 0 AND 7),

@@ -67,6 +67,7 @@ fn event(action: &str, occurred_at: &str, step: u64) -> EventBody {
         request_id: None,
         meta,
         occurred_at: Timestamp::parse(occurred_at).expect("a test timestamp"),
+        personal_meta: Vec::new(),
     }
 }
 
@@ -390,6 +391,7 @@ async fn migrating_builds_the_tree_of_stored_events() {
         .await
         .batch_execute(
             "DROP TABLE tree_tiles, tree_checkpoints;
+             ALTER TABLE events DROP COLUMN salts;
              DELETE FROM schema_migrations WHERE version = 2;",
         )
         .await

@@ -400,6 +400,7 @@ impl Service {
         records: impl FnOnce(&[Changed]) -> Vec<OwnRecord> + Send + 'static,
     ) -> Result<Applied, StoreError> {
         let catalog = self.catalog.clone();
+        let personal_meta = self.personal_meta.clone();
         let recorder: Recorder = Box::new(move |changed| {
             let now = Timestamp::now();
             let mut batch = Vec::new();
@@ -413,10 +414,11 @@ impl Service {
                 }
                 let org_id = record.org_id;
                 let action_key = record.action_key;
-                let body = validate(record.into_event(), &catalog, now).map_err(|errors| {
+                let mut body = validate(record.into_event(), &catalog, now).map_err(|errors| {
                     let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
                     format!("{action_key}: {}", reasons.join("; "))
                 })?;
+                crate::mark_personal_meta(&personal_meta, &mut body);
                 batch.push(Append { org_id, body });
             }
             Ok(batch)

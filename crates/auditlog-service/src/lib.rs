@@ -115,6 +115,15 @@ pub struct Verified {
     pub checkpoint_seq: Option<u64>,
 }
 
+/// Marks which of a validated body's `meta` keys are personal: those of `keys` it has, sorted.
+pub(crate) fn mark_personal_meta(keys: &[String], body: &mut auditlog_core::EventBody) {
+    body.personal_meta = keys
+        .iter()
+        .filter(|key| body.meta.contains_key(key.as_str()))
+        .cloned()
+        .collect();
+}
+
 /// The service: a store, the catalog and the signing key.
 #[derive(Clone)]
 pub struct Service {
@@ -123,6 +132,9 @@ pub struct Service {
     signing_key: Arc<SigningKey>,
     /// The key name of signed tree checkpoints and the prefix of their origins (`log`).
     log_name: Arc<str>,
+    /// The `meta` keys whose values are personal data: committed with salts in each entry,
+    /// like the personal fields (docs/log-format.md §2).
+    personal_meta: Arc<Vec<String>>,
     /// Recently authenticated credentials, shared by every clone of the service.
     principals: Arc<access::PrincipalCache>,
 }
@@ -135,8 +147,21 @@ impl Service {
             catalog: Arc::new(catalog),
             signing_key: Arc::new(signing_key),
             log_name: Arc::from(log::DEFAULT_LOG_NAME),
+            personal_meta: Arc::default(),
             principals: Arc::default(),
         }
+    }
+
+    /// The service with `keys` as the `meta` keys that hold personal data in this
+    /// deployment's events (an email, a phone number): each event's values under them are
+    /// committed with salts in its entry, so that they can be erased without breaking a
+    /// proof.
+    pub fn with_personal_meta(mut self, keys: &[String]) -> Service {
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        self.personal_meta = Arc::new(keys);
+        self
     }
 
     /// The service with `name` as its transparency logs' key name and origin prefix
@@ -308,7 +333,8 @@ impl Service {
                 }
             };
             match validate(event, &self.catalog, now) {
-                Ok(body) => {
+                Ok(mut body) => {
+                    mark_personal_meta(&self.personal_meta, &mut body);
                     if let Some(org_id) = org_id {
                         batch.push(Append { org_id, body });
                     }

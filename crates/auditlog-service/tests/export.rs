@@ -1157,9 +1157,10 @@ async fn a_changed_proof_or_event_names_the_first_event_whose_proof_fails() {
 }
 
 #[tokio::test]
-async fn exports_written_before_proofs_still_verify() {
+async fn exports_without_proofs_still_verify() {
+    // Files written before exports carried proofs: the same events, no proof on any of them
+    // and no tree checkpoint. They verify by their chain alone, as they always did.
     let env = Env::new().await;
-    // JSON Lines: no proofs, no tree checkpoint.
     let mut old = lines(&env.export_text(ExportFormat::Jsonl).await);
     old.pop();
     for line in old.iter_mut().take(N_EVENTS as usize) {
@@ -1169,7 +1170,7 @@ async fn exports_written_before_proofs_still_verify() {
     }
     let report = verify(&join(&old), &env.key()).unwrap();
     assert!(report.complete && report.tree.is_none(), "{report:?}");
-    // CSV: the older header without the proof column, and no tree checkpoint row.
+    // CSV: every proof cell empty, and no tree checkpoint row.
     let text = env.export_text(ExportFormat::Csv).await;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -1178,14 +1179,21 @@ async fn exports_written_before_proofs_still_verify() {
     let mut writer = csv::WriterBuilder::new()
         .flexible(true)
         .from_writer(Vec::new());
-    for row in reader.records() {
+    let proof_idx = CSV_FIELDS
+        .iter()
+        .position(|f| *f == "inclusion_proof")
+        .unwrap();
+    for (row_idx, row) in reader.records().enumerate() {
         let row = row.unwrap();
         match row.get(0) {
             Some("#tree_checkpoint") => {}
             Some("#checkpoint") => writer.write_record(&row).unwrap(),
-            _ => writer
-                .write_record(row.iter().take(CSV_FIELDS.len() - 1))
-                .unwrap(),
+            _ if row_idx == 0 => writer.write_record(&row).unwrap(),
+            _ => {
+                let mut cells: Vec<&str> = row.iter().collect();
+                cells[proof_idx] = "";
+                writer.write_record(cells).unwrap();
+            }
         }
     }
     let old_csv = writer.into_inner().unwrap();

@@ -329,3 +329,55 @@ async fn tile_paths_are_checked() {
         320
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_data_enters_the_log_only_as_commitments_and_erasing_it_keeps_every_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
+    let service = Service::new(
+        store.clone(),
+        Catalog::builtin(),
+        SigningKey::from_bytes(&[9; 32]),
+    )
+    .with_personal_meta(&["phone".to_string()]);
+    let org = create_org(&service, "acme").await;
+    let event = NewEvent {
+        action_key: "organization_user_added".into(),
+        actor_email: Some("alice@example.com".into()),
+        target_email: Some("carol@example.com".into()),
+        target_name: Some("Carol".into()),
+        ip_address: Some("203.0.113.9".into()),
+        meta: Some(serde_json::json!({"phone": "+1 555 0100", "role": "admin"})),
+        ..NewEvent::default()
+    };
+    service.ingest(Some(&org), vec![event]).await.unwrap();
+    let stored = store.events_by_seq(org.id, 0, 10).await.unwrap();
+    let stored = stored.last().unwrap().clone();
+    assert_eq!(stored.body.personal_meta, ["phone"]);
+    assert!(matches!(stored.entry, auditlog_core::Entry::V2(_)));
+    // The leaf holds none of the values.
+    let auditlog_core::Entry::V2(salts) = &stored.entry else {
+        unreachable!()
+    };
+    let commitments = auditlog_core::entry::commitments(&stored.body, salts).unwrap();
+    let mut canonical = Vec::new();
+    auditlog_core::entry::encode_canonical_v2(&stored, &commitments, &mut canonical);
+    let canonical = String::from_utf8(canonical).unwrap();
+    for value in ["alice@", "carol@", "Carol", "203.0.113.9", "555"] {
+        assert!(!canonical.contains(value), "{value} in {canonical}");
+    }
+    // Erased, the event still has its leaf: the proof the service gives verifies for it.
+    let mut erased = stored.clone();
+    auditlog_core::entry::erase(&mut erased, &["target_email", "target_name", "meta.phone"])
+        .unwrap();
+    assert!(erased.body.target_email.is_none() && !erased.body.meta.contains_key("phone"));
+    let proof = service.inclusion_proof(&org, stored.id).await.unwrap();
+    verify_inclusion(
+        &Hash(leaf_hash(&erased)),
+        proof.index,
+        proof.checkpoint.size,
+        &proof.hashes,
+        &proof.checkpoint.root,
+    )
+    .expect("the erased event's proof");
+}

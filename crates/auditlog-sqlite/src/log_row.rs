@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use auditlog_core::{ActorType, Event, EventBody, Timestamp};
+use auditlog_core::{entry, ActorType, Event, EventBody, Timestamp};
 use auditlog_store::StoreError;
 use rusqlite::{params, CachedStatement, Row};
 use uuid::Uuid;
@@ -13,15 +13,15 @@ use crate::backend;
 /// The statement that appends a row; bound by [`insert`].
 pub const INSERT: &str = "INSERT INTO log (org_key, seq, id, occurred_at, created_at, action_key,
         action_verb, actor_id, actor_email, actor_name, actor_type, target_id, target_email,
-        target_name, target_type, service_name, ip, user_agent, request_id, meta, hash)
+        target_name, target_type, service_name, ip, user_agent, request_id, meta, hash, salts)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21)";
+            ?19, ?20, ?21, ?22)";
 
 /// The columns [`decode`] reads, for a `SELECT` from `log l`: `lsn` and `org_key` first.
 pub const COLUMNS: &str = "l.lsn, l.org_key, l.seq, l.id, l.occurred_at, l.created_at,
     l.action_key, l.action_verb, l.actor_id, l.actor_email, l.actor_name, l.actor_type,
     l.target_id, l.target_email, l.target_name, l.target_type, l.service_name, l.ip,
-    l.user_agent, l.request_id, l.meta, l.hash";
+    l.user_agent, l.request_id, l.meta, l.hash, l.salts";
 
 /// Appends one event of the organization `org_key`; `meta` is a reused buffer.
 pub fn insert(
@@ -63,6 +63,7 @@ pub fn insert(
         body.request_id,
         (!meta.is_empty()).then_some(meta),
         event.hash.as_slice(),
+        entry::encode_salts(&event.entry, &body.personal_meta),
     ])
     .map_err(backend)?;
     Ok(())
@@ -104,7 +105,10 @@ pub fn decode(row: &Row<'_>, org_id: Uuid) -> Result<Event, StoreError> {
     let hash: Vec<u8> = row.get(21).map_err(backend)?;
     let seq: i64 = row.get(2).map_err(backend)?;
     let actor_type = text(11)?.unwrap_or_default();
+    let salts: Option<Vec<u8>> = row.get(22).map_err(backend)?;
+    let (entry, personal_meta) = entry::decode_salts(salts.as_deref()).map_err(|e| corrupt(&e))?;
     Ok(Event {
+        entry,
         id,
         org_id,
         seq: seq as u64,
@@ -130,6 +134,7 @@ pub fn decode(row: &Row<'_>, org_id: Uuid) -> Result<Event, StoreError> {
             request_id: text(19)?,
             meta,
             occurred_at: millis(4)?,
+            personal_meta,
         },
     })
 }

@@ -239,11 +239,15 @@ DROP TABLE principals;
 DROP TABLE strings;
 "#;
 
-/// Version 3: each organization's Merkle tree (docs/log-format.md). `tiles` holds every tile
+/// Version 3: each organization's Merkle tree (docs/log-format.md), and the salts of
+/// version-2 entries beside each event. `tiles` holds every tile
 /// (C2SP tlog-tiles: up to 256 hashes of one tree level, 32 bytes each), grown by the writer
 /// in the transaction that stores the events; `tree_checkpoints` the signed notes of the
 /// tree's sizes. Migrating builds the tiles of the events already stored.
 const V3: &str = r#"
+-- A version-2 entry's salts (auditlog_core::entry::encode_salts); NULL for version 1.
+ALTER TABLE log ADD COLUMN salts BLOB;
+
 CREATE TABLE tiles (
     org_key INTEGER NOT NULL,
     level   INTEGER NOT NULL,
@@ -457,6 +461,7 @@ mod tests {
             request_id: Some(format!("req-{i}")),
             meta: if i == 3 { serde_json::Map::new() } else { meta },
             occurred_at: Timestamp::from_millis(1_700_000_000_000 + i * 60_000).unwrap(),
+            personal_meta: Vec::new(),
         }
     }
 
@@ -474,8 +479,16 @@ mod tests {
             last_id: None,
         };
         let now = Timestamp::from_millis(1_700_000_900_000).unwrap();
+        // A file of version 1 holds version-1 entries.
+        let mut previous = GENESIS;
         let events: Vec<_> = (0..12)
-            .map(|i| tip.append(body(i), now, i as u64))
+            .map(|i| {
+                let mut event = tip.append(body(i), now, i as u64, [0; 16]);
+                event.entry = auditlog_core::Entry::V1;
+                event.hash = auditlog_core::chain::expected_hash(&previous, &event);
+                previous = event.hash;
+                event
+            })
             .collect();
         {
             let conn = Connection::open(dir.path().join(crate::DB_FILE)).unwrap();
@@ -488,7 +501,7 @@ mod tests {
                 params![
                     org_id.as_bytes().as_slice(),
                     tip.seq as i64,
-                    tip.hash.as_slice()
+                    events.last().unwrap().hash.as_slice()
                 ],
             )
             .unwrap();

@@ -494,9 +494,11 @@ fn append(
     let mut leaves = Vec::with_capacity(batch.len());
     for item in batch {
         let head = heads.get_mut(&item.org_id).expect("resolved above");
+        let mut seed = [0u8; 16];
+        rng.fill_bytes(&mut seed);
         let (event, leaf) = head
             .tip
-            .append_with_leaf(item.body.clone(), now, rng.next_u64());
+            .append_with_leaf(item.body.clone(), now, rng.next_u64(), seed);
         events.push(event);
         leaves.push(Hash(leaf));
     }

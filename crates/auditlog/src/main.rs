@@ -64,6 +64,19 @@ pub struct Cli {
     )]
     pub log_name: String,
 
+    /// A `meta` key whose values are personal data (an email, a phone number), repeatable or
+    /// comma-separated: like the personal fields, its values enter each event's leaf only as a
+    /// salted commitment, so that they can be erased without breaking a proof
+    /// (docs/log-format.md §2).
+    #[arg(
+        long = "personal-meta-key",
+        global = true,
+        env = "AUDITLOG_PERSONAL_META_KEYS",
+        value_delimiter = ',',
+        value_name = "KEY"
+    )]
+    pub personal_meta_keys: Vec<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -166,7 +166,7 @@ pub fn check_accepted(body: &EventBody, catalog: &Catalog) {
         hash: GENESIS,
         last_id: None,
     };
-    let event = tip.append(body.clone(), now(), 0x1234_5678);
+    let event = tip.append(body.clone(), now(), 0x1234_5678, [0x5a; 16]);
     let (mut first, mut second) = (Vec::new(), Vec::new());
     encode_canonical(&event, &mut first);
     encode_canonical(&event.clone(), &mut second);

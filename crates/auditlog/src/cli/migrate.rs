@@ -97,6 +97,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         database_url: None,
         when_key_missing: context.when_key_missing,
         log_name: context.log_name.clone(),
+        personal_meta_keys: context.personal_meta_keys.clone(),
     };
     let target_context = Context {
         data_dir: from.to_path_buf(),
@@ -104,6 +105,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         database_url: Some(args.to.clone()),
         when_key_missing: context.when_key_missing,
         log_name: context.log_name.clone(),
+        personal_meta_keys: context.personal_meta_keys.clone(),
     };
     // A migration copies rows as they are, store to store, so this command keeps the two
     // stores it opened; the services over them only verify the chains before and after.

@@ -39,6 +39,8 @@ pub struct Context {
     pub when_key_missing: keys::WhenMissing,
     /// The transparency logs' name (`--log-name`).
     pub log_name: String,
+    /// The `meta` keys holding personal data (`--personal-meta-key`).
+    pub personal_meta_keys: Vec<String>,
 }
 
 impl Context {
@@ -61,6 +63,7 @@ impl Context {
             data_dir: cli.data_dir.clone(),
             database_url: cli.database_url.clone(),
             log_name: cli.log_name.clone(),
+            personal_meta_keys: cli.personal_meta_keys.clone(),
             catalog,
             when_key_missing: if cli.new_signing_key {
                 keys::WhenMissing::CreateNew
@@ -102,9 +105,10 @@ impl Context {
         store: Arc<dyn Store>,
         key: ed25519_dalek::SigningKey,
     ) -> anyhow::Result<Service> {
-        Service::new(store, self.catalog.clone(), key)
+        Ok(Service::new(store, self.catalog.clone(), key)
             .with_log_name(&self.log_name)
-            .map_err(|e| anyhow::anyhow!("--log-name: {e}"))
+            .map_err(|e| anyhow::anyhow!("--log-name: {e}"))?
+            .with_personal_meta(&self.personal_meta_keys))
     }
 
     /// The service for `verify`: the data directory's key as it is, unchecked, because

@@ -1,0 +1,421 @@
+//! Version-2 entries (docs/log-format.md §2): an event's personal fields enter its leaf as
+//! salted commitments, so that erasing them later (their values and salts) leaves every leaf,
+//! chain hash and proof unchanged, and someone holding only the tree's hashes cannot test
+//! guesses of a person's email or address against them.
+//!
+//! - A committed field is one of [`PERSONAL_FIELDS`] that the event has, or one of its
+//!   `personal_meta` keys (named `meta.<key>`).
+//! - Its commitment is `SHA-256("auditlog commitment v2" ‖ 0x00 ‖ name ‖ 0x00 ‖ salt ‖ value)`,
+//!   where the value is the field's text in UTF-8 (an IP address in its standard text form)
+//!   or, for a meta value, its RFC 8785 encoding.
+//! - Salts are 16 bytes. Appends store one random seed per event and derive each field's salt
+//!   from it ([`salt`]); an erasure stores the salts that remain and the erased commitments
+//!   instead ([`Salts::Explicit`]).
+//! - The canonical form is version 1's object with every committed member `null` (committed
+//!   meta keys left out of `meta`) and two more members: `commitments` (name → base64
+//!   commitment) and `v` = 2.
+//!
+//! [`encode_salts`] and [`decode_salts`] are the stored form both backends keep beside the
+//! event (`NULL` for a version-1 entry).
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::event::{Committed, Entry, Salts, PERSONAL_FIELDS};
+use crate::{canonical, Event, EventBody};
+
+/// Domain-separation prefix of a field's salt derived from an event's seed.
+const SALT_CONTEXT: &[u8] = b"auditlog salt v2\0";
+/// Domain-separation prefix of a commitment.
+const COMMITMENT_CONTEXT: &[u8] = b"auditlog commitment v2\0";
+/// The first byte of stored salts that are a seed.
+const SEED_FORM: u8 = 0x01;
+/// The first byte of stored salts that are explicit.
+const EXPLICIT_FORM: u8 = 0x02;
+/// The prefix of a personal meta key's field name.
+pub const META_PREFIX: &str = "meta.";
+
+/// The salt of field `name` derived from an event's seed.
+pub fn salt(seed: &[u8; 16], name: &str) -> [u8; 16] {
+    let digest = Sha256::new()
+        .chain_update(SALT_CONTEXT)
+        .chain_update(seed)
+        .chain_update(name.as_bytes())
+        .finalize();
+    digest[..16].try_into().expect("16 of 32 bytes")
+}
+
+/// The commitment to field `name` holding `value` (its bytes as the module says) with `salt`.
+pub fn commitment(name: &str, salt: &[u8; 16], value: &[u8]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(COMMITMENT_CONTEXT)
+        .chain_update(name.as_bytes())
+        .chain_update([0u8])
+        .chain_update(salt)
+        .chain_update(value)
+        .finalize()
+        .into()
+}
+
+/// The value bytes of each committed field the body still holds, by field name.
+fn committed_values(body: &EventBody) -> BTreeMap<String, Vec<u8>> {
+    let mut values = BTreeMap::new();
+    let texts = [
+        ("actor_email", body.actor_email.as_deref()),
+        ("actor_name", body.actor_name.as_deref()),
+        ("target_email", body.target_email.as_deref()),
+        ("target_name", body.target_name.as_deref()),
+        ("user_agent", body.user_agent.as_deref()),
+    ];
+    for (name, value) in texts {
+        if let Some(value) = value {
+            values.insert(name.to_string(), value.as_bytes().to_vec());
+        }
+    }
+    if let Some(ip) = body.ip_address {
+        values.insert("ip_address".to_string(), ip.to_string().into_bytes());
+    }
+    for key in &body.personal_meta {
+        if let Some(value) = body.meta.get(key) {
+            values.insert(format!("{META_PREFIX}{key}"), canonical::encode(value));
+        }
+    }
+    values
+}
+
+/// Why an entry's commitments cannot be computed: its salts do not match its fields.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    /// A field holds a value but the explicit salts have no salt for it.
+    #[error("the entry has no salt for its field {0}")]
+    NoSalt(String),
+    /// An erased field still holds a value.
+    #[error("the entry's field {0} is erased but still holds a value")]
+    ErasedButPresent(String),
+}
+
+/// The commitments of a version-2 entry, by field name.
+pub fn commitments(
+    body: &EventBody,
+    salts: &Salts,
+) -> Result<BTreeMap<String, [u8; 32]>, EntryError> {
+    let values = committed_values(body);
+    let mut out = BTreeMap::new();
+    match salts {
+        Salts::Seed(seed) => {
+            for (name, value) in &values {
+                out.insert(name.clone(), commitment(name, &salt(seed, name), value));
+            }
+        }
+        Salts::Explicit(fields) => {
+            for (name, value) in &values {
+                match fields.get(name) {
+                    Some(Committed::Salt(salt)) => {
+                        out.insert(name.clone(), commitment(name, salt, value));
+                    }
+                    Some(Committed::Erased(_)) => {
+                        return Err(EntryError::ErasedButPresent(name.clone()))
+                    }
+                    None => return Err(EntryError::NoSalt(name.clone())),
+                }
+            }
+            for (name, committed) in fields {
+                if let Committed::Erased(commitment) = committed {
+                    out.insert(name.clone(), *commitment);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Appends the canonical form of a version-2 entry to `out` (the module says which).
+pub fn encode_canonical_v2(
+    event: &Event,
+    commitments: &BTreeMap<String, [u8; 32]>,
+    out: &mut Vec<u8>,
+) {
+    let body = &event.body;
+    let committed = |name: &str| commitments.contains_key(name);
+    // Committed members are null; committed meta keys are left out of `meta`.
+    let mut view = body.clone();
+    for name in PERSONAL_FIELDS {
+        if committed(name) {
+            match name {
+                "actor_email" => view.actor_email = None,
+                "actor_name" => view.actor_name = None,
+                "target_email" => view.target_email = None,
+                "target_name" => view.target_name = None,
+                "ip_address" => view.ip_address = None,
+                _ => view.user_agent = None,
+            }
+        }
+    }
+    if !body.personal_meta.is_empty() {
+        view.meta = body
+            .meta
+            .iter()
+            .filter(|(key, _)| !committed(&format!("{META_PREFIX}{key}")))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+    }
+    let mut members = Map::new();
+    for (name, commitment) in commitments {
+        members.insert(
+            name.clone(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(commitment)),
+        );
+    }
+    let view = Event {
+        body: view,
+        ..event.clone()
+    };
+    crate::chain::encode_members(&view, Some(&members), out);
+}
+
+/// The stored form of an entry's salts: `None` for version 1; for a seed, the byte 0x01 and
+/// its 16 bytes, followed by the personal meta keys as a JSON array when there are any; for
+/// explicit salts, the byte 0x02 and a JSON object (`{"<name>": {"salt": "<b64>"} |
+/// {"erased": "<b64>"}, …, "personal_meta": [...]}`). The first byte tells the two apart
+/// (a seed is random and may begin with any byte).
+pub fn encode_salts(entry: &Entry, personal_meta: &[String]) -> Option<Vec<u8>> {
+    let b64 = |bytes: &[u8]| Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    match entry {
+        Entry::V1 => None,
+        Entry::V2(Salts::Seed(seed)) => {
+            let mut bytes = vec![SEED_FORM];
+            bytes.extend_from_slice(seed);
+            if !personal_meta.is_empty() {
+                bytes.extend(serde_json::to_vec(personal_meta).expect("strings serialize"));
+            }
+            Some(bytes)
+        }
+        Entry::V2(Salts::Explicit(fields)) => {
+            let mut object = Map::new();
+            for (name, committed) in fields {
+                let (kind, bytes): (&str, &[u8]) = match committed {
+                    Committed::Salt(salt) => ("salt", salt),
+                    Committed::Erased(commitment) => ("erased", commitment),
+                };
+                let mut one = Map::new();
+                one.insert(kind.to_string(), b64(bytes));
+                object.insert(name.clone(), Value::Object(one));
+            }
+            object.insert(
+                "personal_meta".to_string(),
+                Value::Array(personal_meta.iter().cloned().map(Value::String).collect()),
+            );
+            let mut bytes = vec![EXPLICIT_FORM];
+            serde_json::to_writer(&mut bytes, &Value::Object(object)).expect("JSON serializes");
+            Some(bytes)
+        }
+    }
+}
+
+/// An entry and its personal meta keys back from [`encode_salts`]'s bytes.
+pub fn decode_salts(bytes: Option<&[u8]>) -> Result<(Entry, Vec<String>), String> {
+    let Some(bytes) = bytes else {
+        return Ok((Entry::V1, Vec::new()));
+    };
+    let (form, bytes) = bytes
+        .split_first()
+        .ok_or_else(|| "empty salts".to_string())?;
+    if *form == EXPLICIT_FORM {
+        let object: Map<String, Value> =
+            serde_json::from_slice(bytes).map_err(|e| format!("explicit salts: {e}"))?;
+        let mut fields = BTreeMap::new();
+        let mut personal_meta = Vec::new();
+        for (name, value) in object {
+            if name == "personal_meta" {
+                personal_meta =
+                    serde_json::from_value(value).map_err(|e| format!("personal_meta: {e}"))?;
+                continue;
+            }
+            let decode = |text: &Value| {
+                text.as_str()
+                    .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
+            };
+            let committed = if let Some(salt) = value.get("salt").and_then(decode) {
+                Committed::Salt(
+                    salt.try_into()
+                        .map_err(|_| format!("{name}: a salt is 16 bytes"))?,
+                )
+            } else if let Some(commitment) = value.get("erased").and_then(decode) {
+                Committed::Erased(
+                    commitment
+                        .try_into()
+                        .map_err(|_| format!("{name}: a commitment is 32 bytes"))?,
+                )
+            } else {
+                return Err(format!("{name}: neither a salt nor an erased commitment"));
+            };
+            fields.insert(name, committed);
+        }
+        return Ok((Entry::V2(Salts::Explicit(fields)), personal_meta));
+    }
+    if *form != SEED_FORM {
+        return Err(format!("salts of an unknown form {form}"));
+    }
+    if bytes.len() < 16 {
+        return Err(format!("a seed of {} bytes", bytes.len()));
+    }
+    let seed: [u8; 16] = bytes[..16].try_into().expect("16 bytes");
+    let personal_meta = if bytes.len() > 16 {
+        serde_json::from_slice(&bytes[16..]).map_err(|e| format!("personal meta keys: {e}"))?
+    } else {
+        Vec::new()
+    };
+    Ok((Entry::V2(Salts::Seed(seed)), personal_meta))
+}
+
+/// Erases fields of a version-2 event (names from [`PERSONAL_FIELDS`] or `meta.<key>`): their
+/// values and salts go, their commitments stay, so the event's leaf is unchanged. Fields the
+/// event does not hold are ignored.
+pub fn erase(event: &mut Event, names: &[&str]) -> Result<(), EntryError> {
+    let Entry::V2(salts) = &event.entry else {
+        // A version-1 leaf holds the values themselves: erasing one would change it.
+        return Ok(());
+    };
+    let all = commitments(&event.body, salts)?;
+    let mut fields: BTreeMap<String, Committed> = BTreeMap::new();
+    let values = committed_values(&event.body);
+    for (name, commitment) in &all {
+        let erase_it = names.contains(&name.as_str());
+        let committed = match (erase_it, salts) {
+            (true, _) => Committed::Erased(*commitment),
+            (false, Salts::Seed(seed)) if values.contains_key(name) => {
+                Committed::Salt(salt(seed, name))
+            }
+            (false, Salts::Explicit(existing)) => existing[name].clone(),
+            (false, Salts::Seed(_)) => Committed::Erased(*commitment),
+        };
+        fields.insert(name.clone(), committed);
+    }
+    let body = &mut event.body;
+    for name in names {
+        match *name {
+            "actor_email" => body.actor_email = None,
+            "actor_name" => body.actor_name = None,
+            "target_email" => body.target_email = None,
+            "target_name" => body.target_name = None,
+            "ip_address" => body.ip_address = None,
+            "user_agent" => body.user_agent = None,
+            other => {
+                if let Some(key) = other.strip_prefix(META_PREFIX) {
+                    body.meta.remove(key);
+                }
+            }
+        }
+    }
+    event.entry = Entry::V2(Salts::Explicit(fields));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::{leaf_hash, ChainTip, GENESIS};
+    use crate::{ActorType, Timestamp};
+    use uuid::Uuid;
+
+    fn event(personal_meta: &[&str]) -> Event {
+        let mut meta = Map::new();
+        meta.insert("phone".into(), Value::from("+1 555 0100"));
+        meta.insert("role".into(), Value::from("admin"));
+        let body = EventBody {
+            action_key: "organization_user_added".into(),
+            action_verb: None,
+            actor_id: Some("u-1".into()),
+            actor_email: Some("alice@example.com".into()),
+            actor_name: Some("Alice".into()),
+            actor_type: ActorType::User,
+            target_id: None,
+            target_email: Some("bob@example.com".into()),
+            target_name: None,
+            target_type: Some("user".into()),
+            service_name: None,
+            ip_address: Some("203.0.113.7".parse().unwrap()),
+            user_agent: None,
+            request_id: None,
+            meta,
+            occurred_at: Timestamp::from_millis(1_000).unwrap(),
+            personal_meta: personal_meta.iter().map(|k| k.to_string()).collect(),
+        };
+        let mut tip = ChainTip {
+            org_id: Uuid::from_u128(7),
+            seq: 0,
+            hash: GENESIS,
+            last_id: None,
+        };
+        tip.append(body, Timestamp::from_millis(2_000).unwrap(), 1, [3; 16])
+    }
+
+    #[test]
+    fn salts_round_trip_in_their_stored_form() {
+        for personal_meta in [&[][..], &["phone"][..]] {
+            let mut event = event(personal_meta);
+            for erased in [&[][..], &["actor_email", "meta.phone"][..]] {
+                erase(&mut event, erased).unwrap();
+                let bytes = encode_salts(&event.entry, &event.body.personal_meta);
+                let (entry, keys) = decode_salts(bytes.as_deref()).unwrap();
+                assert_eq!(entry, event.entry);
+                assert_eq!(keys, event.body.personal_meta);
+            }
+        }
+        assert_eq!(decode_salts(None).unwrap(), (Entry::V1, Vec::new()));
+        assert!(decode_salts(Some(b"\x01short")).is_err());
+        assert!(decode_salts(Some(b"")).is_err());
+        assert!(decode_salts(Some(b"\x07sixteen bytes...")).is_err());
+        assert!(decode_salts(Some(b"\x02{\"actor_email\":{\"salt\":\"AAAA\"}}")).is_err());
+        // A seed may begin with any byte, `{` included.
+        let entry = Entry::V2(Salts::Seed([b'{'; 16]));
+        let bytes = encode_salts(&entry, &[]);
+        assert_eq!(decode_salts(bytes.as_deref()).unwrap(), (entry, Vec::new()));
+    }
+
+    #[test]
+    fn erasing_keeps_the_leaf_and_removes_the_values() {
+        let mut event = event(&["phone"]);
+        let leaf = leaf_hash(&event);
+        erase(
+            &mut event,
+            &["actor_email", "target_email", "ip_address", "meta.phone"],
+        )
+        .unwrap();
+        assert_eq!(leaf_hash(&event), leaf, "the leaf is unchanged");
+        let body = &event.body;
+        assert!(body.actor_email.is_none() && body.target_email.is_none());
+        assert!(body.ip_address.is_none() && !body.meta.contains_key("phone"));
+        assert_eq!(body.actor_name.as_deref(), Some("Alice"), "the rest stays");
+        let Entry::V2(Salts::Explicit(fields)) = &event.entry else {
+            panic!("explicit salts after an erasure")
+        };
+        assert!(matches!(fields["actor_email"], Committed::Erased(_)));
+        assert!(matches!(fields["actor_name"], Committed::Salt(_)));
+        // Erasing again, or a field the event does not have, changes nothing.
+        erase(&mut event, &["actor_email", "user_agent"]).unwrap();
+        assert_eq!(leaf_hash(&event), leaf);
+    }
+
+    #[test]
+    fn a_personal_meta_key_changes_the_leaf_and_hides_the_value() {
+        let plain = event(&[]);
+        let marked = event(&["phone"]);
+        assert_ne!(leaf_hash(&plain), leaf_hash(&marked));
+        let Entry::V2(salts) = &marked.entry else {
+            panic!("version 2")
+        };
+        let committed = commitments(&marked.body, salts).unwrap();
+        let mut canonical = Vec::new();
+        encode_canonical_v2(&marked, &committed, &mut canonical);
+        let text = String::from_utf8(canonical).unwrap();
+        assert!(
+            !text.contains("555") && text.contains("meta.phone"),
+            "{text}"
+        );
+        assert!(text.ends_with(",\"v\":2}"), "{text}");
+    }
+}
