@@ -13,10 +13,9 @@ fn fixture_key() -> ed25519_dalek::VerifyingKey {
     ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]).verifying_key()
 }
 
-fn parse() -> (Vec<auditlog_core::Event>, CheckpointWire) {
-    let mut lines: Vec<&str> = FIXTURE.lines().collect();
-    let checkpoint: CheckpointWire = serde_json::from_str(lines.pop().unwrap()).unwrap();
-    let events = lines
+/// The events of a fixture's event lines.
+fn events_of(lines: &[&str]) -> Vec<auditlog_core::Event> {
+    lines
         .iter()
         .map(|line| {
             serde_json::from_str::<EventRecord>(line)
@@ -24,8 +23,13 @@ fn parse() -> (Vec<auditlog_core::Event>, CheckpointWire) {
                 .to_event()
                 .unwrap()
         })
-        .collect();
-    (events, checkpoint)
+        .collect()
+}
+
+fn parse() -> (Vec<auditlog_core::Event>, CheckpointWire) {
+    let mut lines: Vec<&str> = FIXTURE.lines().collect();
+    let checkpoint: CheckpointWire = serde_json::from_str(lines.pop().unwrap()).unwrap();
+    (events_of(&lines), checkpoint)
 }
 
 #[test]
@@ -128,20 +132,8 @@ fn parse_v2() -> (Vec<auditlog_core::Event>, CheckpointWire, String) {
     let mut lines: Vec<&str> = FIXTURE_V2.lines().collect();
     let tree: serde_json::Value = serde_json::from_str(lines.pop().unwrap()).unwrap();
     let checkpoint: CheckpointWire = serde_json::from_str(lines.pop().unwrap()).unwrap();
-    let events = lines
-        .iter()
-        .map(|line| {
-            serde_json::from_str::<EventRecord>(line)
-                .unwrap()
-                .to_event()
-                .unwrap()
-        })
-        .collect();
-    (
-        events,
-        checkpoint,
-        tree["note"].as_str().unwrap().to_string(),
-    )
+    let note = tree["note"].as_str().unwrap().to_string();
+    (events_of(&lines), checkpoint, note)
 }
 
 #[test]

@@ -116,7 +116,7 @@ pub enum Command {
     /// Rebuild the store's indexes, rollups and search postings from the stored events.
     Reindex(cli::reindex::ReindexArgs),
     /// Print the public key that verifies this store's checkpoints.
-    PublicKey,
+    PublicKey(cli::verify::PublicKeyArgs),
     /// Print an organization's signed tree checkpoint (a C2SP signed note), signing one for
     /// its current log first if needed; keep it, and `verify --since` it later.
     Checkpoint(cli::verify::CheckpointArgs),

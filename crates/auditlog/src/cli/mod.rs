@@ -168,13 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(&context, args).await,
         Command::Verify(args) => verify::run(&context, args).await,
         Command::Reindex(args) => reindex::run(&context, args).await,
-        Command::PublicKey => {
-            let store = context.open_store().await?;
-            let key = context.signing_key(store.as_ref()).await?;
-            store.close();
-            println!("{}", keys::public_key_hex(&key.verifying_key()));
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::PublicKey(args) => verify::public_key(&context, args).await,
         Command::Checkpoint(args) => verify::checkpoint(&context, args).await,
         Command::Demo(args) => demo::run(&context, args).await,
         #[cfg(feature = "bench")]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use auditlog_server::{AppState, ServerConfig};
 use auditlog_service::access::Actor;
+use auditlog_service::log::LogError;
 use auditlog_service::Service;
 use auditlog_store::Role;
 use clap::Args;
@@ -102,8 +103,9 @@ async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
-/// Signs a checkpoint of every organization whose chain moved, once a minute, so that
-/// removing recent events is caught within a minute of their arrival.
+/// Signs a checkpoint of every organization whose chain moved, and a tree checkpoint of its
+/// transparency log, once a minute, so that removing recent events is caught within a minute
+/// of their arrival (and a tree that no longer extends the last signed one is reported).
 async fn sign_checkpoints(service: Service) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -121,6 +123,15 @@ async fn sign_checkpoints(service: Service) {
         for org in orgs {
             if let Err(e) = service.checkpoint(&org).await {
                 tracing::warn!(org = %org.name, error = %e, "cannot sign a checkpoint");
+            }
+            match service.tree_checkpoint(&org).await {
+                Ok(_) => {}
+                Err(e @ LogError::Inconsistent(_)) => {
+                    tracing::error!(org = %org.name, error = %e, "refused to sign a tree checkpoint")
+                }
+                Err(e) => {
+                    tracing::warn!(org = %org.name, error = %e, "cannot sign a tree checkpoint")
+                }
             }
         }
     }

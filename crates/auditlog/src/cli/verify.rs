@@ -191,6 +191,31 @@ fn describe(report: &VerifyReport) -> String {
     )
 }
 
+/// Arguments of `public-key`.
+#[derive(Debug, Args)]
+pub struct PublicKeyArgs {
+    /// Print the signed-note verifier key of the tree checkpoints
+    /// (`<log name>+<key id>+<base64 key>`, as `GET /api/log/vkey` serves it) instead of
+    /// the hex public key.
+    #[arg(long)]
+    pub vkey: bool,
+}
+
+/// Runs `public-key`: the key that verifies this store's checkpoints.
+pub async fn public_key(context: &Context, args: PublicKeyArgs) -> anyhow::Result<ExitCode> {
+    let service = context.service().await?;
+    if args.vkey {
+        println!("{}", service.note_verifier().to_vkey());
+    } else {
+        println!(
+            "{}",
+            keys::public_key_hex(&service.signing_key().verifying_key())
+        );
+    }
+    service.close();
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Arguments of `checkpoint`.
 #[derive(Debug, Args)]
 pub struct CheckpointArgs {

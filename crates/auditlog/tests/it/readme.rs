@@ -109,6 +109,11 @@ fn every_command_line_in_the_readme_runs_as_printed() {
         "the imported example event is found by the README's filter: {}",
         events.stdout
     );
+    assert!(
+        output("public-key --vkey").stdout.starts_with("auditlog+"),
+        "the verifier key names the log: {}",
+        output("public-key --vkey").stdout
+    );
     let since = output("verify --since");
     assert!(
         since.stdout.starts_with("ok ") && since.stdout.contains("extends the saved checkpoint"),

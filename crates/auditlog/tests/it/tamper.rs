@@ -354,17 +354,20 @@ fn a_rewritten_leaf_with_every_signed_checkpoint_removed_is_caught_by_a_saved_ch
     // would), and the store's own tree checkpoints are deleted so that it cannot notice.
     let db = env.open_db();
     let org_key = pos(&db, "acme", 1) >> 40;
-    let mut tile: Vec<u8> = db
+    // 50 leaves: the partial tile's second chunk holds leaves 32..49.
+    let mut chunk: Vec<u8> = db
         .query_row(
-            "SELECT hashes FROM tiles WHERE org_key = ?1 AND level = 0 AND idx = 0",
+            "SELECT hashes FROM tile_chunks
+             WHERE org_key = ?1 AND level = 0 AND idx = 0 AND chunk = 1",
             [org_key],
             |row| row.get(0),
         )
-        .expect("acme's first tile");
-    tile[49 * 32..50 * 32].fill(0);
+        .expect("acme's partial tile");
+    chunk[17 * 32..18 * 32].fill(0);
     db.execute(
-        "UPDATE tiles SET hashes = ?2 WHERE org_key = ?1 AND level = 0 AND idx = 0",
-        rusqlite::params![org_key, tile],
+        "UPDATE tile_chunks SET hashes = ?2
+         WHERE org_key = ?1 AND level = 0 AND idx = 0 AND chunk = 1",
+        rusqlite::params![org_key, chunk],
     )
     .expect("rewrite a leaf");
     db.execute("DELETE FROM tree_checkpoints WHERE org_key = ?1", [org_key])
