@@ -138,29 +138,25 @@ pub fn encode_canonical_v2(
     commitments: &BTreeMap<String, [u8; 32]>,
     out: &mut Vec<u8>,
 ) {
-    let body = &event.body;
     let committed = |name: &str| commitments.contains_key(name);
     // Committed members are null; committed meta keys are left out of `meta`.
-    let mut view = body.clone();
+    let mut view = event.clone();
+    let body = &mut view.body;
     for name in PERSONAL_FIELDS {
         if committed(name) {
             match name {
-                "actor_email" => view.actor_email = None,
-                "actor_name" => view.actor_name = None,
-                "target_email" => view.target_email = None,
-                "target_name" => view.target_name = None,
-                "ip_address" => view.ip_address = None,
-                _ => view.user_agent = None,
+                "actor_email" => body.actor_email = None,
+                "actor_name" => body.actor_name = None,
+                "target_email" => body.target_email = None,
+                "target_name" => body.target_name = None,
+                "ip_address" => body.ip_address = None,
+                _ => body.user_agent = None,
             }
         }
     }
     if !body.personal_meta.is_empty() {
-        view.meta = body
-            .meta
-            .iter()
-            .filter(|(key, _)| !committed(&format!("{META_PREFIX}{key}")))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
+        body.meta
+            .retain(|key, _| !committed(&format!("{META_PREFIX}{key}")));
     }
     let mut members = Map::new();
     for (name, commitment) in commitments {
@@ -169,10 +165,6 @@ pub fn encode_canonical_v2(
             Value::String(base64::engine::general_purpose::STANDARD.encode(commitment)),
         );
     }
-    let view = Event {
-        body: view,
-        ..event.clone()
-    };
     crate::chain::encode_members(&view, Some(&members), out);
 }
 

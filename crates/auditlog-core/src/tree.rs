@@ -45,6 +45,111 @@ pub enum TreeUpdateError {
     Data(#[from] TileDataError),
 }
 
+/// What an appender holds of a tree to grow it without reading or hashing anything first:
+/// its frontier and the bytes of its right edge ([`right_edge`]). A store's writer may keep
+/// one per organization between commits ([`RightEdge::grow`] keeps it current) and fall back
+/// to reading the tiles ([`RightEdge::from_tiles`]) when it has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RightEdge {
+    frontier: Frontier,
+    /// The partial tiles of the tree, each cut to its width.
+    tiles: Vec<(Tile, Vec<u8>)>,
+}
+
+impl RightEdge {
+    /// The right edge of a tree of `size` leaves from stored tiles holding (at least) the
+    /// tiles [`right_edge`]`(size)` names; a stored tile may be wider (only its prefix is
+    /// used). Rebuilding the frontier hashes up to every hash of those tiles.
+    pub fn from_tiles(size: u64, stored: &[(Tile, Vec<u8>)]) -> Result<RightEdge, TreeUpdateError> {
+        let edge = right_edge(size);
+        let mut reader = TileHashReader::new();
+        let mut tiles = Vec::with_capacity(edge.len());
+        for tile in &edge {
+            let bytes = stored
+                .iter()
+                .find(|(t, _)| t.level() == tile.level() && t.index() == tile.index())
+                .map(|(_, bytes)| bytes)
+                .filter(|bytes| bytes.len() >= usize::from(tile.width()) * HASH_SIZE)
+                .ok_or_else(|| TreeUpdateError::MissingTile(tile.path(), size))?;
+            let prefix = &bytes[..usize::from(tile.width()) * HASH_SIZE];
+            reader.insert(*tile, prefix)?;
+            tiles.push((*tile, prefix.to_vec()));
+        }
+        let frontier = Frontier::read(&reader, size)
+            .map_err(|_| TreeUpdateError::MissingTile(format!("frontier of {size}"), size))?;
+        Ok(RightEdge { frontier, tiles })
+    }
+
+    /// Leaves in the tree.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// Appends `leaves` and answers every tile that changed, with its complete new bytes;
+    /// the right edge moves to the grown tree.
+    pub fn grow(&mut self, leaves: &[Hash]) -> Vec<(Tile, Vec<u8>)> {
+        let size = self.frontier.size();
+        // Per tile level: the hashes appended at that tree level (8 · level), in index order.
+        let mut added: Vec<Vec<Hash>> = Vec::new();
+        for leaf in leaves {
+            for (at, hash) in self.frontier.append(*leaf) {
+                if at.level % TILE_HEIGHT == 0 {
+                    let level = usize::from(at.level / TILE_HEIGHT);
+                    if added.len() <= level {
+                        added.resize(level + 1, Vec::new());
+                    }
+                    added[level].push(hash);
+                }
+            }
+        }
+        let mut written = Vec::new();
+        for (level, hashes) in added.iter().enumerate() {
+            if hashes.is_empty() {
+                continue;
+            }
+            let level = level as u8;
+            let shift = u32::from(level) * u32::from(TILE_HEIGHT);
+            let before = size.checked_shr(shift).unwrap_or(0);
+            // Start from the partial tile of this level, if there is one.
+            let mut index = before >> TILE_HEIGHT;
+            let mut bytes = self
+                .tiles
+                .iter()
+                .find(|(t, _)| t.level() == level)
+                .map(|(_, bytes)| bytes.clone())
+                .unwrap_or_default();
+            for hash in hashes {
+                bytes.extend_from_slice(hash.as_bytes());
+                if bytes.len() == usize::from(TILE_WIDTH) * HASH_SIZE {
+                    let tile = Tile::new(level, index, TILE_WIDTH).expect("a tile of the tree");
+                    written.push((tile, std::mem::take(&mut bytes)));
+                    index += 1;
+                }
+            }
+            if !bytes.is_empty() {
+                let width = (bytes.len() / HASH_SIZE) as u16;
+                let tile = Tile::new(level, index, width).expect("a tile of the tree");
+                written.push((tile, bytes));
+            }
+        }
+        // The new right edge: each level's partial tile, changed or as it was.
+        let new_size = self.frontier.size();
+        self.tiles = right_edge(new_size)
+            .into_iter()
+            .map(|tile| {
+                let bytes = written
+                    .iter()
+                    .chain(self.tiles.iter())
+                    .find(|(t, _)| t.level() == tile.level() && t.index() == tile.index())
+                    .map(|(_, bytes)| bytes[..usize::from(tile.width()) * HASH_SIZE].to_vec())
+                    .expect("a partial tile of the grown tree was written or was there");
+                (tile, bytes)
+            })
+            .collect();
+        written
+    }
+}
+
 /// Appends `leaves` to a tree of `size` leaves and answers every tile that changed, with its
 /// complete new bytes. `stored` holds the stored bytes of (at least) the tiles
 /// [`right_edge`]`(size)` names; a stored tile may be wider than that tree needs (only its
@@ -54,67 +159,7 @@ pub fn append(
     stored: &[(Tile, Vec<u8>)],
     leaves: &[Hash],
 ) -> Result<Vec<(Tile, Vec<u8>)>, TreeUpdateError> {
-    let edge = right_edge(size);
-    let mut reader = TileHashReader::new();
-    let mut partial: Vec<Vec<u8>> = Vec::with_capacity(edge.len());
-    for tile in &edge {
-        let bytes = stored
-            .iter()
-            .find(|(t, _)| t.level() == tile.level() && t.index() == tile.index())
-            .map(|(_, bytes)| bytes)
-            .filter(|bytes| bytes.len() >= usize::from(tile.width()) * HASH_SIZE)
-            .ok_or_else(|| TreeUpdateError::MissingTile(tile.path(), size))?;
-        let prefix = &bytes[..usize::from(tile.width()) * HASH_SIZE];
-        reader.insert(*tile, prefix)?;
-        partial.push(prefix.to_vec());
-    }
-    let mut frontier = Frontier::read(&reader, size)
-        .map_err(|_| TreeUpdateError::MissingTile(format!("frontier of {size}"), size))?;
-
-    // Per tile level: the hashes appended at that tree level (8 · level), in index order.
-    let mut added: Vec<Vec<Hash>> = Vec::new();
-    for leaf in leaves {
-        for (at, hash) in frontier.append(*leaf) {
-            if at.level % TILE_HEIGHT == 0 {
-                let level = usize::from(at.level / TILE_HEIGHT);
-                if added.len() <= level {
-                    added.resize(level + 1, Vec::new());
-                }
-                added[level].push(hash);
-            }
-        }
-    }
-
-    let mut written = Vec::new();
-    for (level, hashes) in added.iter().enumerate() {
-        if hashes.is_empty() {
-            continue;
-        }
-        let level = level as u8;
-        let shift = u32::from(level) * u32::from(TILE_HEIGHT);
-        let before = size.checked_shr(shift).unwrap_or(0);
-        // Start from the partial tile of this level, if there is one.
-        let mut index = before >> TILE_HEIGHT;
-        let mut bytes = edge
-            .iter()
-            .position(|t| t.level() == level)
-            .map(|i| partial[i].clone())
-            .unwrap_or_default();
-        for hash in hashes {
-            bytes.extend_from_slice(hash.as_bytes());
-            if bytes.len() == usize::from(TILE_WIDTH) * HASH_SIZE {
-                let tile = Tile::new(level, index, TILE_WIDTH).expect("a tile of the tree");
-                written.push((tile, std::mem::take(&mut bytes)));
-                index += 1;
-            }
-        }
-        if !bytes.is_empty() {
-            let width = (bytes.len() / HASH_SIZE) as u16;
-            let tile = Tile::new(level, index, width).expect("a tile of the tree");
-            written.push((tile, bytes));
-        }
-    }
-    Ok(written)
+    Ok(RightEdge::from_tiles(size, stored)?.grow(leaves))
 }
 
 /// The tiles a reader needs to compute the hashes at `indexes` in a tree of `size` leaves,
@@ -210,6 +255,8 @@ mod tests {
     fn grow(batches: &[usize]) {
         let mut stored: BTreeMap<(u8, u64), (Tile, Vec<u8>)> = BTreeMap::new();
         let mut reference = Frontier::new();
+        // An appender that keeps its right edge between batches, as a store's writer does.
+        let mut kept = RightEdge::from_tiles(0, &[]).unwrap();
         let mut size = 0u64;
         for (b, &n) in batches.iter().enumerate() {
             let leaves: Vec<Hash> = (0..n)
@@ -219,7 +266,18 @@ mod tests {
                 .iter()
                 .map(|t| stored[&(t.level(), t.index())].clone())
                 .collect();
-            for (tile, bytes) in append(size, &edge, &leaves).unwrap() {
+            assert_eq!(
+                kept,
+                RightEdge::from_tiles(size, &edge).unwrap(),
+                "size {size}"
+            );
+            let written = append(size, &edge, &leaves).unwrap();
+            assert_eq!(
+                kept.grow(&leaves),
+                written,
+                "the kept edge writes the same tiles"
+            );
+            for (tile, bytes) in written {
                 stored.insert((tile.level(), tile.index()), (tile, bytes));
             }
             for leaf in &leaves {

@@ -10,6 +10,7 @@
 
 use auditlog_core::merkle::{Hash, HASH_SIZE};
 use auditlog_core::tiles::Tile;
+use auditlog_core::tree::RightEdge;
 use auditlog_core::{chain, tree};
 use auditlog_store::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -22,22 +23,39 @@ const CHUNK_HASHES: usize = 32;
 const CHUNK_BYTES: usize = CHUNK_HASHES * HASH_SIZE;
 
 /// Appends `leaves` (in `seq` order) to the tree of the organization `org_key`, which holds
-/// `size` leaves: reads its right-edge tiles, and writes what changed: a tile that became
-/// full as one row (its chunks deleted), a partial one by the chunks it grew into.
-pub fn grow(conn: &Connection, org_key: i64, size: u64, leaves: &[Hash]) -> Result<(), StoreError> {
+/// `size` leaves, and writes what changed: a tile that became full as one row (its chunks
+/// deleted), a partial one by the chunks it grew into. `kept` is the tree's right edge as the
+/// writer keeps it: used when it is of `size` leaves (else the edge is read from the tiles),
+/// and left at the grown tree.
+pub fn grow(
+    conn: &Connection,
+    org_key: i64,
+    size: u64,
+    leaves: &[Hash],
+    kept: &mut Option<Box<RightEdge>>,
+) -> Result<(), StoreError> {
     if leaves.is_empty() {
         return Ok(());
     }
     let edge = tree::right_edge(size);
-    let keys: Vec<(u8, u64)> = edge.iter().map(|t| (t.level(), t.index())).collect();
-    let stored: Vec<(Tile, Vec<u8>)> = edge
-        .iter()
-        .copied()
-        .zip(read_tiles(conn, org_key, &keys)?)
-        .filter_map(|(tile, bytes)| bytes.map(|bytes| (tile, bytes)))
-        .collect();
-    let changed = tree::append(size, &stored, leaves)
-        .map_err(|e| StoreError::Corrupt(format!("organization key {org_key}: {e}")))?;
+    let mut right = match kept.take() {
+        Some(right) if right.size() == size => right,
+        _ => {
+            let keys: Vec<(u8, u64)> = edge.iter().map(|t| (t.level(), t.index())).collect();
+            let stored: Vec<(Tile, Vec<u8>)> = edge
+                .iter()
+                .copied()
+                .zip(read_tiles(conn, org_key, &keys)?)
+                .filter_map(|(tile, bytes)| bytes.map(|bytes| (tile, bytes)))
+                .collect();
+            Box::new(
+                RightEdge::from_tiles(size, &stored)
+                    .map_err(|e| StoreError::Corrupt(format!("organization key {org_key}: {e}")))?,
+            )
+        }
+    };
+    let changed = right.grow(leaves);
+    *kept = Some(right);
     let mut put_full = conn
         .prepare_cached(
             "INSERT INTO tiles (org_key, level, idx, hashes) VALUES (?1, ?2, ?3, ?4)
@@ -180,6 +198,7 @@ pub fn backfill(conn: &Connection) -> Result<(), StoreError> {
         let org_id = uuid::Uuid::from_slice(&id)
             .map_err(|_| StoreError::Corrupt(format!("organization key {org_key}: bad id")))?;
         let mut size = 0u64;
+        let mut kept = None;
         loop {
             let mut rows = select
                 .query(params![org_key, size as i64, BACKFILL_CHUNK])
@@ -200,7 +219,7 @@ pub fn backfill(conn: &Connection) -> Result<(), StoreError> {
             if leaves.is_empty() {
                 break;
             }
-            grow(conn, org_key, size, &leaves)?;
+            grow(conn, org_key, size, &leaves, &mut kept)?;
             size += leaves.len() as u64;
         }
     }

@@ -74,11 +74,18 @@ impl Command {
 }
 
 /// An organization's chain head as the writer tracks it.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Head {
     org_key: i64,
     tip: ChainTip,
+    /// The right edge of its Merkle tree, when the writer keeps it: then an append neither
+    /// reads tiles nor rebuilds the frontier (which hashes up to a tile's worth of hashes per
+    /// organization per commit). Kept for at most [`MAX_KEPT_EDGES`] organizations.
+    edge: Option<Box<auditlog_core::tree::RightEdge>>,
 }
+
+/// Organizations whose tree edge the writer keeps (each up to about 10 KiB).
+const MAX_KEPT_EDGES: usize = 1024;
 
 /// The heads the writer has seen. They mirror committed rows; they are dropped whenever a
 /// transaction fails or another process writes (`PRAGMA data_version` moved), and reloaded
@@ -86,6 +93,32 @@ struct Head {
 #[derive(Default)]
 struct Caches {
     heads: HashMap<Uuid, Head>,
+    /// How many of `heads` keep their tree's edge.
+    n_edges: usize,
+}
+
+impl Caches {
+    /// Keeps committed heads, with their tree edges while fewer than [`MAX_KEPT_EDGES`] are
+    /// kept (beyond, an append reads the edge from the tiles again).
+    fn keep(&mut self, staged: Vec<(Uuid, Head)>) {
+        for (org_id, mut head) in staged {
+            let had_edge = self
+                .heads
+                .get(&org_id)
+                .is_some_and(|old| old.edge.is_some());
+            if had_edge {
+                self.n_edges -= 1;
+            }
+            if head.edge.is_some() {
+                if self.n_edges < MAX_KEPT_EDGES {
+                    self.n_edges += 1;
+                } else {
+                    head.edge = None;
+                }
+            }
+            self.heads.insert(org_id, head);
+        }
+    }
 }
 
 /// The writer's state: its connection, caches and the indexer it wakes.
@@ -227,7 +260,7 @@ impl Writer {
             };
             if answer.is_ok() {
                 match sp.commit() {
-                    Ok(()) => self.caches.heads.extend(staged),
+                    Ok(()) => self.caches.keep(staged),
                     Err(e) => {
                         caches_dirty = true;
                         answers.push(answer.into_failure(backend(e)));
@@ -502,7 +535,7 @@ fn append(
         events.push(event);
         leaves.push(Hash(leaf));
     }
-    write_log(conn, &events, &leaves, &heads)?;
+    write_log(conn, &events, &leaves, &mut heads)?;
     staged.extend(heads);
     Ok(events)
 }
@@ -541,7 +574,7 @@ fn restore(
         }
     }
     let leaves: Vec<Hash> = events.iter().map(|e| Hash(chain::leaf_hash(e))).collect();
-    write_log(conn, events, &leaves, &heads)?;
+    write_log(conn, events, &leaves, &mut heads)?;
     staged.extend(heads);
     Ok(())
 }
@@ -560,7 +593,7 @@ fn resolve_heads(
             continue;
         }
         let head = match caches.heads.get(&org_id) {
-            Some(head) => *head,
+            Some(head) => head.clone(),
             None => load_head(conn, org_id)?.ok_or(StoreError::UnknownOrg(org_id))?,
         };
         heads.insert(org_id, head);
@@ -576,7 +609,7 @@ fn write_log(
     conn: &Connection,
     events: &[Event],
     leaves: &[Hash],
-    heads: &HashMap<Uuid, Head>,
+    heads: &mut HashMap<Uuid, Head>,
 ) -> Result<(), StoreError> {
     let mut insert = conn.prepare_cached(log_row::INSERT).map_err(backend)?;
     let mut meta = Vec::with_capacity(512);
@@ -596,9 +629,11 @@ fn write_log(
         by_org.entry(event.org_id).or_default().push(*leaf);
     }
     for (org_id, org_leaves) in &by_org {
-        let head = &heads[org_id];
+        let head = heads
+            .get_mut(org_id)
+            .expect("every event's head was resolved");
         let size = head.tip.seq - org_leaves.len() as u64;
-        tree::grow(conn, head.org_key, size, org_leaves)?;
+        tree::grow(conn, head.org_key, size, org_leaves, &mut head.edge)?;
     }
     let mut set_head = conn
         .prepare_cached("UPDATE orgs SET head_seq = ?2, head_hash = ?3 WHERE org_key = ?1")
@@ -651,6 +686,7 @@ fn load_head(conn: &Connection, org_id: Uuid) -> Result<Option<Head>, StoreError
         .map(|bytes| Uuid::from_slice(&bytes).map_err(|_| corrupt("malformed last event id")))
         .transpose()?;
     Ok(Some(Head {
+        edge: None,
         org_key,
         tip: ChainTip {
             org_id,
