@@ -93,27 +93,22 @@ const MAX_KEPT_EDGES: usize = 1024;
 #[derive(Default)]
 struct Caches {
     heads: HashMap<Uuid, Head>,
-    /// How many of `heads` keep their tree's edge.
-    n_edges: usize,
+    /// The tree edges the writer keeps, by organization (at most [`MAX_KEPT_EDGES`]). An
+    /// append takes its organization's edge out (no copy of its tiles) and [`Caches::keep`]
+    /// puts the grown one back once the request's savepoint committed; a request that fails
+    /// loses it, and the next append reads the tiles again.
+    edges: std::cell::RefCell<HashMap<Uuid, Box<auditlog_core::tree::RightEdge>>>,
 }
 
 impl Caches {
-    /// Keeps committed heads, with their tree edges while fewer than [`MAX_KEPT_EDGES`] are
-    /// kept (beyond, an append reads the edge from the tiles again).
+    /// Keeps committed heads, and their grown tree edges while fewer than
+    /// [`MAX_KEPT_EDGES`] are kept (beyond, an append reads the edge from the tiles again).
     fn keep(&mut self, staged: Vec<(Uuid, Head)>) {
+        let edges = self.edges.get_mut();
         for (org_id, mut head) in staged {
-            let had_edge = self
-                .heads
-                .get(&org_id)
-                .is_some_and(|old| old.edge.is_some());
-            if had_edge {
-                self.n_edges -= 1;
-            }
-            if head.edge.is_some() {
-                if self.n_edges < MAX_KEPT_EDGES {
-                    self.n_edges += 1;
-                } else {
-                    head.edge = None;
+            if let Some(edge) = head.edge.take() {
+                if edges.len() < MAX_KEPT_EDGES || edges.contains_key(&org_id) {
+                    edges.insert(org_id, edge);
                 }
             }
             self.heads.insert(org_id, head);
@@ -593,7 +588,10 @@ fn resolve_heads(
             continue;
         }
         let head = match caches.heads.get(&org_id) {
-            Some(head) => head.clone(),
+            Some(head) => Head {
+                edge: caches.edges.borrow_mut().remove(&org_id),
+                ..head.clone()
+            },
             None => load_head(conn, org_id)?.ok_or(StoreError::UnknownOrg(org_id))?,
         };
         heads.insert(org_id, head);
