@@ -13,9 +13,10 @@ use crate::backend;
 /// The statement that appends a row; bound by [`insert`].
 pub const INSERT: &str = "INSERT INTO log (org_key, seq, id, occurred_at, created_at, action_key,
         action_verb, actor_id, actor_email, actor_name, actor_type, target_id, target_email,
-        target_name, target_type, service_name, ip, user_agent, request_id, meta, hash, salts)
+        target_name, target_type, service_name, ip, user_agent, request_id, meta, hash, salts,
+        leaf)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22)";
+            ?19, ?20, ?21, ?22, ?23)";
 
 /// The columns [`decode`] reads, for a `SELECT` from `log l`: `lsn` and `org_key` first.
 pub const COLUMNS: &str = "l.lsn, l.org_key, l.seq, l.id, l.occurred_at, l.created_at,
@@ -23,11 +24,14 @@ pub const COLUMNS: &str = "l.lsn, l.org_key, l.seq, l.id, l.occurred_at, l.creat
     l.target_id, l.target_email, l.target_name, l.target_type, l.service_name, l.ip,
     l.user_agent, l.request_id, l.meta, l.hash, l.salts";
 
-/// Appends one event of the organization `org_key`; `meta` is a reused buffer.
+/// Appends one event of the organization `org_key` with its leaf hash in the organization's
+/// Merkle tree (`crate::tree` reads the leaves of a partial tile from here); `meta` is a
+/// reused buffer.
 pub fn insert(
     stmt: &mut CachedStatement<'_>,
     org_key: i64,
     event: &Event,
+    leaf: &[u8; 32],
     meta: &mut Vec<u8>,
 ) -> Result<(), StoreError> {
     let body = &event.body;
@@ -64,6 +68,7 @@ pub fn insert(
         (!meta.is_empty()).then_some(meta),
         event.hash.as_slice(),
         entry::encode_salts(&event.entry, &body.personal_meta),
+        leaf.as_slice(),
     ])
     .map_err(backend)?;
     Ok(())

@@ -247,6 +247,10 @@ DROP TABLE strings;
 const V3: &str = r#"
 -- A version-2 entry's salts (auditlog_core::entry::encode_salts); NULL for version 1.
 ALTER TABLE log ADD COLUMN salts BLOB;
+-- The event's leaf hash in its organization's Merkle tree: the partial level-0 tile of an
+-- organization is read from here (the tree module says why). Set by the migration for the
+-- events of each partial tile, and by every append.
+ALTER TABLE log ADD COLUMN leaf BLOB;
 
 CREATE TABLE tiles (
     org_key INTEGER NOT NULL,
@@ -256,8 +260,8 @@ CREATE TABLE tiles (
     PRIMARY KEY (org_key, level, idx)
 );
 
--- The partial tile at the right edge of each level, 32 hashes a row (the tree module says
--- why); a tile that fills moves to `tiles`.
+-- The partial tile at the right edge of each level above 0, 32 hashes a row (the tree
+-- module says why); a tile that fills moves to `tiles`.
 CREATE TABLE tile_chunks (
     org_key INTEGER NOT NULL,
     level   INTEGER NOT NULL,

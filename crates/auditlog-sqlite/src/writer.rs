@@ -611,14 +611,14 @@ fn write_log(
 ) -> Result<(), StoreError> {
     let mut insert = conn.prepare_cached(log_row::INSERT).map_err(backend)?;
     let mut meta = Vec::with_capacity(512);
-    for event in events {
+    for (event, leaf) in events.iter().zip(leaves) {
         let head = &heads[&event.org_id];
         if event.seq > MAX_SEQ || head.org_key > MAX_ORG_KEY {
             return Err(StoreError::Backend(
                 "organization sequence space exhausted".into(),
             ));
         }
-        log_row::insert(&mut insert, head.org_key, event, &mut meta)?;
+        log_row::insert(&mut insert, head.org_key, event, &leaf.0, &mut meta)?;
     }
     // Each organization's leaves, in seq order (the events of one organization are), grow its
     // tree from the size it had before them.

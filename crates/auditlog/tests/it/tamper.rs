@@ -354,20 +354,10 @@ fn a_rewritten_leaf_with_every_signed_checkpoint_removed_is_caught_by_a_saved_ch
     // would), and the store's own tree checkpoints are deleted so that it cannot notice.
     let db = env.open_db();
     let org_key = pos(&db, "acme", 1) >> 40;
-    // 50 leaves: the partial tile's second chunk holds leaves 32..49.
-    let mut chunk: Vec<u8> = db
-        .query_row(
-            "SELECT hashes FROM tile_chunks
-             WHERE org_key = ?1 AND level = 0 AND idx = 0 AND chunk = 1",
-            [org_key],
-            |row| row.get(0),
-        )
-        .expect("acme's partial tile");
-    chunk[17 * 32..18 * 32].fill(0);
+    // 50 leaves: the partial tile is its events' `leaf` column.
     db.execute(
-        "UPDATE tile_chunks SET hashes = ?2
-         WHERE org_key = ?1 AND level = 0 AND idx = 0 AND chunk = 1",
-        rusqlite::params![org_key, chunk],
+        "UPDATE log SET leaf = zeroblob(32) WHERE org_key = ?1 AND seq = 50",
+        [org_key],
     )
     .expect("rewrite a leaf");
     db.execute("DELETE FROM tree_checkpoints WHERE org_key = ?1", [org_key])
