@@ -324,16 +324,19 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, BundleError> {
     Ok(entries)
 }
 
-/// A [`HashReader`] over tiles a verifier fetched: it answers any stored hash of the tree those
-/// tiles cover, computing hashes between tile levels from the tile below.
+/// A [`HashReader`] over tiles (fetched by a verifier, or read by a store): it answers any
+/// stored hash of the tree those tiles cover. Each tile's complete subtrees are hashed once,
+/// when it is added, so that every hash a root or proof asks for is then a lookup (an export
+/// proves thousands of events against the same few tiles).
 ///
 /// It checks only the tiles' lengths, not their content: a root or proof computed through it
 /// means something once it is compared with a signed checkpoint's root (a proof verified
 /// against that root authenticates the hashes that went into it).
 #[derive(Clone, Debug, Default)]
 pub struct TileHashReader {
-    // Per (level, index), the widest copy given: a full tile supersedes its partial versions.
-    tiles: BTreeMap<(u8, u64), Vec<Hash>>,
+    // Per (level, index), the widest copy given (a full tile supersedes its partial
+    // versions): its hashes, then each level of complete subtrees above them in the tile.
+    tiles: BTreeMap<(u8, u64), Vec<Vec<Hash>>>,
 }
 
 /// Why a [`TileHashReader`] could not answer.
@@ -350,7 +353,7 @@ impl TileHashReader {
         TileHashReader::default()
     }
 
-    /// Adds a fetched tile's bytes, which must be exactly `32 · width` long.
+    /// Adds a tile's bytes, which must be exactly `32 · width` long.
     pub fn insert(&mut self, tile: Tile, bytes: &[u8]) -> Result<(), TileDataError> {
         let expected = usize::from(tile.width) * HASH_SIZE;
         if bytes.len() != expected {
@@ -360,32 +363,37 @@ impl TileHashReader {
                 found: bytes.len(),
             });
         }
-        let hashes: Vec<Hash> = bytes
+        let slot = self.tiles.entry((tile.level, tile.index)).or_default();
+        if slot
+            .first()
+            .is_some_and(|hashes| hashes.len() >= usize::from(tile.width))
+        {
+            return Ok(());
+        }
+        let mut rows: Vec<Vec<Hash>> = vec![bytes
             .chunks_exact(HASH_SIZE)
             .map(|c| Hash::from_slice(c).expect("chunks of 32 bytes"))
-            .collect();
-        let slot = self.tiles.entry((tile.level, tile.index)).or_default();
-        if hashes.len() > slot.len() {
-            *slot = hashes;
+            .collect()];
+        while let Some(row) = rows.last().filter(|row| row.len() > 1) {
+            let up = row
+                .chunks_exact(2)
+                .map(|pair| node_hash(&pair[0], &pair[1]))
+                .collect();
+            rows.push(up);
         }
+        *slot = rows;
         Ok(())
     }
 
     fn hash(&self, at: HashIndex) -> Option<Hash> {
         let level = at.level / TILE_HEIGHT;
-        let below = u32::from(at.level % TILE_HEIGHT);
-        let first = at.index.checked_mul(1 << below)?;
-        let tile = self.tiles.get(&(level, first >> TILE_HEIGHT))?;
-        let start = (first % u64::from(TILE_WIDTH)) as usize;
-        let mut row: Vec<Hash> = tile.get(start..start + (1 << below))?.to_vec();
-        // A complete subtree of height `below` over hashes of the tile's level: hash pairs up.
-        while row.len() > 1 {
-            row = row
-                .chunks_exact(2)
-                .map(|pair| node_hash(&pair[0], &pair[1]))
-                .collect();
-        }
-        row.first().copied()
+        let above = u32::from(at.level % TILE_HEIGHT);
+        // Hashes of tree level `at.level` per tile: 256 >> above.
+        let per_tile = u64::from(TILE_WIDTH) >> above;
+        let rows = self.tiles.get(&(level, at.index / per_tile))?;
+        rows.get(above as usize)?
+            .get((at.index % per_tile) as usize)
+            .copied()
     }
 }
 

@@ -9,10 +9,8 @@
 //! events. Nothing else is kept: the frontier (the right edge's subtree roots) is recomputed
 //! from those tiles each time, so there is no second copy to disagree with them.
 
-use std::collections::HashMap;
-
-use crate::merkle::{node_hash, Frontier, Hash, HashIndex, HashReader, HASH_SIZE};
-use crate::tiles::{Tile, TileDataError, TileHashReader, TileReadError, TILE_HEIGHT, TILE_WIDTH};
+use crate::merkle::{Frontier, Hash, HashIndex, HASH_SIZE};
+use crate::tiles::{Tile, TileDataError, TileHashReader, TILE_HEIGHT, TILE_WIDTH};
 
 /// The partial tiles of a tree of `size` leaves, lowest level first: the rightmost tile of
 /// each level whose hash count is not a multiple of 256. Together they hold every hash of the
@@ -180,68 +178,22 @@ pub fn tiles_for(indexes: &[HashIndex], size: u64) -> Vec<Tile> {
 }
 
 /// A reader over stored tiles for a tree of `size` leaves: each stored tile is cut to the
-/// width that tree gives it (stored tiles may have grown since), and every complete subtree
-/// inside a tile is hashed once, up front, so that each hash a proof asks for is a lookup.
-/// (A reader that hashed on demand would redo up to 127 hashes for a sibling seven levels
-/// above a tile's base, for every proof: exports prove thousands of events per page.)
+/// width that tree gives it (stored tiles may have grown since).
 pub fn reader_for(
     size: u64,
     tiles: &[Tile],
     stored: &[Option<Vec<u8>>],
-) -> Result<StoredTiles, TreeUpdateError> {
-    let mut reader = StoredTiles::default();
+) -> Result<TileHashReader, TreeUpdateError> {
+    let mut reader = TileHashReader::new();
     for (tile, bytes) in tiles.iter().zip(stored) {
         let needed = usize::from(tile.width()) * HASH_SIZE;
         let bytes = bytes
             .as_deref()
             .filter(|bytes| bytes.len() >= needed)
             .ok_or_else(|| TreeUpdateError::MissingTile(tile.path(), size))?;
-        let mut rows: Vec<Vec<Hash>> = vec![bytes[..needed]
-            .chunks_exact(HASH_SIZE)
-            .map(|c| Hash::from_slice(c).expect("chunks of 32 bytes"))
-            .collect()];
-        while rows.last().is_some_and(|row| row.len() > 1) {
-            let row = rows.last().expect("checked above");
-            let up: Vec<Hash> = row
-                .chunks_exact(2)
-                .map(|pair| node_hash(&pair[0], &pair[1]))
-                .collect();
-            rows.push(up);
-        }
-        reader.tiles.insert((tile.level(), tile.index()), rows);
+        reader.insert(*tile, &bytes[..needed])?;
     }
     Ok(reader)
-}
-
-/// Stored tiles with every complete subtree inside each one hashed ([`reader_for`]).
-#[derive(Debug, Default, Clone)]
-pub struct StoredTiles {
-    /// Per tile: its hashes, then each level above them within the tile.
-    tiles: HashMap<(u8, u64), Vec<Vec<Hash>>>,
-}
-
-impl StoredTiles {
-    fn hash(&self, at: HashIndex) -> Option<Hash> {
-        let level = at.level / TILE_HEIGHT;
-        let above = u32::from(at.level % TILE_HEIGHT);
-        // Hashes of tree level `at.level` per tile: 256 >> above.
-        let per_tile = u64::from(TILE_WIDTH) >> above;
-        let rows = self.tiles.get(&(level, at.index / per_tile))?;
-        rows.get(above as usize)?
-            .get((at.index % per_tile) as usize)
-            .copied()
-    }
-}
-
-impl HashReader for StoredTiles {
-    type Error = TileReadError;
-
-    fn read_hashes(&self, indexes: &[HashIndex]) -> Result<Vec<Hash>, TileReadError> {
-        indexes
-            .iter()
-            .map(|&at| self.hash(at).ok_or(TileReadError::Missing(at)))
-            .collect()
-    }
 }
 
 #[cfg(test)]

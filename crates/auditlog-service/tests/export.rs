@@ -2,6 +2,8 @@
 //! kind of tampering with a file is caught and named, CSV cells never run as formulas, and
 //! jobs complete, survive a dead runner and expire.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,14 +18,15 @@ use auditlog_core::wire::EventRecord;
 use auditlog_core::{Catalog, NewEvent, Timestamp};
 use auditlog_service::access::Actor;
 use auditlog_service::export::{write_export, ExportRequest, EXPORT_REQUESTED};
-use auditlog_service::grant::{Operator, ReadableOrg};
+use auditlog_service::grant::ReadableOrg;
 use auditlog_service::jobs::{ExportJobs, SubmitError};
 use auditlog_service::Service;
 use auditlog_sqlite::SqliteStore;
-use auditlog_store::{ExportJob, JobStatus, NewOrg, Org, Store};
+use auditlog_store::{ExportJob, JobStatus, Org, Store};
 use base64::Engine;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde_json::{json, Value};
+use support::create_org;
 use tempfile::TempDir;
 use uuid::Uuid;
 
@@ -84,27 +87,6 @@ impl Env {
         };
         String::from_utf8(self.export(&request).await).unwrap()
     }
-}
-
-/// A new enrolled organization, as the operator sees it.
-async fn create_org(service: &Service, name: &str) -> ReadableOrg {
-    let operator = Operator::at_the_command_line();
-    service
-        .create_org(
-            &operator,
-            NewOrg {
-                name: name.into(),
-                display_name: name.into(),
-                audit_logs_enabled: true,
-            },
-        )
-        .await
-        .unwrap();
-    service
-        .operator_org(&operator, name)
-        .await
-        .unwrap()
-        .expect("the organization was just created")
 }
 
 /// Varied events: several actions and actors, optional fields present and absent, nested

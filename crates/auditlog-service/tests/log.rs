@@ -4,6 +4,8 @@
 //! give the signed root; a tree rewritten under the store is never signed; bad tile paths and
 //! sizes are refused by name.
 
+mod support;
+
 use std::sync::Arc;
 
 use auditlog_core::chain::leaf_hash;
@@ -11,12 +13,13 @@ use auditlog_core::merkle::{tree_root, verify_consistency, verify_inclusion, Has
 use auditlog_core::note::{Checkpoint, NoteVerifier};
 use auditlog_core::tiles::{tiles_for_size, TileHashReader};
 use auditlog_core::{Catalog, Event, NewEvent};
-use auditlog_service::grant::{Operator, ReadableOrg};
+use auditlog_service::grant::ReadableOrg;
 use auditlog_service::log::LogError;
 use auditlog_service::Service;
 use auditlog_sqlite::SqliteStore;
-use auditlog_store::{NewOrg, Store};
+use auditlog_store::Store;
 use ed25519_dalek::SigningKey;
+use support::create_org;
 use tempfile::TempDir;
 
 struct Env {
@@ -88,26 +91,6 @@ impl Env {
         );
         checkpoint
     }
-}
-
-async fn create_org(service: &Service, name: &str) -> ReadableOrg {
-    let operator = Operator::at_the_command_line();
-    service
-        .create_org(
-            &operator,
-            NewOrg {
-                name: name.into(),
-                display_name: name.into(),
-                audit_logs_enabled: true,
-            },
-        )
-        .await
-        .unwrap();
-    service
-        .operator_org(&operator, name)
-        .await
-        .unwrap()
-        .expect("the organization was just created")
 }
 
 fn events(n: u64) -> Vec<NewEvent> {

@@ -240,9 +240,10 @@ DROP TABLE strings;
 "#;
 
 /// Version 3: each organization's Merkle tree (docs/log-format.md), and the salts of
-/// version-2 entries beside each event. `tiles` holds every full tile and `tile_chunks` the
-/// partial one of each level (C2SP tlog-tiles: up to 256 hashes of one tree level, 32 bytes
-/// each), grown by the writer in the transaction that stores the events; `tree_checkpoints` the signed notes of the
+/// version-2 entries beside each event. `tiles` holds the tiles (C2SP tlog-tiles: up to 256
+/// hashes of one tree level, 32 bytes each) but each organization's partial level-0 one,
+/// which is its events' `leaf`; the writer grows them in the transaction that stores the
+/// events; `tree_checkpoints` the signed notes of the
 /// tree's sizes. Migrating builds the tiles of the events already stored.
 const V3: &str = r#"
 -- A version-2 entry's salts (auditlog_core::entry::encode_salts); NULL for version 1.
@@ -259,17 +260,6 @@ CREATE TABLE tiles (
     hashes  BLOB NOT NULL,
     PRIMARY KEY (org_key, level, idx)
 );
-
--- The partial tile at the right edge of each level above 0, 32 hashes a row (the tree
--- module says why); a tile that fills moves to `tiles`.
-CREATE TABLE tile_chunks (
-    org_key INTEGER NOT NULL,
-    level   INTEGER NOT NULL,
-    idx     INTEGER NOT NULL,
-    chunk   INTEGER NOT NULL,
-    hashes  BLOB NOT NULL,
-    PRIMARY KEY (org_key, level, idx, chunk)
-) WITHOUT ROWID;
 
 CREATE TABLE tree_checkpoints (
     org_key INTEGER NOT NULL,

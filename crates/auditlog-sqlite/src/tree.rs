@@ -2,16 +2,15 @@
 //! transaction that stores the events, and its signed checkpoints (`tree_checkpoints`). The
 //! tree logic itself is `auditlog_core::tree`'s; this module only reads and writes rows.
 //!
-//! A full tile is one row of `tiles`, written once. The partial level-0 tile of an
-//! organization is not stored as such: its hashes are the leaf hashes every `log` row keeps
-//! (`leaf`), written with the event, and read back from there. Writing that tile at every
-//! commit, even 1 KiB of it, dirtied a page of its own per organization per commit beside the
-//! log's appended pages: batches spread over a hundred organizations wrote several times
-//! more WAL than their events and took half as long again to commit. The partial tiles of
-//! the levels above change once per 256 events of the level below; they are kept in
-//! `tile_chunks`, 32 hashes (1 KiB) a row, an append rewriting only the chunk it extends.
+//! Each tile is one row of `tiles`, except an organization's partial level-0 tile, which is
+//! not stored as such: its hashes are the leaf hashes every `log` row keeps (`leaf`),
+//! written with the event, and read back from there. Writing that tile at every commit, even
+//! 1 KiB of it, dirtied a page of its own per organization per commit beside the log's
+//! appended pages: batches spread over a hundred organizations wrote several times more WAL
+//! than their events and took half as long again to commit. The partial tiles of the levels
+//! above change once per 256 events of the level below, so rewriting them whole costs little.
 
-use auditlog_core::merkle::{Hash, HASH_SIZE};
+use auditlog_core::merkle::Hash;
 use auditlog_core::tiles::Tile;
 use auditlog_core::tree::RightEdge;
 use auditlog_core::{chain, tree};
@@ -20,14 +19,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{backend, log_row};
 
-/// Hashes per row of `tile_chunks`.
-const CHUNK_HASHES: usize = 32;
-/// Bytes per row of `tile_chunks`.
-const CHUNK_BYTES: usize = CHUNK_HASHES * HASH_SIZE;
-
 /// Appends `leaves` (in `seq` order) to the tree of the organization `org_key`, which holds
-/// `size` leaves, and writes what changed: a tile that became full as one row (its chunks
-/// deleted), a partial one by the chunks it grew into. `kept` is the tree's right edge as the
+/// `size` leaves, and writes every tile that changed but the partial level-0 one (whose
+/// hashes are its events' `leaf`). `kept` is the tree's right edge as the
 /// writer keeps it: used when it is of `size` leaves (else the edge is read from the tiles),
 /// and left at the grown tree.
 pub fn grow(
@@ -59,66 +53,31 @@ pub fn grow(
     };
     let changed = right.grow(leaves);
     *kept = Some(right);
-    let mut put_full = conn
+    let mut put = conn
         .prepare_cached(
             "INSERT INTO tiles (org_key, level, idx, hashes) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (org_key, level, idx) DO UPDATE SET hashes = excluded.hashes",
         )
         .map_err(backend)?;
-    let mut drop_chunks = conn
-        .prepare_cached("DELETE FROM tile_chunks WHERE org_key = ?1 AND level = ?2 AND idx = ?3")
-        .map_err(backend)?;
-    let mut put_chunk = conn
-        .prepare_cached(
-            "INSERT INTO tile_chunks (org_key, level, idx, chunk, hashes) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (org_key, level, idx, chunk) DO UPDATE SET hashes = excluded.hashes",
-        )
-        .map_err(backend)?;
     for (tile, bytes) in changed {
-        let (level, index) = (tile.level(), tile.index() as i64);
-        if level == 0 && !tile.is_full() {
-            // Its hashes are the `leaf` of its events' rows.
+        if tile.level() == 0 && !tile.is_full() {
             continue;
         }
-        if tile.is_full() {
-            put_full
-                .execute(params![org_key, level, index, bytes])
-                .map_err(backend)?;
-            drop_chunks
-                .execute(params![org_key, level, index])
-                .map_err(backend)?;
-            continue;
-        }
-        // The chunks from the one the stored width ends in: earlier ones are unchanged.
-        let stored_width = edge
-            .iter()
-            .find(|t| t.level() == level && t.index() == tile.index())
-            .map_or(0, |t| usize::from(t.width()));
-        let first = stored_width / CHUNK_HASHES;
-        for (chunk, part) in bytes.chunks(CHUNK_BYTES).enumerate().skip(first) {
-            put_chunk
-                .execute(params![org_key, level, index, chunk as i64, part])
-                .map_err(backend)?;
-        }
+        put.execute(params![org_key, tile.level(), tile.index() as i64, bytes])
+            .map_err(backend)?;
     }
     Ok(())
 }
 
-/// The stored bytes of each tile asked for, in order (`None` when not stored): a full tile's
-/// row, or a partial tile's chunks joined.
+/// The stored bytes of each tile asked for, in order (`None` when not stored): its row, or
+/// for the partial level-0 tile its events' leaves.
 pub fn read_tiles(
     conn: &Connection,
     org_key: i64,
     tiles: &[(u8, u64)],
 ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-    let mut full = conn
+    let mut stored = conn
         .prepare_cached("SELECT hashes FROM tiles WHERE org_key = ?1 AND level = ?2 AND idx = ?3")
-        .map_err(backend)?;
-    let mut chunks = conn
-        .prepare_cached(
-            "SELECT hashes FROM tile_chunks WHERE org_key = ?1 AND level = ?2 AND idx = ?3
-             ORDER BY chunk",
-        )
         .map_err(backend)?;
     let mut leaves = conn
         .prepare_cached(
@@ -133,7 +92,7 @@ pub fn read_tiles(
             let Ok(index) = i64::try_from(index) else {
                 return Ok(None);
             };
-            if let Some(bytes) = full
+            if let Some(bytes) = stored
                 .query_row(params![org_key, level, index], |row| {
                     row.get::<_, Vec<u8>>(0)
                 })
@@ -142,13 +101,13 @@ pub fn read_tiles(
             {
                 return Ok(Some(bytes));
             }
-            let mut joined: Vec<u8> = Vec::new();
-            let mut rows = if level == 0 {
-                leaves.query(params![org_key, index.saturating_mul(256)])
-            } else {
-                chunks.query(params![org_key, level, index])
+            if level != 0 {
+                return Ok(None);
             }
-            .map_err(backend)?;
+            let mut joined: Vec<u8> = Vec::new();
+            let mut rows = leaves
+                .query(params![org_key, index.saturating_mul(256)])
+                .map_err(backend)?;
             while let Some(row) = rows.next().map_err(backend)? {
                 let part = row.get_ref(0).map_err(backend)?;
                 // A leaf the log lacks (an event stored before the tree) ends the tile there:
