@@ -28,6 +28,8 @@ const USAGE: &str = "usage: cargo bench -p auditlog-bench --bench store -- \
   --seed N         seed of the generated history (default 42)
   --data-dir PATH  keep the store in PATH instead of a temporary directory
   --query-runs N   timed runs per query (default 200; more for profiling)
+  --proven-export FILE  write the largest organization's export with proofs to FILE (and
+                   its verifier key to FILE.vkey) for checking with another verifier
   --database-url URL  measure PostgreSQL (an empty database) instead of SQLite";
 
 struct Args {
@@ -42,6 +44,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut data_dir = None;
     let mut database_url = None;
     let mut query_runs = None;
+    let mut proven_export = None;
     let mut bench_mode = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -75,6 +78,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             }
             "--data-dir" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
             "--database-url" => database_url = Some(value("--database-url")?),
+            "--proven-export" => proven_export = Some(PathBuf::from(value("--proven-export")?)),
             "--query-runs" => {
                 let text = value("--query-runs")?;
                 query_runs = Some(
@@ -100,6 +104,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     if let Some(runs) = query_runs {
         config.query_runs = runs;
     }
+    config.proven_export = proven_export;
     if config.n_events == 0 {
         return Err("--events must be at least 1".to_string());
     }

@@ -67,6 +67,10 @@ pub struct BenchConfig {
     /// Where to keep the [`Baseline`] measured beside the store (its own file), or `None` to
     /// measure the store alone.
     pub baseline_dir: Option<PathBuf>,
+    /// Where to write the largest organization's export with proofs (JSON Lines) instead of
+    /// discarding it, with the verifier key beside it (`FILE.vkey`), for checking it with
+    /// another verifier; the timed export then includes writing the file.
+    pub proven_export: Option<PathBuf>,
 }
 
 impl BenchConfig {
@@ -87,6 +91,7 @@ impl BenchConfig {
             query_budget: Duration::from_secs(30),
             deep_page_depth: 500_000,
             baseline_dir: None,
+            proven_export: None,
         }
     }
 
@@ -945,11 +950,26 @@ pub async fn run(
     let started = Instant::now();
     // The writer's progress callback must be Send; the report's is not, so it is told once
     // the export is done.
+    let out: Box<dyn std::io::Write + Send> = match &config.proven_export {
+        Some(path) => {
+            let failed = |e: std::io::Error| {
+                StoreError::Backend(format!("--proven-export {}: {e}", path.display()))
+            };
+            let mut vkey = path.clone().into_os_string();
+            vkey.push(".vkey");
+            std::fs::write(&vkey, format!("{}\n", service.note_verifier().to_vkey()))
+                .map_err(failed)?;
+            Box::new(std::io::BufWriter::new(
+                std::fs::File::create(path).map_err(failed)?,
+            ))
+        }
+        None => Box::new(std::io::sink()),
+    };
     let summary = write_export(
         &service,
         &readable,
         &ExportRequest::default(),
-        std::io::sink(),
+        out,
         |_, _, _| {},
     )
     .await

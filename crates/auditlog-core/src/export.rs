@@ -420,6 +420,7 @@ fn read_proof_cell(cell: &str) -> Result<InclusionProofWire, String> {
     Ok(InclusionProofWire {
         leaf_index,
         tree_size,
+        leaf_hash: None,
         hashes: parts.map(str::to_string).collect(),
     })
 }
@@ -1117,6 +1118,13 @@ impl Walk {
                 seq - 1
             )));
         }
+        if let Some(carried_leaf) = &proof.leaf_hash {
+            if *carried_leaf != base64::engine::general_purpose::STANDARD.encode(leaf.as_bytes()) {
+                return Err(invalid(format!(
+                    "gives the leaf hash {carried_leaf:?}, not the one the event's fields hash to"
+                )));
+            }
+        }
         let hashes = proof
             .hashes
             .iter()
@@ -1396,6 +1404,7 @@ mod tests {
             inclusion_proof: Some(InclusionProofWire {
                 leaf_index: 0,
                 tree_size: 3,
+                leaf_hash: None,
                 hashes: vec!["A".repeat(43) + "=", "B".repeat(43) + "="],
             }),
             entry: Some(crate::wire::EntryWire {

@@ -179,6 +179,12 @@ pub struct InclusionProofWire {
     pub leaf_index: u64,
     /// Leaves in the tree the proof leads to.
     pub tree_size: u64,
+    /// The event's leaf hash, in standard base64: what a standard RFC 9162 verifier (Go's
+    /// `tlog.CheckRecord`, say) needs besides the path, without knowing how an entry is
+    /// encoded. JSON Lines exports carry it; `auditlog verify` recomputes it from the event's
+    /// fields and requires the two to match. Absent from CSV cells and from older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_hash: Option<String>,
     /// The audit path.
     pub hashes: Vec<String>,
 }

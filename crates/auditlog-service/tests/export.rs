@@ -711,8 +711,12 @@ async fn a_consistently_rewritten_chain_fails_at_the_signed_hash() {
         let prev =
             auditlog_core::chain::decode_hex_array::<32>(record.prev_hash.as_deref().unwrap())
                 .unwrap();
-        let hash = chain_hash(&prev, &leaf_hash(&record.to_event().unwrap()));
+        let leaf = leaf_hash(&record.to_event().unwrap());
+        let hash = chain_hash(&prev, &leaf);
         record.hash = hex::encode(hash);
+        // The leaf hash the proof carries too, or the edit shows at once.
+        record.inclusion_proof.as_mut().unwrap().leaf_hash =
+            Some(base64::engine::general_purpose::STANDARD.encode(leaf));
         previous = Some(hash);
         *line = serde_json::to_string(&record).unwrap();
     }
@@ -1087,12 +1091,24 @@ async fn a_changed_proof_or_event_names_the_first_event_whose_proof_fails() {
         matches!(&error, ExportVerifyError::InclusionProof { line: 1, .. }),
         "{error}"
     );
-    // A proof naming another leaf, a malformed hash, a proof removed: each named.
-    for (change, expected_line) in [("leaf_index", 3u64), ("hash", 3), ("removed", 3)] {
+    // A proof naming another leaf, another leaf hash, a malformed hash, a proof removed:
+    // each named.
+    let leaf_changes = [
+        ("leaf_index", 3u64),
+        ("leaf_hash", 3),
+        ("hash", 3),
+        ("removed", 3),
+    ];
+    for (change, expected_line) in leaf_changes {
         let mut edited = original.clone();
         let mut record: EventRecord = serde_json::from_str(&edited[2]).unwrap();
         match change {
             "leaf_index" => record.inclusion_proof.as_mut().unwrap().leaf_index += 1,
+            "leaf_hash" => {
+                let proof = record.inclusion_proof.as_mut().unwrap();
+                assert!(proof.leaf_hash.is_some(), "JSON Lines carries leaf hashes");
+                proof.leaf_hash = Some(base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+            }
             "hash" => record.inclusion_proof.as_mut().unwrap().hashes[0] = "not base64!".into(),
             _ => record.inclusion_proof = None,
         }

@@ -51,33 +51,75 @@ const WRITE_QUEUE: usize = 4096;
 /// its own page caches, so this bounds the store's memory as well as its threads.
 const MAX_READERS: usize = 8;
 
-/// Page-cache sizes in KiB (SQLite's `cache_size` takes a negative number as KiB). A cache
-/// only saves a copy from the operating system's page cache, which holds the files anyway,
-/// so only the indexer, whose B-tree inserts land all over its indexes, gets a large one.
-/// The whole budget is [`PAGE_CACHE_BUDGET`].
-mod cache_kib {
+/// Page-cache sizes in KiB (SQLite's `cache_size` takes a negative number as KiB), per kind
+/// of connection. A cache only saves a copy from the operating system's page cache, which
+/// holds the files anyway, so only the indexer, whose B-tree inserts land all over its
+/// indexes, gets a large one. [`CacheSizes::DEFAULT`] adds up to [`PAGE_CACHE_BUDGET`];
+/// [`SqliteOptions::page_cache_budget`] scales them all to another total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CacheSizes {
     /// The writer appends at the right edge of its B-trees: a few pages each commit.
-    pub const WRITER: i64 = 16 * 1024;
+    writer: i64,
     /// The indexer's connection to `index.db`.
-    pub const INDEXER: i64 = 64 * 1024;
+    indexer: i64,
     /// The indexer's read-only connection to the log: it reads new rows once, in order.
-    pub const INDEXER_LOG: i64 = 4 * 1024;
-    /// Each reader's cache of the log (`main`) and of `index.db` (`idx`).
-    pub const READER_LOG: i64 = 8 * 1024;
-    /// See [`READER_LOG`].
-    pub const READER_INDEX: i64 = 8 * 1024;
+    indexer_log: i64,
+    /// Each reader's cache of the log (`main`).
+    reader_log: i64,
+    /// Each reader's cache of `index.db` (`idx`).
+    reader_index: i64,
     /// The checkpointer copies WAL frames back; it needs no cache of its own.
-    pub const CHECKPOINTER: i64 = 512;
+    checkpointer: i64,
 }
 
-/// The most memory the store's SQLite page caches hold together, in bytes: what an operator
-/// plans for beside the rest of the process (docs/operations.md).
-pub const PAGE_CACHE_BUDGET: u64 = 1024
-    * (cache_kib::WRITER
-        + cache_kib::INDEXER
-        + cache_kib::INDEXER_LOG
-        + MAX_READERS as i64 * (cache_kib::READER_LOG + cache_kib::READER_INDEX)
-        + 2 * cache_kib::CHECKPOINTER) as u64;
+impl CacheSizes {
+    const DEFAULT: CacheSizes = CacheSizes {
+        writer: 16 * 1024,
+        indexer: 64 * 1024,
+        indexer_log: 4 * 1024,
+        reader_log: 8 * 1024,
+        reader_index: 8 * 1024,
+        checkpointer: 512,
+    };
+
+    /// No cache is made smaller than this (SQLite keeps at least ten pages anyway).
+    const MIN_KIB: i64 = 64;
+
+    /// The most all caches hold together, in bytes, with every reader open.
+    const fn total_bytes(&self) -> u64 {
+        1024 * (self.writer
+            + self.indexer
+            + self.indexer_log
+            + MAX_READERS as i64 * (self.reader_log + self.reader_index)
+            + 2 * self.checkpointer) as u64
+    }
+
+    /// The default sizes scaled so that they add up to `budget` bytes, each rounded down
+    /// and none below [`CacheSizes::MIN_KIB`].
+    fn within(budget: u64) -> CacheSizes {
+        let default = CacheSizes::DEFAULT;
+        let total = default.total_bytes() as u128;
+        let scale = |kib: i64| {
+            let scaled = kib as u128 * budget as u128 / total;
+            i64::try_from(scaled)
+                .unwrap_or(i64::MAX)
+                .max(CacheSizes::MIN_KIB)
+        };
+        CacheSizes {
+            writer: scale(default.writer),
+            indexer: scale(default.indexer),
+            indexer_log: scale(default.indexer_log),
+            reader_log: scale(default.reader_log),
+            reader_index: scale(default.reader_index),
+            checkpointer: scale(default.checkpointer),
+        }
+    }
+}
+
+/// The most memory the store's SQLite page caches hold together by default, in bytes: what
+/// an operator plans for beside the rest of the process (docs/operations.md), unless
+/// [`SqliteOptions::page_cache_budget`] sets another.
+pub const PAGE_CACHE_BUDGET: u64 = CacheSizes::DEFAULT.total_bytes();
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -88,6 +130,7 @@ pub struct SqliteStore {
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop_checkpointer: Arc<std::sync::atomic::AtomicBool>,
     indexer: Arc<indexer::Signal>,
+    caches: CacheSizes,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -172,12 +215,18 @@ pub struct SqliteOptions {
     /// [`SqliteStore::index_now`], which tests use to decide exactly what is indexed; reads
     /// stay correct either way.
     pub background_indexing: bool,
+    /// The most memory, in bytes, all the store's page caches hold together
+    /// ([`PAGE_CACHE_BUDGET`] by default). Each connection's share is scaled from the
+    /// default, so a smaller budget trades reads from the operating system's file cache for
+    /// a smaller process.
+    pub page_cache_budget: u64,
 }
 
 impl Default for SqliteOptions {
     fn default() -> SqliteOptions {
         SqliteOptions {
             background_indexing: true,
+            page_cache_budget: PAGE_CACHE_BUDGET,
         }
     }
 }
@@ -192,9 +241,10 @@ impl SqliteStore {
     pub fn open_with(dir: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        let caches = CacheSizes::within(options.page_cache_budget);
         let path = dir.join(DB_FILE);
         let mut conn = Connection::open(&path).map_err(backend)?;
-        configure(&conn, cache_kib::WRITER)?;
+        configure(&conn, caches.writer)?;
         schema::migrate(&mut conn)?;
         // The checkpointer, not the committing writer, copies the WAL back into the database.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
@@ -202,7 +252,7 @@ impl SqliteStore {
 
         let index_path = dir.join(INDEX_FILE);
         let mut index = Connection::open(&index_path).map_err(backend)?;
-        configure_index(&index, cache_kib::INDEXER)?;
+        configure_index(&index, caches.indexer)?;
         schema::migrate_index(&mut index)?;
         // As for the log, the checkpointer thread (below) copies the WAL back, not the
         // indexer in the middle of a batch.
@@ -217,7 +267,7 @@ impl SqliteStore {
             .spawn(move || writer.run(receiver))
             .map_err(|e| StoreError::Backend(e.to_string()))?];
         if options.background_indexing {
-            let indexer = indexer::Indexer::new(index, open_log_reader(&path)?);
+            let indexer = indexer::Indexer::new(index, open_log_reader(&path, caches.indexer_log)?);
             let indexer_signal = Arc::clone(&signal);
             threads.push(
                 std::thread::Builder::new()
@@ -238,7 +288,7 @@ impl SqliteStore {
             (&index_path, configure_index),
         ] {
             let conn = Connection::open(file).map_err(backend)?;
-            configure_file(&conn, cache_kib::CHECKPOINTER)?;
+            configure_file(&conn, caches.checkpointer)?;
             let mut wal = file.clone().into_os_string();
             wal.push("-wal");
             files.push((conn, PathBuf::from(wal)));
@@ -258,7 +308,9 @@ impl SqliteStore {
                 index_path: index_path.clone(),
                 idle: Mutex::new(Vec::new()),
                 slots: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
+                caches,
             }),
+            caches,
             path,
             index_path,
             commands: Mutex::new(Some(sender)),
@@ -278,10 +330,12 @@ impl SqliteStore {
     /// indexed.
     pub async fn index_now(&self) -> Result<u64, StoreError> {
         let (path, index_path) = (self.path.clone(), self.index_path.clone());
+        let caches = self.caches;
         tokio::task::spawn_blocking(move || {
             let index = Connection::open(&index_path).map_err(backend)?;
-            configure_index(&index, cache_kib::INDEXER)?;
-            let mut indexer = indexer::Indexer::new(index, open_log_reader(&path)?);
+            configure_index(&index, caches.indexer)?;
+            let mut indexer =
+                indexer::Indexer::new(index, open_log_reader(&path, caches.indexer_log)?);
             let mut total = 0u64;
             loop {
                 let (n, _) = indexer.index_batch(indexer::MAX_BATCH)?;
@@ -403,8 +457,8 @@ impl Drop for SqliteStore {
     }
 }
 
-/// A read-only connection to the log, for an indexer.
-fn open_log_reader(path: &Path) -> Result<Connection, StoreError> {
+/// A read-only connection to the log with a page cache of `cache_kib`, for an indexer.
+fn open_log_reader(path: &Path, cache_kib: i64) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -413,7 +467,7 @@ fn open_log_reader(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    conn.execute_batch(&format!("PRAGMA cache_size = -{};", cache_kib::INDEXER_LOG))
+    conn.execute_batch(&format!("PRAGMA cache_size = -{cache_kib};"))
         .map_err(backend)?;
     Ok(conn)
 }
@@ -455,6 +509,7 @@ struct Readers {
     index_path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     slots: Arc<tokio::sync::Semaphore>,
+    caches: CacheSizes,
 }
 
 impl Readers {
@@ -469,7 +524,7 @@ impl Readers {
                 | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(backend)?;
-        configure(&conn, cache_kib::READER_LOG)?;
+        configure(&conn, self.caches.reader_log)?;
         conn.execute(
             "ATTACH DATABASE ?1 AS idx",
             [self.index_path.to_string_lossy()],
@@ -478,7 +533,7 @@ impl Readers {
         // `cache_size` is per attached file; without this `idx` would get SQLite's default.
         conn.execute_batch(&format!(
             "PRAGMA idx.cache_size = -{}; PRAGMA query_only = 1;",
-            cache_kib::READER_INDEX
+            self.caches.reader_index
         ))
         .map_err(backend)?;
         Ok(conn)
@@ -718,9 +773,10 @@ impl Store for SqliteStore {
 
     async fn rebuild_derived(&self) -> Result<(), StoreError> {
         let index_path = self.index_path.clone();
+        let cache_kib = self.caches.checkpointer;
         tokio::task::spawn_blocking(move || {
             let mut index = Connection::open(&index_path).map_err(backend)?;
-            configure_index(&index, cache_kib::CHECKPOINTER)?;
+            configure_index(&index, cache_kib)?;
             let tx = index
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(backend)?;
@@ -875,5 +931,30 @@ impl Store for SqliteStore {
     async fn expired_jobs(&self, now: Timestamp) -> Result<Vec<ExportJob>, StoreError> {
         self.with_reader(move |conn| accounts::expired_jobs(conn, now))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_caches_scale_to_the_budget_they_are_given() {
+        assert_eq!(CacheSizes::within(PAGE_CACHE_BUDGET), CacheSizes::DEFAULT);
+        for mib in [16u64, 64, 100, 1024] {
+            let budget = mib << 20;
+            let total = CacheSizes::within(budget).total_bytes();
+            // Each share is rounded down, and raised to its minimum where smaller (the two
+            // checkpointer caches, at 16 MiB): the total stays close to the budget.
+            let slack = (2 * CacheSizes::MIN_KIB as u64) << 10;
+            assert!(
+                total <= budget + slack && total + slack > budget,
+                "{mib} MiB: {total}"
+            );
+        }
+        // Below every cache's minimum, the minimums.
+        let tiny = CacheSizes::within(1);
+        assert_eq!(tiny.writer, CacheSizes::MIN_KIB);
+        assert_eq!(tiny.checkpointer, CacheSizes::MIN_KIB);
     }
 }

@@ -11,6 +11,7 @@ auditlog_conformance::conformance_tests!(async {
     let dir = tempfile::tempdir().expect("temporary directory");
     let options = SqliteOptions {
         background_indexing: false,
+        ..SqliteOptions::default()
     };
     let store = SqliteStore::open_with(dir.path(), options).expect("open store");
     (Arc::new(store) as Arc<dyn Store>, dir)

@@ -235,6 +235,7 @@ async fn reads_merge_the_unindexed_tail_at_every_split() {
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteOptions {
         background_indexing: false,
+        ..SqliteOptions::default()
     };
     let store = SqliteStore::open_with(dir.path(), options).unwrap();
     let org = create_org(&store, "acme").await;
@@ -298,6 +299,7 @@ async fn a_common_word_is_searched_block_by_block_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteOptions {
         background_indexing: false,
+        ..SqliteOptions::default()
     };
     let store = SqliteStore::open_with(dir.path(), options).unwrap();
     let org = create_org(&store, "acme").await;
@@ -369,6 +371,7 @@ async fn pages_walk_many_days_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteOptions {
         background_indexing: false,
+        ..SqliteOptions::default()
     };
     let store = SqliteStore::open_with(dir.path(), options).unwrap();
     let org = create_org(&store, "acme").await;

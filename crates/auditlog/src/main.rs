@@ -77,6 +77,18 @@ pub struct Cli {
     )]
     pub personal_meta_keys: Vec<String>,
 
+    /// The most memory, in MiB, the embedded store's page caches hold together (213 by
+    /// default; docs/operations.md, "Memory"). Smaller trades reads from the operating
+    /// system's file cache for a smaller process.
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLOG_SQLITE_CACHE_MIB",
+        value_name = "MIB",
+        value_parser = clap::value_parser!(u64).range(1..=1 << 20)
+    )]
+    pub sqlite_cache_mib: Option<u64>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

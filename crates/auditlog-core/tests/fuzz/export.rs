@@ -448,6 +448,10 @@ fn fixture() -> &'static Fixture {
                 record.inclusion_proof = Some(InclusionProofWire {
                     leaf_index: index,
                     tree_size: size,
+                    leaf_hash: Some(
+                        base64::engine::general_purpose::STANDARD
+                            .encode(leaves[index as usize].as_bytes()),
+                    ),
                     hashes: hashes
                         .iter()
                         .map(|h| base64::engine::general_purpose::STANDARD.encode(h.as_bytes()))

@@ -38,7 +38,7 @@ use auditlog_server::{AppState, ServerConfig};
 use auditlog_service::access::Actor;
 use auditlog_service::grant::{Operator, ReadableOrg};
 use auditlog_service::{IngestError, Service};
-use auditlog_sqlite::SqliteStore;
+use auditlog_sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::{Credential, NewOrg, Org, Role, Store};
 use auditlog_testkit::http::{self, Request};
 use serde_json::Value;
@@ -184,6 +184,16 @@ impl Server {
     ) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
         Server::serve(dir, Storage::Given, store, configure).await
+    }
+
+    /// A server over a SQLite store opened with `options`.
+    pub async fn start_sqlite_with(
+        options: SqliteOptions,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Server {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = Arc::new(SqliteStore::open_with(dir.path(), options).expect("open the store"));
+        Server::serve(dir, Storage::Sqlite(store.clone()), store, configure).await
     }
 
     /// A server whose data directory (the SQLite store, the key, the exports) is `dir`.
@@ -441,6 +451,23 @@ impl Call {
     pub async fn try_send(self) -> std::io::Result<Reply> {
         http::send(self.addr, &self.request).await
     }
+}
+
+/// Requests an export of `org` (the API's request body `request`) and waits for it to
+/// complete: answers the job's id.
+pub async fn export_completed(server: &Server, token: &str, org: &str, request: Value) -> String {
+    let created = server
+        .post("/api/audit-logs/export")
+        .bearer(token)
+        .org(org)
+        .json(&request)
+        .send()
+        .await
+        .expect(200)
+        .json();
+    let job = created["id"].as_str().expect("job id").to_string();
+    wait_for_export(server, token, org, &job).await;
+    job
 }
 
 /// Polls an export job until it is completed (or failed, which panics), and returns its

@@ -93,19 +93,13 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
 
     let source_context = Context {
         data_dir: from.to_path_buf(),
-        catalog: context.catalog.clone(),
         database_url: None,
-        when_key_missing: context.when_key_missing,
-        log_name: context.log_name.clone(),
-        personal_meta_keys: context.personal_meta_keys.clone(),
+        ..context.clone()
     };
     let target_context = Context {
         data_dir: from.to_path_buf(),
-        catalog: context.catalog.clone(),
         database_url: Some(args.to.clone()),
-        when_key_missing: context.when_key_missing,
-        log_name: context.log_name.clone(),
-        personal_meta_keys: context.personal_meta_keys.clone(),
+        ..context.clone()
     };
     // A migration copies rows as they are, store to store, so this command keeps the two
     // stores it opened; the services over them only verify the chains before and after.

@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _};
 use auditlog_core::{Catalog, Preset};
 use auditlog_service::grant::{Operator, ReadableOrg};
 use auditlog_service::{keys, Service};
-use auditlog_sqlite::SqliteStore;
+use auditlog_sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::Store;
 
 use crate::{Cli, Command};
@@ -28,6 +28,7 @@ pub mod serve;
 pub mod verify;
 
 /// What every subcommand may need, built from the global flags.
+#[derive(Clone)]
 pub struct Context {
     /// The data directory.
     pub data_dir: std::path::PathBuf,
@@ -41,6 +42,8 @@ pub struct Context {
     pub log_name: String,
     /// The `meta` keys holding personal data (`--personal-meta-key`).
     pub personal_meta_keys: Vec<String>,
+    /// The embedded store's page-cache budget in bytes (`--sqlite-cache-mib`).
+    pub sqlite_cache_budget: u64,
 }
 
 impl Context {
@@ -64,6 +67,9 @@ impl Context {
             database_url: cli.database_url.clone(),
             log_name: cli.log_name.clone(),
             personal_meta_keys: cli.personal_meta_keys.clone(),
+            sqlite_cache_budget: cli
+                .sqlite_cache_mib
+                .map_or(auditlog_sqlite::PAGE_CACHE_BUDGET, |mib| mib << 20),
             catalog,
             when_key_missing: if cli.new_signing_key {
                 keys::WhenMissing::CreateNew
@@ -85,7 +91,11 @@ impl Context {
             }
             Some(url) => bail!("--database-url must start with postgres:// (got {:?}); leave it out for the embedded store", url.split(':').next().unwrap_or("")),
             None => {
-                let store = SqliteStore::open(&self.data_dir)
+                let options = SqliteOptions {
+                    page_cache_budget: self.sqlite_cache_budget,
+                    ..SqliteOptions::default()
+                };
+                let store = SqliteStore::open_with(&self.data_dir, options)
                     .with_context(|| format!("cannot open the store in {}", self.data_dir.display()))?;
                 Ok(Arc::new(store))
             }
