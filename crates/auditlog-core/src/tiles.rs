@@ -335,8 +335,45 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, BundleError> {
 #[derive(Clone, Debug, Default)]
 pub struct TileHashReader {
     // Per (level, index), the widest copy given (a full tile supersedes its partial
-    // versions): its hashes, then each level of complete subtrees above them in the tile.
-    tiles: BTreeMap<(u8, u64), Vec<Vec<Hash>>>,
+    // versions), hashed.
+    tiles: BTreeMap<(u8, u64), HashedTile>,
+}
+
+/// A tile's hashes with every level of complete subtrees above them in the tile, computed
+/// once: what a [`TileHashReader`] reads proofs from. A tile of a given width never changes
+/// (a log only grows), so one computed for a tree serves every later tree that holds the tile
+/// at that width; cloning one shares it.
+#[derive(Clone, Debug)]
+pub struct HashedTile {
+    tile: Tile,
+    rows: std::sync::Arc<Vec<Vec<Hash>>>,
+}
+
+impl HashedTile {
+    /// Hashes a tile's bytes, which must be exactly `32 · width` long.
+    pub fn new(tile: Tile, bytes: &[u8]) -> Result<HashedTile, TileDataError> {
+        check_tile_length(tile, bytes)?;
+        let mut rows: Vec<Vec<Hash>> = vec![bytes
+            .chunks_exact(HASH_SIZE)
+            .map(|c| Hash::from_slice(c).expect("chunks of 32 bytes"))
+            .collect()];
+        while let Some(row) = rows.last().filter(|row| row.len() > 1) {
+            let up = row
+                .chunks_exact(2)
+                .map(|pair| node_hash(&pair[0], &pair[1]))
+                .collect();
+            rows.push(up);
+        }
+        Ok(HashedTile {
+            tile,
+            rows: std::sync::Arc::new(rows),
+        })
+    }
+
+    /// The tile.
+    pub fn tile(&self) -> Tile {
+        self.tile
+    }
 }
 
 /// Why a [`TileHashReader`] could not answer.
@@ -355,34 +392,31 @@ impl TileHashReader {
 
     /// Adds a tile's bytes, which must be exactly `32 · width` long.
     pub fn insert(&mut self, tile: Tile, bytes: &[u8]) -> Result<(), TileDataError> {
-        let expected = usize::from(tile.width) * HASH_SIZE;
-        if bytes.len() != expected {
-            return Err(TileDataError {
-                tile,
-                expected,
-                found: bytes.len(),
-            });
+        check_tile_length(tile, bytes)?;
+        if !self.has(tile) {
+            self.insert_hashed(HashedTile::new(tile, bytes)?);
         }
-        let slot = self.tiles.entry((tile.level, tile.index)).or_default();
-        if slot
-            .first()
-            .is_some_and(|hashes| hashes.len() >= usize::from(tile.width))
-        {
-            return Ok(());
-        }
-        let mut rows: Vec<Vec<Hash>> = vec![bytes
-            .chunks_exact(HASH_SIZE)
-            .map(|c| Hash::from_slice(c).expect("chunks of 32 bytes"))
-            .collect()];
-        while let Some(row) = rows.last().filter(|row| row.len() > 1) {
-            let up = row
-                .chunks_exact(2)
-                .map(|pair| node_hash(&pair[0], &pair[1]))
-                .collect();
-            rows.push(up);
-        }
-        *slot = rows;
         Ok(())
+    }
+
+    /// Adds a tile hashed before (for another reader, say).
+    pub fn insert_hashed(&mut self, hashed: HashedTile) {
+        let tile = hashed.tile;
+        if !self.has(tile) {
+            self.tiles.insert((tile.level, tile.index), hashed);
+        }
+    }
+
+    /// Whether the reader holds this tile at this width or wider.
+    fn has(&self, tile: Tile) -> bool {
+        self.tiles
+            .get(&(tile.level, tile.index))
+            .is_some_and(|held| held.tile.width >= tile.width)
+    }
+
+    /// The hashed tile held for `tile`'s place, at any width.
+    pub fn hashed(&self, tile: Tile) -> Option<&HashedTile> {
+        self.tiles.get(&(tile.level, tile.index))
     }
 
     fn hash(&self, at: HashIndex) -> Option<Hash> {
@@ -390,7 +424,7 @@ impl TileHashReader {
         let above = u32::from(at.level % TILE_HEIGHT);
         // Hashes of tree level `at.level` per tile: 256 >> above.
         let per_tile = u64::from(TILE_WIDTH) >> above;
-        let rows = self.tiles.get(&(level, at.index / per_tile))?;
+        let rows = &self.tiles.get(&(level, at.index / per_tile))?.rows;
         rows.get(above as usize)?
             .get((at.index % per_tile) as usize)
             .copied()
@@ -406,6 +440,19 @@ impl HashReader for TileHashReader {
             .map(|&at| self.hash(at).ok_or(TileReadError::Missing(at)))
             .collect()
     }
+}
+
+/// A tile's bytes must be exactly `32 · width` long.
+fn check_tile_length(tile: Tile, bytes: &[u8]) -> Result<(), TileDataError> {
+    let expected = usize::from(tile.width) * HASH_SIZE;
+    if bytes.len() != expected {
+        return Err(TileDataError {
+            tile,
+            expected,
+            found: bytes.len(),
+        });
+    }
+    Ok(())
 }
 
 /// `n >> shift`, 0 once the shift reaches 64.

@@ -137,6 +137,8 @@ pub struct Service {
     personal_meta: Arc<Vec<String>>,
     /// Recently authenticated credentials, shared by every clone of the service.
     principals: Arc<access::PrincipalCache>,
+    /// Hashed tiles above level 0, shared by every clone of the service.
+    upper_tiles: Arc<log::UpperTiles>,
 }
 
 impl Service {
@@ -149,6 +151,7 @@ impl Service {
             log_name: Arc::from(log::DEFAULT_LOG_NAME),
             personal_meta: Arc::default(),
             principals: Arc::default(),
+            upper_tiles: Arc::default(),
         }
     }
 

@@ -254,6 +254,12 @@ async fn a_tree_rewritten_under_the_store_is_never_signed() {
         .unwrap();
     assert_eq!(zeroed, 44);
     drop(db);
+    appends_to_the_rewritten_tree_are_not_signed(&env, &signed).await;
+}
+
+/// Five more events on a tree rewritten under the store: signing refuses (their tree does
+/// not extend the signed one), and no checkpoint beyond `signed` is kept.
+async fn appends_to_the_rewritten_tree_are_not_signed(env: &Env, signed: &Checkpoint) {
     env.ingest(5).await;
     match env.service.tree_checkpoint(&env.org).await {
         Err(LogError::Inconsistent(message)) => {
@@ -272,6 +278,34 @@ async fn a_tree_rewritten_under_the_store_is_never_signed() {
         signed.size(),
         "no checkpoint was kept for the rewritten tree"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewritten_upper_tile_is_caught_though_proofs_keep_it_hashed() {
+    // Proofs keep the tiles above level 0 hashed in the service; what is signed must still be
+    // what the store holds.
+    let env = Env::new().await;
+    env.ingest(600).await;
+    let signed = env.checkpoint().await;
+    let events = env.events().await;
+    for event in events.iter().step_by(97) {
+        env.service
+            .inclusion_proof(&env.org, event.id)
+            .await
+            .expect("a proof, keeping the level-1 tile hashed");
+    }
+    let db = rusqlite::Connection::open(env.dir.path().join("data").join("auditlog.db")).unwrap();
+    let zeroed = db
+        .execute(
+            "UPDATE tiles SET hashes = zeroblob(length(hashes)) WHERE level = 1 AND idx = 0
+             AND org_key = (SELECT org_key FROM orgs WHERE name = 'acme')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(zeroed, 1, "the level-1 tile of a 600-event tree");
+    drop(db);
+    // Five more events leave the level-1 tile at the width the proofs kept.
+    appends_to_the_rewritten_tree_are_not_signed(&env, &signed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
