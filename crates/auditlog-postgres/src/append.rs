@@ -40,7 +40,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use uuid::Uuid;
 
-use crate::tree::{self, StoredTree, TreeWrites};
+use crate::tree::{self, StoredTree, TileColumns};
 use crate::{backend, hash32, sql_time};
 
 const LOCK_HEAD: &str =
@@ -361,7 +361,7 @@ async fn write_rows(
         tx.prepare_cached(BUMP_ACTIONS),
         tx.prepare_cached(BUMP_ACTORS),
         tx.prepare_cached(MOVE_HEADS),
-        tx.prepare_cached(tree::WRITE_TREE),
+        tx.prepare_cached(tree::UPSERT_TILES),
     )
     .map_err(backend)?;
     let action_params: [&(dyn ToSql + Sync); 4] = [
@@ -418,13 +418,13 @@ async fn grow_trees(
     events: &[Event],
     leaves: &[[u8; 32]],
     heads: &mut HashMap<Uuid, Head>,
-) -> Result<TreeWrites, StoreError> {
+) -> Result<TileColumns, StoreError> {
     // A batch's events of one organization are in seq order.
     let mut by_org: HashMap<Uuid, Vec<Hash>> = HashMap::new();
     for (event, leaf) in events.iter().zip(leaves) {
         by_org.entry(event.org_id).or_default().push(Hash(*leaf));
     }
-    let mut tiles = TreeWrites::default();
+    let mut tiles = TileColumns::default();
     for (org_id, org_leaves) in by_org {
         let head = heads.get_mut(&org_id).expect("every head was locked");
         if head.tree.size > head.seq {
@@ -442,7 +442,7 @@ async fn grow_trees(
             );
             tree::grow_from_events(tx, org_id, &mut head.tree, head.seq).await?;
         }
-        head.tree.grow(org_id, &org_leaves, &mut tiles)?;
+        tiles.push(org_id, head.tree.grow(org_id, &org_leaves)?);
     }
     Ok(tiles)
 }

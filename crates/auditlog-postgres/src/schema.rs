@@ -17,9 +17,8 @@
 //! - `words` holds the event's search words as a `tsvector` (see `crate::read` for why each
 //!   word carries its organization's key).
 //! - `tree_tiles` holds each organization's Merkle tree as C2SP tiles, grown in the append's
-//!   transaction (`crate::tree`), except the partial level-0 tile, which is its leaves' rows in
-//!   `tree_leaves`; `tree_checkpoints` holds its signed tree checkpoints. Version 2 adds the
-//!   tiles, version 3 the leaves, and then the tiles of the events already stored are built.
+//!   transaction (`crate::tree`), and `tree_checkpoints` its signed tree checkpoints. Version
+//!   2 adds them and builds the tiles of the events already stored.
 
 use auditlog_store::StoreError;
 use tokio_postgres::{Client, Transaction};
@@ -27,7 +26,7 @@ use tokio_postgres::{Client, Transaction};
 use crate::backend;
 
 /// The newest schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key that serializes migrations ("auditlog" in ASCII). Advisory locks are
 /// per database, so stores in different schemas of one database also take turns; migrations
@@ -36,7 +35,7 @@ const MIGRATION_LOCK: i64 = 0x6175_6469_746c_6f67;
 
 /// Migrations by version; each runs in the one transaction that records it. A version whose
 /// data must be computed in Rust does that after its SQL ([`backfill`]).
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 const V1: &str = r#"
 CREATE TABLE orgs (
@@ -223,27 +222,6 @@ CREATE TABLE tree_checkpoints (
 );
 "#;
 
-/// The partial level-0 tile as its leaves' rows: an append adds 32 bytes per event instead of
-/// rewriting the whole tile (up to 8 KiB, out of line) at every commit, and the tile is
-/// written to `tree_tiles` once, when it fills. Partial level-0 tiles stored before move
-/// here.
-const V3: &str = r#"
-CREATE TABLE tree_leaves (
-    org_id uuid NOT NULL,
-    seq    bigint NOT NULL CHECK (seq > 0),
-    leaf   bytea NOT NULL CHECK (octet_length(leaf) = 32),
-    PRIMARY KEY (org_id, seq)
-);
-
-INSERT INTO tree_leaves (org_id, seq, leaf)
-SELECT t.org_id, t.index * 256 + g.i + 1, substring(t.hashes FROM g.i * 32 + 1 FOR 32)
-FROM tree_tiles t
-CROSS JOIN LATERAL generate_series(0, octet_length(t.hashes) / 32 - 1) AS g(i)
-WHERE t.level = 0 AND octet_length(t.hashes) < 8192;
-
-DELETE FROM tree_tiles WHERE level = 0 AND octet_length(hashes) < 8192;
-"#;
-
 /// Applies pending migrations; refuses a database from a newer version.
 pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(backend)?;
@@ -291,10 +269,7 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
 /// The data a migration computes from what is stored, in the migration's transaction: a
 /// failure leaves the database at the version before.
 async fn backfill(tx: &Transaction<'_>, version: i64) -> Result<(), StoreError> {
-    // The trees of events stored before version 2 are built once the tables of version 3
-    // exist (the tree code of this build writes both); for a database already at version 2
-    // every tree is complete and this grows nothing.
-    if version == 3 {
+    if version == 2 {
         crate::tree::backfill(tx).await?;
     }
     Ok(())

@@ -323,8 +323,7 @@ async fn append_n(store: &dyn Store, org_id: Uuid, n: u64) {
 
 /// Checks that the stored tiles of the organization are exactly those of a tree built at
 /// once from all its events' leaves (`tree::append(0, &[], …)`): every expected tile with the
-/// expected bytes as `read_tiles` answers them, a row of `tree_tiles` for each but the
-/// partial level-0 tile, whose leaves are rows of `tree_leaves`, and no other row.
+/// expected bytes, and no other row.
 async fn assert_tiles_match_events(store: &dyn Store, schema: &TestDatabase, org_id: Uuid) {
     let mut leaves = Vec::new();
     let mut after = 0;
@@ -354,29 +353,20 @@ async fn assert_tiles_match_events(store: &dyn Store, schema: &TestDatabase, org
             leaves.len()
         );
     }
-    let count = |sql: &'static str| {
-        let schema = &schema;
-        async move {
-            let n: i64 = schema
-                .client()
-                .await
-                .query_one(sql, &[&org_id])
-                .await
-                .expect(sql)
-                .get(0);
-            n as usize
-        }
-    };
-    let partial = leaves.len() % 256;
+    let rows: i64 = schema
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM tree_tiles WHERE org_id = $1",
+            &[&org_id],
+        )
+        .await
+        .expect("count tiles")
+        .get(0);
     assert_eq!(
-        count("SELECT count(*) FROM tree_tiles WHERE org_id = $1").await,
-        expected.len() - usize::from(partial > 0),
-        "tiles rows beyond the tree's full tiles and the partial ones above level 0"
-    );
-    assert_eq!(
-        count("SELECT count(*) FROM tree_leaves WHERE org_id = $1").await,
-        partial,
-        "leaf rows beyond the partial level-0 tile"
+        rows as usize,
+        expected.len(),
+        "stored tiles beyond the tree"
     );
 }
 
@@ -400,9 +390,9 @@ async fn migrating_builds_the_tree_of_stored_events() {
         .client()
         .await
         .batch_execute(
-            "DROP TABLE tree_tiles, tree_checkpoints, tree_leaves;
+            "DROP TABLE tree_tiles, tree_checkpoints;
              ALTER TABLE events DROP COLUMN salts;
-             DELETE FROM schema_migrations WHERE version IN (2, 3);",
+             DELETE FROM schema_migrations WHERE version = 2;",
         )
         .await
         .expect("undo version 2");
@@ -429,59 +419,18 @@ async fn a_tree_behind_its_chain_catches_up() {
     append_n(&store, org.id, 300).await;
     let admin = schema.client().await;
     admin
-        .batch_execute(
-            "CREATE TABLE saved_tiles AS SELECT * FROM tree_tiles;
-             CREATE TABLE saved_leaves AS SELECT * FROM tree_leaves;",
-        )
+        .batch_execute("CREATE TABLE saved_tiles AS SELECT * FROM tree_tiles")
         .await
-        .expect("save the tree of 300 events");
+        .expect("save the tiles of 300 events");
     append_n(&store, org.id, 500).await;
-    // The tree as if those 500 events had been stored by the build without tiles.
+    // The tiles as if those 500 events had been stored by the build without tiles.
     admin
         .batch_execute(
             "DELETE FROM tree_tiles;
-             INSERT INTO tree_tiles SELECT * FROM saved_tiles;
-             DELETE FROM tree_leaves;
-             INSERT INTO tree_leaves SELECT * FROM saved_leaves;",
+             INSERT INTO tree_tiles SELECT * FROM saved_tiles;",
         )
         .await
-        .expect("put back the tree of 300 events");
+        .expect("put back the tiles of 300 events");
     append_n(&store, org.id, 1).await;
     assert_tiles_match_events(&store, &schema, org.id).await;
-}
-
-/// A database of schema version 2 kept each partial level-0 tile whole in `tree_tiles`;
-/// version 3 moves its leaves into `tree_leaves`, and appends then continue from them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migrating_moves_partial_tiles_into_leaf_rows() {
-    let Some(schema) = available(schema().await) else {
-        return;
-    };
-    let store = connect(&schema).await;
-    let partial = make_org(&store, "partial").await;
-    let full = make_org(&store, "full").await;
-    append_n(&store, partial.id, 300).await;
-    append_n(&store, full.id, 512).await;
-    drop(store);
-    // Back to version 2: partial level-0 tiles whole, no leaf rows.
-    schema
-        .client()
-        .await
-        .batch_execute(
-            "INSERT INTO tree_tiles (org_id, level, index, hashes)
-             SELECT org_id, 0, (min(seq) - 1) / 256, string_agg(leaf, ''::bytea ORDER BY seq)
-             FROM tree_leaves GROUP BY org_id;
-             DROP TABLE tree_leaves;
-             DELETE FROM schema_migrations WHERE version = 3;",
-        )
-        .await
-        .expect("undo version 3");
-
-    let store = connect(&schema).await;
-    assert_tiles_match_events(&store, &schema, partial.id).await;
-    assert_tiles_match_events(&store, &schema, full.id).await;
-    append_n(&store, partial.id, 250).await;
-    append_n(&store, full.id, 3).await;
-    assert_tiles_match_events(&store, &schema, partial.id).await;
-    assert_tiles_match_events(&store, &schema, full.id).await;
 }
