@@ -6,8 +6,10 @@
 //! grow: a tile of a smaller tree is a prefix of the stored one. To append, a store reads the
 //! tiles [`right_edge`] names, calls [`append`] with them and the new leaves, and writes back
 //! every tile it returns (an upsert by `(level, index)`), in the transaction that stores the
-//! events. Nothing else is kept: the frontier (the right edge's subtree roots) is recomputed
-//! from those tiles each time, so there is no second copy to disagree with them.
+//! events. The frontier (the right edge's subtree roots) is recomputed from those tiles, or
+//! an appender that serializes every append of an organization keeps it between appends in a
+//! [`RightEdge`], which it drops whenever a commit fails, so that the tiles stay the one
+//! record.
 
 use crate::merkle::{Frontier, Hash, HashIndex, HASH_SIZE};
 use crate::tiles::{Tile, TileDataError, TileHashReader, TILE_HEIGHT, TILE_WIDTH};

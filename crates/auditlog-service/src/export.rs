@@ -5,10 +5,9 @@
 
 use std::io::Write;
 
-use auditlog_core::chain::{leaf_hash, GENESIS};
+use auditlog_core::chain::GENESIS;
 pub use auditlog_core::export::ExportFormat;
 use auditlog_core::export::ExportWriter;
-use auditlog_core::merkle::Hash;
 use auditlog_core::query::{parse_q, Combine, Filter};
 use auditlog_core::wire::{EventRecord, InclusionProofWire};
 use auditlog_core::{Event, Timestamp};
@@ -265,16 +264,15 @@ where
             }
             let (seq, hash) = (event.seq, event.hash);
             if filter.matches(&event) {
-                // JSON Lines carries the leaf hash too (see `InclusionProofWire::leaf_hash`).
-                let leaf_hash = (request.format == ExportFormat::Jsonl)
-                    .then(|| crate::log::base64_hash(&Hash(leaf_hash(&event))));
                 let mut record = EventRecord::from_event(event, Some(&org.name), catalog);
                 record.prev_hash = Some(hex::encode(previous_hash));
-                let hashes = proofs.next().unwrap_or_default();
+                let (leaf, hashes) = proofs.next().unwrap_or_default();
                 record.inclusion_proof = Some(InclusionProofWire {
                     leaf_index: seq - 1,
                     tree_size: head_seq,
-                    leaf_hash,
+                    // JSON Lines only (see `InclusionProofWire::leaf_hash`).
+                    leaf_hash: (request.format == ExportFormat::Jsonl)
+                        .then(|| crate::log::base64_hash(&leaf)),
                     hashes: hashes.iter().map(crate::log::base64_hash).collect(),
                 });
                 writer.write(&record)?;

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 
 use auditlog_core::merkle::{
     self, consistency_proof, inclusion_proof, tree_root, verify_consistency, Hash, HashIndex,
-    HashReader,
+    HashReader, TreeError,
 };
 use auditlog_core::note::{Checkpoint, NoteSigner, NoteVerifier};
 use auditlog_core::tiles::{parse_path, HashedTile, Tile, TileHashReader, TilePath, TILE_WIDTH};
@@ -366,21 +366,31 @@ impl Service {
     }
 
     /// Inclusion proofs of the leaves at `indexes` in the organization's tree of `size`
-    /// leaves, in order, from one store call (an export proves a page of events at a time).
+    /// leaves, in order, from one store call (an export proves a page of events at a time):
+    /// each leaf's hash as the tree holds it, and its audit path. The leaf comes from the
+    /// level-0 tile the path is read from anyway, so an export need not hash its events
+    /// again to give it.
     pub async fn inclusion_proofs(
         &self,
         org_id: Uuid,
         size: u64,
         indexes: &[u64],
-    ) -> Result<Vec<Vec<Hash>>, LogError> {
+    ) -> Result<Vec<(Hash, Vec<Hash>)>, LogError> {
         if indexes.is_empty() {
             return Ok(Vec::new());
         }
         self.over_tiles(org_id, size, Kept::Use, |reader| {
+            let reader = Dyn(reader);
             indexes
                 .iter()
-                .map(|&index| inclusion_proof(&Dyn(reader), size, index))
-                .collect::<Result<Vec<_>, _>>()
+                .map(|&index| {
+                    let path = inclusion_proof(&reader, size, index)?;
+                    let leaf = reader
+                        .read_hashes(&[HashIndex::new(0, index)])
+                        .map_err(TreeError::Read)?;
+                    Ok((leaf[0], path))
+                })
+                .collect::<Result<Vec<_>, TreeError<String>>>()
         })
         .await
     }

@@ -31,15 +31,22 @@ struct Env {
 
 impl Env {
     async fn new() -> Env {
+        Env::with_service(|service| service).await
+    }
+
+    /// An environment whose service `configure` composes further.
+    async fn with_service(configure: impl FnOnce(Service) -> Service) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
-        let service = Service::new(
-            store.clone(),
-            Catalog::builtin(),
-            SigningKey::from_bytes(&[9; 32]),
-        )
-        .with_log_name("audit.example.com")
-        .unwrap();
+        let service = configure(
+            Service::new(
+                store.clone(),
+                Catalog::builtin(),
+                SigningKey::from_bytes(&[9; 32]),
+            )
+            .with_log_name("audit.example.com")
+            .unwrap(),
+        );
         let org = create_org(&service, "acme").await;
         // A neighbour whose events interleave with acme's but never enter its tree.
         let other = create_org(&service, "other").await;
@@ -357,15 +364,8 @@ async fn tile_paths_are_checked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personal_data_enters_the_log_only_as_commitments_and_erasing_it_keeps_every_proof() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("data")).unwrap());
-    let service = Service::new(
-        store.clone(),
-        Catalog::builtin(),
-        SigningKey::from_bytes(&[9; 32]),
-    )
-    .with_personal_meta(&["phone".to_string()]);
-    let org = create_org(&service, "acme").await;
+    let env = Env::with_service(|service| service.with_personal_meta(&["phone".to_string()])).await;
+    let (service, store, org) = (&env.service, &env.store, &env.org);
     let event = NewEvent {
         action_key: "organization_user_added".into(),
         actor_email: Some("alice@example.com".into()),
@@ -375,7 +375,7 @@ async fn personal_data_enters_the_log_only_as_commitments_and_erasing_it_keeps_e
         meta: Some(serde_json::json!({"phone": "+1 555 0100", "role": "admin"})),
         ..NewEvent::default()
     };
-    service.ingest(Some(&org), vec![event]).await.unwrap();
+    service.ingest(Some(org), vec![event]).await.unwrap();
     let stored = store.events_by_seq(org.id, 0, 10).await.unwrap();
     let stored = stored.last().unwrap().clone();
     assert_eq!(stored.body.personal_meta, ["phone"]);
@@ -396,7 +396,7 @@ async fn personal_data_enters_the_log_only_as_commitments_and_erasing_it_keeps_e
     auditlog_core::entry::erase(&mut erased, &["target_email", "target_name", "meta.phone"])
         .unwrap();
     assert!(erased.body.target_email.is_none() && !erased.body.meta.contains_key("phone"));
-    let proof = service.inclusion_proof(&org, stored.id).await.unwrap();
+    let proof = service.inclusion_proof(org, stored.id).await.unwrap();
     verify_inclusion(
         &Hash(leaf_hash(&erased)),
         proof.index,

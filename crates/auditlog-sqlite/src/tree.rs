@@ -34,10 +34,10 @@ pub fn grow(
     if leaves.is_empty() {
         return Ok(());
     }
-    let edge = tree::right_edge(size);
     let mut right = match kept.take() {
         Some(right) if right.size() == size => right,
         _ => {
+            let edge = tree::right_edge(size);
             let keys: Vec<(u8, u64)> = edge.iter().map(|t| (t.level(), t.index())).collect();
             let stored: Vec<(Tile, Vec<u8>)> = edge
                 .iter()
