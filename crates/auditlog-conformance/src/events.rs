@@ -4,7 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::OnceLock;
 
-use auditlog_core::{ActorType, Catalog, EventBody, Timestamp};
+use auditlog_core::{
+    ActorType, Catalog, EventBody, Extensions, FieldChange, Impersonator, Outcome, Timestamp,
+};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -42,6 +44,7 @@ pub fn body(action: &str, actor: &str, occurred_at_ms: i64) -> EventBody {
         meta: Map::new(),
         occurred_at: ts(occurred_at_ms),
         personal_meta: Vec::new(),
+        extensions: Default::default(),
     }
 }
 
@@ -82,9 +85,47 @@ pub fn random_body(rng: &mut StdRng, times: &[Timestamp]) -> EventBody {
             .then(|| format!("req-{:08x}", rng.gen::<u32>())),
         meta: random_meta(rng),
         occurred_at: *pick(rng, times),
+        extensions: random_extensions(rng),
         personal_meta: Vec::new(),
     }
 }
+
+/// Extensions for about a third of random events: an impersonator from a small pool, a
+/// failure or a refusal with a reason, a change of role.
+fn random_extensions(rng: &mut StdRng) -> Extensions {
+    let mut extensions = Extensions::default();
+    if rng.gen_bool(0.15) {
+        let (id, email) = *pick(rng, IMPERSONATORS);
+        extensions.impersonator = Some(Impersonator {
+            id: id.map(str::to_string),
+            email: email.map(str::to_string),
+            kind: ActorType::User,
+        });
+    }
+    match rng.gen_range(0..10) {
+        0 => {
+            extensions.outcome = Outcome::Failure;
+            extensions.reason = Some("wrong password".to_string());
+        }
+        1 => extensions.outcome = Outcome::Denied,
+        _ => {}
+    }
+    if rng.gen_bool(0.1) {
+        extensions.changes = vec![FieldChange {
+            field: "role".to_string(),
+            before: Some(json!("member")),
+            after: Some(json!("admin")),
+        }];
+    }
+    extensions
+}
+
+/// `(id, email)` of the people who act as others.
+const IMPERSONATORS: &[(Option<&str>, Option<&str>)] = &[
+    (Some("staff-1"), Some("support@example.net")),
+    (None, Some("oncall@example.net")),
+    (Some("staff-3"), None),
+];
 
 pub(crate) const ACTIONS: &[&str] = &[
     "channel_created",

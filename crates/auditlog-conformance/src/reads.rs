@@ -67,6 +67,7 @@ pub async fn get_event_round_trips_and_is_scoped(store: Arc<dyn Store>) {
         meta,
         occurred_at: Timestamp::parse("2026-02-28T23:59:59.999Z").expect("timestamp"),
         personal_meta: Vec::new(),
+        extensions: Default::default(),
     };
     let minimal = EventBody {
         action_key: "custom_action_ran".to_string(),
@@ -85,6 +86,7 @@ pub async fn get_event_round_trips_and_is_scoped(store: Arc<dyn Store>) {
         request_id: None,
         meta: Map::new(),
         occurred_at: ts(0),
+        extensions: Default::default(),
         personal_meta: Vec::new(),
     };
     let system = EventBody {
@@ -316,6 +318,7 @@ pub async fn filters_match_columns_text_and_time(store: Arc<dyn Store>) {
         user_agent: None,
         request_id: None,
         meta: Map::new(),
+        extensions: Default::default(),
         occurred_at: at,
         personal_meta: Vec::new(),
     };

@@ -56,6 +56,11 @@ pub(crate) fn column_values(column: Column, body: &EventBody) -> Vec<&str> {
         Column::TargetType => [body.target_type.as_deref(), None],
         Column::Target => [body.target_id.as_deref(), body.target_email.as_deref()],
         Column::ServiceName => [body.service_name.as_deref(), None],
+        Column::Impersonator => match &body.extensions.impersonator {
+            Some(real) => [real.id.as_deref(), real.email.as_deref()],
+            None => [None, None],
+        },
+        Column::Outcome => [Some(body.extensions.outcome.as_str()), None],
     };
     fields.into_iter().flatten().collect()
 }

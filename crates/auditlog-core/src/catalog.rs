@@ -150,6 +150,26 @@ impl Catalog {
         self.index.get(key).map(|&idx| &self.actions[idx])
     }
 
+    /// This catalog with the actions auditlog records about itself that no preset lists
+    /// ([`OWN_ACTIONS`]) added where missing: what the service validates its own records
+    /// against.
+    pub fn with_own_actions(&self) -> Catalog {
+        let mut catalog = self.clone();
+        for &(key, display_name, description, group, verb, target_type) in OWN_ACTIONS {
+            if catalog.get(key).is_none() {
+                catalog.insert(Action {
+                    key: key.to_string(),
+                    display_name: display_name.to_string(),
+                    description: description.to_string(),
+                    group: group.to_string(),
+                    verb: verb.to_string(),
+                    target_type: target_type.to_string(),
+                });
+            }
+        }
+        catalog
+    }
+
     /// All actions, by group and then in catalog order within each group.
     pub fn actions(&self) -> &[Action] {
         &self.actions
@@ -360,6 +380,17 @@ type Row = (
     &'static str,
     &'static str,
 );
+
+/// The actions auditlog records about itself beyond the reference product's: a refused
+/// request to read an organization's audit log (recorded with outcome `denied`).
+pub const OWN_ACTIONS: &[(&str, &str, &str, &str, &str, &str)] = &[(
+    "audit_log_access_denied",
+    "Audit Log Access Denied",
+    "A request to read the organization\u{2019}s audit log was refused.",
+    "Audit Logs",
+    "denied",
+    "audit_log",
+)];
 
 /// The reference product's catalog, in its order: groups as the seed lists them, actions in
 /// seed order within each group. Names and descriptions are the seed's text, character for

@@ -25,7 +25,7 @@ const CHECKPOINT_CONTEXT: &[u8] = b"auditlog checkpoint v1\n";
 /// from it) and `org_name` (a rename must not break the chain). Absent values are `null`.
 pub fn canonical_value(event: &Event) -> Value {
     let body = &event.body;
-    json!({
+    let mut value = json!({
         "id": event.id.to_string(),
         "org_id": event.org_id.to_string(),
         "seq": event.seq,
@@ -46,7 +46,37 @@ pub fn canonical_value(event: &Event) -> Value {
         "user_agent": body.user_agent,
         "request_id": body.request_id,
         "meta": Value::Object(body.meta.clone()),
-    })
+    });
+    let Value::Object(members) = &mut value else {
+        unreachable!("an object")
+    };
+    // The extensions are members only when the event has them, so that an event without
+    // them is encoded exactly as before they existed.
+    let extensions = &body.extensions;
+    if extensions.backfilled {
+        members.insert("backfilled".into(), Value::Bool(true));
+    }
+    if !extensions.changes.is_empty() {
+        let changes = serde_json::to_value(&extensions.changes).expect("changes serialize");
+        members.insert("changes".into(), changes);
+    }
+    if let Some(impersonator) = &extensions.impersonator {
+        members.insert(
+            "impersonator".into(),
+            json!({
+                "email": impersonator.email,
+                "id": impersonator.id,
+                "type": impersonator.kind.as_str(),
+            }),
+        );
+    }
+    if !extensions.outcome.is_success() {
+        members.insert("outcome".into(), extensions.outcome.as_str().into());
+    }
+    if let Some(reason) = &extensions.reason {
+        members.insert("reason".into(), reason.as_str().into());
+    }
+    value
 }
 
 /// Appends the canonical encoding of [`canonical_value`] to `out`, without building the
@@ -100,6 +130,36 @@ pub(crate) fn encode_members(
     text(out, body.actor_name.as_deref());
     key(out, false, "actor_type");
     canonical::encode_string(body.actor_type.as_str(), out);
+    let extensions = &body.extensions;
+    if extensions.backfilled {
+        key(out, false, "backfilled");
+        out.extend_from_slice(b"true");
+    }
+    if !extensions.changes.is_empty() {
+        key(out, false, "changes");
+        out.push(b'[');
+        for (index, change) in extensions.changes.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            let mut first = true;
+            out.push(b'{');
+            if let Some(after) = &change.after {
+                key(out, first, "after");
+                canonical::encode_into(after, out);
+                first = false;
+            }
+            if let Some(before) = &change.before {
+                key(out, first, "before");
+                canonical::encode_into(before, out);
+                first = false;
+            }
+            key(out, first, "field");
+            canonical::encode_string(&change.field, out);
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
     if let Some(commitments) = commitments {
         key(out, false, "commitments");
         canonical::encode_object(commitments, out);
@@ -108,6 +168,17 @@ pub(crate) fn encode_members(
     shown(out, event.created_at);
     key(out, false, "id");
     shown(out, event.id.hyphenated());
+    if let Some(impersonator) = &extensions.impersonator {
+        key(out, false, "impersonator");
+        out.push(b'{');
+        key(out, true, "email");
+        text(out, impersonator.email.as_deref());
+        key(out, false, "id");
+        text(out, impersonator.id.as_deref());
+        key(out, false, "type");
+        canonical::encode_string(impersonator.kind.as_str(), out);
+        out.push(b'}');
+    }
     key(out, false, "ip_address");
     match body.ip_address {
         Some(ip) => shown(out, ip),
@@ -119,6 +190,14 @@ pub(crate) fn encode_members(
     shown(out, body.occurred_at);
     key(out, false, "org_id");
     shown(out, event.org_id.hyphenated());
+    if !extensions.outcome.is_success() {
+        key(out, false, "outcome");
+        canonical::encode_string(extensions.outcome.as_str(), out);
+    }
+    if let Some(reason) = &extensions.reason {
+        key(out, false, "reason");
+        canonical::encode_string(reason, out);
+    }
     key(out, false, "request_id");
     text(out, body.request_id.as_deref());
     key(out, false, "seq");
@@ -613,6 +692,7 @@ mod tests {
             meta: serde_json::Map::new(),
             occurred_at: Timestamp::from_millis(1_000).unwrap(),
             personal_meta: Vec::new(),
+            extensions: Default::default(),
         }
     }
 

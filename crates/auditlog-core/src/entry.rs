@@ -3,17 +3,18 @@
 //! chain hash and proof unchanged, and someone holding only the tree's hashes cannot test
 //! guesses of a person's email or address against them.
 //!
-//! - A committed field is one of [`PERSONAL_FIELDS`] that the event has, or one of its
-//!   `personal_meta` keys (named `meta.<key>`).
+//! - A committed field is one of [`PERSONAL_FIELDS`] that the event has, one of its
+//!   `personal_meta` keys (named `meta.<key>`), the impersonator's email
+//!   (`impersonator_email`), or a side of a change (`changes[<i>].before`, `…after`).
 //! - Its commitment is `SHA-256("auditlog commitment v2" ‖ 0x00 ‖ name ‖ 0x00 ‖ salt ‖ value)`,
 //!   where the value is the field's text in UTF-8 (an IP address in its standard text form)
-//!   or, for a meta value, its RFC 8785 encoding.
+//!   or, for a meta value or a side of a change, its RFC 8785 encoding.
 //! - Salts are 16 bytes. Appends store one random seed per event and derive each field's salt
 //!   from it ([`salt`]); an erasure stores the salts that remain and the erased commitments
 //!   instead ([`Salts::Explicit`]).
 //! - The canonical form is version 1's object with every committed member `null` (committed
-//!   meta keys left out of `meta`) and two more members: `commitments` (name → base64
-//!   commitment) and `v` = 2.
+//!   meta keys and sides of changes left out) and two more members: `commitments` (name →
+//!   base64 commitment) and `v` = 2.
 //!
 //! [`encode_salts`] and [`decode_salts`] are the stored form both backends keep beside the
 //! event (`NULL` for a version-1 entry).
@@ -83,7 +84,30 @@ fn committed_values(body: &EventBody) -> BTreeMap<String, Vec<u8>> {
             values.insert(format!("{META_PREFIX}{key}"), canonical::encode(value));
         }
     }
+    let extensions = &body.extensions;
+    if let Some(email) = extensions
+        .impersonator
+        .as_ref()
+        .and_then(|i| i.email.as_ref())
+    {
+        values.insert(IMPERSONATOR_EMAIL.to_string(), email.as_bytes().to_vec());
+    }
+    for (index, change) in extensions.changes.iter().enumerate() {
+        for (side, value) in [("before", &change.before), ("after", &change.after)] {
+            if let Some(value) = value {
+                values.insert(change_name(index, side), canonical::encode(value));
+            }
+        }
+    }
     values
+}
+
+/// The committed field name of the impersonator's email.
+pub const IMPERSONATOR_EMAIL: &str = "impersonator_email";
+
+/// The committed field name of one side (`before` or `after`) of the change at `index`.
+pub fn change_name(index: usize, side: &str) -> String {
+    format!("changes[{index}].{side}")
 }
 
 /// Why an entry's commitments cannot be computed: its salts do not match its fields.
@@ -157,6 +181,22 @@ pub fn encode_canonical_v2(
     if !body.personal_meta.is_empty() {
         body.meta
             .retain(|key, _| !committed(&format!("{META_PREFIX}{key}")));
+    }
+    // The extensions' committed values: the impersonator's email is null, a change's
+    // committed sides are left out.
+    let extensions = &mut body.extensions;
+    if let Some(impersonator) = &mut extensions.impersonator {
+        if committed(IMPERSONATOR_EMAIL) {
+            impersonator.email = None;
+        }
+    }
+    for (index, change) in extensions.changes.iter_mut().enumerate() {
+        if committed(&change_name(index, "before")) {
+            change.before = None;
+        }
+        if committed(&change_name(index, "after")) {
+            change.after = None;
+        }
     }
     let mut members = Map::new();
     for (name, commitment) in commitments {
@@ -263,7 +303,7 @@ pub fn decode_salts(bytes: Option<&[u8]>) -> Result<(Entry, Vec<String>), String
     Ok((Entry::V2(Salts::Seed(seed)), personal_meta))
 }
 
-/// Erases fields of a version-2 event (names from [`PERSONAL_FIELDS`] or `meta.<key>`): their
+/// Erases fields of a version-2 event (the committed names of the module doc): their
 /// values and salts go, their commitments stay, so the event's leaf is unchanged. Fields the
 /// event does not hold are ignored.
 pub fn erase(event: &mut Event, names: &[&str]) -> Result<(), EntryError> {
@@ -295,9 +335,21 @@ pub fn erase(event: &mut Event, names: &[&str]) -> Result<(), EntryError> {
             "target_name" => body.target_name = None,
             "ip_address" => body.ip_address = None,
             "user_agent" => body.user_agent = None,
+            IMPERSONATOR_EMAIL => {
+                if let Some(impersonator) = &mut body.extensions.impersonator {
+                    impersonator.email = None;
+                }
+            }
             other => {
                 if let Some(key) = other.strip_prefix(META_PREFIX) {
                     body.meta.remove(key);
+                }
+                for (index, change) in body.extensions.changes.iter_mut().enumerate() {
+                    if other == change_name(index, "before") {
+                        change.before = None;
+                    } else if other == change_name(index, "after") {
+                        change.after = None;
+                    }
                 }
             }
         }
@@ -335,6 +387,7 @@ mod tests {
             meta,
             occurred_at: Timestamp::from_millis(1_000).unwrap(),
             personal_meta: personal_meta.iter().map(|k| k.to_string()).collect(),
+            extensions: Default::default(),
         };
         let mut tip = ChainTip {
             org_id: Uuid::from_u128(7),
@@ -409,5 +462,106 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with(",\"v\":2}"), "{text}");
+    }
+
+    #[test]
+    fn the_extensions_personal_values_are_committed_and_erasable() {
+        let mut event = event(&[]);
+        let extensions = &mut event.body.extensions;
+        extensions.impersonator = Some(crate::Impersonator {
+            id: Some("staff-7".into()),
+            email: Some("support@example.net".into()),
+            kind: ActorType::User,
+        });
+        extensions.changes = vec![crate::FieldChange {
+            field: "role".into(),
+            before: Some(Value::from("member")),
+            after: Some(Value::from("owner")),
+        }];
+        extensions.outcome = crate::Outcome::Denied;
+        extensions.reason = Some("not an admin".into());
+        let leaf = leaf_hash(&event);
+        let Entry::V2(salts) = &event.entry else {
+            panic!("version 2")
+        };
+        let committed = commitments(&event.body, salts).unwrap();
+        for name in [
+            "impersonator_email",
+            "changes[0].before",
+            "changes[0].after",
+        ] {
+            assert!(committed.contains_key(name), "{name} is committed");
+        }
+        let mut canonical = Vec::new();
+        encode_canonical_v2(&event, &committed, &mut canonical);
+        let text = String::from_utf8(canonical).unwrap();
+        for hidden in ["support@example.net", "member", "owner"] {
+            assert!(!text.contains(hidden), "{hidden} is in the leaf: {text}");
+        }
+        for shown in [
+            "\"impersonator\":{\"email\":null,\"id\":\"staff-7\",\"type\":\"user\"}",
+            "\"changes\":[{\"field\":\"role\"}]",
+            "\"outcome\":\"denied\"",
+            "\"reason\":\"not an admin\"",
+        ] {
+            assert!(text.contains(shown), "{shown} is not in the leaf: {text}");
+        }
+
+        erase(
+            &mut event,
+            &[
+                "impersonator_email",
+                "changes[0].before",
+                "changes[0].after",
+            ],
+        )
+        .unwrap();
+        assert_eq!(leaf_hash(&event), leaf, "erasing keeps the leaf");
+        let extensions = &event.body.extensions;
+        assert_eq!(extensions.impersonator.as_ref().unwrap().email, None);
+        assert_eq!(
+            extensions.impersonator.as_ref().unwrap().id.as_deref(),
+            Some("staff-7")
+        );
+        assert_eq!(
+            extensions.changes[0].field, "role",
+            "the field's name stays"
+        );
+        assert_eq!(
+            (&extensions.changes[0].before, &extensions.changes[0].after),
+            (&None, &None)
+        );
+    }
+
+    #[test]
+    fn the_readable_definition_and_the_encoder_agree_on_the_extensions() {
+        let mut event = event(&[]);
+        event.entry = Entry::V1;
+        let plain = crate::chain::leaf_hash(&event);
+        let extensions = &mut event.body.extensions;
+        extensions.backfilled = true;
+        extensions.changes = vec![crate::FieldChange {
+            field: "quota".into(),
+            before: None,
+            after: Some(serde_json::json!({"b": 1, "a": [true, null]})),
+        }];
+        extensions.impersonator = Some(crate::Impersonator {
+            id: None,
+            email: Some("oncall@example.net".into()),
+            kind: ActorType::System,
+        });
+        extensions.outcome = crate::Outcome::Failure;
+        let mut direct = Vec::new();
+        crate::chain::encode_canonical(&event, &mut direct);
+        let defined = canonical::encode(&crate::chain::canonical_value(&event));
+        assert_eq!(
+            String::from_utf8(direct).unwrap(),
+            String::from_utf8(defined).unwrap()
+        );
+        assert_ne!(
+            crate::chain::leaf_hash(&event),
+            plain,
+            "the extensions are hashed"
+        );
     }
 }

@@ -66,6 +66,18 @@ pub struct NewEvent {
     /// When it happened (RFC 3339 with offset); the arrival time when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurred_at: Option<String>,
+    /// Who really acted, when the actor was impersonated: `{"id", "email", "type"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonator: Option<Value>,
+    /// What changed: `[{"field", "before", "after"}, …]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Value>,
+    /// `success` (default), `failure` or `denied`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Why it failed or was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The kind of principal that performed an action.
@@ -141,6 +153,124 @@ pub struct EventBody {
     /// a version-2 entry commits to them through salted hashes (see [`Entry`]). Set by the
     /// service from the deployment's list; empty unless it names some.
     pub personal_meta: Vec<String>,
+    /// What the event says beyond the reference API's fields: the real actor under
+    /// impersonation, before and after values, the outcome, the backfill flag.
+    pub extensions: Extensions,
+}
+
+/// The fields an auditor asks for that the reference API has no place for (docs/events.md,
+/// "Beyond the reference"). Each is optional; an event without any of them is encoded, hashed
+/// and stored exactly as it was before they existed. Its serde form is the stored one (one
+/// JSON object, members left out when absent) and the members the API adds to an event.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Extensions {
+    /// Who really acted when `actor` is the account being impersonated (support staff acting
+    /// as a customer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonator: Option<Impersonator>,
+    /// What the action changed: each field's value before and after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    /// Whether the action happened, failed, or was refused.
+    #[serde(default, skip_serializing_if = "Outcome::is_success")]
+    pub outcome: Outcome,
+    /// Why it failed or was refused (or any short explanation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Set by the service when `occurred_at` lies further before the arrival time than the
+    /// deployment's backfill window: the time is the client's, kept as sent, and flagged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfilled: bool,
+}
+
+impl Extensions {
+    /// True when the event has none of the extensions: nothing to store or encode.
+    pub fn is_empty(&self) -> bool {
+        *self == Extensions::default()
+    }
+}
+
+/// The person (or machine) acting as an event's actor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Impersonator {
+    /// Their id in the emitting platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Their email address: personal, committed like `actor_email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// `user` (default), `service_account` or `system`.
+    #[serde(rename = "type")]
+    pub kind: ActorType,
+}
+
+/// One field an action changed. `before` and `after` are JSON values (`null` is a value: the
+/// field was unset); either may be absent (a field created or removed, or an erased value).
+/// Both are personal data: a version-2 entry commits to each (`changes.<i>.before`, …).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldChange {
+    /// The changed field's name, e.g. `role`.
+    pub field: String,
+    /// Its value before.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub before: Option<Value>,
+    /// Its value after.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub after: Option<Value>,
+}
+
+/// A member that is present is `Some`, even when it is `null`; an absent one is `None`
+/// (through `default`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+/// Whether the action an event records happened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It happened (every event that says nothing else).
+    #[default]
+    Success,
+    /// It was attempted and failed (a wrong password, an export that ran out of space).
+    Failure,
+    /// It was refused for lack of permission.
+    Denied,
+}
+
+impl Outcome {
+    /// Every outcome, in the order the docs list them.
+    pub const ALL: [Outcome; 3] = [Outcome::Success, Outcome::Failure, Outcome::Denied];
+
+    /// The wire name: `success`, `failure` or `denied`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+
+    /// True for [`Outcome::Success`].
+    pub fn is_success(&self) -> bool {
+        *self == Outcome::Success
+    }
 }
 
 /// The fields of an event that hold personal data. In a version-2 entry each one present is
@@ -205,7 +335,7 @@ pub struct Event {
 }
 
 /// The fields of [`NewEvent`], in the order the docs list them.
-pub const NEW_EVENT_FIELDS: [&str; 17] = [
+pub const NEW_EVENT_FIELDS: [&str; 21] = [
     "org",
     "action_key",
     "action_verb",
@@ -223,6 +353,10 @@ pub const NEW_EVENT_FIELDS: [&str; 17] = [
     "request_id",
     "meta",
     "occurred_at",
+    "impersonator",
+    "changes",
+    "outcome",
+    "reason",
 ];
 
 impl NewEvent {
@@ -258,7 +392,8 @@ impl NewEvent {
                     ),
                 ));
             }
-            if key != "meta" && !matches!(member, Value::String(_) | Value::Null) {
+            let structured = matches!(key.as_str(), "meta" | "impersonator" | "changes");
+            if !structured && !matches!(member, Value::String(_) | Value::Null) {
                 return Err(error(key, ErrorKind::Invalid, "must be a string".into()));
             }
         }

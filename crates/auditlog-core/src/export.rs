@@ -66,16 +66,18 @@ use crate::chain::{
 use crate::merkle::{root_from_inclusion, Hash};
 use crate::note::{Checkpoint as TreeCheckpoint, NoteVerifier};
 use crate::wire::{EventRecord, InclusionProofWire};
-use crate::Timestamp;
+use crate::{Outcome, Timestamp};
 
 /// Longest line the verifier reads; an event is far smaller (`meta` is at most 16 KiB), so a
 /// longer line is damage or an attempt to exhaust memory.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// The CSV header: the [`EventRecord`] field names in their order, then `prev_hash`,
-/// `inclusion_proof` (`<leaf index> <tree size> <hash> <hash> …`, hashes in base64) and
-/// `entry` (a version-2 entry's salts as compact JSON; empty for version 1).
-pub const CSV_FIELDS: [&str; 26] = [
+/// `inclusion_proof` (`<leaf index> <tree size> <hash> <hash> …`, hashes in base64),
+/// `entry` (a version-2 entry's salts as compact JSON; empty for version 1), and the
+/// extensions: `outcome`, `reason`, `impersonator` and `changes` (compact JSON; empty when
+/// absent), `backfilled` (`true` or empty).
+pub const CSV_FIELDS: [&str; 31] = [
     "id",
     "org_id",
     "org_name",
@@ -102,19 +104,17 @@ pub const CSV_FIELDS: [&str; 26] = [
     "prev_hash",
     "inclusion_proof",
     "entry",
+    "outcome",
+    "reason",
+    "impersonator",
+    "changes",
+    "backfilled",
 ];
 
-/// The header of exports written before they carried inclusion proofs and entries:
-/// [`CSV_FIELDS`] without the last two columns. Such files still verify.
-pub const CSV_FIELDS_V1: [&str; 24] = {
-    let mut fields = [""; 24];
-    let mut i = 0;
-    while i < 24 {
-        fields[i] = CSV_FIELDS[i];
-        i += 1;
-    }
-    fields
-};
+/// The header lengths a CSV export may have: [`CSV_FIELDS`] cut after `prev_hash` (files
+/// written before inclusion proofs), after `entry` (before the extensions), or whole. Older
+/// files still verify.
+const CSV_HEADER_LENGTHS: [usize; 3] = [24, 26, 31];
 
 /// First cell of the CSV row that carries the signed tree checkpoint (a C2SP signed note).
 pub const CSV_TREE_CHECKPOINT_CELL: &str = "#tree_checkpoint";
@@ -362,7 +362,15 @@ fn write_csv_record<W: Write>(csv: &mut csv::Writer<W>, record: &EventRecord) ->
         Some(entry) => serde_json::to_string(entry).map_err(std::io::Error::from)?,
         None => String::new(),
     };
-    let cells: [&str; 26] = [
+    let impersonator = match &record.impersonator {
+        Some(impersonator) => serde_json::to_string(impersonator).map_err(std::io::Error::from)?,
+        None => String::new(),
+    };
+    let changes = match record.changes.is_empty() {
+        true => String::new(),
+        false => serde_json::to_string(&record.changes).map_err(std::io::Error::from)?,
+    };
+    let cells: [&str; 31] = [
         &id,
         &org_id,
         opt(&record.org_name),
@@ -389,6 +397,11 @@ fn write_csv_record<W: Write>(csv: &mut csv::Writer<W>, record: &EventRecord) ->
         opt(&record.prev_hash),
         &proof,
         &entry,
+        record.outcome.as_str(),
+        opt(&record.reason),
+        &impersonator,
+        &changes,
+        if record.backfilled { "true" } else { "" },
     ];
     for cell in cells {
         csv.write_field(neutralize_cell(cell).as_bytes())?;
@@ -491,6 +504,33 @@ fn read_csv_record(row: &csv::StringRecord, columns: usize) -> Result<EventRecor
                 serde_json::from_str(text(25)).map_err(|e| format!("entry is malformed: {e}"))?,
             ),
             false => None,
+        },
+        outcome: match columns > 26 {
+            true => Outcome::parse(text(26))
+                .ok_or_else(|| format!("outcome {:?} is unknown", text(26)))?,
+            false => Outcome::Success,
+        },
+        reason: if columns > 27 { opt(27) } else { None },
+        impersonator: match columns > 28 && !text(28).is_empty() {
+            true => Some(
+                serde_json::from_str(text(28))
+                    .map_err(|e| format!("impersonator is malformed: {e}"))?,
+            ),
+            false => None,
+        },
+        changes: match columns > 29 && !text(29).is_empty() {
+            true => {
+                serde_json::from_str(text(29)).map_err(|e| format!("changes is malformed: {e}"))?
+            }
+            false => Vec::new(),
+        },
+        backfilled: match columns > 30 {
+            true => match text(30) {
+                "" => false,
+                "true" => true,
+                other => return Err(format!("backfilled {other:?} is neither true nor empty")),
+            },
+            false => false,
         },
     })
 }
@@ -917,13 +957,12 @@ fn read_csv(reader: impl Read, walk: &mut Walk) -> Result<(), ExportVerifyError>
     if !csv.read_record(&mut row).map_err(|e| malformed(1, e))? {
         return Err(ExportVerifyError::Empty);
     }
-    let columns = if row.iter().eq(CSV_FIELDS) {
-        CSV_FIELDS.len()
-    } else if row.iter().eq(CSV_FIELDS_V1) {
-        CSV_FIELDS_V1.len()
-    } else {
+    let columns = row.len();
+    if !CSV_HEADER_LENGTHS.contains(&columns)
+        || !row.iter().eq(CSV_FIELDS[..columns].iter().copied())
+    {
         return Err(ExportVerifyError::BadHeader);
-    };
+    }
     walk.lines = 1;
     loop {
         // Before a read, the reader's position is where the next row starts.
@@ -1413,6 +1452,19 @@ mod tests {
                 salts: None,
                 personal_meta: vec!["email".into()],
             }),
+            outcome: crate::Outcome::Denied,
+            reason: Some("not an admin".into()),
+            impersonator: Some(crate::Impersonator {
+                id: Some("support-1".into()),
+                email: Some("support@example.com".into()),
+                kind: crate::ActorType::User,
+            }),
+            changes: vec![crate::FieldChange {
+                field: "role".into(),
+                before: Some(Value::Null),
+                after: Some("admin".into()),
+            }],
+            backfilled: true,
         };
         let Value::Object(fields) = serde_json::to_value(&record).unwrap() else {
             panic!("a record serializes to an object")

@@ -45,5 +45,8 @@ pub mod validate;
 pub mod wire;
 
 pub use catalog::{Action, Catalog, CatalogError, Preset};
-pub use event::{ActorType, Committed, Entry, Event, EventBody, NewEvent, Salts};
+pub use event::{
+    ActorType, Committed, Entry, Event, EventBody, Extensions, FieldChange, Impersonator, NewEvent,
+    Outcome, Salts,
+};
 pub use timestamp::Timestamp;

@@ -23,6 +23,10 @@
 //! `<actor> <verb> <target>`, the verb from the event, else the catalog, else the key with
 //! spaces for underscores.
 //!
+//! Under impersonation the real actor comes first: "support@example.com as alice@example.com
+//! changed the role of …" (the impersonator's email, else id). An event whose outcome is not
+//! `success` ends with " — failed" or " — denied", and ": <reason>" when it has one.
+//!
 //! Messages have no trailing punctuation and never a double space, whichever parts are
 //! missing. Values are inserted as they are: escaping is the job of whoever renders the
 //! message into HTML or CSV.
@@ -30,7 +34,7 @@
 use serde_json::Value;
 
 use crate::catalog::{preset_verb_and_target_type, Catalog};
-use crate::event::{ActorType, Event, EventBody};
+use crate::event::{ActorType, Event, EventBody, Outcome};
 
 /// The sentence for a stored event.
 pub fn render(event: &Event, catalog: &Catalog) -> String {
@@ -44,6 +48,7 @@ pub fn render_body(body: &EventBody, catalog: &Catalog) -> String {
     let actor = actor(body);
     let sentence = match body.action_key.as_str() {
         "audit_log_export_requested" => "requested an export of the audit log".to_string(),
+        "audit_log_access_denied" => "tried to read the audit log".to_string(),
         "authentication_success" => "signed in".to_string(),
 
         "channel_created"
@@ -175,7 +180,30 @@ pub fn render_body(body: &EventBody, catalog: &Catalog) -> String {
 
         _ => generic(body, &parts),
     };
-    format!("{actor} {sentence}")
+    let extensions = &body.extensions;
+    let mut message = match &extensions.impersonator {
+        Some(impersonator) => {
+            let real = impersonator
+                .email
+                .as_deref()
+                .or(impersonator.id.as_deref())
+                .unwrap_or("someone");
+            format!("{real} as {actor} {sentence}")
+        }
+        None => format!("{actor} {sentence}"),
+    };
+    if !extensions.outcome.is_success() {
+        message.push_str(" \u{2014} ");
+        message.push_str(match extensions.outcome {
+            Outcome::Denied => "denied",
+            _ => "failed",
+        });
+        if let Some(reason) = &extensions.reason {
+            message.push_str(": ");
+            message.push_str(reason);
+        }
+    }
+    message
 }
 
 /// `<verb> <target>` for actions without a sentence of their own.
@@ -399,6 +427,7 @@ mod tests {
             meta: Map::new(),
             occurred_at: Timestamp::from_millis(0).unwrap(),
             personal_meta: Vec::new(),
+            extensions: Default::default(),
         }
     }
 

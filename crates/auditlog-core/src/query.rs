@@ -38,11 +38,15 @@ pub enum Column {
     Target,
     /// `service_name`.
     ServiceName,
+    /// `impersonator`: matches the impersonator's id or email.
+    Impersonator,
+    /// `outcome`: `success`, `failure` or `denied`.
+    Outcome,
 }
 
 impl Column {
     /// Every column, in the order the docs list them.
-    pub const ALL: [Column; 11] = [
+    pub const ALL: [Column; 13] = [
         Column::ActionKey,
         Column::ActionVerb,
         Column::ActorId,
@@ -54,6 +58,8 @@ impl Column {
         Column::TargetType,
         Column::Target,
         Column::ServiceName,
+        Column::Impersonator,
+        Column::Outcome,
     ];
 
     /// The name used in `q`.
@@ -70,6 +76,8 @@ impl Column {
             Column::TargetType => "target_type",
             Column::Target => "target",
             Column::ServiceName => "service_name",
+            Column::Impersonator => "impersonator",
+            Column::Outcome => "outcome",
         }
     }
 
@@ -450,6 +458,12 @@ impl Condition {
                         any(body.target_id.as_deref()) || any(body.target_email.as_deref())
                     }
                     Column::ServiceName => any(body.service_name.as_deref()),
+                    Column::Impersonator => {
+                        body.extensions.impersonator.as_ref().is_some_and(|real| {
+                            any(real.id.as_deref()) || any(real.email.as_deref())
+                        })
+                    }
+                    Column::Outcome => any(Some(body.extensions.outcome.as_str())),
                 }
             }
         }

@@ -29,7 +29,9 @@ pub fn words(text: &str, out: &mut Vec<String>) {
 
 /// The distinct words an event is found by: its action key, actor and target ids, emails,
 /// names and types, service name, IP address and the string, number and boolean values of
-/// `meta` (not its keys). The message is built from these fields, so its words are here too.
+/// `meta` (not its keys); the impersonator's id and email, the names of the fields its
+/// `changes` list (not their values), its outcome when not `success`, and its reason. The
+/// message is built from these fields, so its words are here too.
 pub fn event_words(body: &EventBody) -> Vec<String> {
     let mut out = Vec::with_capacity(32);
     let fields = [
@@ -51,6 +53,25 @@ pub fn event_words(body: &EventBody) -> Vec<String> {
     }
     for value in body.meta.values() {
         meta_words(value, &mut out);
+    }
+    let extensions = &body.extensions;
+    if let Some(impersonator) = &extensions.impersonator {
+        for field in [&impersonator.id, &impersonator.email]
+            .into_iter()
+            .flatten()
+        {
+            words(field, &mut out);
+        }
+    }
+    // A change is found by the name of the field it changed, not by its values.
+    for change in &extensions.changes {
+        words(&change.field, &mut out);
+    }
+    if !extensions.outcome.is_success() {
+        out.push(extensions.outcome.as_str().to_string());
+    }
+    if let Some(reason) = &extensions.reason {
+        words(reason, &mut out);
     }
     out.sort_unstable();
     out.dedup();

@@ -8,7 +8,10 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{ActorType, Catalog, EventBody, NewEvent, Timestamp};
+use crate::{
+    ActorType, Catalog, EventBody, Extensions, FieldChange, Impersonator, NewEvent, Outcome,
+    Timestamp,
+};
 
 /// Longest email address accepted (RFC 5321's path limit).
 pub const MAX_EMAIL: usize = 320;
@@ -29,6 +32,12 @@ pub const MAX_META_BYTES: usize = 16 * 1024;
 pub const MAX_META_DEPTH: usize = 16;
 /// How far in the future `occurred_at` may be, to allow for clock skew but not for typos.
 pub const MAX_FUTURE_MS: i64 = 24 * 60 * 60 * 1000;
+/// Most `changes` one event may list.
+pub const MAX_CHANGES: usize = 100;
+/// Largest `changes`, as compact JSON (the same as `meta`).
+pub const MAX_CHANGES_BYTES: usize = 16 * 1024;
+/// Longest `reason`.
+pub const MAX_REASON: usize = 512;
 
 /// What kind of rule a value broke; stable, machine-readable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -120,6 +129,10 @@ pub fn validate(
         request_id,
         meta,
         occurred_at,
+        impersonator,
+        changes,
+        outcome,
+        reason,
     } = event;
 
     let catalog_action = catalog.get(&action_key);
@@ -251,6 +264,31 @@ pub fn validate(
         },
     };
 
+    let extensions = Extensions {
+        impersonator: impersonator.and_then(|value| check_impersonator(&mut errors, value)),
+        changes: changes.map_or_else(Vec::new, |value| check_changes(&mut errors, value)),
+        outcome: match outcome.as_deref() {
+            None => Outcome::Success,
+            Some(text) => Outcome::parse(text).unwrap_or_else(|| {
+                errors.push(FieldError::new(
+                    "outcome",
+                    ErrorKind::Invalid,
+                    format!(
+                        "{:?} is not one of success, failure, denied",
+                        truncate(text)
+                    ),
+                ));
+                Outcome::Success
+            }),
+        },
+        reason: {
+            check_text(&mut errors, "reason", reason.as_deref(), MAX_REASON);
+            reason
+        },
+        // The service flags a backlog; a client cannot.
+        backfilled: false,
+    };
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -273,7 +311,176 @@ pub fn validate(
         occurred_at,
         // The deployment's personal meta keys are the service's to mark.
         personal_meta: Vec::new(),
+        extensions,
     })
+}
+
+/// `impersonator`: an object with `id` and/or `email`, and an optional `type`.
+fn check_impersonator(errors: &mut Vec<FieldError>, value: Value) -> Option<Impersonator> {
+    let Value::Object(members) = value else {
+        if !value.is_null() {
+            errors.push(FieldError::new(
+                "impersonator",
+                ErrorKind::Invalid,
+                "must be an object: {\"id\", \"email\", \"type\"}",
+            ));
+        }
+        return None;
+    };
+    let before = errors.len();
+    let mut text = |name: &str| -> Option<String> {
+        match members.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    &format!("impersonator.{name}"),
+                    ErrorKind::Invalid,
+                    "must be a string",
+                ));
+                None
+            }
+        }
+    };
+    let (id, email, kind) = (text("id"), text("email"), text("type"));
+    if let Some(unknown) = members
+        .keys()
+        .find(|k| !matches!(k.as_str(), "id" | "email" | "type"))
+    {
+        let shown: String = unknown.chars().take(64).collect();
+        errors.push(FieldError::new(
+            &format!("impersonator.{shown}"),
+            ErrorKind::Invalid,
+            "unknown field; known fields are id, email, type",
+        ));
+    }
+    check_text(errors, "impersonator.id", id.as_deref(), MAX_ID);
+    check_email(errors, "impersonator.email", email.as_deref());
+    let kind = match kind.as_deref() {
+        None => ActorType::User,
+        Some(text) => ActorType::parse(text).unwrap_or_else(|| {
+            errors.push(FieldError::new(
+                "impersonator.type",
+                ErrorKind::Invalid,
+                format!(
+                    "{:?} is not one of user, service_account, system",
+                    truncate(text)
+                ),
+            ));
+            ActorType::User
+        }),
+    };
+    if id.is_none() && email.is_none() && errors.len() == before {
+        errors.push(FieldError::new(
+            "impersonator",
+            ErrorKind::Missing,
+            "needs an id or an email",
+        ));
+    }
+    Some(Impersonator { id, email, kind })
+}
+
+/// `changes`: a list of `{"field", "before", "after"}`, each value any JSON (numbers held to
+/// the same form as `meta`'s), within [`MAX_CHANGES`] and [`MAX_CHANGES_BYTES`].
+fn check_changes(errors: &mut Vec<FieldError>, value: Value) -> Vec<FieldChange> {
+    let items = match value {
+        Value::Null => return Vec::new(),
+        Value::Array(items) => items,
+        _ => {
+            errors.push(FieldError::new(
+                "changes",
+                ErrorKind::Invalid,
+                "must be a list of {\"field\", \"before\", \"after\"}",
+            ));
+            return Vec::new();
+        }
+    };
+    if items.len() > MAX_CHANGES {
+        errors.push(FieldError::new(
+            "changes",
+            ErrorKind::TooLong,
+            format!("lists {} changes; the limit is {MAX_CHANGES}", items.len()),
+        ));
+        return Vec::new();
+    }
+    let mut counter = ByteCount(0);
+    let size = serde_json::to_writer(&mut counter, &items)
+        .map(|()| counter.0)
+        .unwrap_or(usize::MAX);
+    if size > MAX_CHANGES_BYTES {
+        errors.push(FieldError::new(
+            "changes",
+            ErrorKind::TooLong,
+            format!("is {size} bytes as JSON; the limit is {MAX_CHANGES_BYTES}"),
+        ));
+        return Vec::new();
+    }
+    let mut changes = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let at = format!("changes[{index}]");
+        let Value::Object(mut members) = item else {
+            errors.push(FieldError::new(
+                &at,
+                ErrorKind::Invalid,
+                "must be an object: {\"field\", \"before\", \"after\"}",
+            ));
+            continue;
+        };
+        if let Some(unknown) = members
+            .keys()
+            .find(|k| !matches!(k.as_str(), "field" | "before" | "after"))
+        {
+            let shown: String = unknown.chars().take(64).collect();
+            errors.push(FieldError::new(
+                &format!("{at}.{shown}"),
+                ErrorKind::Invalid,
+                "unknown field; known fields are field, before, after",
+            ));
+        }
+        let field = match members.remove("field") {
+            Some(Value::String(field)) => {
+                check_text(errors, &format!("{at}.field"), Some(&field), MAX_TYPE);
+                field
+            }
+            None | Some(Value::Null) => {
+                errors.push(FieldError::new(
+                    &format!("{at}.field"),
+                    ErrorKind::Missing,
+                    "is required",
+                ));
+                continue;
+            }
+            Some(_) => {
+                errors.push(FieldError::new(
+                    &format!("{at}.field"),
+                    ErrorKind::Invalid,
+                    "must be a string",
+                ));
+                continue;
+            }
+        };
+        let mut side = |name: &str| {
+            let mut value = members.remove(name)?;
+            let mut path = format!("{at}.{name}");
+            let depth = 1 + depth_of(&value);
+            if depth > MAX_META_DEPTH {
+                errors.push(FieldError::new(
+                    &path,
+                    ErrorKind::TooDeep,
+                    format!("is nested {depth} levels deep; the limit is {MAX_META_DEPTH}"),
+                ));
+            }
+            normalize_numbers(errors, &mut path, &mut value);
+            Some(value)
+        };
+        let (before, after) = (side("before"), side("after"));
+        changes.push(FieldChange {
+            field,
+            before,
+            after,
+        });
+    }
+    changes
 }
 
 /// The rule every email address follows, in an event and on an account (a user that the
@@ -755,5 +962,129 @@ mod tests {
             ..base()
         };
         assert!(validate(event, &Catalog::builtin(), now()).is_ok());
+    }
+
+    #[test]
+    fn extensions_are_taken_and_each_broken_rule_names_its_path() {
+        let event = NewEvent {
+            impersonator: Some(json!({"id": "staff-7", "email": "support@example.net"})),
+            changes: Some(json!([
+                {"field": "role", "before": "member", "after": "admin"},
+                {"field": "nickname", "before": null},
+                {"field": "quota", "after": 1.0}
+            ])),
+            outcome: Some("denied".into()),
+            reason: Some("not an admin of the organization".into()),
+            ..base()
+        };
+        let body = validate(event, &Catalog::builtin(), now()).unwrap();
+        let extensions = &body.extensions;
+        let real = extensions.impersonator.as_ref().unwrap();
+        assert_eq!(real.email.as_deref(), Some("support@example.net"));
+        assert_eq!(real.kind, ActorType::User);
+        assert_eq!(extensions.outcome, Outcome::Denied);
+        assert_eq!(extensions.changes.len(), 3);
+        // A present null is a value (the field was unset); an absent side is none.
+        assert_eq!(extensions.changes[1].before, Some(Value::Null));
+        assert_eq!(extensions.changes[1].after, None);
+        // Numbers take the one form `meta`'s do.
+        assert_eq!(extensions.changes[2].after, Some(json!(1)));
+        assert!(!extensions.backfilled, "a client cannot flag a backlog");
+
+        let cases = [
+            (
+                NewEvent {
+                    impersonator: Some(json!("support@example.net")),
+                    ..base()
+                },
+                one("impersonator", ErrorKind::Invalid),
+            ),
+            (
+                NewEvent {
+                    impersonator: Some(json!({"type": "user"})),
+                    ..base()
+                },
+                one("impersonator", ErrorKind::Missing),
+            ),
+            (
+                NewEvent {
+                    impersonator: Some(json!({"email": "nobody", "kind": "user"})),
+                    ..base()
+                },
+                vec![
+                    ("impersonator.kind".to_string(), ErrorKind::Invalid),
+                    ("impersonator.email".to_string(), ErrorKind::Invalid),
+                ],
+            ),
+            (
+                NewEvent {
+                    impersonator: Some(json!({"id": "s", "type": "robot"})),
+                    ..base()
+                },
+                one("impersonator.type", ErrorKind::Invalid),
+            ),
+            (
+                NewEvent {
+                    changes: Some(json!({"field": "role"})),
+                    ..base()
+                },
+                one("changes", ErrorKind::Invalid),
+            ),
+            (
+                NewEvent {
+                    changes: Some(json!([{"field": "role"}, {"before": 1}, 7])),
+                    ..base()
+                },
+                vec![
+                    ("changes[1].field".to_string(), ErrorKind::Missing),
+                    ("changes[2]".to_string(), ErrorKind::Invalid),
+                ],
+            ),
+            (
+                NewEvent {
+                    changes: Some(json!([{"field": "role", "old": 1}])),
+                    ..base()
+                },
+                one("changes[0].old", ErrorKind::Invalid),
+            ),
+            (
+                NewEvent {
+                    changes: Some(json!([{"field": "n", "after": 9007199254740993u64}])),
+                    ..base()
+                },
+                one("changes[0].after", ErrorKind::Invalid),
+            ),
+            (
+                NewEvent {
+                    changes: Some(Value::Array(vec![json!({"field": "f"}); MAX_CHANGES + 1])),
+                    ..base()
+                },
+                one("changes", ErrorKind::TooLong),
+            ),
+            (
+                NewEvent {
+                    changes: Some(json!([{"field": "f", "after": "x".repeat(MAX_CHANGES_BYTES)}])),
+                    ..base()
+                },
+                one("changes", ErrorKind::TooLong),
+            ),
+            (
+                NewEvent {
+                    outcome: Some("maybe".into()),
+                    ..base()
+                },
+                one("outcome", ErrorKind::Invalid),
+            ),
+            (
+                NewEvent {
+                    reason: Some("r".repeat(MAX_REASON + 1)),
+                    ..base()
+                },
+                one("reason", ErrorKind::TooLong),
+            ),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(errors_of(event.clone()), expected, "{event:?}");
+        }
     }
 }

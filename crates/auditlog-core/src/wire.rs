@@ -8,7 +8,10 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::chain::decode_hex_array;
-use crate::{message, ActorType, Catalog, Committed, Entry, Event, EventBody, Salts, Timestamp};
+use crate::{
+    message, ActorType, Catalog, Committed, Entry, Event, EventBody, Extensions, FieldChange,
+    Impersonator, Outcome, Salts, Timestamp,
+};
 
 /// One event on the wire. Field order is the reference's, then ours.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +74,22 @@ pub struct EventRecord {
     /// `docs/log-format.md` §2); absent for a version-1 entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<EntryWire>,
+    /// Extension: `success`, `failure` or `denied` (`success` when a file predates it).
+    #[serde(default)]
+    pub outcome: Outcome,
+    /// Extension: why it failed or was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Extension: who really acted, when the actor was impersonated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonator: Option<Impersonator>,
+    /// Extension: what changed, field by field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    /// Extension: `occurred_at` lies before the arrival time by more than the deployment's
+    /// backfill window (present only when true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfilled: bool,
 }
 
 /// A version-2 entry's salts as the API and exports show them, so that anyone reading the
@@ -220,6 +239,11 @@ impl EventRecord {
             entry: EntryWire::of(&event.entry, &body.personal_meta),
             prev_hash: None,
             inclusion_proof: None,
+            outcome: body.extensions.outcome,
+            reason: body.extensions.reason.clone(),
+            impersonator: body.extensions.impersonator.clone(),
+            changes: body.extensions.changes.clone(),
+            backfilled: body.extensions.backfilled,
         }
     }
 
@@ -256,6 +280,11 @@ impl EventRecord {
             entry,
             prev_hash: None,
             inclusion_proof: None,
+            outcome: body.extensions.outcome,
+            reason: body.extensions.reason,
+            impersonator: body.extensions.impersonator,
+            changes: body.extensions.changes,
+            backfilled: body.extensions.backfilled,
         }
     }
 
@@ -304,6 +333,13 @@ impl EventRecord {
                 meta: self.meta.clone().unwrap_or_default(),
                 occurred_at: self.occurred_at.ok_or("occurred_at is missing")?,
                 personal_meta,
+                extensions: Extensions {
+                    impersonator: self.impersonator.clone(),
+                    changes: self.changes.clone(),
+                    outcome: self.outcome,
+                    reason: self.reason.clone(),
+                    backfilled: self.backfilled,
+                },
             },
         })
     }

@@ -50,19 +50,23 @@ const INSERT_EVENTS: &str = "
 INSERT INTO events (org_id, seq, id, occurred_at, created_at, action_key, action_verb,
                     actor_id, actor_email, actor_name, actor_type, target_id, target_email,
                     target_name, target_type, service_name, ip_address, user_agent, request_id,
-                    meta, hash, words, salts)
+                    meta, hash, words, salts, extensions, impersonator_id, impersonator_email,
+                    outcome)
 SELECT org_id, seq, id, occurred_at, created_at, action_key, action_verb,
        actor_id, actor_email, actor_name, actor_type, target_id, target_email,
        target_name, target_type, service_name, ip_address, user_agent, request_id,
-       meta, hash, words::tsvector, salts
+       meta, hash, words::tsvector, salts, extensions, impersonator_id, impersonator_email,
+       outcome
 FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::timestamptz[], $5::text[], $6::text[],
             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
             $13::text[], $14::text[], $15::text[], $16::inet[], $17::text[], $18::text[],
-            $19::text[], $20::bytea[], $21::text[], $22::timestamptz[], $23::bytea[])
+            $19::text[], $20::bytea[], $21::text[], $22::timestamptz[], $23::bytea[],
+            $24::text[], $25::text[], $26::text[], $27::text[])
   AS t(org_id, seq, id, occurred_at, action_key, action_verb,
        actor_id, actor_email, actor_name, actor_type, target_id, target_email,
        target_name, target_type, service_name, ip_address, user_agent, request_id,
-       meta, hash, words, created_at, salts)";
+       meta, hash, words, created_at, salts, extensions, impersonator_id, impersonator_email,
+       outcome)";
 
 /// The smallest batch whose rows go in with binary COPY; smaller ones use [`INSERT_EVENTS`],
 /// which costs one statement instead of a COPY's start, stream and end.
@@ -73,9 +77,10 @@ const COPY_EVENTS: &str = "
 COPY events (org_id, seq, id, occurred_at, created_at, action_key, action_verb,
              actor_id, actor_email, actor_name, actor_type, target_id, target_email,
              target_name, target_type, service_name, ip_address, user_agent, request_id,
-             meta, hash, words, salts) FROM STDIN (FORMAT binary)";
+             meta, hash, words, salts, extensions, impersonator_id, impersonator_email,
+             outcome) FROM STDIN (FORMAT binary)";
 
-const COPY_TYPES: [Type; 23] = [
+const COPY_TYPES: [Type; 27] = [
     Type::UUID,
     Type::INT8,
     Type::UUID,
@@ -99,6 +104,10 @@ const COPY_TYPES: [Type; 23] = [
     Type::BYTEA,
     Type::TS_VECTOR,
     Type::BYTEA,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
 ];
 
 const BUMP_ACTIONS: &str = "
@@ -459,7 +468,7 @@ async fn insert_rows(
         .collect();
     let rows = EventColumns::new(events, words)?;
     let insert = tx.prepare_cached(INSERT_EVENTS).await.map_err(backend)?;
-    let insert_params: [&(dyn ToSql + Sync); 23] = [
+    let insert_params: [&(dyn ToSql + Sync); 27] = [
         &rows.org_id,
         &rows.seq,
         &rows.id,
@@ -483,6 +492,10 @@ async fn insert_rows(
         &rows.words,
         &rows.created_at,
         &rows.salts,
+        &rows.extensions,
+        &rows.impersonator_id,
+        &rows.impersonator_email,
+        &rows.outcome,
     ];
     tx.execute(&insert, &insert_params).await.map_err(backend)?;
     Ok(())
@@ -507,7 +520,9 @@ async fn copy_rows(
         let created_at = sql_time(event.created_at);
         let hash = event.hash.as_slice();
         let salts = entry::encode_salts(&event.entry, &body.personal_meta);
-        let row: [&(dyn ToSql + Sync); 23] = [
+        let extensions = extensions_text(event)?;
+        let filtered = FilteredExtensions::of(event);
+        let row: [&(dyn ToSql + Sync); 27] = [
             &event.org_id,
             &seq,
             &event.id,
@@ -531,11 +546,46 @@ async fn copy_rows(
             &hash,
             words,
             &salts,
+            &extensions,
+            &filtered.impersonator_id,
+            &filtered.impersonator_email,
+            &filtered.outcome,
         ];
         writer.as_mut().write(&row).await.map_err(backend)?;
     }
     writer.finish().await.map_err(backend)?;
     Ok(())
+}
+
+/// The stored form of an event's extensions: compact JSON, `None` when it has none.
+fn extensions_text(event: &Event) -> Result<Option<String>, StoreError> {
+    let extensions = &event.body.extensions;
+    if extensions.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(extensions)
+        .map(Some)
+        .map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// The parts of an event's extensions that filters test, as the columns that hold them.
+struct FilteredExtensions<'a> {
+    impersonator_id: Option<&'a str>,
+    impersonator_email: Option<&'a str>,
+    /// `None` for `success`.
+    outcome: Option<&'static str>,
+}
+
+impl<'a> FilteredExtensions<'a> {
+    fn of(event: &'a Event) -> FilteredExtensions<'a> {
+        let extensions = &event.body.extensions;
+        let impersonator = extensions.impersonator.as_ref();
+        FilteredExtensions {
+            impersonator_id: impersonator.and_then(|i| i.id.as_deref()),
+            impersonator_email: impersonator.and_then(|i| i.email.as_deref()),
+            outcome: (!extensions.outcome.is_success()).then(|| extensions.outcome.as_str()),
+        }
+    }
 }
 
 /// The exact JSON text of an event's `meta` (`jsonb` would reorder keys and renormalize
@@ -622,11 +672,17 @@ struct EventColumns<'a> {
     words: Vec<String>,
     created_at: Vec<OffsetDateTime>,
     salts: Vec<Option<Vec<u8>>>,
+    extensions: Vec<Option<String>>,
+    impersonator_id: Vec<Option<&'a str>>,
+    impersonator_email: Vec<Option<&'a str>>,
+    outcome: Vec<Option<&'static str>>,
 }
 
 impl<'a> EventColumns<'a> {
     fn new(events: &'a [Event], words: Vec<String>) -> Result<EventColumns<'a>, StoreError> {
         let body = |e: &'a Event| &e.body;
+        let filtered: Vec<FilteredExtensions<'a>> =
+            events.iter().map(FilteredExtensions::of).collect();
         Ok(EventColumns {
             org_id: events.iter().map(|e| e.org_id).collect(),
             seq: events.iter().map(|e| e.seq as i64).collect(),
@@ -687,6 +743,13 @@ impl<'a> EventColumns<'a> {
                 .iter()
                 .map(|e| entry::encode_salts(&e.entry, &e.body.personal_meta))
                 .collect(),
+            extensions: events
+                .iter()
+                .map(extensions_text)
+                .collect::<Result<_, _>>()?,
+            impersonator_id: filtered.iter().map(|f| f.impersonator_id).collect(),
+            impersonator_email: filtered.iter().map(|f| f.impersonator_email).collect(),
+            outcome: filtered.iter().map(|f| f.outcome).collect(),
         })
     }
 }

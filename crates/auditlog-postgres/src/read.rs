@@ -23,7 +23,7 @@ use std::fmt::Write;
 
 use auditlog_core::query::{Column, Combine, Condition, Filter, Order, Query, Start, MAX_LIMIT};
 use auditlog_core::timestamp::MS_PER_DAY;
-use auditlog_core::{entry, text, ActorType, Event, EventBody, Timestamp};
+use auditlog_core::{entry, text, ActorType, Event, EventBody, Extensions, Outcome, Timestamp};
 use auditlog_store::{ActorCount, Count, Facets, StoreError};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Transaction};
@@ -35,7 +35,8 @@ use crate::{backend, from_sql_time, hash32, sql_time};
 /// The columns of a full event, in the order [`event_from_row`] reads them.
 const EVENT_COLUMNS: &str = "org_id, seq, id, occurred_at, created_at, action_key, action_verb,
     actor_id, actor_email, actor_name, actor_type, target_id, target_email, target_name,
-    target_type, service_name, ip_address, user_agent, request_id, meta, hash, salts";
+    target_type, service_name, ip_address, user_agent, request_id, meta, hash, salts,
+    extensions";
 
 fn event_from_row(row: &Row) -> Result<Event, StoreError> {
     let id: Uuid = row.get(2);
@@ -49,6 +50,12 @@ fn event_from_row(row: &Row) -> Result<Event, StoreError> {
     };
     let (entry, personal_meta) =
         entry::decode_salts(row.get::<_, Option<&[u8]>>(21)).map_err(|e| corrupt(&e))?;
+    let extensions = match row.get::<_, Option<&str>>(22) {
+        None => Extensions::default(),
+        Some(text) => {
+            serde_json::from_str(text).map_err(|e| corrupt(&format!("extensions: {e}")))?
+        }
+    };
     Ok(Event {
         entry,
         id,
@@ -75,6 +82,7 @@ fn event_from_row(row: &Row) -> Result<Event, StoreError> {
             meta,
             occurred_at: from_sql_time(row.get(3))?,
             personal_meta,
+            extensions,
         },
     })
 }
@@ -214,6 +222,16 @@ fn condition_sql(params: &mut Params, condition: &Condition, tag: Option<i64>) -
                 Column::TargetType => any("target_type"),
                 Column::Target => format!("({} OR {})", any("target_id"), any("target_email")),
                 Column::ServiceName => any("service_name"),
+                Column::Impersonator => format!(
+                    "({} OR {})",
+                    any("impersonator_id"),
+                    any("impersonator_email")
+                ),
+                // `success` is stored as no outcome at all.
+                Column::Outcome => match values.iter().any(|v| v == Outcome::Success.as_str()) {
+                    true => format!("(outcome IS NULL OR {})", any("outcome")),
+                    false => any("outcome"),
+                },
             }
         }
         Condition::Text(search) => {

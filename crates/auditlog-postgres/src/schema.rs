@@ -19,6 +19,8 @@
 //! - `tree_tiles` holds each organization's Merkle tree as C2SP tiles, grown in the append's
 //!   transaction (`crate::tree`), and `tree_checkpoints` its signed tree checkpoints. Version
 //!   2 adds them and builds the tiles of the events already stored.
+//! - Version 3 adds each event's extensions (`extensions`, JSON) and, for filters, its
+//!   impersonator and outcome as columns.
 
 use auditlog_store::StoreError;
 use tokio_postgres::{Client, Transaction};
@@ -26,7 +28,7 @@ use tokio_postgres::{Client, Transaction};
 use crate::backend;
 
 /// The newest schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The advisory lock key that serializes migrations ("auditlog" in ASCII). Advisory locks are
 /// per database, so stores in different schemas of one database also take turns; migrations
@@ -35,7 +37,7 @@ const MIGRATION_LOCK: i64 = 0x6175_6469_746c_6f67;
 
 /// Migrations by version; each runs in the one transaction that records it. A version whose
 /// data must be computed in Rust does that after its SQL ([`backfill`]).
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 const V1: &str = r#"
 CREATE TABLE orgs (
@@ -222,6 +224,24 @@ CREATE TABLE tree_checkpoints (
 );
 "#;
 
+/// An event's extensions (`auditlog_core::Extensions`) as compact JSON, NULL when it has none
+/// (every event stored before); and the parts a filter tests, as columns with access paths
+/// that hold only the events that have them.
+const V3: &str = r#"
+ALTER TABLE events ADD COLUMN extensions text;
+ALTER TABLE events ADD COLUMN impersonator_id text;
+ALTER TABLE events ADD COLUMN impersonator_email text;
+-- NULL for `success`, nearly every event.
+ALTER TABLE events ADD COLUMN outcome text;
+CREATE INDEX events_by_impersonator_id ON events (org_id, impersonator_id, occurred_at, seq)
+    WHERE impersonator_id IS NOT NULL;
+CREATE INDEX events_by_impersonator_email
+    ON events (org_id, impersonator_email, occurred_at, seq)
+    WHERE impersonator_email IS NOT NULL;
+CREATE INDEX events_by_outcome ON events (org_id, outcome, occurred_at, seq)
+    WHERE outcome IS NOT NULL;
+"#;
+
 /// Applies pending migrations; refuses a database from a newer version.
 pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(backend)?;
@@ -252,9 +272,13 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
+    let pending: Vec<i64> = MIGRATIONS
+        .iter()
+        .map(|(version, _)| *version)
+        .filter(|version| *version > found)
+        .collect();
     for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > found) {
         tx.batch_execute(sql).await.map_err(backend)?;
-        backfill(&tx, *version).await?;
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",
             &[version],
@@ -262,6 +286,11 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         .await
         .map_err(backend)?;
         tracing::info!(version, "applied PostgreSQL schema migration");
+    }
+    // The data a migration computes is computed by this build, which reads events in the
+    // newest schema: after every migration's SQL, still in the one transaction.
+    for version in pending {
+        backfill(&tx, version).await?;
     }
     tx.commit().await.map_err(backend)
 }

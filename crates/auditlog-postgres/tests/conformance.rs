@@ -68,6 +68,7 @@ fn event(action: &str, occurred_at: &str, step: u64) -> EventBody {
         meta,
         occurred_at: Timestamp::parse(occurred_at).expect("a test timestamp"),
         personal_meta: Vec::new(),
+        extensions: Default::default(),
     }
 }
 
@@ -385,14 +386,17 @@ async fn migrating_builds_the_tree_of_stored_events() {
     append_n(&store, big.id, 5_300).await;
     append_n(&store, small.id, 3).await;
     drop(store);
-    // Back to version 1 with the events kept: what version 2 adds, and its record, go.
+    // Back to version 1 with the events kept: what versions 2 and 3 add, and their records,
+    // go.
     schema
         .client()
         .await
         .batch_execute(
             "DROP TABLE tree_tiles, tree_checkpoints;
-             ALTER TABLE events DROP COLUMN salts;
-             DELETE FROM schema_migrations WHERE version = 2;",
+             ALTER TABLE events DROP COLUMN salts, DROP COLUMN extensions,
+                 DROP COLUMN impersonator_id, DROP COLUMN impersonator_email,
+                 DROP COLUMN outcome;
+             DELETE FROM schema_migrations WHERE version >= 2;",
         )
         .await
         .expect("undo version 2");

@@ -85,6 +85,8 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Closed => ApiError::Unavailable("the service is shutting down".into()),
             StoreError::Unavailable(message) => ApiError::Unavailable(message),
+            // Fail closed: the action was not taken because its audit record could not be.
+            e @ StoreError::Unrecorded(_) => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

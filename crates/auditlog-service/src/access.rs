@@ -3,10 +3,11 @@
 //! administrative actions (users, roles, service accounts, tokens) that are themselves recorded
 //! in the organization's log with `service_name: "auditlog"`.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use auditlog_core::validate::{check_display_name, check_email_address, validate, FieldError};
-use auditlog_core::{ActorType, NewEvent, Timestamp};
+use auditlog_core::{ActorType, FieldChange, NewEvent, Outcome, Timestamp};
 use auditlog_store::{
     Append, Applied, Change, Changed, Credential, CredentialKind, Org, Recorder, Role,
     ServiceAccount, StoreError, User,
@@ -73,6 +74,19 @@ impl Actor {
             id: None,
             email: None,
             name: Some("auditlog operator".into()),
+            kind: ActorType::System,
+            ip_address: None,
+            user_agent: None,
+            request_id: None,
+        }
+    }
+
+    /// auditlog itself, acting on its own (an export job that failed).
+    pub fn auditlog() -> Actor {
+        Actor {
+            id: None,
+            email: None,
+            name: Some(SERVICE_NAME.into()),
             kind: ActorType::System,
             ip_address: None,
             user_agent: None,
@@ -399,7 +413,7 @@ impl Service {
         changes: Vec<Change>,
         records: impl FnOnce(&[Changed]) -> Vec<OwnRecord> + Send + 'static,
     ) -> Result<Applied, StoreError> {
-        let catalog = self.catalog.clone();
+        let catalog = self.own_catalog.clone();
         let personal_meta = self.personal_meta.clone();
         let recorder: Recorder = Box::new(move |changed| {
             let now = Timestamp::now();
@@ -423,7 +437,13 @@ impl Service {
             }
             Ok(batch)
         });
-        self.store().apply(changes, Some(recorder)).await
+        let applied = self.store().apply(changes, Some(recorder)).await;
+        if let Err(StoreError::Unrecorded(reason)) = &applied {
+            self.unrecorded
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(%reason, "an action was refused: its audit record could not be made");
+        }
+        applied
     }
 
     /// Creates a user (or finds the existing one) and gives them `role` in `org`, recording
@@ -485,7 +505,12 @@ impl Service {
                 Some(previous) if previous != role => vec![record(
                     "organization_user_updated",
                     meta(json!({"previous_role": previous.as_str(), "new_role": role.as_str()})),
-                )],
+                )
+                .with_changes(vec![FieldChange {
+                    field: "role".to_string(),
+                    before: Some(previous.as_str().into()),
+                    after: Some(role.as_str().into()),
+                }])],
                 Some(_) => Vec::new(),
             }
         })
@@ -642,10 +667,30 @@ impl Service {
         }
         let account = self.store().service_account_by_client_id(client_id).await?;
         let offered = secret_hash(client_secret);
-        let Some(account) = account.filter(|a| constant_time_eq(&a.secret_hash, &offered)) else {
+        let Some(account) = account else {
             return Err(denied());
         };
         let org = self.store().find_org(&account.org_id.to_string()).await?;
+        if !constant_time_eq(&account.secret_hash, &offered) {
+            if let Some(org) = &org {
+                let actor = Actor::service_account(&account).with_request(
+                    actor_context.ip_address,
+                    actor_context.user_agent,
+                    actor_context.request_id,
+                );
+                let (target, reason) = (Target::org(org), "wrong client secret");
+                self.record_attempt(
+                    org,
+                    &actor,
+                    "authentication_success",
+                    target,
+                    Outcome::Failure,
+                    reason,
+                )
+                .await;
+            }
+            return Err(denied());
+        }
         let token = new_secret("al_access");
         let now = Timestamp::now();
         let credential = Credential {
@@ -973,9 +1018,43 @@ impl Service {
         let matches = tokio::task::spawn_blocking(move || verify_password(&checked, &password))
             .await
             .unwrap_or(false);
-        let (Some(user), Some(_), true) = (user, hash, matches) else {
+        let Some(user) = user else {
             return Err(denied());
         };
+        if hash.is_none() || !matches {
+            // A known account's failed sign-in is recorded in its organizations, after the
+            // answer: an unknown email has none, and must not be told apart by the time the
+            // answer takes.
+            let actor = Actor::user(&user).with_request(
+                context.ip_address,
+                context.user_agent.clone(),
+                context.request_id.clone(),
+            );
+            let service = self.clone();
+            tokio::spawn(async move {
+                let orgs = match service.store().memberships(user.id).await {
+                    Ok(orgs) => orgs,
+                    Err(error) => {
+                        tracing::warn!(%error, "a failed sign-in could not be recorded");
+                        return;
+                    }
+                };
+                for (org, _) in &orgs {
+                    let (target, reason) = (Target::org(org), "wrong password");
+                    service
+                        .record_attempt(
+                            org,
+                            &actor,
+                            "authentication_success",
+                            target,
+                            Outcome::Failure,
+                            reason,
+                        )
+                        .await;
+                }
+            });
+            return Err(denied());
+        }
         let orgs: Vec<Org> = self
             .store()
             .memberships(user.id)
@@ -1177,6 +1256,90 @@ impl Service {
     }
 }
 
+/// How often the failed or refused attempts of one source (a client address, else an
+/// account) at one action in one organization are recorded: the first is, and the next after
+/// this long, carrying the number in between (`meta.attempts_not_recorded`). A client that
+/// guesses passwords cannot flood the log.
+pub const ATTEMPT_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Most sources remembered at once; past it, those whose window is over are forgotten.
+const MAX_ATTEMPT_SOURCES: usize = 10_000;
+
+/// The attempts recorded within the window, by source, organization and action, with the
+/// number not recorded since.
+#[derive(Default)]
+pub(crate) struct AttemptRecords {
+    seen: std::sync::Mutex<HashMap<AttemptKey, (std::time::Instant, u64)>>,
+}
+
+/// Whose attempts (a client address, else an account id), in which organization, at what.
+type AttemptKey = (String, Uuid, &'static str);
+
+impl AttemptRecords {
+    /// Whether to record this attempt: `Some(n)` with the attempts not recorded since the
+    /// last record, or `None` within the window.
+    fn admit(&self, source: String, org_id: Uuid, action_key: &'static str) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= MAX_ATTEMPT_SOURCES {
+            seen.retain(|_, (at, _)| now.duration_since(*at) < ATTEMPT_WINDOW);
+            if seen.len() >= MAX_ATTEMPT_SOURCES {
+                // Every one of them is within its window: keep refusing new sources' records
+                // rather than grow; their attempts are counted by whoever asks next.
+                return None;
+            }
+        }
+        match seen.get_mut(&(source.clone(), org_id, action_key)) {
+            Some((at, skipped)) if now.duration_since(*at) < ATTEMPT_WINDOW => {
+                *skipped += 1;
+                None
+            }
+            Some(entry) => {
+                let skipped = entry.1;
+                *entry = (now, 0);
+                Some(skipped)
+            }
+            None => {
+                seen.insert((source, org_id, action_key), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+impl Service {
+    /// Records that `actor` attempted `action_key` on `target` in `org` and it did not happen
+    /// (`outcome`: failure or denied) for `reason`, unless this source's attempts were
+    /// recorded within [`ATTEMPT_WINDOW`]. The attempt was refused whatever happens here, so
+    /// a record that cannot be stored is logged, not returned.
+    pub(crate) async fn record_attempt(
+        &self,
+        org: &Org,
+        actor: &Actor,
+        action_key: &'static str,
+        target: Target,
+        outcome: Outcome,
+        reason: &str,
+    ) {
+        let source = match (&actor.ip_address, &actor.id) {
+            (Some(ip), _) => ip.to_string(),
+            (None, Some(id)) => id.clone(),
+            (None, None) => String::new(),
+        };
+        let Some(skipped) = self.attempts.admit(source, org.id, action_key) else {
+            return;
+        };
+        let mut meta = Map::new();
+        if skipped > 0 {
+            meta.insert("attempts_not_recorded".into(), skipped.into());
+        }
+        let record = OwnRecord::new(org, actor, action_key, target, meta).not_done(outcome, reason);
+        if let Err(error) = self.apply_recorded(Vec::new(), move |_| vec![record]).await {
+            tracing::warn!(%error, action_key, "a refused attempt could not be recorded");
+        }
+    }
+}
+
 /// One of the service's own actions, to record in an organization's log.
 pub(crate) struct OwnRecord {
     org_id: Uuid,
@@ -1184,6 +1347,9 @@ pub(crate) struct OwnRecord {
     action_key: &'static str,
     target: Target,
     meta: Map<String, Value>,
+    outcome: Outcome,
+    reason: Option<String>,
+    changes: Vec<FieldChange>,
 }
 
 impl OwnRecord {
@@ -1201,7 +1367,24 @@ impl OwnRecord {
             action_key,
             target,
             meta,
+            outcome: Outcome::Success,
+            reason: None,
+            changes: Vec::new(),
         }
+    }
+
+    /// The same action, recorded as attempted and not done: `Outcome::Failure` or
+    /// `Outcome::Denied`, for `reason`.
+    pub(crate) fn not_done(mut self, outcome: Outcome, reason: &str) -> OwnRecord {
+        self.outcome = outcome;
+        self.reason = Some(reason.to_string());
+        self
+    }
+
+    /// The same action, recording what it changed.
+    pub(crate) fn with_changes(mut self, changes: Vec<FieldChange>) -> OwnRecord {
+        self.changes = changes;
+        self
     }
 
     /// The event, as any other client would send it.
@@ -1211,6 +1394,9 @@ impl OwnRecord {
             action_key,
             target,
             meta,
+            outcome,
+            reason,
+            changes,
             ..
         } = self;
         NewEvent {
@@ -1231,6 +1417,11 @@ impl OwnRecord {
             request_id: actor.request_id,
             meta: Some(Value::Object(meta)),
             occurred_at: None,
+            impersonator: None,
+            changes: (!changes.is_empty())
+                .then(|| serde_json::to_value(changes).expect("changes serialize")),
+            outcome: (!outcome.is_success()).then(|| outcome.as_str().to_string()),
+            reason,
         }
     }
 }
@@ -1255,7 +1446,7 @@ impl Target {
     }
 
     /// An organization (what a sign-in is into).
-    fn org(org: &Org) -> Target {
+    pub(crate) fn org(org: &Org) -> Target {
         Target {
             id: Some(org.id.to_string()),
             email: None,

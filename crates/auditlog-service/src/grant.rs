@@ -16,6 +16,7 @@ use auditlog_store::{Credential, Org, Role, StoreError, User};
 
 use crate::access::{AccessError, Principal};
 use crate::Service;
+use auditlog_core::Outcome;
 
 /// An organization whose audit log the holder may read and export. Only the service makes
 /// one, after deciding so; it reads as the [`Org`] it stands for.
@@ -168,18 +169,23 @@ impl Service {
             }
         };
         if bound_org.is_some_and(|bound| bound != org.id) {
+            self.record_denied_read(&org, principal, false).await;
             return Err(foreign(&org.name));
         }
         if let Principal::User { user, .. } = principal {
             match self.store().role_of(org.id, user.id).await? {
                 Some(Role::Admin) => {}
                 Some(Role::Member) => {
+                    self.record_denied_read(&org, principal, true).await;
                     return Err(AccessError::Forbidden(format!(
                         "only administrators of {:?} may read its audit log",
                         org.name
-                    )))
+                    )));
                 }
-                None => return Err(foreign(&org.name)),
+                None => {
+                    self.record_denied_read(&org, principal, false).await;
+                    return Err(foreign(&org.name));
+                }
             }
         }
         if !org.audit_logs_enabled {
@@ -295,6 +301,34 @@ impl Service {
 }
 
 /// The refusal a credential bound to one organization gets for any other.
+impl Service {
+    /// Records in `org` that `principal` was refused its audit log
+    /// (`audit_log_access_denied`, outcome `denied`). Someone from outside the organization
+    /// (`member` false) is recorded by id and kind only: their name and email belong to
+    /// another organization.
+    async fn record_denied_read(&self, org: &Org, principal: &Principal, member: bool) {
+        let mut actor = principal.actor();
+        if !member {
+            actor.email = None;
+            actor.name = None;
+        }
+        let reason = match member {
+            true => "only administrators may read the audit log",
+            false => "the credential belongs to another organization",
+        };
+        let target = crate::access::Target::org(org);
+        self.record_attempt(
+            org,
+            &actor,
+            "audit_log_access_denied",
+            target,
+            Outcome::Denied,
+            reason,
+        )
+        .await;
+    }
+}
+
 pub(crate) fn foreign(name: &str) -> AccessError {
     AccessError::Forbidden(format!(
         "this credential has no access to organization {name:?}"

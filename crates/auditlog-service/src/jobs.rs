@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use auditlog_core::Timestamp;
+use auditlog_core::{Outcome, Timestamp};
 use auditlog_store::{Change, ExportJob, JobStatus, StoreError};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
@@ -315,11 +315,38 @@ impl ExportJobs {
                 job.error_message = Some(user.to_string());
                 job.completed_at = Some(now);
                 tracing::error!(job = %job.id, error = %detail, "export failed");
+                self.record_failure(&job, user).await;
             }
         }
         if let Err(error) = store.update_job(&job).await {
             // The job stays `running`; its heartbeat stops, so a runner retries it later.
             tracing::error!(job = %job.id, %error, "cannot record the end of an export job");
+        }
+    }
+
+    /// Records in the organization's log that the export `job` failed (its request,
+    /// recorded when it was made, with outcome `failure` and the sentence the user sees), by
+    /// auditlog itself. A failure to record is logged: the job has failed either way.
+    async fn record_failure(&self, job: &ExportJob, reason: &str) {
+        let org = match self.service.store().find_org(&job.org_id.to_string()).await {
+            Ok(Some(org)) => org,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(job = %job.id, %error, "a failed export could not be recorded");
+                return;
+            }
+        };
+        let Ok(request) = serde_json::from_str::<ExportRequest>(&job.request) else {
+            return;
+        };
+        let record = export_request_record(&org, &Actor::auditlog(), &request, Some(job.id))
+            .not_done(Outcome::Failure, reason);
+        if let Err(error) = self
+            .service
+            .apply_recorded(Vec::new(), move |_| vec![record])
+            .await
+        {
+            tracing::warn!(job = %job.id, %error, "a failed export could not be recorded");
         }
     }
 

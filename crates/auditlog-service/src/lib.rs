@@ -129,6 +129,9 @@ pub(crate) fn mark_personal_meta(keys: &[String], body: &mut auditlog_core::Even
 pub struct Service {
     store: Arc<dyn Store>,
     catalog: Arc<Catalog>,
+    /// The catalog and the actions the service records about itself that it lacks
+    /// (`Catalog::with_own_actions`): what the service's own records are validated against.
+    own_catalog: Arc<Catalog>,
     signing_key: Arc<SigningKey>,
     /// The key name of signed tree checkpoints and the prefix of their origins (`log`).
     log_name: Arc<str>,
@@ -139,20 +142,50 @@ pub struct Service {
     principals: Arc<access::PrincipalCache>,
     /// Hashed tiles above level 0, shared by every clone of the service.
     upper_tiles: Arc<log::UpperTiles>,
+    /// How long before its arrival an event may have happened without being flagged
+    /// `backfilled`, in milliseconds.
+    backfill_window_ms: i64,
+    /// The failed and refused attempts recorded lately, by source: at most one record per
+    /// source, organization and action a window (`access::AttemptRecords`).
+    attempts: Arc<access::AttemptRecords>,
+    /// Actions not taken because their audit record could not be made (fail closed).
+    unrecorded: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// The backfill window a service starts with: a day.
+pub const DEFAULT_BACKFILL_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl Service {
     /// Composes a service.
     pub fn new(store: Arc<dyn Store>, catalog: Catalog, signing_key: SigningKey) -> Service {
         Service {
             store,
+            own_catalog: Arc::new(catalog.with_own_actions()),
             catalog: Arc::new(catalog),
             signing_key: Arc::new(signing_key),
             log_name: Arc::from(log::DEFAULT_LOG_NAME),
             personal_meta: Arc::default(),
             principals: Arc::default(),
             upper_tiles: Arc::default(),
+            backfill_window_ms: DEFAULT_BACKFILL_WINDOW.as_millis() as i64,
+            attempts: Arc::default(),
+            unrecorded: Arc::default(),
         }
+    }
+
+    /// How many actions were refused since start because their audit record could not be
+    /// made: the change was undone and the caller answered 503 (the `/metrics` counter
+    /// `auditlog_unrecorded_actions_total`).
+    pub fn unrecorded_actions(&self) -> u64 {
+        self.unrecorded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The service with `window` as its backfill window: an event whose `occurred_at` lies
+    /// further before its arrival is stored with its own time, as always, and flagged
+    /// `backfilled` (docs/events.md).
+    pub fn with_backfill_window(mut self, window: std::time::Duration) -> Service {
+        self.backfill_window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        self
     }
 
     /// The service with `keys` as the `meta` keys that hold personal data in this
@@ -338,6 +371,8 @@ impl Service {
             match validate(event, &self.catalog, now) {
                 Ok(mut body) => {
                     mark_personal_meta(&self.personal_meta, &mut body);
+                    body.extensions.backfilled = body.occurred_at.as_millis()
+                        < now.as_millis().saturating_sub(self.backfill_window_ms);
                     if let Some(org_id) = org_id {
                         batch.push(Append { org_id, body });
                     }

@@ -287,8 +287,8 @@ fn write_batch(
     let mut insert_keys = tx
         .prepare_cached(
             "INSERT INTO event_index (pos, lsn, org_key, day, occurred_at, action, verb, actor,
-                                      target, service)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                      target, service, impersonator, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .map_err(backend)?;
     let mut insert_words = tx
@@ -337,6 +337,19 @@ fn write_batch(
             None
         };
         let service = lookups.optional_string(body.service_name.as_deref())?;
+        let extensions = &body.extensions;
+        let impersonator = match &extensions.impersonator {
+            Some(real) => {
+                let kind = lookups.string(real.kind.as_str())?;
+                Some(lookups.principal(org_key, kind, [&real.id, &real.email, &None])?)
+            }
+            None => None,
+        };
+        // Successes, nearly every event, have no outcome row: the access path stays small.
+        let outcome = match extensions.outcome.is_success() {
+            true => None,
+            false => Some(lookups.string(extensions.outcome.as_str())?),
+        };
         insert_keys
             .execute(params![
                 pos,
@@ -348,7 +361,9 @@ fn write_batch(
                 verb,
                 actor,
                 target,
-                service
+                service,
+                impersonator,
+                outcome
             ])
             .map_err(backend)?;
 

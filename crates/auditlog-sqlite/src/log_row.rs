@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use auditlog_core::{entry, ActorType, Event, EventBody, Timestamp};
+use auditlog_core::{entry, ActorType, Event, EventBody, Extensions, Timestamp};
 use auditlog_store::StoreError;
 use rusqlite::{params, CachedStatement, Row};
 use uuid::Uuid;
@@ -14,15 +14,15 @@ use crate::backend;
 pub const INSERT: &str = "INSERT INTO log (org_key, seq, id, occurred_at, created_at, action_key,
         action_verb, actor_id, actor_email, actor_name, actor_type, target_id, target_email,
         target_name, target_type, service_name, ip, user_agent, request_id, meta, hash, salts,
-        leaf)
+        leaf, extensions)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-            ?19, ?20, ?21, ?22, ?23)";
+            ?19, ?20, ?21, ?22, ?23, ?24)";
 
 /// The columns [`decode`] reads, for a `SELECT` from `log l`: `lsn` and `org_key` first.
 pub const COLUMNS: &str = "l.lsn, l.org_key, l.seq, l.id, l.occurred_at, l.created_at,
     l.action_key, l.action_verb, l.actor_id, l.actor_email, l.actor_name, l.actor_type,
     l.target_id, l.target_email, l.target_name, l.target_type, l.service_name, l.ip,
-    l.user_agent, l.request_id, l.meta, l.hash, l.salts";
+    l.user_agent, l.request_id, l.meta, l.hash, l.salts, l.extensions";
 
 /// Appends one event of the organization `org_key` with its leaf hash in the organization's
 /// Merkle tree (`crate::tree` reads the leaves of a partial tile from here); `meta` is a
@@ -45,6 +45,7 @@ pub fn insert(
             .map_err(|e| StoreError::Backend(e.to_string()))?;
     }
     let meta = std::str::from_utf8(meta).expect("serde_json writes UTF-8");
+    let extensions = encode_extensions(&body.extensions)?;
     stmt.execute(params![
         org_key,
         event.seq as i64,
@@ -69,9 +70,20 @@ pub fn insert(
         event.hash.as_slice(),
         entry::encode_salts(&event.entry, &body.personal_meta),
         leaf.as_slice(),
+        extensions,
     ])
     .map_err(backend)?;
     Ok(())
+}
+
+/// The stored form of an event's extensions: compact JSON, `None` when it has none.
+pub fn encode_extensions(extensions: &Extensions) -> Result<Option<String>, StoreError> {
+    if extensions.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(extensions)
+        .map(Some)
+        .map_err(|e| StoreError::Backend(e.to_string()))
 }
 
 /// The log position and organization key of a row selected with [`COLUMNS`].
@@ -112,6 +124,13 @@ pub fn decode(row: &Row<'_>, org_id: Uuid) -> Result<Event, StoreError> {
     let actor_type = text(11)?.unwrap_or_default();
     let salts: Option<Vec<u8>> = row.get(22).map_err(backend)?;
     let (entry, personal_meta) = entry::decode_salts(salts.as_deref()).map_err(|e| corrupt(&e))?;
+    let extensions = match row.get_ref(23).map_err(backend)?.as_str_or_null() {
+        Ok(None) => Extensions::default(),
+        Ok(Some(json)) => {
+            serde_json::from_str(json).map_err(|e| corrupt(&format!("extensions: {e}")))?
+        }
+        Err(_) => return Err(corrupt("extensions is not text")),
+    };
     Ok(Event {
         entry,
         id,
@@ -140,6 +159,7 @@ pub fn decode(row: &Row<'_>, org_id: Uuid) -> Result<Event, StoreError> {
             meta,
             occurred_at: millis(4)?,
             personal_meta,
+            extensions,
         },
     })
 }

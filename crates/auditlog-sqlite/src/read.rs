@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use auditlog_core::chain::{Checkpoint, SignedCheckpoint};
 use auditlog_core::query::{Column, Combine, Condition, Filter, Order, Position, Query, Start};
-use auditlog_core::{text, Event, EventBody, Timestamp};
+use auditlog_core::{text, Event, EventBody, Outcome, Timestamp};
 use auditlog_store::{ActorCount, ChainHead, Count, Facets, StoreError};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -182,6 +182,14 @@ fn plan_conditions(
             "INDEXED BY events_by_actor"
         } else if names(&[Column::Target, Column::TargetId, Column::TargetEmail]) {
             "INDEXED BY events_by_target"
+        } else if names(&[Column::Impersonator]) {
+            "INDEXED BY events_by_impersonator"
+        } else if others.iter().any(|c| {
+            // Only failures and refusals are on the outcome path; successes are not.
+            matches!(c, Condition::AnyOf { column: Column::Outcome, values }
+                if !values.iter().any(|v| v == Outcome::Success.as_str()))
+        }) {
+            "INDEXED BY events_by_outcome"
         } else if names(&[Column::ActionKey]) {
             "INDEXED BY events_by_action"
         } else {
@@ -255,6 +263,26 @@ fn conditions_sql(
                 found.sort_unstable();
                 found.dedup();
                 format!("{} IN {}", side(*column), keys(found, params))
+            }
+            Column::Impersonator => {
+                let mut found = principal_keys(conn, scope, "ext_id", values)?;
+                found.extend(principal_keys(conn, scope, "email", values)?);
+                found.sort_unstable();
+                found.dedup();
+                format!("e.impersonator IN {}", keys(found, params))
+            }
+            Column::Outcome => {
+                // `success` is stored as no outcome at all.
+                let others: Vec<String> = values
+                    .iter()
+                    .filter(|v| v.as_str() != Outcome::Success.as_str())
+                    .cloned()
+                    .collect();
+                let listed = format!("e.outcome IN {}", keys(string_keys(conn, &others)?, params));
+                match others.len() < values.len() {
+                    true => format!("e.outcome IS NULL OR {listed}"),
+                    false => listed,
+                }
             }
             Column::ActorType | Column::TargetType => {
                 // Kinds can match every principal of an organization: keep them a subquery.

@@ -7,8 +7,8 @@
 //!   `lsn` is the log sequence number), checkpoints, accounts, idempotency keys and export
 //!   jobs, and each organization's Merkle tree (`tiles`, `tree_checkpoints`). Version 2
 //!   replaced version 1's dictionary-encoded, indexed and searchable `events` table with
-//!   `log`, copying every event over unchanged; version 3 (this build) added the trees, built
-//!   from the events already stored.
+//!   `log`, copying every event over unchanged; version 3 added the trees, built from the
+//!   events already stored; version 4 (this build) each event's extensions.
 //! - `index.db` ([`INDEX_SCHEMA`]), everything derived from the log: dictionaries, the
 //!   access paths by time, action, actor and target, per-day rollups and search postings,
 //!   built by the indexer off the commit path. It can be deleted and is rebuilt from the
@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use auditlog_store::StoreError;
 
 /// The newest schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Version 1, kept so that files it wrote can be migrated (and every new file is made by
 /// running the migrations in order).
@@ -269,8 +269,29 @@ CREATE TABLE tree_checkpoints (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 4: an event's extensions (impersonator, changes, outcome and reason, the backfill
+/// flag: `auditlog_core::Extensions`) as one compact JSON object; NULL for an event without
+/// any, which every event stored before is.
+const V4: &str = r#"
+ALTER TABLE log ADD COLUMN extensions TEXT;
+"#;
+
 /// The schema of `index.db`.
-pub const INDEX_VERSION: i64 = 1;
+pub const INDEX_VERSION: i64 = 2;
+
+/// Index version 2: the impersonator (a principal) and the outcome (a string, NULL for
+/// `success`) of each event, with access paths that hold only the events that have them
+/// (few: most events are successes without an impersonator). Events indexed before have
+/// neither, so the columns' NULL is already right for them.
+const INDEX_V2: &str = r#"
+ALTER TABLE event_index ADD COLUMN impersonator INTEGER;
+ALTER TABLE event_index ADD COLUMN outcome INTEGER;
+CREATE INDEX events_by_impersonator ON event_index(day, org_key, impersonator, occurred_at)
+    WHERE impersonator IS NOT NULL;
+CREATE INDEX events_by_outcome ON event_index(day, org_key, outcome, occurred_at)
+    WHERE outcome IS NOT NULL;
+PRAGMA user_version = 2;
+"#;
 
 /// Derived state: `event_index` holds each indexed event's keys (`pos = org_key << 40 | seq`,
 /// its `lsn` in the log, and dictionary keys) with the day-leading access paths; rollups and
@@ -381,18 +402,20 @@ pub fn migrate_index(conn: &mut Connection) -> Result<(), StoreError> {
             supported: INDEX_VERSION,
         });
     }
-    if found < 1 {
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(crate::backend)?;
-        // Another process may have created it since the version was read.
-        let again: i64 = tx
-            .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(crate::backend)?;
-        if again < 1 {
-            tx.execute_batch(INDEX_SCHEMA).map_err(crate::backend)?;
+    for (version, sql) in [(1, INDEX_SCHEMA), (2, INDEX_V2)] {
+        if found < version {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(crate::backend)?;
+            // Another process may have migrated it since the version was read.
+            let again: i64 = tx
+                .query_row("PRAGMA user_version", [], |row| row.get(0))
+                .map_err(crate::backend)?;
+            if again < version {
+                tx.execute_batch(sql).map_err(crate::backend)?;
+            }
+            tx.commit().map_err(crate::backend)?;
         }
-        tx.commit().map_err(crate::backend)?;
     }
     Ok(())
 }
@@ -408,28 +431,32 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    // Each migration runs in one transaction with the version it reaches: a crash leaves
-    // the file at the previous version, whole.
-    for (version, sql) in [(1, V1), (2, V2), (3, V3)] {
-        if found < version {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(crate::backend)?;
-            let again: i64 = tx
-                .query_row("PRAGMA user_version", [], |row| row.get(0))
-                .map_err(crate::backend)?;
-            if again < version {
-                tx.execute_batch(sql).map_err(crate::backend)?;
-                if version == 3 {
-                    crate::tree::backfill(&tx)?;
-                }
-                tx.execute_batch(&format!("PRAGMA user_version = {version}"))
-                    .map_err(crate::backend)?;
-            }
-            tx.commit().map_err(crate::backend)?;
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // Every pending migration runs in one transaction with the version it reaches: a crash
+    // leaves the file at the version before, whole. The data a migration computes (version
+    // 3's trees) is computed by this build, which reads events in the newest schema: after
+    // every migration's SQL.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(crate::backend)?;
+    // Another process may have migrated it since the version was read.
+    let again: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(crate::backend)?;
+    let migrations = [(1, V1), (2, V2), (3, V3), (4, V4)];
+    for (version, sql) in migrations {
+        if again < version {
+            tx.execute_batch(sql).map_err(crate::backend)?;
         }
     }
-    Ok(())
+    if again < 3 {
+        crate::tree::backfill(&tx)?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+        .map_err(crate::backend)?;
+    tx.commit().map_err(crate::backend)
 }
 
 #[cfg(test)]
@@ -467,6 +494,7 @@ mod tests {
             meta: if i == 3 { serde_json::Map::new() } else { meta },
             occurred_at: Timestamp::from_millis(1_700_000_000_000 + i * 60_000).unwrap(),
             personal_meta: Vec::new(),
+            extensions: Default::default(),
         }
     }
 

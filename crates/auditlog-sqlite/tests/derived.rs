@@ -47,6 +47,7 @@ fn body(rng: &mut SmallRng) -> EventBody {
         occurred_at: Timestamp::from_millis(1_760_000_000_000 + rng.gen_range(0..216) * 1_200_000)
             .unwrap(),
         personal_meta: Vec::new(),
+        extensions: Default::default(),
     }
 }
 

@@ -219,5 +219,13 @@ fn to_new_event(body: &EventBody) -> NewEvent {
         request_id: body.request_id.clone(),
         meta: Some(Value::Object(body.meta.clone())),
         occurred_at: Some(body.occurred_at.to_string()),
+        impersonator: body
+            .extensions
+            .impersonator
+            .as_ref()
+            .map(|real| serde_json::to_value(real).expect("an impersonator serializes")),
+        changes: Some(serde_json::to_value(&body.extensions.changes).expect("changes serialize")),
+        outcome: Some(body.extensions.outcome.as_str().to_string()),
+        reason: body.extensions.reason.clone(),
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use auditlog_core::query::{Column, Condition, Cursor, Filter, Order, Position, Start};
 use auditlog_core::wire::EventRecord;
-use auditlog_core::Timestamp;
+use auditlog_core::{Outcome, Timestamp};
 use auditlog_service::log::{base64_hash, LogError};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -75,14 +75,26 @@ pub async fn audit_log(
         ..filter.clone()
     };
     let (user_filter, action_filter) = (without(Column::Actor), without(Column::ActionKey));
-    let (count, facets, days) = tokio::join!(
+    // The failed and refused attempts among the events shown (outcome other than success).
+    let mut not_done_filter = filter.clone();
+    not_done_filter.conditions.push(Condition::AnyOf {
+        column: Column::Outcome,
+        values: vec![
+            Outcome::Failure.as_str().to_string(),
+            Outcome::Denied.as_str().to_string(),
+        ],
+    });
+    let (count, facets, days, not_done) = tokio::join!(
         service.count(&org, &filter, 10_000),
         service.facets(&org, &user_filter, 50),
         service.daily_counts(&org, &filter),
+        service.count(&org, &not_done_filter, 10_000),
     );
-    let (count, facets, days) = match (count, facets, days) {
-        (Ok(c), Ok(f), Ok(d)) => (c, f, d),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal(&viewer, e),
+    let (count, facets, days, not_done) = match (count, facets, days, not_done) {
+        (Ok(c), Ok(f), Ok(d), Ok(n)) => (c, f, d, n),
+        (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
+            return internal(&viewer, e)
+        }
     };
     let action_facets = service
         .facets(&org, &action_filter, 200)
@@ -160,6 +172,7 @@ pub async fn audit_log(
         per_page,
         first_index,
         total: (total, count.exact),
+        not_done: (not_done.n, not_done.exact),
         user_facets: facets.actors,
         action_counts: action_facets,
         links,

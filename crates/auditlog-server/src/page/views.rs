@@ -180,6 +180,8 @@ pub struct AuditLogView<'a> {
     pub first_index: u64,
     /// Total matches, and whether exact.
     pub total: (u64, bool),
+    /// How many of them are failed or refused attempts, and whether exact.
+    pub not_done: (u64, bool),
     /// Users with counts for the filter pane.
     pub user_facets: Vec<ActorCount>,
     /// Action counts for the filter pane.
@@ -207,11 +209,11 @@ pub fn audit_log(viewer: &Viewer, view: AuditLogView<'_>) -> Markup {
         + usize::from(!view.from.is_empty() || !view.to.is_empty())
         + usize::from(!view.text.is_empty());
     let shown_to = view.first_index + view.rows.len() as u64;
-    let total = if view.total.1 {
-        thousands(view.total.0)
-    } else {
-        format!("more than {}", thousands(view.total.0))
+    let counted = |(n, exact): (u64, bool)| match exact {
+        true => thousands(n),
+        false => format!("more than {}", thousands(n)),
     };
+    let (total, not_done) = (counted(view.total), counted(view.not_done));
     layout(
         Some(viewer),
         &format!("Audit Logs · {}", org.display_name),
@@ -300,8 +302,16 @@ pub fn audit_log(viewer: &Viewer, view: AuditLogView<'_>) -> Markup {
                                 @for row in &view.rows {
                                     tr {
                                         td.time { @if let Some(at) = row.occurred_at { a href={ (base) "/" (row.id) } { (time(at)) } } }
-                                        td { span.tag { (view.catalog.get(&row.action_key).map_or(row.action_key.as_str(), |a| a.display_name.as_str())) } }
-                                        td { (row.actor_email.as_deref().or(row.actor_name.as_deref()).or(row.actor_id.as_deref()).unwrap_or("—")) }
+                                        td {
+                                            span.tag { (view.catalog.get(&row.action_key).map_or(row.action_key.as_str(), |a| a.display_name.as_str())) }
+                                            @if !row.outcome.is_success() { " " span.tag.outcome { (row.outcome.as_str()) } }
+                                        }
+                                        td {
+                                            @if let Some(real) = &row.impersonator {
+                                                span.impersonator { "by " (real.email.as_deref().or(real.id.as_deref()).unwrap_or("someone")) " as " }
+                                            }
+                                            (row.actor_email.as_deref().or(row.actor_name.as_deref()).or(row.actor_id.as_deref()).unwrap_or("—"))
+                                        }
                                         td { (row.target_name.as_deref().or(row.target_email.as_deref()).or(row.target_id.as_deref()).unwrap_or("—")) }
                                         td.msg { (row.message) }
                                         td.ip { (row.ip_address.as_deref().unwrap_or("—")) }
@@ -313,6 +323,9 @@ pub fn audit_log(viewer: &Viewer, view: AuditLogView<'_>) -> Markup {
                     nav.pager aria-label="Pages" {
                         span {
                             @if view.rows.is_empty() { "0 of " (total) } @else { (thousands(view.first_index + 1)) "–" (thousands(shown_to)) " of " (total) }
+                            @if view.not_done.0 > 0 {
+                                " · " span.not-done { (not_done) " failed or refused" }
+                            }
                         }
                         span {
                             (pager_link(&view.links[0], "« First"))
@@ -391,11 +404,21 @@ pub fn event_details(
                     p.sub { (record.message) }
                     @if let Some(action) = action { p { (action.description) } }
                     dl.details {
-                        dt { "Occurred" } dd { @if let Some(at) = record.occurred_at { (time(at)) } }
+                        dt { "Occurred" } dd {
+                            @if let Some(at) = record.occurred_at { (time(at)) }
+                            @if record.backfilled { " " span.tag { "backfilled" } " (sent well after it happened; the time is the sender's)" }
+                        }
                         dt { "Recorded" } dd { (time(record.created_at)) }
+                        dt { "Outcome" } dd {
+                            (record.outcome.as_str())
+                            @if let Some(reason) = &record.reason { " — " (reason) }
+                        }
                         dt { "Action key" } dd { code { (record.action_key) } }
                         dt { "Verb" } dd { (optional(&record.action_verb)) }
                         dt { "Actor" } dd { (optional(&record.actor_name)) " · " (optional(&record.actor_email)) " · " (optional(&record.actor_id)) " · " (optional(&record.actor_type)) }
+                        @if let Some(real) = &record.impersonator {
+                            dt { "Impersonated by" } dd { (optional(&real.email)) " · " (optional(&real.id)) " · " (real.kind.as_str()) }
+                        }
                         dt { "Target" } dd { (optional(&record.target_name)) " · " (optional(&record.target_email)) " · " (optional(&record.target_id)) " · " (optional(&record.target_type)) }
                         dt { "Service" } dd { (optional(&record.service_name)) }
                         dt { "IP address" } dd { (optional(&record.ip_address)) }
@@ -424,11 +447,35 @@ pub fn event_details(
                             }
                         }
                     }
+                    @if !record.changes.is_empty() {
+                        h2 { "Changes" }
+                        div.table-wrap { table.changes {
+                            thead { tr { th scope="col" { "Field" } th scope="col" { "Before" } th scope="col" { "After" } } }
+                            tbody {
+                                @for change in &record.changes {
+                                    tr {
+                                        td { code { (change.field) } }
+                                        td.before { (change_value(&change.before)) }
+                                        td.after { (change_value(&change.after)) }
+                                    }
+                                }
+                            }
+                        } }
+                    }
                     h2 { "Metadata" }
                     pre.meta { (meta) }
                 }
             }
         }))
+    }
+}
+
+/// One side of a change as the details show it: JSON, or a dash when absent (not sent, or
+/// erased).
+fn change_value(value: &Option<serde_json::Value>) -> Markup {
+    match value {
+        Some(value) => html! { code { (value.to_string()) } },
+        None => html! { "—" },
     }
 }
 
