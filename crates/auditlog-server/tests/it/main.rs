@@ -13,6 +13,8 @@
 //! - `authz`: the authorization matrix of every endpoint against every kind of credential,
 //!   and tenancy across organizations.
 //! - `bad_input`: every kind of bad request is refused with a named field and changes nothing.
+//! - `client_address`: the client address recorded and rate-limited, behind trusted proxies
+//!   and without.
 //! - `idempotency`: `Idempotency-Key` replays, conflicts and concurrent retries.
 //! - `log`: the transparency log's endpoints as a tlog client uses them, and who may.
 //! - `interop`: the log's endpoints checked by Go's `sumdb/note` and `sumdb/tlog` (SQLite only).
@@ -70,6 +72,7 @@ macro_rules! on_each_backend {
 
 mod authz;
 mod bad_input;
+mod client_address;
 mod concurrency;
 mod faults;
 mod flow;
