@@ -20,6 +20,7 @@
 //! - `interop`: the log's endpoints checked by Go's `sumdb/note` and `sumdb/tlog` (SQLite only).
 //! - `page`: the web page over HTTP: who may open what, filters and exports, own tokens.
 //! - `rate_limit`: the per-credential token bucket answers 429 with `Retry-After`.
+//! - `rejections`: events refused by validation, counted per organization and action.
 //! - `concurrency`: many concurrent ingest clients on one chain.
 //! - `faults`: a full disk under the store or the exports, PostgreSQL restarting mid-ingest.
 //! - `shutdown`: graceful shutdown loses no acknowledged event.
@@ -83,6 +84,7 @@ mod ops;
 mod page;
 mod postgres;
 mod rate_limit;
+mod rejections;
 mod shutdown;
 mod soak;
 mod viewer_links;
