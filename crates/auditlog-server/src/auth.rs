@@ -13,13 +13,16 @@ use axum::http::{header, HeaderMap};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::forwarded;
 use crate::metrics::RequestId;
 use crate::AppState;
 
 /// Who is asking, from where.
 #[derive(Debug, Clone)]
 pub struct Client {
-    /// The peer address.
+    /// The client's address: the TCP peer's, or what a trusted proxy says the client's is
+    /// (`forwarded::client_address`). Every record of the request and every limit per client
+    /// address uses it.
     pub ip: Option<IpAddr>,
     /// The `User-Agent` header.
     pub user_agent: Option<String>,
@@ -34,15 +37,21 @@ impl Client {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Client, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Client, ApiError> {
         Ok(Client {
             ip: parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .map(|peer| {
+                    forwarded::client_address(
+                        peer.0.ip(),
+                        &parts.headers,
+                        &state.config.trusted_proxies,
+                    )
+                }),
             user_agent: parts
                 .headers
                 .get(header::USER_AGENT)

@@ -5,7 +5,8 @@
 //! - [`serve`] runs the service on a listener until `shutdown` resolves — the seam every
 //!   test uses with a port-0 listener.
 //! - `api`: the handlers; `error`: the one error type; `auth`: bearer credentials and rate
-//!   limits; `metrics`: the Prometheus counters.
+//!   limits; `forwarded`: the client's address behind trusted proxies; `metrics`: the
+//!   Prometheus counters.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 mod api;
 mod auth;
 pub mod error;
+pub mod forwarded;
 mod metrics;
 mod page;
 mod params;
@@ -46,10 +48,15 @@ pub struct ServerConfig {
     pub rate_limit_burst: u32,
     /// The URL prefix for links in responses (download URLs), e.g. `http://127.0.0.1:8080`.
     pub public_url: String,
+    /// The reverse proxies whose `Forwarded` and `X-Forwarded-For` headers are believed
+    /// (`forwarded::client_address`); empty, the default, believes nobody's and takes each
+    /// client's address from its TCP connection.
+    pub trusted_proxies: Vec<forwarded::IpRange>,
 }
 
 impl ServerConfig {
-    /// The defaults: 8 MiB bodies, 24 h exports, 100 requests/s with a burst of 200.
+    /// The defaults: 8 MiB bodies, 24 h exports, 100 requests/s with a burst of 200, no
+    /// trusted proxies.
     pub fn new(export_dir: PathBuf, public_url: String) -> ServerConfig {
         ServerConfig {
             body_limit: 8 * 1024 * 1024,
@@ -58,6 +65,7 @@ impl ServerConfig {
             rate_limit_per_second: 100,
             rate_limit_burst: 200,
             public_url,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -73,7 +81,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Per-credential rate limits.
     pub limiter: Arc<auth::RateLimiter>,
-    /// Sign-in attempts per client address.
+    /// Sign-in attempts per client address (`auth::Client::ip`: behind a trusted proxy, the
+    /// address it forwards, so that clients behind one proxy do not share one budget).
     pub sign_in_limiter: Arc<auth::RateLimiter>,
     /// Settings.
     pub config: Arc<ServerConfig>,

@@ -1,11 +1,13 @@
 //! Prometheus metrics, kept as plain atomics: request counts and latency histograms per route
-//! and status class, events ingested, and export jobs.
+//! and status class, events ingested, export jobs, and (from the service's counts) events
+//! refused by validation per organization and action.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use auditlog_service::rejections::{OrgRejections, RejectedAction};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -54,8 +56,14 @@ impl Metrics {
         histogram.sum += seconds;
     }
 
-    /// The Prometheus text exposition, with the store's size and indexing lag.
-    pub fn render(&self, disk_bytes: u64, lag: auditlog_store::IndexLag) -> String {
+    /// The Prometheus text exposition, with the store's size and indexing lag and the
+    /// service's counts of refused events.
+    pub fn render(
+        &self,
+        disk_bytes: u64,
+        lag: auditlog_store::IndexLag,
+        rejections: &[OrgRejections],
+    ) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP auditlog_http_requests_total HTTP requests by method, route and status.\n",
@@ -101,6 +109,7 @@ impl Metrics {
             "auditlog_export_jobs_requested_total {}\n",
             self.exports_requested.load(Ordering::Relaxed)
         ));
+        render_rejections(&mut out, rejections);
         out.push_str("# HELP auditlog_store_disk_bytes Bytes the store occupies on disk.\n");
         out.push_str("# TYPE auditlog_store_disk_bytes gauge\n");
         out.push_str(&format!("auditlog_store_disk_bytes {disk_bytes}\n"));
@@ -118,6 +127,45 @@ impl Metrics {
             lag_seconds(lag)
         ));
         out
+    }
+}
+
+/// The `action` label of a count. Only a key that could be valid (`snake_case`, at most 64
+/// characters) is a label of its own: what else clients send is arbitrary text, so it is
+/// summed under one label, and labels in parentheses can never collide with a key.
+fn action_label(action: &RejectedAction) -> &str {
+    match action {
+        RejectedAction::Key(key) if key.is_empty() => "(none)",
+        RejectedAction::Key(key) if auditlog_core::validate::is_action_key(key) => key,
+        RejectedAction::Key(_) => "(malformed)",
+        RejectedAction::Other => "(other)",
+    }
+}
+
+/// A label value with `\`, `"` and line feeds escaped, as the text format requires.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `auditlog_ingest_rejected_events_total{org,action}`: as many series per organization as
+/// it has counts, at most (`auditlog_service::rejections::MAX_ACTIONS_PER_ORG` + 1).
+fn render_rejections(out: &mut String, rejections: &[OrgRejections]) {
+    out.push_str("# HELP auditlog_ingest_rejected_events_total Events refused by validation on POST /api/audit-logs/events since the process started, by organization (\"\": none could be resolved) and action ((none): no action key; (malformed): not a snake_case key; (other): beyond the actions counted per organization).\n");
+    out.push_str("# TYPE auditlog_ingest_rejected_events_total counter\n");
+    for org in rejections {
+        let mut by_label: BTreeMap<&str, u64> = BTreeMap::new();
+        for count in &org.counts {
+            *by_label.entry(action_label(&count.action)).or_default() += count.count;
+        }
+        let org_label = label_value(org.org_name.as_deref().unwrap_or(""));
+        for (action, n) in by_label {
+            out.push_str(&format!(
+                "auditlog_ingest_rejected_events_total{{org=\"{org_label}\",action=\"{}\"}} {n}\n",
+                label_value(action)
+            ));
+        }
     }
 }
 
@@ -166,3 +214,53 @@ pub async fn track(State(state): State<AppState>, mut request: Request, next: Ne
 /// The id of the request being served.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+#[cfg(test)]
+mod tests {
+    use auditlog_core::Timestamp;
+    use auditlog_service::rejections::{Problem, RejectionCount};
+
+    use super::*;
+
+    fn count(action: RejectedAction, n: u64) -> RejectionCount {
+        RejectionCount {
+            action,
+            count: n,
+            last_problem: Problem::new("invalid", "actor_email", "bad"),
+            last_rejected_at: Timestamp::from_millis(0).expect("in range"),
+        }
+    }
+
+    #[test]
+    fn rejections_are_labelled_by_organization_and_a_bounded_action() {
+        let rejections = [
+            OrgRejections {
+                org_name: Some("acme \"q\" \\ x\ny".into()),
+                counts: vec![
+                    count(RejectedAction::Key("channel_created".into()), 3),
+                    count(RejectedAction::Key("Bad \"Key\"\n".into()), 2),
+                    count(RejectedAction::Key("x y".into()), 1),
+                    count(RejectedAction::Key(String::new()), 4),
+                    count(RejectedAction::Other, 5),
+                ],
+            },
+            OrgRejections {
+                org_name: None,
+                counts: vec![count(RejectedAction::Key("channel_created".into()), 7)],
+            },
+        ];
+        let mut out = String::new();
+        render_rejections(&mut out, &rejections);
+        let series: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            series,
+            vec![
+                r#"auditlog_ingest_rejected_events_total{org="acme \"q\" \\ x\ny",action="(malformed)"} 3"#,
+                r#"auditlog_ingest_rejected_events_total{org="acme \"q\" \\ x\ny",action="(none)"} 4"#,
+                r#"auditlog_ingest_rejected_events_total{org="acme \"q\" \\ x\ny",action="(other)"} 5"#,
+                r#"auditlog_ingest_rejected_events_total{org="acme \"q\" \\ x\ny",action="channel_created"} 3"#,
+                r#"auditlog_ingest_rejected_events_total{org="",action="channel_created"} 7"#,
+            ]
+        );
+    }
+}

@@ -9,9 +9,9 @@
 //!   path); every answer the tests provoke has a documented status, media type and schema.
 //! - `GET /api/openapi.json` serves the file.
 //! - Every parameter of the reference whose schema refuses an empty value is refused empty.
-//! - Real responses (list, get one, export create and status, validation errors, every error
-//!   status) validate against the reference's schemas and ours, with the small JSON Schema
-//!   validator below.
+//! - Real responses (list, get one, export create and status, validation errors and the
+//!   rejection counts they leave, every error status) validate against the reference's
+//!   schemas and ours, with the small JSON Schema validator below.
 //!
 //! The server runs on a port-0 listener; requests go through the test kit's HTTP/1.1 client
 //! (`auditlog_testkit::http`), so no client crate is needed.
@@ -2083,6 +2083,13 @@ async fn validation_errors_validate_against_both_documents() -> TestResult {
         .await
         .json();
     assert_eq!(list["total_count"], 0);
+    // The refused events are counted, as documented.
+    let rejections = fx.get("/api/audit-logs/rejections", &fx.admin).await;
+    assert_documented(&odoc, "/api/audit-logs/rejections", "get", &rejections);
+    assert_eq!(
+        rejections.json()["items"][0]["action_key"],
+        "channel_created"
+    );
 
     let too_many: Vec<Value> = (0..1001)
         .map(|_| json!({"action_key": "channel_created"}))

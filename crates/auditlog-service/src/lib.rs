@@ -11,6 +11,8 @@
 //! - [`operator`]: what only the operator's commands do.
 //! - [`log`]: each organization's log as a transparency log: signed tree checkpoints,
 //!   tiles, inclusion and consistency proofs.
+//! - [`rejections`]: counts of the events ingest requests had refused by validation, per
+//!   organization and action, in memory.
 //! - [`Service`]: ingest, checkpoints and verification.
 //!
 //! The store is private to this crate: the server and the command line reach it only
@@ -39,6 +41,7 @@ pub mod keys;
 pub mod log;
 pub mod operator;
 pub mod read;
+pub mod rejections;
 
 /// Most events one ingest call accepts.
 pub const MAX_BATCH: usize = 1000;
@@ -150,6 +153,8 @@ pub struct Service {
     attempts: Arc<access::AttemptRecords>,
     /// Actions not taken because their audit record could not be made (fail closed).
     unrecorded: Arc<std::sync::atomic::AtomicU64>,
+    /// Events ingest requests had refused, shared by every clone of the service.
+    rejections: Arc<rejections::Rejections>,
 }
 
 /// The backfill window a service starts with: a day.
@@ -170,6 +175,7 @@ impl Service {
             backfill_window_ms: DEFAULT_BACKFILL_WINDOW.as_millis() as i64,
             attempts: Arc::default(),
             unrecorded: Arc::default(),
+            rejections: Arc::default(),
         }
     }
 
@@ -263,7 +269,8 @@ impl Service {
     ) -> Result<Vec<Event>, IngestError> {
         let batch = self
             .prepare(default_org.cloned(), None, OrgCache::new(), events)
-            .await?;
+            .await?
+            .valid()?;
         Ok(self.store.append(batch).await?)
     }
 
@@ -277,7 +284,8 @@ impl Service {
     ) -> Result<AppendOutcome, IngestError> {
         let batch = self
             .prepare(default_org.cloned(), None, OrgCache::new(), events)
-            .await?;
+            .await?
+            .valid()?;
         Ok(self.store.append_idempotent(batch, key).await?)
     }
 
@@ -285,7 +293,8 @@ impl Service {
     /// (the `X-Org-Name` value) names the organization of events that do not name their own.
     /// A key bound to one organization writes only its events, and learns nothing about
     /// whether other organizations exist. Each organization named is looked up once per
-    /// request. With `key`, a retry stores nothing and answers with the first ids.
+    /// request. With `key`, a retry stores nothing and answers with the first ids. Events
+    /// refused by validation are counted ([`rejections`]).
     pub async fn ingest_request(
         &self,
         principal: &Principal,
@@ -300,7 +309,31 @@ impl Service {
         };
         let bound = credential.org_id;
         let mut orgs = OrgCache::new();
-        let default_org = match org_header {
+        let default_org = self
+            .default_ingest_org(bound, org_header, &mut orgs)
+            .await?;
+        let batch = match self.prepare(default_org, bound, orgs, events).await? {
+            Checked::Valid(batch) => batch,
+            Checked::Invalid { errors, events } => {
+                self.count_invalid_events(events);
+                return Err(IngestError::Invalid(errors));
+            }
+        };
+        Ok(match key {
+            Some(key) => self.store.append_idempotent(batch, key).await?,
+            None => AppendOutcome::Stored(self.store.append(batch).await?),
+        })
+    }
+
+    /// The organization an ingest request's events belong to when they name none: the one
+    /// `org_header` names, or the ingest key's own (`bound`).
+    async fn default_ingest_org(
+        &self,
+        bound: Option<Uuid>,
+        org_header: Option<&str>,
+        orgs: &mut OrgCache,
+    ) -> Result<Option<Org>, IngestError> {
+        Ok(match org_header {
             Some(name) => match orgs.find(self, name).await? {
                 Some(org) if bound.is_none_or(|bound| bound == org.id) => Some(org),
                 Some(_) => return Err(foreign_ingest()),
@@ -317,33 +350,34 @@ impl Service {
                 Some(bound) => orgs.find(self, &bound.to_string()).await?,
                 None => None,
             },
-        };
-        let batch = self.prepare(default_org, bound, orgs, events).await?;
-        Ok(match key {
-            Some(key) => self.store.append_idempotent(batch, key).await?,
-            None => AppendOutcome::Stored(self.store.append(batch).await?),
         })
     }
 
     /// Resolves each event's organization (through `orgs`, once per name) and validates it;
-    /// every problem is reported. With `bound`, an event naming any other organization
-    /// refuses the whole batch.
+    /// every problem is reported, with the events that have them. With `bound`, an event
+    /// naming any other organization refuses the whole batch.
     async fn prepare(
         &self,
         default_org: Option<Org>,
         bound: Option<Uuid>,
         mut orgs: OrgCache,
         events: Vec<NewEvent>,
-    ) -> Result<Vec<Append>, IngestError> {
+    ) -> Result<Checked, IngestError> {
         if events.len() > MAX_BATCH {
             return Err(IngestError::TooLarge(events.len()));
         }
         let now = Timestamp::now();
         let mut batch = Vec::with_capacity(events.len());
         let mut errors = Vec::new();
+        let mut invalid = Vec::new();
         let mut foreign = false;
-        for (index, event) in events.into_iter().enumerate() {
-            let org_id = match event.org.as_deref() {
+        for (index, mut event) in events.into_iter().enumerate() {
+            // Validation ignores `org` (resolved here); it and the action key are kept to
+            // count the event if it is refused.
+            let named_org = event.org.take();
+            let action_key = event.action_key.clone();
+            let first_error = errors.len();
+            let org_id = match named_org.as_deref() {
                 Some(name) => match orgs.find(self, name).await? {
                     Some(org) if bound.is_none_or(|bound| bound == org.id) => Some(org.id),
                     _ if bound.is_some() => {
@@ -385,15 +419,30 @@ impl Service {
                     );
                 }
             }
+            if errors.len() > first_error {
+                let org = match (&named_org, org_id) {
+                    (_, None) => None,
+                    (Some(name), Some(_)) => orgs.find(self, name).await?,
+                    (None, Some(_)) => default_org.clone(),
+                };
+                invalid.push(rejections::InvalidEvent {
+                    org,
+                    action_key,
+                    problem: (&errors[first_error].error).into(),
+                });
+            }
         }
         // The key's binding is a refusal of the request, before what is wrong with it.
         if foreign {
             return Err(foreign_ingest());
         }
         if !errors.is_empty() {
-            return Err(IngestError::Invalid(errors));
+            return Ok(Checked::Invalid {
+                errors,
+                events: invalid,
+            });
         }
-        Ok(batch)
+        Ok(Checked::Valid(batch))
     }
 
     /// Signs the organization's current chain head and keeps the checkpoint. When the newest
@@ -518,6 +567,28 @@ impl Service {
             events: n_events,
             checkpoint_seq: checkpoint.map(|cp| cp.checkpoint.seq),
         })
+    }
+}
+
+/// A batch checked by [`Service::prepare`].
+enum Checked {
+    /// Every event is valid: the batch to append.
+    Valid(Vec<Append>),
+    /// Some are not: every problem, and each refused event's organization and action.
+    Invalid {
+        errors: Vec<EventError>,
+        events: Vec<rejections::InvalidEvent>,
+    },
+}
+
+impl Checked {
+    /// The batch, or the problems as the in-process paths report them (uncounted: only
+    /// requests from the network are).
+    fn valid(self) -> Result<Vec<Append>, IngestError> {
+        match self {
+            Checked::Valid(batch) => Ok(batch),
+            Checked::Invalid { errors, .. } => Err(IngestError::Invalid(errors)),
+        }
     }
 }
 

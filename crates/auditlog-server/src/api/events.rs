@@ -1,6 +1,7 @@
 //! The audit-log endpoints of the reference API (list, get one) and our extensions (facets,
 //! the catalog, the public key and checkpoint, ingest).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use auditlog_core::strict_json::{Rule, Step};
@@ -8,6 +9,7 @@ use auditlog_core::wire::EventRecord;
 use auditlog_core::NewEvent;
 use auditlog_service::access::Principal;
 use auditlog_service::grant::ReadableOrg;
+use auditlog_service::rejections::{Problem, RefusedEvent};
 use auditlog_store::{AppendOutcome, IdempotencyKey, Org};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -229,7 +231,7 @@ pub async fn ingest(
         }
     };
 
-    auditlog_core::strict_json::check(&body).map_err(|problem| {
+    let strict = auditlog_core::strict_json::check(&body).map_err(|problem| {
         let mut loc = vec![json!("body")];
         // A single event is event 0 of its batch, as its other errors say.
         if !matches!(problem.path.first(), Some(Step::Index(_))) {
@@ -243,8 +245,13 @@ pub async fn ingest(
             Rule::DuplicateKey => "duplicate_key",
             Rule::InexactNumber => "inexact_number",
         };
-        ApiError::invalid(Detail::new(loc, problem.message, kind))
-    })?;
+        Detail::new(loc, problem.message, kind)
+    });
+    if let Err(detail) = strict {
+        let details = vec![detail];
+        count_refused(&state, &principal, org_header.as_deref(), &body, &details).await;
+        return Err(ApiError::Validation(details));
+    }
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::invalid(Detail::new(
             vec!["body".into()],
@@ -306,6 +313,7 @@ pub async fn ingest(
             }
         }
         details.sort_by_key(|d| d.loc.get(1).and_then(Value::as_u64).unwrap_or(0));
+        count_refused(&state, &principal, org_header.as_deref(), &body, &details).await;
         return Err(ApiError::Validation(details));
     }
     let (ids, replayed) = match state
@@ -333,4 +341,81 @@ pub async fn ingest(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// Counts the events of a refused ingest request that the service never saw (it counts the
+/// ones it refuses itself): the first problem of each event `details` name, with the
+/// organization and action the event's own JSON names. A body-level problem names no event.
+async fn count_refused(
+    state: &AppState,
+    principal: &Principal,
+    org_header: Option<&str>,
+    body: &[u8],
+    details: &[Detail],
+) {
+    let refused = refused_events(body, details);
+    if refused.is_empty() {
+        return;
+    }
+    if let Err(error) = state
+        .service
+        .count_refused_events(principal, org_header, refused)
+        .await
+    {
+        // The answer is the 422 either way; only the count is lost.
+        tracing::warn!(%error, "cannot count refused events");
+    }
+}
+
+/// Each event of `body` that `details` (`loc: ["body", index, …]`) names, once, with its
+/// first problem. The body is read again only here, leniently (a duplicate key or an
+/// inexact number is what may have refused it), so that accepted batches pay nothing.
+fn refused_events(body: &[u8], details: &[Detail]) -> Vec<RefusedEvent> {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let items = match value {
+        Value::Array(items) => items,
+        single => vec![single],
+    };
+    // A batch too large to be taken is refused as a whole, whatever its events hold.
+    if items.len() > auditlog_service::MAX_BATCH {
+        return Vec::new();
+    }
+    let mut first_problems: BTreeMap<usize, &Detail> = BTreeMap::new();
+    for detail in details {
+        if let Some(index) = detail.loc.get(1).and_then(Value::as_u64) {
+            first_problems.entry(index as usize).or_insert(detail);
+        }
+    }
+    first_problems
+        .into_iter()
+        .filter_map(|(index, detail)| {
+            let item = items.get(index)?;
+            let text = |name: &str| item.get(name).and_then(Value::as_str).map(str::to_string);
+            Some(RefusedEvent {
+                org: text("org"),
+                action_key: text("action_key"),
+                problem: Problem::new(&detail.kind, &field_path(&detail.loc[2..]), &detail.msg),
+            })
+        })
+        .collect()
+}
+
+/// A `loc` inside an event written the way field errors name fields: `meta.amounts[2]`.
+fn field_path(loc: &[Value]) -> String {
+    let mut path = String::new();
+    for step in loc {
+        match step {
+            Value::Number(index) => path.push_str(&format!("[{index}]")),
+            Value::String(key) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            other => path.push_str(&other.to_string()),
+        }
+    }
+    path
 }

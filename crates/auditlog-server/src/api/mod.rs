@@ -13,6 +13,7 @@ pub mod exports;
 mod iam;
 mod log;
 mod ops;
+mod rejections;
 mod viewer_links;
 
 /// Every route of the service.
@@ -22,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/audit-logs/events", post(events::ingest))
         .route("/api/audit-logs/facets", get(events::facets))
         .route("/api/audit-logs/actions", get(events::actions))
+        .route("/api/audit-logs/rejections", get(rejections::list))
         .route("/api/audit-logs/public-key", get(events::public_key))
         .route("/api/audit-logs/checkpoint", get(events::checkpoint))
         .route("/api/audit-logs/export", post(exports::create))

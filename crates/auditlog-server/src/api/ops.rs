@@ -55,6 +55,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let lag = state.service.index_lag().await.unwrap_or_default();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(disk, lag),
+        state
+            .metrics
+            .render(disk, lag, &state.service.every_org_rejections()),
     )
 }

@@ -202,6 +202,13 @@ async fn authorization_matrix(backend: Backend) {
             Kind::Catalog,
         ),
         (
+            "rejections",
+            "GET",
+            "/api/audit-logs/rejections".to_string(),
+            None,
+            Kind::Read,
+        ),
+        (
             "checkpoint",
             "GET",
             "/api/audit-logs/checkpoint".to_string(),
@@ -359,6 +366,7 @@ async fn an_unenrolled_org_is_refused_as_early_access(backend: Backend) {
         for (method, path) in [
             ("GET", "/api/audit-logs"),
             ("GET", "/api/audit-logs/facets"),
+            ("GET", "/api/audit-logs/rejections"),
             ("GET", "/api/audit-logs/checkpoint"),
             ("POST", "/api/audit-logs/export"),
         ] {
@@ -453,6 +461,23 @@ async fn a_credential_bound_to_one_org_never_reads_another(backend: Backend) {
         .json();
     let beta_job = job["id"].as_str().unwrap().to_string();
     wait_for_export(&server, &beta_admin, "beta", &beta_job).await;
+    // And a refused event, which beta's rejection counts name by its action key.
+    server
+        .post("/api/audit-logs/events")
+        .bearer(&beta_ingest)
+        .json(&json!({"action_key": marker}))
+        .send()
+        .await
+        .expect(422);
+    let beta_rejections = server
+        .get("/api/audit-logs/rejections")
+        .bearer(&beta_admin)
+        .org("beta")
+        .send()
+        .await
+        .expect(200)
+        .text();
+    assert!(beta_rejections.contains(marker), "{beta_rejections}");
     let beta_head = server.head(&beta).await;
 
     let paths = vec![
@@ -460,6 +485,7 @@ async fn a_credential_bound_to_one_org_never_reads_another(backend: Backend) {
         ("GET", format!("/api/audit-logs?q=text:{marker}")),
         ("GET", format!("/api/audit-logs/{beta_event}")),
         ("GET", "/api/audit-logs/facets".to_string()),
+        ("GET", "/api/audit-logs/rejections".to_string()),
         ("GET", "/api/audit-logs/checkpoint".to_string()),
         ("POST", "/api/audit-logs/export".to_string()),
         ("GET", format!("/api/audit-logs/export/{beta_job}")),
@@ -505,6 +531,7 @@ async fn a_credential_bound_to_one_org_never_reads_another(backend: Backend) {
             format!("/api/audit-logs?q=text:{marker}"),
             "/api/audit-logs?limit=1000".to_string(),
             "/api/audit-logs/facets".to_string(),
+            "/api/audit-logs/rejections".to_string(),
         ] {
             let reply = server
                 .get(&path)
@@ -665,6 +692,7 @@ async fn an_unsupported_api_version_is_400(backend: Backend) {
     for (method, path, token, body) in [
         ("GET", "/api/audit-logs", &admin, None),
         ("GET", "/api/audit-logs/facets", &admin, None),
+        ("GET", "/api/audit-logs/rejections", &admin, None),
         ("GET", "/api/audit-logs/checkpoint", &admin, None),
         ("POST", "/api/audit-logs/export", &admin, Some(json!({}))),
         (

@@ -13,11 +13,14 @@
 //! - `authz`: the authorization matrix of every endpoint against every kind of credential,
 //!   and tenancy across organizations.
 //! - `bad_input`: every kind of bad request is refused with a named field and changes nothing.
+//! - `client_address`: the client address recorded and rate-limited, behind trusted proxies
+//!   and without.
 //! - `idempotency`: `Idempotency-Key` replays, conflicts and concurrent retries.
 //! - `log`: the transparency log's endpoints as a tlog client uses them, and who may.
 //! - `interop`: the log's endpoints checked by Go's `sumdb/note` and `sumdb/tlog` (SQLite only).
 //! - `page`: the web page over HTTP: who may open what, filters and exports, own tokens.
 //! - `rate_limit`: the per-credential token bucket answers 429 with `Retry-After`.
+//! - `rejections`: events refused by validation, counted per organization and action.
 //! - `concurrency`: many concurrent ingest clients on one chain.
 //! - `faults`: a full disk under the store or the exports, PostgreSQL restarting mid-ingest.
 //! - `shutdown`: graceful shutdown loses no acknowledged event.
@@ -70,6 +73,7 @@ macro_rules! on_each_backend {
 
 mod authz;
 mod bad_input;
+mod client_address;
 mod concurrency;
 mod faults;
 mod flow;
@@ -80,6 +84,7 @@ mod ops;
 mod page;
 mod postgres;
 mod rate_limit;
+mod rejections;
 mod shutdown;
 mod soak;
 mod viewer_links;

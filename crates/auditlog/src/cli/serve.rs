@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use auditlog_server::forwarded::IpRange;
 use auditlog_server::{AppState, ServerConfig};
 use auditlog_service::access::Actor;
 use auditlog_service::log::LogError;
@@ -34,6 +35,18 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, env = "AUDITLOG_BODY_LIMIT", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=268_435_456))]
     pub body_limit: u64,
+    /// A reverse proxy (an address or a CIDR range, IPv4 or IPv6) whose `Forwarded` and
+    /// `X-Forwarded-For` headers name the client, repeatable or comma-separated. The client's
+    /// address recorded in events and used to limit sign-ins is the rightmost forwarded
+    /// address that is not a trusted proxy; requests from any other peer keep their
+    /// connection's address, whatever headers they send. None by default.
+    #[arg(
+        long = "trusted-proxy",
+        env = "AUDITLOG_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<IpRange>,
     /// Create a demo organization with history, an admin and credentials, and print how to
     /// use them.
     #[arg(long)]
@@ -56,6 +69,15 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
     config.rate_limit_per_second = args.rate_limit;
     config.rate_limit_burst = args.rate_limit.saturating_mul(2);
     config.body_limit = args.body_limit as usize;
+    if !args.trusted_proxies.is_empty() {
+        let ranges: Vec<String> = args
+            .trusted_proxies
+            .iter()
+            .map(IpRange::to_string)
+            .collect();
+        tracing::info!(trusted_proxies = %ranges.join(", "), "client addresses forwarded by these proxies are believed");
+    }
+    config.trusted_proxies = args.trusted_proxies;
     let simulator = if args.demo {
         let org = demo_credentials(&service, &public_url).await?;
         Some(tokio::spawn(simulate_platform(

@@ -7,6 +7,7 @@
 //!   is edited behind auditlog's back.
 //! - `events`: filters, limits, paging and the JSON Lines format.
 //! - `reindex`: derived state rebuilt from the log answers as before.
+//! - `serve_flags`: `serve` refuses a bad `--trusted-proxy` naming it.
 //!
 //! The helpers below are the only code that spawns the binary or touches the database file.
 
@@ -21,6 +22,7 @@ mod events;
 mod import;
 mod readme;
 mod reindex;
+mod serve_flags;
 mod signing_key;
 mod tamper;
 
