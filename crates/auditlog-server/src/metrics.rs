@@ -63,6 +63,7 @@ impl Metrics {
         disk_bytes: u64,
         lag: auditlog_store::IndexLag,
         rejections: &[OrgRejections],
+        unrecorded_actions: u64,
     ) -> String {
         let mut out = String::new();
         out.push_str(
@@ -110,6 +111,11 @@ impl Metrics {
             self.exports_requested.load(Ordering::Relaxed)
         ));
         render_rejections(&mut out, rejections);
+        out.push_str("# HELP auditlog_unrecorded_actions_total Actions refused (503) because their audit record could not be made: the service fails closed.\n");
+        out.push_str("# TYPE auditlog_unrecorded_actions_total counter\n");
+        out.push_str(&format!(
+            "auditlog_unrecorded_actions_total {unrecorded_actions}\n"
+        ));
         out.push_str("# HELP auditlog_store_disk_bytes Bytes the store occupies on disk.\n");
         out.push_str("# TYPE auditlog_store_disk_bytes gauge\n");
         out.push_str(&format!("auditlog_store_disk_bytes {disk_bytes}\n"));

@@ -77,6 +77,17 @@ pub struct Cli {
     )]
     pub personal_meta_keys: Vec<String>,
 
+    /// How many hours before its arrival an event may have happened without being flagged
+    /// `backfilled` (docs/events.md): an older `occurred_at` is kept as sent, and flagged.
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLOG_BACKFILL_WINDOW_HOURS",
+        default_value_t = 24,
+        value_parser = clap::value_parser!(u64).range(1..=87_600)
+    )]
+    pub backfill_window_hours: u64,
+
     /// The most memory, in MiB, the embedded store's page caches hold together (213 by
     /// default; docs/operations.md, "Memory"). Smaller trades reads from the operating
     /// system's file cache for a smaller process.

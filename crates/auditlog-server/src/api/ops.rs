@@ -55,8 +55,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let lag = state.service.index_lag().await.unwrap_or_default();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state
-            .metrics
-            .render(disk, lag, &state.service.every_org_rejections()),
+        state.metrics.render(
+            disk,
+            lag,
+            &state.service.every_org_rejections(),
+            state.service.unrecorded_actions(),
+        ),
     )
 }

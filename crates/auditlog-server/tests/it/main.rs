@@ -22,6 +22,8 @@
 //! - `rate_limit`: the per-credential token bucket answers 429 with `Retry-After`.
 //! - `rejections`: events refused by validation, counted per organization and action.
 //! - `concurrency`: many concurrent ingest clients on one chain.
+//! - `extensions`: impersonators, changes, outcomes and backfills, and the refused and failed
+//!   attempts the service records.
 //! - `faults`: a full disk under the store or the exports, PostgreSQL restarting mid-ingest.
 //! - `shutdown`: graceful shutdown loses no acknowledged event.
 //! - `soak`: every kind of request at once for a while: no errors, no leaks, bounded WAL.
@@ -75,6 +77,7 @@ mod authz;
 mod bad_input;
 mod client_address;
 mod concurrency;
+mod extensions;
 mod faults;
 mod flow;
 mod idempotency;

@@ -1,6 +1,7 @@
 //! The web page over HTTP, without a browser: signing in, who may open which organization,
 //! a filtered table and its export agreeing on a value with a comma, a member's own tokens,
-//! the password form, and an event's inclusion proof. (`tests/browser` drives the same pages in Chromium.)
+//! the password form, an event's inclusion proof, and an event's impersonator, changes and
+//! outcome. (`tests/browser` drives the same pages in Chromium.)
 
 use auditlog_service::access::Actor;
 use auditlog_store::{Org, Role};
@@ -18,6 +19,9 @@ on_each_backend! {
     an_event_s_details_link_its_proof =>
         an_event_s_details_link_its_proof_sqlite,
         an_event_s_details_link_its_proof_postgres;
+    the_page_shows_the_real_actor_the_changes_and_the_refusals =>
+        the_page_shows_the_real_actor_the_changes_and_the_refusals_sqlite,
+        the_page_shows_the_real_actor_the_changes_and_the_refusals_postgres;
 }
 
 const PASSWORD: &str = "correct horse battery";
@@ -368,4 +372,50 @@ async fn an_event_s_details_link_its_proof(backend: Backend) {
     let beta = server.org("beta", true).await;
     let stranger = Browser::sign_in(&server, &beta, "admin@beta.test", Role::Admin).await;
     stranger.get(&link).await.expect(404);
+}
+
+async fn the_page_shows_the_real_actor_the_changes_and_the_refusals(backend: Backend) {
+    let server = Server::start(backend).await;
+    let acme = server.org("acme", true).await;
+    let key = server.ingest_key(Some(&acme)).await;
+    server
+        .post("/api/audit-logs/events")
+        .bearer(&key)
+        .json(&json!([{
+            "action_key": "organization_user_updated",
+            "actor_email": "alice@acme.test",
+            "target_email": "bob@acme.test",
+            "impersonator": {"email": "support@example.net"},
+            "changes": [{"field": "role", "before": "member", "after": "<b>admin</b>"}],
+            "outcome": "failure",
+            "reason": "the last owner cannot be demoted"
+        }]))
+        .send()
+        .await
+        .expect(201);
+    let admin = Browser::sign_in(&server, &acme, "admin@acme.test", Role::Admin).await;
+    let list = admin.get("/orgs/acme/audit-logs").await.expect(200).text();
+    assert!(list.contains("by support@example.net as "), "{list}");
+    assert!(list.contains("1 failed or refused"), "{list}");
+    // The row of the impersonated event links its details.
+    let row = list.find("by support@example.net as ").expect("the row");
+    let link = list[..row]
+        .rfind("/orgs/acme/audit-logs/")
+        .expect("a link to the event")
+        + "/orgs/acme/audit-logs/".len();
+    let id = &list[link..link + 36];
+    let details = admin
+        .get(&format!("/orgs/acme/audit-logs/{id}"))
+        .await
+        .expect(200)
+        .text();
+    assert!(details.contains("Impersonated by"), "{details}");
+    assert!(
+        details.contains("the last owner cannot be demoted"),
+        "{details}"
+    );
+    assert!(details.contains("<code>role</code>"), "{details}");
+    // Values are escaped like every other field.
+    assert!(details.contains("&lt;b&gt;admin&lt;/b&gt;"), "{details}");
+    assert!(!details.contains("<b>admin</b>"), "{details}");
 }

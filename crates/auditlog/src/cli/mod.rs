@@ -44,6 +44,8 @@ pub struct Context {
     pub personal_meta_keys: Vec<String>,
     /// The embedded store's page-cache budget in bytes (`--sqlite-cache-mib`).
     pub sqlite_cache_budget: u64,
+    /// The backfill window (`--backfill-window-hours`).
+    pub backfill_window: std::time::Duration,
 }
 
 impl Context {
@@ -67,6 +69,7 @@ impl Context {
             database_url: cli.database_url.clone(),
             log_name: cli.log_name.clone(),
             personal_meta_keys: cli.personal_meta_keys.clone(),
+            backfill_window: std::time::Duration::from_secs(cli.backfill_window_hours * 3600),
             sqlite_cache_budget: cli
                 .sqlite_cache_mib
                 .map_or(auditlog_sqlite::PAGE_CACHE_BUDGET, |mib| mib << 20),
@@ -118,7 +121,8 @@ impl Context {
         Ok(Service::new(store, self.catalog.clone(), key)
             .with_log_name(&self.log_name)
             .map_err(|e| anyhow::anyhow!("--log-name: {e}"))?
-            .with_personal_meta(&self.personal_meta_keys))
+            .with_personal_meta(&self.personal_meta_keys)
+            .with_backfill_window(self.backfill_window))
     }
 
     /// The service for `verify`: the data directory's key as it is, unchecked, because
