@@ -150,12 +150,16 @@ impl Catalog {
         self.index.get(key).map(|&idx| &self.actions[idx])
     }
 
-    /// This catalog with the actions auditlog records about itself that no preset lists
-    /// ([`OWN_ACTIONS`]) added where missing: what the service validates its own records
-    /// against.
+    /// This catalog with every action auditlog records about itself added where missing
+    /// (the reference product's [`SERVICE_ACTIONS`], and [`OWN_ACTIONS`], which no preset
+    /// lists): what the service validates its own records against, so that they are made
+    /// whatever the deployment's catalog.
     pub fn with_own_actions(&self) -> Catalog {
         let mut catalog = self.clone();
-        for &(key, display_name, description, group, verb, target_type) in OWN_ACTIONS {
+        let service_rows = CLOUD.iter().filter(|row| SERVICE_ACTIONS.contains(&row.0));
+        for &(key, display_name, description, group, verb, target_type) in
+            service_rows.chain(OWN_ACTIONS)
+        {
             if catalog.get(key).is_none() {
                 catalog.insert(Action {
                     key: key.to_string(),
@@ -380,6 +384,21 @@ type Row = (
     &'static str,
     &'static str,
 );
+
+/// The reference product's actions that auditlog records about itself: its own users, roles,
+/// service accounts, tokens, sign-ins and exports.
+pub const SERVICE_ACTIONS: [&str; 10] = [
+    "audit_log_export_requested",
+    "authentication_success",
+    "organization_user_added",
+    "organization_user_removed",
+    "organization_user_updated",
+    "service_account_created",
+    "service_account_deleted",
+    "service_account_updated",
+    "token_created",
+    "token_revoked",
+];
 
 /// The actions auditlog records about itself beyond the reference product's: a refused
 /// request to read an organization's audit log (recorded with outcome `denied`).

@@ -405,9 +405,9 @@ impl Service {
     /// Applies `changes` and appends the records `records` makes from what they did, in one
     /// store transaction: the change and its audit record are stored together or not at all.
     /// A record the log refuses (it fails validation) undoes the change, answering
-    /// [`StoreError::Unrecorded`]. A deployment whose catalog lacks the service's own actions
-    /// (the self-hosted preset has none of them) gets the change without its record, rather
-    /// than refused.
+    /// [`StoreError::Unrecorded`]: the service fails closed. Records are validated against
+    /// the catalog with the service's own actions (`Catalog::with_own_actions`), so a
+    /// deployment whose catalog lacks them (the self-hosted preset) records them too.
     pub(crate) async fn apply_recorded(
         &self,
         changes: Vec<Change>,
@@ -419,13 +419,6 @@ impl Service {
             let now = Timestamp::now();
             let mut batch = Vec::new();
             for record in records(changed) {
-                if catalog.get(record.action_key).is_none() && !catalog.accept_unknown {
-                    tracing::info!(
-                        action_key = record.action_key,
-                        "not recorded: the catalog has no such action"
-                    );
-                    continue;
-                }
                 let org_id = record.org_id;
                 let action_key = record.action_key;
                 let mut body = validate(record.into_event(), &catalog, now).map_err(|errors| {

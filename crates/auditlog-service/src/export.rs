@@ -292,26 +292,20 @@ where
 }
 
 /// Records `audit_log_export_requested` in `org`'s log: `target.id` is the job's id (when
-/// there is a job), `meta` the request. Returns false, recording nothing, when the catalog
-/// in force has no such action and rejects unknown ones (the self-hosted preset): the log
-/// would refuse the event, and refusing the export for it would help nobody.
+/// there is a job), `meta` the request. Whatever the catalog: the service's own actions are
+/// always accepted (`Catalog::with_own_actions`).
 pub async fn record_export_request(
     service: &Service,
     org: &ReadableOrg,
     actor: &Actor,
     request: &ExportRequest,
     job_id: Option<Uuid>,
-) -> Result<bool, IngestError> {
-    let catalog = service.catalog();
-    if catalog.get(EXPORT_REQUESTED).is_none() && !catalog.accept_unknown {
-        tracing::info!(org = %org.name, "the catalog has no {EXPORT_REQUESTED} action; the export is not recorded in the log");
-        return Ok(false);
-    }
+) -> Result<(), IngestError> {
     let record = export_request_record(org, actor, request, job_id);
     service
         .apply_recorded(Vec::new(), move |_| vec![record])
         .await?;
-    Ok(true)
+    Ok(())
 }
 
 /// The record of an export request: `target.id` is the job's id (when there is a job),

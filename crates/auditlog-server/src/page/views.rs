@@ -292,6 +292,9 @@ pub fn audit_log(viewer: &Viewer, view: AuditLogView<'_>) -> Markup {
                             button type="submit" { "Export" }
                         }
                     }
+                    @if view.not_done.0 > 0 {
+                        p.sub.not-done { (not_done) " failed or refused among these events (" code { "outcome" } " other than success)" }
+                    }
                     @if view.rows.is_empty() {
                         p.empty { "No events match these filters." }
                     } @else {
@@ -323,9 +326,6 @@ pub fn audit_log(viewer: &Viewer, view: AuditLogView<'_>) -> Markup {
                     nav.pager aria-label="Pages" {
                         span {
                             @if view.rows.is_empty() { "0 of " (total) } @else { (thousands(view.first_index + 1)) "–" (thousands(shown_to)) " of " (total) }
-                            @if view.not_done.0 > 0 {
-                                " · " span.not-done { (not_done) " failed or refused" }
-                            }
                         }
                         span {
                             (pager_link(&view.links[0], "« First"))

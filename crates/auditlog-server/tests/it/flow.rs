@@ -721,9 +721,16 @@ async fn whole_flow_ingest_read_verify_export(backend: Backend) {
         assert_eq!(body["total_count"].as_u64(), Some(head));
     }
     let signins = reader
-        .list(&[("q", "action_key:authentication_success")])
+        .list(&[
+            ("q", "action_key:authentication_success"),
+            ("q", "outcome:success"),
+            ("search_operator", "and"),
+        ])
         .await;
     assert_eq!(signins["total_count"], 2, "each token exchange is recorded");
+    let failed = reader.list(&[("q", "outcome:failure")]).await;
+    assert_eq!(failed["total_count"], 1, "so is the wrong secret: {failed}");
+    assert_eq!(failed["items"][0]["reason"], "wrong client secret");
 
     // --- Exports: JSON Lines, CSV and gzip of both, then filtered ones, verified offline.
     let exports: Vec<(&str, &String, Value, Option<u64>)> = vec![
