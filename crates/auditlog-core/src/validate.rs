@@ -591,6 +591,13 @@ fn check_meta(errors: &mut Vec<FieldError>, meta: &Map<String, Value>) {
     }
 }
 
+/// Puts every number of `value` in the one form validation stores ([`normalize_numbers`]),
+/// leaving a number no double holds as it is: how a verifier reads a value back from a file,
+/// where `-0` and `0`, or `1.0` and `1`, hash alike.
+pub fn normalize_json_numbers(value: &mut Value) {
+    normalize_numbers(&mut Vec::new(), &mut String::new(), value);
+}
+
 /// Puts every number of `value` in the one form it is stored, returned and exported in: an
 /// integral value within ±2^53 as an integer (`1.0` becomes `1`), any other as the double it
 /// is. An integer that is not exactly a double (beyond 2^53 and odd, say) is refused, naming

@@ -308,6 +308,20 @@ impl EventRecord {
             Some(wire) => wire.to_entry()?,
             None => (Entry::V1, Vec::new()),
         };
+        // Numbers in the one form they are stored in: a file may write `0` as `-0` or `1` as
+        // `1.0`, which hash alike (RFC 8785) and are the same value.
+        let mut meta = self.meta.clone().unwrap_or_default();
+        meta.values_mut()
+            .for_each(crate::validate::normalize_json_numbers);
+        let mut changes = self.changes.clone();
+        for change in &mut changes {
+            for side in [&mut change.before, &mut change.after]
+                .into_iter()
+                .flatten()
+            {
+                crate::validate::normalize_json_numbers(side);
+            }
+        }
         Ok(Event {
             entry,
             id: self.id,
@@ -330,12 +344,12 @@ impl EventRecord {
                 ip_address,
                 user_agent: self.user_agent.clone(),
                 request_id: self.request_id.clone(),
-                meta: self.meta.clone().unwrap_or_default(),
+                meta,
                 occurred_at: self.occurred_at.ok_or("occurred_at is missing")?,
                 personal_meta,
                 extensions: Extensions {
                     impersonator: self.impersonator.clone(),
-                    changes: self.changes.clone(),
+                    changes,
                     outcome: self.outcome,
                     reason: self.reason.clone(),
                     backfilled: self.backfilled,

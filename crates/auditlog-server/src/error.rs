@@ -188,3 +188,16 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_action_whose_record_cannot_be_made_is_a_503_that_says_so() {
+        let refused = StoreError::Unrecorded("token_created: actor_name: is too long".into());
+        let response = ApiError::from(refused).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+    }
+}

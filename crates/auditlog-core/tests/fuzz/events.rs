@@ -118,7 +118,8 @@ pub fn assert_located(text: &str, error: &FieldError) {
     }
 }
 
-/// A validation error names a field of the event, or a path into `meta`.
+/// A validation error names a field of the event, or a path into `meta`, `impersonator` or
+/// `changes`.
 pub fn assert_names_a_field(error: &FieldError) {
     assert!(
         !error.message.trim().is_empty(),
@@ -128,7 +129,9 @@ pub fn assert_names_a_field(error: &FieldError) {
     assert!(
         NEW_EVENT_FIELDS.contains(&field)
             || field.starts_with("meta.")
-            || field.starts_with("meta["),
+            || field.starts_with("meta[")
+            || field.starts_with("impersonator.")
+            || field.starts_with("changes["),
         "a validation error names no field of the event: {error:?}"
     );
 }

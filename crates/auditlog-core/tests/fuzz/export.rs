@@ -290,7 +290,11 @@ fn read_export(file: &[u8]) -> Result<ReadBack, String> {
         .from_reader(plain.as_slice());
     let mut rows = reader.records();
     let header = rows.next().ok_or("no header")?.map_err(|e| e.to_string())?;
-    if !header.iter().eq(CSV_FIELDS) && !header.iter().eq(CSV_FIELDS.iter().take(24).copied()) {
+    // The whole header, or a file written before inclusion proofs (24 columns) or before the
+    // extensions (26).
+    let whole_prefix =
+        |n: usize| header.len() == n && header.iter().eq(CSV_FIELDS.iter().take(n).copied());
+    if ![24, 26, CSV_FIELDS.len()].into_iter().any(whole_prefix) {
         return Err(format!("header {header:?}"));
     }
     for row in rows {
@@ -314,9 +318,10 @@ fn read_export(file: &[u8]) -> Result<ReadBack, String> {
             let value = match *name {
                 "action_key" | "message" | "hash" => Value::String(cell.to_string()),
                 _ if cell.is_empty() => continue,
-                "meta" | "seq" | "entry" => {
+                "meta" | "seq" | "entry" | "impersonator" | "changes" => {
                     serde_json::from_str(cell).map_err(|e| e.to_string())?
                 }
+                "backfilled" => Value::Bool(cell == "true"),
                 "inclusion_proof" => {
                     let mut parts = cell.split(' ');
                     let mut number = || -> Result<u64, String> {
