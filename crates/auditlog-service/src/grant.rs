@@ -169,21 +169,23 @@ impl Service {
             }
         };
         if bound_org.is_some_and(|bound| bound != org.id) {
-            self.record_denied_read(&org, principal, false).await;
+            self.record_denied_read(&org, principal.actor(), false)
+                .await;
             return Err(foreign(&org.name));
         }
         if let Principal::User { user, .. } = principal {
             match self.store().role_of(org.id, user.id).await? {
                 Some(Role::Admin) => {}
                 Some(Role::Member) => {
-                    self.record_denied_read(&org, principal, true).await;
+                    self.record_denied_read(&org, principal.actor(), true).await;
                     return Err(AccessError::Forbidden(format!(
                         "only administrators of {:?} may read its audit log",
                         org.name
                     )));
                 }
                 None => {
-                    self.record_denied_read(&org, principal, false).await;
+                    self.record_denied_read(&org, principal.actor(), false)
+                        .await;
                     return Err(foreign(&org.name));
                 }
             }
@@ -203,6 +205,8 @@ impl Service {
     ) -> Result<ReadableOrg, ViewerRefused> {
         let member = self.authorize_member(viewer, org_name).await?;
         if member.role != Role::Admin {
+            let actor = crate::access::Actor::user(&viewer.user);
+            self.record_denied_read(&member.org, actor, true).await;
             return Err(ViewerRefused::NotAdmin {
                 display_name: member.org.display_name,
             });
@@ -302,12 +306,11 @@ impl Service {
 
 /// The refusal a credential bound to one organization gets for any other.
 impl Service {
-    /// Records in `org` that `principal` was refused its audit log
-    /// (`audit_log_access_denied`, outcome `denied`). Someone from outside the organization
-    /// (`member` false) is recorded by id and kind only: their name and email belong to
-    /// another organization.
-    async fn record_denied_read(&self, org: &Org, principal: &Principal, member: bool) {
-        let mut actor = principal.actor();
+    /// Records in `org` that `actor` was refused its audit log, through the API or on the
+    /// page (`audit_log_access_denied`, outcome `denied`). Someone from outside the
+    /// organization (`member` false) is recorded by id and kind only: their name and email
+    /// belong to another organization.
+    async fn record_denied_read(&self, org: &Org, mut actor: crate::access::Actor, member: bool) {
         if !member {
             actor.email = None;
             actor.name = None;

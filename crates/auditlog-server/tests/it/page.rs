@@ -393,10 +393,17 @@ async fn the_page_shows_the_real_actor_the_changes_and_the_refusals(backend: Bac
         .send()
         .await
         .expect(201);
+    // A member opening the log is refused, and that is recorded.
+    let member = Browser::sign_in(&server, &acme, "member@acme.test", Role::Member).await;
+    member.get("/orgs/acme/audit-logs").await.expect(403);
     let admin = Browser::sign_in(&server, &acme, "admin@acme.test", Role::Admin).await;
     let list = admin.get("/orgs/acme/audit-logs").await.expect(200).text();
     assert!(list.contains("by support@example.net as "), "{list}");
-    assert!(list.contains("1 failed or refused"), "{list}");
+    assert!(list.contains("2 failed or refused"), "{list}");
+    assert!(
+        list.contains("member@acme.test tried to read the audit log — denied"),
+        "{list}"
+    );
     // The row of the impersonated event links its details.
     let row = list.find("by support@example.net as ").expect("the row");
     let link = list[..row]
