@@ -127,17 +127,22 @@ impl Catalog {
             index: HashMap::with_capacity(rows.len()),
             accept_unknown: false,
         };
-        for &(key, display_name, description, group, verb, target_type) in rows {
-            catalog.insert(Action {
-                key: key.to_string(),
-                display_name: display_name.to_string(),
-                description: description.to_string(),
-                group: group.to_string(),
-                verb: verb.to_string(),
-                target_type: target_type.to_string(),
-            });
+        for row in rows {
+            catalog.insert_row(row);
         }
         catalog
+    }
+
+    /// Adds one action of a built-in table.
+    fn insert_row(&mut self, &(key, display_name, description, group, verb, target_type): &Row) {
+        self.insert(Action {
+            key: key.to_string(),
+            display_name: display_name.to_string(),
+            description: description.to_string(),
+            group: group.to_string(),
+            verb: verb.to_string(),
+            target_type: target_type.to_string(),
+        });
     }
 
     /// The catalog of the reference product: [`Preset::Cloud`].
@@ -157,18 +162,9 @@ impl Catalog {
     pub fn with_own_actions(&self) -> Catalog {
         let mut catalog = self.clone();
         let service_rows = CLOUD.iter().filter(|row| SERVICE_ACTIONS.contains(&row.0));
-        for &(key, display_name, description, group, verb, target_type) in
-            service_rows.chain(OWN_ACTIONS)
-        {
-            if catalog.get(key).is_none() {
-                catalog.insert(Action {
-                    key: key.to_string(),
-                    display_name: display_name.to_string(),
-                    description: description.to_string(),
-                    group: group.to_string(),
-                    verb: verb.to_string(),
-                    target_type: target_type.to_string(),
-                });
+        for row in service_rows.chain(OWN_ACTIONS) {
+            if catalog.get(row.0).is_none() {
+                catalog.insert_row(row);
             }
         }
         catalog
@@ -402,7 +398,7 @@ pub const SERVICE_ACTIONS: [&str; 10] = [
 
 /// The actions auditlog records about itself beyond the reference product's: a refused
 /// request to read an organization's audit log (recorded with outcome `denied`).
-pub const OWN_ACTIONS: &[(&str, &str, &str, &str, &str, &str)] = &[(
+pub const OWN_ACTIONS: &[Row] = &[(
     "audit_log_access_denied",
     "Audit Log Access Denied",
     "A request to read the organization\u{2019}s audit log was refused.",

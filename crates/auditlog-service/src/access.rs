@@ -671,16 +671,8 @@ impl Service {
                     actor_context.user_agent,
                     actor_context.request_id,
                 );
-                let (target, reason) = (Target::org(org), "wrong client secret");
-                self.record_attempt(
-                    org,
-                    &actor,
-                    "authentication_success",
-                    target,
-                    Outcome::Failure,
-                    reason,
-                )
-                .await;
+                self.record_failed_sign_in(org, &actor, "wrong client secret")
+                    .await;
             }
             return Err(denied());
         }
@@ -1033,16 +1025,8 @@ impl Service {
                     }
                 };
                 for (org, _) in &orgs {
-                    let (target, reason) = (Target::org(org), "wrong password");
                     service
-                        .record_attempt(
-                            org,
-                            &actor,
-                            "authentication_success",
-                            target,
-                            Outcome::Failure,
-                            reason,
-                        )
+                        .record_failed_sign_in(org, &actor, "wrong password")
                         .await;
                 }
             });
@@ -1330,6 +1314,20 @@ impl Service {
         if let Err(error) = self.apply_recorded(Vec::new(), move |_| vec![record]).await {
             tracing::warn!(%error, action_key, "a refused attempt could not be recorded");
         }
+    }
+
+    /// [`Service::record_attempt`] for a sign-in into `org` that failed for `reason`.
+    async fn record_failed_sign_in(&self, org: &Org, actor: &Actor, reason: &str) {
+        let target = Target::org(org);
+        self.record_attempt(
+            org,
+            actor,
+            "authentication_success",
+            target,
+            Outcome::Failure,
+            reason,
+        )
+        .await;
     }
 }
 

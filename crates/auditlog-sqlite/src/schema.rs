@@ -391,11 +391,15 @@ INSERT INTO events_fts (events_fts) VALUES ('delete-all');
 UPDATE index_state SET indexed_upto = 0;
 "#;
 
+/// The schema version a file records.
+fn user_version(conn: &Connection) -> Result<i64, StoreError> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(crate::backend)
+}
+
 /// Creates the schema of a new `index.db`; refuses one from a newer auditlog.
 pub fn migrate_index(conn: &mut Connection) -> Result<(), StoreError> {
-    let found: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(crate::backend)?;
+    let found = user_version(conn)?;
     if found > INDEX_VERSION {
         return Err(StoreError::SchemaTooNew {
             found,
@@ -408,9 +412,7 @@ pub fn migrate_index(conn: &mut Connection) -> Result<(), StoreError> {
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(crate::backend)?;
             // Another process may have migrated it since the version was read.
-            let again: i64 = tx
-                .query_row("PRAGMA user_version", [], |row| row.get(0))
-                .map_err(crate::backend)?;
+            let again = user_version(&tx)?;
             if again < version {
                 tx.execute_batch(sql).map_err(crate::backend)?;
             }
@@ -422,9 +424,7 @@ pub fn migrate_index(conn: &mut Connection) -> Result<(), StoreError> {
 
 /// Applies pending migrations; refuses a database from a newer version.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let found: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(crate::backend)?;
+    let found = user_version(conn)?;
     if found > SCHEMA_VERSION {
         return Err(StoreError::SchemaTooNew {
             found,
@@ -442,9 +442,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(crate::backend)?;
     // Another process may have migrated it since the version was read.
-    let again: i64 = tx
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(crate::backend)?;
+    let again = user_version(&tx)?;
     let migrations = [(1, V1), (2, V2), (3, V3), (4, V4)];
     for (version, sql) in migrations {
         if again < version {
