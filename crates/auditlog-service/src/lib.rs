@@ -34,6 +34,7 @@ use ed25519_dalek::SigningKey;
 use uuid::Uuid;
 
 pub mod access;
+pub mod allocator;
 pub mod export;
 pub mod grant;
 pub mod jobs;

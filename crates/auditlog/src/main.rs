@@ -151,6 +151,8 @@ pub enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists, so that every thread shares the limited arenas.
+    auditlog_service::allocator::limit_arenas();
     let cli = Cli::parse();
     // The server logs each request (with its request id) at info; other commands stay quiet
     // unless asked. AUDITLOG_LOG takes the usual filter syntax (`debug`, `auditlog_server=debug`).

@@ -247,3 +247,35 @@ fn the_server_holds_no_operator_power() {
     }
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
+
+/// `unsafe` appears in one place: the allocator setting, which glibc offers only through a C
+/// call (the workspace lint denies it everywhere else; this keeps it from spreading quietly).
+#[test]
+fn unsafe_code_stays_in_the_allocator_setting() {
+    let root = workspace_root();
+    let allowed = root.join("crates/auditlog-service/src/allocator.rs");
+    let allowed = allowed.display().to_string();
+    let mut found = Vec::new();
+    // Spelled in two pieces so that this file does not match itself.
+    for needle in [
+        concat!("unsafe", " {"),
+        concat!("unsafe", " fn"),
+        concat!("unsafe", " impl"),
+    ] {
+        found.extend(
+            lines_containing(&root.join("crates"), needle)
+                .into_iter()
+                .filter(|line| !line.starts_with(&allowed)),
+        );
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+    assert!(
+        lines_containing(
+            &root.join("crates/auditlog-service/src"),
+            concat!("unsafe", " {")
+        )
+        .len()
+            == 1,
+        "the allocator setting is the one unsafe block"
+    );
+}
