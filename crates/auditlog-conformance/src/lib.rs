@@ -28,7 +28,7 @@
 //! The files: `events` and `reference` build inputs and expected answers, `support` holds
 //! the shared store calls and assertions; the cases are grouped by what they cover (`orgs`,
 //! `append`, `reads`, `properties`, `chain`, `restore`, `accounts`, `credentials`,
-//! `idempotency`, `jobs`, `recorded`).
+//! `idempotency`, `jobs`, `recorded`, `erasure`).
 
 use std::sync::Arc;
 
@@ -43,6 +43,7 @@ mod accounts;
 mod append;
 mod chain;
 mod credentials;
+mod erasure;
 mod idempotency;
 mod jobs;
 mod orgs;
@@ -61,6 +62,7 @@ pub use append::{
 };
 pub use chain::{checkpoints_round_trip, events_by_seq_pages};
 pub use credentials::{credentials_revoke_liveness_purge, credentials_round_trip_and_filter};
+pub use erasure::holds_protect_and_erasure_keeps_the_chain;
 pub use events::{body, random_body};
 pub use idempotency::{
     idempotent_append_concurrent_same_key, idempotent_append_replays_and_conflicts,
@@ -116,6 +118,7 @@ macro_rules! conformance_tests {
             changes_commit_with_their_record,
             tree_tiles_cover_exactly_the_events,
             tree_checkpoints_round_trip,
+            holds_protect_and_erasure_keeps_the_chain,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -398,14 +398,40 @@ pub const SERVICE_ACTIONS: [&str; 10] = [
 
 /// The actions auditlog records about itself beyond the reference product's: a refused
 /// request to read an organization's audit log (recorded with outcome `denied`).
-pub const OWN_ACTIONS: &[Row] = &[(
-    "audit_log_access_denied",
-    "Audit Log Access Denied",
-    "A request to read the organization\u{2019}s audit log was refused.",
-    "Audit Logs",
-    "denied",
-    "audit_log",
-)];
+pub const OWN_ACTIONS: &[Row] = &[
+    (
+        "audit_log_access_denied",
+        "Audit Log Access Denied",
+        "A request to read the organization\u{2019}s audit log was refused.",
+        "Audit Logs",
+        "denied",
+        "audit_log",
+    ),
+    (
+        "legal_hold_placed",
+        "Legal Hold Placed",
+        "A legal hold was placed on the organization\u{2019}s audit log, or on one person\u{2019}s records in it.",
+        "Audit Logs",
+        "placed",
+        "legal_hold",
+    ),
+    (
+        "legal_hold_lifted",
+        "Legal Hold Lifted",
+        "A legal hold on the organization\u{2019}s audit log was lifted.",
+        "Audit Logs",
+        "lifted",
+        "legal_hold",
+    ),
+    (
+        "data_subject_erased",
+        "Data Subject Erased",
+        "One person\u{2019}s personal data was erased from the organization\u{2019}s audit log.",
+        "Audit Logs",
+        "erased",
+        "data_subject",
+    ),
+];
 
 /// The reference product's catalog, in its order: groups as the seed lists them, actions in
 /// seed order within each group. Names and descriptions are the seed's text, character for

@@ -358,6 +358,99 @@ pub fn erase(event: &mut Event, names: &[&str]) -> Result<(), EntryError> {
     Ok(())
 }
 
+/// Whom an erasure request is about (GDPR Art. 17): a person known by email, by the id
+/// the platform gives them, or both. Emails compare without regard to case.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Subject {
+    /// The person's email address.
+    pub email: Option<String>,
+    /// The person's actor id on the platform.
+    pub id: Option<String>,
+}
+
+impl Subject {
+    fn is_email(&self, email: Option<&str>) -> bool {
+        matches!((&self.email, email), (Some(own), Some(other)) if own.eq_ignore_ascii_case(other))
+    }
+
+    fn is_id(&self, id: Option<&str>) -> bool {
+        matches!((&self.id, id), (Some(own), Some(other)) if own == other)
+    }
+}
+
+/// The committed fields of `body` that an erasure of `subject` deletes, by committed name
+/// (the names [`erase`] takes); empty when the event does not name the subject.
+///
+/// - The subject is the actor (by id or email): the actor's email and name, and the address
+///   and user agent of the request, which were theirs.
+/// - The subject is the target: the target's email and name.
+/// - The subject impersonated someone: the impersonator's email.
+/// - In any of those events, every personal meta key (the deployment declared them
+///   personal) and each side of a change whose value mentions the subject's email or one of
+///   the names erased with it.
+///
+/// Ids and fields that are not committed stay: they are in the leaf itself, and erasing
+/// them would change it.
+pub fn subject_fields(body: &EventBody, subject: &Subject) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    if subject.is_id(body.actor_id.as_deref()) || subject.is_email(body.actor_email.as_deref()) {
+        fields.extend(["actor_email", "actor_name", "ip_address", "user_agent"].map(String::from));
+        names.extend(body.actor_name.clone());
+    }
+    if subject.is_id(body.target_id.as_deref()) || subject.is_email(body.target_email.as_deref()) {
+        fields.extend(["target_email", "target_name"].map(String::from));
+        names.extend(body.target_name.clone());
+    }
+    if let Some(impersonator) = &body.extensions.impersonator {
+        if subject.is_id(impersonator.id.as_deref())
+            || subject.is_email(impersonator.email.as_deref())
+        {
+            fields.push(IMPERSONATOR_EMAIL.to_string());
+        }
+    }
+    if fields.is_empty() {
+        return fields;
+    }
+    let values = committed_values(body);
+    fields.retain(|name| values.contains_key(name));
+    fields.extend(
+        body.personal_meta
+            .iter()
+            .map(|key| format!("{META_PREFIX}{key}"))
+            .filter(|name| values.contains_key(name)),
+    );
+    let mentions: Vec<String> = subject
+        .email
+        .iter()
+        .chain(names.iter())
+        .filter(|text| !text.is_empty())
+        .map(|text| text.to_lowercase())
+        .collect();
+    for (index, change) in body.extensions.changes.iter().enumerate() {
+        for (side, value) in [("before", &change.before), ("after", &change.after)] {
+            let Some(value) = value else { continue };
+            let text = String::from_utf8_lossy(&canonical::encode(value)).to_lowercase();
+            if mentions.iter().any(|m| text.contains(m.as_str())) {
+                fields.push(change_name(index, side));
+            }
+        }
+    }
+    fields
+}
+
+/// The committed fields of an entry that were erased, by name, in order.
+pub fn erased_fields(entry: &Entry) -> Vec<&str> {
+    match entry {
+        Entry::V2(Salts::Explicit(fields)) => fields
+            .iter()
+            .filter(|(_, committed)| matches!(committed, Committed::Erased(_)))
+            .map(|(name, _)| name.as_str())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,5 +656,59 @@ mod tests {
             plain,
             "the extensions are hashed"
         );
+    }
+
+    #[test]
+    fn an_erasure_of_a_subject_takes_their_fields_and_keeps_every_leaf() {
+        let subject = |email: Option<&str>, id: Option<&str>| Subject {
+            email: email.map(String::from),
+            id: id.map(String::from),
+        };
+        let mut event = event(&["phone"]);
+        event.body.extensions.changes = vec![crate::FieldChange {
+            field: "owner".into(),
+            before: Some(Value::from("Alice")),
+            after: Some(Value::from("carol@example.com")),
+        }];
+        // The changes are part of the leaf: recompute it for the event as it now is.
+        let leaf = leaf_hash(&event);
+        // Alice is the actor, by id or by email in any case.
+        let as_actor = subject_fields(&event.body, &subject(None, Some("u-1")));
+        assert_eq!(
+            as_actor,
+            [
+                "actor_email",
+                "actor_name",
+                "ip_address",
+                "meta.phone",
+                "changes[0].before"
+            ]
+        );
+        assert_eq!(
+            subject_fields(&event.body, &subject(Some("ALICE@example.com"), None)),
+            as_actor
+        );
+        // Bob is the target: his email only (the event has no target name), and the personal
+        // meta key; a change that does not mention him stays.
+        assert_eq!(
+            subject_fields(&event.body, &subject(Some("bob@example.com"), None)),
+            ["target_email", "meta.phone"]
+        );
+        // Carol is only mentioned in a change: the event does not name her as actor or
+        // target, so it is not hers to erase.
+        assert!(subject_fields(&event.body, &subject(Some("carol@example.com"), None)).is_empty());
+        assert!(subject_fields(&event.body, &subject(None, Some("u-2"))).is_empty());
+        let names = as_actor.iter().map(String::as_str).collect::<Vec<_>>();
+        erase(&mut event, &names).unwrap();
+        assert_eq!(leaf_hash(&event), leaf, "the leaf is unchanged");
+        assert_eq!(erased_fields(&event.entry), {
+            let mut sorted = names.clone();
+            sorted.sort();
+            sorted
+        });
+        assert!(event.body.actor_name.is_none() && event.body.ip_address.is_none());
+        assert_eq!(event.body.target_email.as_deref(), Some("bob@example.com"));
+        // A second erasure finds nothing left of her.
+        assert!(subject_fields(&event.body, &subject(None, Some("u-1"))).is_empty());
     }
 }

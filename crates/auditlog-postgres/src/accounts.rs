@@ -239,6 +239,15 @@ pub async fn apply_change(tx: &Transaction<'_>, change: Change) -> Result<Change
             put_job(tx, &job).await?;
             Changed::Job(job)
         }
+        Change::PlaceHold(hold) => Changed::Hold(Some(crate::erasure::place_hold(tx, hold).await?)),
+        Change::LiftHold { org_id, id, at, by } => {
+            Changed::Hold(crate::erasure::lift_hold(tx, org_id, id, at, &by).await?)
+        }
+        Change::EraseSubject {
+            org_id,
+            subject,
+            seqs,
+        } => Changed::Erased(crate::erasure::erase_subject(tx, org_id, &subject, &seqs).await?),
     })
 }
 

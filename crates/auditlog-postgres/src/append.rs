@@ -853,7 +853,7 @@ pub(crate) fn day_number(at: Timestamp) -> i32 {
 
 /// The rollup key of an actor: JSON `[actor_id, actor_email]`, so that an absent value and
 /// an empty one stay apart.
-fn actor_key(id: Option<&str>, email: Option<&str>) -> String {
+pub(crate) fn actor_key(id: Option<&str>, email: Option<&str>) -> String {
     serde_json::to_string(&(id, email)).expect("strings serialize")
 }
 

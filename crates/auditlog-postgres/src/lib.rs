@@ -31,8 +31,8 @@ use auditlog_core::query::{Filter, Query};
 use auditlog_core::{Event, Timestamp};
 use auditlog_store::{
     Append, AppendOutcome, Applied, ChainHead, Change, Count, Credential, CredentialKind,
-    ExportJob, Facets, IdempotencyKey, NewOrg, Org, Recorder, Role, ServiceAccount, Store,
-    StoreError, User,
+    ExportJob, Facets, IdempotencyKey, LegalHold, NewOrg, Org, Recorder, Role, ServiceAccount,
+    Store, StoreError, User,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use time::OffsetDateTime;
@@ -41,6 +41,7 @@ use uuid::Uuid;
 
 mod accounts;
 mod append;
+mod erasure;
 mod partitions;
 mod read;
 pub mod schema;
@@ -548,5 +549,10 @@ impl Store for PostgresStore {
     async fn expired_jobs(&self, now: Timestamp) -> Result<Vec<ExportJob>, StoreError> {
         let client = self.client().await?;
         accounts::expired_jobs(&client, now).await
+    }
+
+    async fn legal_holds(&self, org_id: Uuid) -> Result<Vec<LegalHold>, StoreError> {
+        let client = self.client().await?;
+        erasure::legal_holds(&client, org_id).await
     }
 }

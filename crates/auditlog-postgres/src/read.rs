@@ -33,12 +33,13 @@ use crate::append::{day_number, push_lexeme};
 use crate::{backend, from_sql_time, hash32, sql_time};
 
 /// The columns of a full event, in the order [`event_from_row`] reads them.
-const EVENT_COLUMNS: &str = "org_id, seq, id, occurred_at, created_at, action_key, action_verb,
+pub(crate) const EVENT_COLUMNS: &str =
+    "org_id, seq, id, occurred_at, created_at, action_key, action_verb,
     actor_id, actor_email, actor_name, actor_type, target_id, target_email, target_name,
     target_type, service_name, ip_address, user_agent, request_id, meta, hash, salts,
     extensions";
 
-fn event_from_row(row: &Row) -> Result<Event, StoreError> {
+pub(crate) fn event_from_row(row: &Row) -> Result<Event, StoreError> {
     let id: Uuid = row.get(2);
     let corrupt = |what: &str| StoreError::Corrupt(format!("event {id}: {what}"));
     let actor_type: &str = row.get(10);

@@ -21,6 +21,7 @@
 //!   2 adds them and builds the tiles of the events already stored.
 //! - Version 3 adds each event's extensions (`extensions`, JSON) and, for filters, its
 //!   impersonator and outcome as columns.
+//! - Version 4 adds `legal_holds`.
 
 use auditlog_store::StoreError;
 use tokio_postgres::{Client, Transaction};
@@ -28,7 +29,7 @@ use tokio_postgres::{Client, Transaction};
 use crate::backend;
 
 /// The newest schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The advisory lock key that serializes migrations ("auditlog" in ASCII). Advisory locks are
 /// per database, so stores in different schemas of one database also take turns; migrations
@@ -37,7 +38,7 @@ const MIGRATION_LOCK: i64 = 0x6175_6469_746c_6f67;
 
 /// Migrations by version; each runs in the one transaction that records it. A version whose
 /// data must be computed in Rust does that after its SQL ([`backfill`]).
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 const V1: &str = r#"
 CREATE TABLE orgs (
@@ -240,6 +241,21 @@ CREATE INDEX events_by_impersonator_email
     WHERE impersonator_email IS NOT NULL;
 CREATE INDEX events_by_outcome ON events (org_id, outcome, occurred_at, seq)
     WHERE outcome IS NOT NULL;
+"#;
+
+/// Version 4: legal holds.
+const V4: &str = r#"
+CREATE TABLE legal_holds (
+    id        uuid PRIMARY KEY,
+    org_id    uuid NOT NULL,
+    subject   text,                     -- an actor id or email; NULL holds the whole organization
+    reason    text NOT NULL,
+    placed_by text NOT NULL,
+    placed_at timestamptz NOT NULL,
+    lifted_at timestamptz,
+    lifted_by text
+);
+CREATE INDEX legal_holds_by_org ON legal_holds (org_id, placed_at);
 "#;
 
 /// Applies pending migrations; refuses a database from a newer version.

@@ -68,6 +68,16 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// How the actor is named where one line of text is kept (who requested an export, who
+    /// placed a hold): the email, else the name, else the id.
+    pub fn label(&self) -> String {
+        self.email
+            .clone()
+            .or_else(|| self.name.clone())
+            .or_else(|| self.id.clone())
+            .unwrap_or_else(|| "unknown".to_string())
+    }
+
     /// The operator at the command line.
     pub fn operator() -> Actor {
         Actor {
@@ -887,7 +897,7 @@ impl Service {
 }
 
 /// A JSON object literal as a meta map.
-fn meta(value: Value) -> Map<String, Value> {
+pub(crate) fn meta(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),

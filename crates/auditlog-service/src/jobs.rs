@@ -130,12 +130,7 @@ impl ExportJobs {
         let id = Uuid::now_v7();
         let request_json = serde_json::to_string(&request)
             .map_err(|e| SubmitError::Invalid(format!("the request cannot be stored: {e}")))?;
-        let requested_by = actor
-            .email
-            .clone()
-            .or_else(|| actor.name.clone())
-            .or_else(|| actor.id.clone())
-            .unwrap_or_else(|| "unknown".to_string());
+        let requested_by = actor.label();
         let record = export_request_record(org, actor, &request, Some(id));
         let job = ExportJob {
             id,

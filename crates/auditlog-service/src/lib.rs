@@ -35,6 +35,7 @@ use uuid::Uuid;
 
 pub mod access;
 pub mod allocator;
+pub mod compliance;
 pub mod export;
 pub mod grant;
 pub mod jobs;

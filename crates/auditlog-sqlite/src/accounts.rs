@@ -1,12 +1,12 @@
 //! Organizations' settings, users, roles, service accounts, credentials, checkpoints and
-//! export jobs: plain rows, written through the writer (`Command::Exec`, and `Command::Apply`
+//! export jobs, legal holds: plain rows, written through the writer (`Command::Exec`, and `Command::Apply`
 //! for changes recorded in the log) and read on pooled readers.
 
 use auditlog_core::chain::SignedCheckpoint;
 use auditlog_core::Timestamp;
 use auditlog_store::{
-    Change, Changed, Credential, CredentialKind, ExportJob, JobStatus, Org, Role, ServiceAccount,
-    StoreError, User,
+    Change, Changed, Credential, CredentialKind, ExportJob, JobStatus, LegalHold, Org, Role,
+    ServiceAccount, StoreError, User,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
@@ -136,6 +136,20 @@ pub fn apply_change(conn: &Connection, change: Change) -> Result<Changed, StoreE
         Change::CreateJob(job) => {
             put_job(conn, &job)?;
             Changed::Job(job)
+        }
+        Change::PlaceHold(hold) => Changed::Hold(Some(place_hold(conn, hold)?)),
+        Change::LiftHold { org_id, id, at, by } => {
+            Changed::Hold(lift_hold(conn, org_id, id, at, &by)?)
+        }
+        Change::EraseSubject {
+            org_id,
+            subject,
+            seqs,
+        } => {
+            let holds = legal_holds(conn, org_id)?;
+            Changed::Erased(crate::erasure::erase_subject(
+                conn, org_id, &subject, &seqs, &holds,
+            )?)
         }
     })
 }
@@ -653,6 +667,74 @@ pub fn expired_jobs(conn: &Connection, now: Timestamp) -> Result<Vec<ExportJob>,
         .map_err(backend)?;
     let rows = stmt
         .query_map([now.as_millis()], job_from_row)
+        .map_err(backend)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+}
+
+const HOLD_COLUMNS: &str =
+    "id, org_id, subject, reason, placed_by, placed_at, lifted_at, lifted_by";
+
+fn hold_from_row(row: &Row<'_>) -> rusqlite::Result<LegalHold> {
+    Ok(LegalHold {
+        id: uuid_at(row, 0)?,
+        org_id: uuid_at(row, 1)?,
+        subject: row.get(2)?,
+        reason: row.get(3)?,
+        placed_by: row.get(4)?,
+        placed_at: time_at(row, 5)?,
+        lifted_at: opt_time_at(row, 6)?,
+        lifted_by: row.get(7)?,
+    })
+}
+
+/// Stores a new legal hold.
+fn place_hold(conn: &Connection, hold: LegalHold) -> Result<LegalHold, StoreError> {
+    conn.execute(
+        &format!(
+            "INSERT INTO legal_holds ({HOLD_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, NULL)"
+        ),
+        params![
+            blob(hold.id),
+            blob(hold.org_id),
+            hold.subject,
+            hold.reason,
+            hold.placed_by,
+            hold.placed_at.as_millis(),
+        ],
+    )
+    .map_err(backend)?;
+    Ok(hold)
+}
+
+/// Lifts a live hold of the organization; `None` when it has none with that id.
+fn lift_hold(
+    conn: &Connection,
+    org_id: Uuid,
+    id: Uuid,
+    at: Timestamp,
+    by: &str,
+) -> Result<Option<LegalHold>, StoreError> {
+    conn.query_row(
+        &format!(
+            "UPDATE legal_holds SET lifted_at = ?3, lifted_by = ?4
+             WHERE id = ?1 AND org_id = ?2 AND lifted_at IS NULL RETURNING {HOLD_COLUMNS}"
+        ),
+        params![blob(id), blob(org_id), at.as_millis(), by],
+        hold_from_row,
+    )
+    .optional()
+    .map_err(backend)
+}
+
+/// The organization's holds, newest first.
+pub fn legal_holds(conn: &Connection, org_id: Uuid) -> Result<Vec<LegalHold>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {HOLD_COLUMNS} FROM legal_holds WHERE org_id = ?1 ORDER BY placed_at DESC, id DESC"
+        ))
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([blob(org_id)], hold_from_row)
         .map_err(backend)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(backend)
 }

@@ -20,15 +20,16 @@ use auditlog_core::chain::SignedCheckpoint;
 use auditlog_core::query::{Filter, Query};
 use auditlog_core::{Event, Timestamp};
 use auditlog_store::{
-    Append, AppendOutcome, Applied, ChainHead, Change, Count, Credential, CredentialKind,
-    ExportJob, Facets, IdempotencyKey, IndexLag, NewOrg, Org, Recorder, Role, ServiceAccount,
-    Store, StoreError, User,
+    Append, AppendOutcome, Applied, ChainHead, Change, Changed, Count, Credential, CredentialKind,
+    ExportJob, Facets, IdempotencyKey, IndexLag, LegalHold, NewOrg, Org, Recorder, Role,
+    ServiceAccount, Store, StoreError, User,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 mod accounts;
+mod erasure;
 mod indexer;
 mod log_row;
 mod read;
@@ -202,6 +203,7 @@ fn configure_with(conn: &Connection, synchronous: &str, cache_kib: i64) -> Resul
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {synchronous};
          PRAGMA temp_store = MEMORY;
+         PRAGMA secure_delete = ON;
          PRAGMA cache_size = -{cache_kib};
          PRAGMA journal_size_limit = 67108864;"
     ))
@@ -827,8 +829,17 @@ impl Store for SqliteStore {
         changes: Vec<Change>,
         record: Option<Recorder>,
     ) -> Result<Applied, StoreError> {
-        self.write(|reply| Command::Apply(changes, record, reply))
-            .await
+        let applied = self
+            .write(|reply| Command::Apply(changes, record, reply))
+            .await?;
+        let erased = applied
+            .changed
+            .iter()
+            .any(|changed| matches!(changed, Changed::Erased(e) if e.events > 0));
+        if erased {
+            self.forget_erased().await?;
+        }
+        Ok(applied)
     }
 
     async fn find_user(&self, email_or_id: &str) -> Result<Option<User>, StoreError> {
@@ -931,6 +942,43 @@ impl Store for SqliteStore {
     async fn expired_jobs(&self, now: Timestamp) -> Result<Vec<ExportJob>, StoreError> {
         self.with_reader(move |conn| accounts::expired_jobs(conn, now))
             .await
+    }
+
+    async fn legal_holds(&self, org_id: Uuid) -> Result<Vec<LegalHold>, StoreError> {
+        self.with_reader(move |conn| accounts::legal_holds(conn, org_id))
+            .await
+    }
+}
+
+impl SqliteStore {
+    /// After an erasure: rebuilds the derived state, whose dictionaries and search postings
+    /// held the erased values, and truncates both WAL files, whose old page images held them
+    /// (`secure_delete` already zeroed what the erasure and the reset freed in the files).
+    /// Reads stay correct while the indexer rebuilds (docs/storage.md).
+    async fn forget_erased(&self) -> Result<(), StoreError> {
+        self.rebuild_derived().await?;
+        let paths = [self.path.clone(), self.index_path.clone()];
+        tokio::task::spawn_blocking(move || {
+            for path in paths {
+                let conn = Connection::open(&path).map_err(backend)?;
+                conn.busy_timeout(Duration::from_secs(10))
+                    .map_err(backend)?;
+                // Readers on older snapshots hold the WAL; TRUNCATE waits for them (busy
+                // timeout) and reports whether it got through.
+                for _ in 0..50 {
+                    let busy: i64 = conn
+                        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+                        .map_err(backend)?;
+                    if busy == 0 {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
     }
 }
 

@@ -8,7 +8,7 @@
 //!   jobs, and each organization's Merkle tree (`tiles`, `tree_checkpoints`). Version 2
 //!   replaced version 1's dictionary-encoded, indexed and searchable `events` table with
 //!   `log`, copying every event over unchanged; version 3 added the trees, built from the
-//!   events already stored; version 4 (this build) each event's extensions.
+//!   events already stored; version 4 each event's extensions; version 5 (this build) legal holds.
 //! - `index.db` ([`INDEX_SCHEMA`]), everything derived from the log: dictionaries, the
 //!   access paths by time, action, actor and target, per-day rollups and search postings,
 //!   built by the indexer off the commit path. It can be deleted and is rebuilt from the
@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use auditlog_store::StoreError;
 
 /// The newest schema this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Version 1, kept so that files it wrote can be migrated (and every new file is made by
 /// running the migrations in order).
@@ -276,6 +276,21 @@ const V4: &str = r#"
 ALTER TABLE log ADD COLUMN extensions TEXT;
 "#;
 
+/// Version 5: legal holds.
+const V5: &str = r#"
+CREATE TABLE legal_holds (
+    id        BLOB PRIMARY KEY,
+    org_id    BLOB NOT NULL,
+    subject   TEXT,                  -- an actor id or email; NULL holds the whole organization
+    reason    TEXT NOT NULL,
+    placed_by TEXT NOT NULL,
+    placed_at INTEGER NOT NULL,
+    lifted_at INTEGER,
+    lifted_by TEXT
+);
+CREATE INDEX legal_holds_by_org ON legal_holds(org_id, placed_at);
+"#;
+
 /// The schema of `index.db`.
 pub const INDEX_VERSION: i64 = 2;
 
@@ -443,7 +458,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .map_err(crate::backend)?;
     // Another process may have migrated it since the version was read.
     let again = user_version(&tx)?;
-    let migrations = [(1, V1), (2, V2), (3, V3), (4, V4)];
+    let migrations = [(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
     for (version, sql) in migrations {
         if again < version {
             tx.execute_batch(sql).map_err(crate::backend)?;

@@ -230,3 +230,98 @@ pub struct ExportJob {
     /// When the runner last reported progress.
     pub heartbeat_at: Option<Timestamp>,
 }
+
+/// A legal hold: while it is live, nothing it covers may be erased (or, with retention,
+/// purged). Placing and lifting one are recorded in the organization's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegalHold {
+    /// Its id.
+    pub id: Uuid,
+    /// The organization.
+    pub org_id: Uuid,
+    /// The person it protects, by actor id or email; `None` holds the whole organization.
+    pub subject: Option<String>,
+    /// Why (a case number, say).
+    pub reason: String,
+    /// Who placed it.
+    pub placed_by: String,
+    /// When.
+    pub placed_at: Timestamp,
+    /// When it was lifted; `None` while live.
+    pub lifted_at: Option<Timestamp>,
+    /// Who lifted it.
+    pub lifted_by: Option<String>,
+}
+
+impl LegalHold {
+    /// Whether the hold is live and protects `subject` (a person known by an email, an actor
+    /// id or both): a hold of the whole organization protects everyone.
+    pub fn covers(&self, subject: &auditlog_core::entry::Subject) -> bool {
+        if self.lifted_at.is_some() {
+            return false;
+        }
+        let Some(held) = &self.subject else {
+            return true;
+        };
+        subject.id.as_deref() == Some(held.as_str())
+            || subject
+                .email
+                .as_deref()
+                .is_some_and(|email| email.eq_ignore_ascii_case(held))
+    }
+
+    /// Whether the hold is live and protects an event: a hold of the whole organization
+    /// protects every event, a hold of a person the events that name them as actor, target
+    /// or impersonator, by id or email.
+    pub fn covers_event(&self, body: &auditlog_core::EventBody) -> bool {
+        if self.lifted_at.is_some() {
+            return false;
+        }
+        let Some(held) = &self.subject else {
+            return true;
+        };
+        let is = |value: Option<&str>| value.is_some_and(|v| v.eq_ignore_ascii_case(held));
+        let impersonator = body.extensions.impersonator.as_ref();
+        is(body.actor_id.as_deref())
+            || is(body.actor_email.as_deref())
+            || is(body.target_id.as_deref())
+            || is(body.target_email.as_deref())
+            || impersonator.is_some_and(|i| is(i.id.as_deref()) || is(i.email.as_deref()))
+    }
+
+    /// The refusal of an erasure this hold protects against.
+    pub fn refusal(&self) -> crate::StoreError {
+        crate::StoreError::Conflict(format!(
+            "a legal hold placed by {} on {} protects this person's records",
+            self.placed_by, self.placed_at
+        ))
+    }
+}
+
+/// Whether an erasure of `subject` from the event `body` may go ahead: the refusal of the
+/// first of `holds` that protects the person or the event.
+pub fn check_holds(
+    holds: &[LegalHold],
+    subject: &auditlog_core::entry::Subject,
+    body: &auditlog_core::EventBody,
+) -> Result<(), crate::StoreError> {
+    match holds
+        .iter()
+        .find(|hold| hold.covers(subject) || hold.covers_event(body))
+    {
+        Some(hold) => Err(hold.refusal()),
+        None => Ok(()),
+    }
+}
+
+/// What an erasure of a data subject did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Erasure {
+    /// Events from which fields were erased.
+    pub events: u64,
+    /// Fields erased, over all of them.
+    pub fields: u64,
+    /// Events that name the subject but were stored before personal fields were committed
+    /// with salts (version-1 entries): erasing their values would change their leaves.
+    pub unerasable: u64,
+}

@@ -1,12 +1,14 @@
-//! Changes to users, roles, service accounts, credentials and export jobs, each made in one
+//! Changes to users, roles, service accounts, credentials, export jobs, legal holds and the
+//! personal fields of stored events, each made in one
 //! transaction together with the events that record it ([`Store::apply`](crate::Store::apply)):
 //! an administrative change and its audit record are stored together or not at all.
 
 use auditlog_core::Event;
 use uuid::Uuid;
 
-use crate::accounts::{Credential, ExportJob, Role, ServiceAccount, User};
+use crate::accounts::{Credential, Erasure, ExportJob, LegalHold, Role, ServiceAccount, User};
 use crate::Append;
+use auditlog_core::entry::Subject;
 use auditlog_core::Timestamp;
 
 /// One change. A list of them is applied in order, in one transaction.
@@ -54,6 +56,31 @@ pub enum Change {
     },
     /// Stores a new export job.
     CreateJob(ExportJob),
+    /// Places a legal hold.
+    PlaceHold(LegalHold),
+    /// Lifts a live legal hold of the organization.
+    LiftHold {
+        /// The organization.
+        org_id: Uuid,
+        /// The hold.
+        id: Uuid,
+        /// When.
+        at: Timestamp,
+        /// Who lifted it.
+        by: String,
+    },
+    /// Erases the personal fields that name `subject` (`auditlog_core::entry::subject_fields`)
+    /// from the organization's events at `seqs`; events that do not name the subject are left
+    /// as they are. A live legal hold covering the subject refuses it with
+    /// [`StoreError::Conflict`](crate::StoreError::Conflict), checked in the transaction.
+    EraseSubject {
+        /// The organization.
+        org_id: Uuid,
+        /// Whom to erase.
+        subject: Subject,
+        /// The events to erase them from (found by a query beforehand).
+        seqs: Vec<u64>,
+    },
 }
 
 /// What one [`Change`] did, in the order of the changes.
@@ -71,6 +98,11 @@ pub enum Changed {
     Credential(Option<Credential>),
     /// The job created.
     Job(ExportJob),
+    /// The hold placed, or the hold lifted as it is now; `None` when the organization has no
+    /// live hold with that id (nothing changed).
+    Hold(Option<LegalHold>),
+    /// What an erasure did.
+    Erased(Erasure),
 }
 
 /// Builds, from what the changes did, the events that record them, inside the transaction.

@@ -29,8 +29,8 @@ pub mod accounts;
 pub mod change;
 
 pub use accounts::{
-    AppendOutcome, Credential, CredentialKind, ExportJob, IdempotencyKey, JobStatus, Role,
-    ServiceAccount, User,
+    check_holds, AppendOutcome, Credential, CredentialKind, Erasure, ExportJob, IdempotencyKey,
+    JobStatus, LegalHold, Role, ServiceAccount, User,
 };
 pub use change::{Applied, Change, Changed, Recorder};
 
@@ -481,6 +481,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Completed jobs whose files expire before `now`.
     async fn expired_jobs(&self, now: Timestamp) -> Result<Vec<ExportJob>, StoreError>;
+
+    // ---- legal holds ----
+
+    /// The organization's legal holds, live and lifted, newest first.
+    async fn legal_holds(&self, org_id: Uuid) -> Result<Vec<LegalHold>, StoreError>;
 }
 
 /// A store answered a change with an outcome of another kind: a backend bug.

@@ -3,11 +3,12 @@
 //! `Service::ingest_request`, `Service::create_sign_in_link`), and answers with wire types
 //! built from `auditlog_core::wire`.
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::AppState;
 
+mod compliance;
 mod events;
 pub mod exports;
 mod iam;
@@ -24,6 +25,15 @@ pub fn routes() -> Router<AppState> {
         .route("/api/audit-logs/facets", get(events::facets))
         .route("/api/audit-logs/actions", get(events::actions))
         .route("/api/audit-logs/rejections", get(rejections::list))
+        .route(
+            "/api/audit-logs/legal-holds",
+            get(compliance::list_holds).post(compliance::place_hold),
+        )
+        .route(
+            "/api/audit-logs/legal-holds/{id}",
+            delete(compliance::lift_hold),
+        )
+        .route("/api/audit-logs/erasures", post(compliance::erase))
         .route("/api/audit-logs/public-key", get(events::public_key))
         .route("/api/audit-logs/checkpoint", get(events::checkpoint))
         .route("/api/audit-logs/export", post(exports::create))

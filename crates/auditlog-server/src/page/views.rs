@@ -424,6 +424,14 @@ pub fn event_details(
                         dt { "IP address" } dd { (optional(&record.ip_address)) }
                         dt { "User agent" } dd { (optional(&record.user_agent)) }
                         dt { "Request id" } dd { (optional(&record.request_id)) }
+                        @let erased = auditlog_core::entry::erased_fields(&event.entry);
+                        @if !erased.is_empty() {
+                            dt { "Erased" } dd {
+                                span.tag { "erased" } " "
+                                (erased.join(", "))
+                                " (deleted on request; the event's proof still verifies)"
+                            }
+                        }
                         dt { "Event id" } dd { code { (record.id) } }
                         dt { "Sequence" } dd { (event.seq) }
                         dt { "Hash" } dd { code { (record.hash) } }

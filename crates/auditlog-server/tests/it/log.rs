@@ -21,11 +21,22 @@ on_each_backend! {
         the_log_is_closed_to_other_organizations_and_credentials_postgres;
 }
 
-fn hash(text: &Value) -> Hash {
+/// A hash the API gives in base64.
+pub fn hash(text: &Value) -> Hash {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.as_str().expect("a base64 string"))
         .expect("base64");
     Hash::from_slice(&bytes).expect("32 bytes")
+}
+
+/// A proof's `hashes`, decoded.
+pub fn hashes(proof: &Value) -> Vec<Hash> {
+    proof["hashes"]
+        .as_array()
+        .expect("the proof's hashes")
+        .iter()
+        .map(hash)
+        .collect()
 }
 
 /// Ingests `n` channel creations in one batch and returns their ids, in order.
@@ -108,12 +119,7 @@ async fn a_client_verifies_the_log_through_its_endpoints(backend: Backend) {
             .await
             .expect(200)
             .json();
-        let path: Vec<Hash> = proof["hashes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(hash)
-            .collect();
+        let path = hashes(&proof);
         let index = proof["leaf_index"].as_u64().unwrap();
         assert_eq!(proof["tree_size"].as_u64(), Some(size));
         verify_inclusion(
@@ -162,12 +168,7 @@ async fn a_client_verifies_the_log_through_its_endpoints(backend: Backend) {
     .expect(200)
     .json();
     assert_eq!(proof["new_size"].as_u64(), Some(newer.size()));
-    let path: Vec<Hash> = proof["hashes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(hash)
-        .collect();
+    let path = hashes(&proof);
     verify_consistency(size, newer.size(), &checkpoint.root(), &newer.root(), &path)
         .expect("the log was only appended to");
 

@@ -13,6 +13,8 @@
 //! - `authz`: the authorization matrix of every endpoint against every kind of credential,
 //!   and tenancy across organizations.
 //! - `bad_input`: every kind of bad request is refused with a named field and changes nothing.
+//! - `compliance`: legal holds and erasure: who may, bad requests, a hold blocking an
+//!   erasure, and an erased person leaving no trace in the files while every proof verifies.
 //! - `client_address`: the client address recorded and rate-limited, behind trusted proxies
 //!   and without.
 //! - `idempotency`: `Idempotency-Key` replays, conflicts and concurrent retries.
@@ -76,6 +78,7 @@ macro_rules! on_each_backend {
 mod authz;
 mod bad_input;
 mod client_address;
+mod compliance;
 mod concurrency;
 mod extensions;
 mod faults;
