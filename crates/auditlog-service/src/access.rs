@@ -415,6 +415,7 @@ impl Service {
     ) -> Result<Applied, StoreError> {
         let catalog = self.own_catalog.clone();
         let personal_meta = self.personal_meta.clone();
+        let redaction = self.redaction.clone();
         let recorder: Recorder = Box::new(move |changed| {
             let now = Timestamp::now();
             let mut batch = Vec::new();
@@ -425,6 +426,7 @@ impl Service {
                     let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
                     format!("{action_key}: {}", reasons.join("; "))
                 })?;
+                redaction.apply(&mut body);
                 crate::mark_personal_meta(&personal_meta, &mut body);
                 batch.push(Append { org_id, body });
             }
