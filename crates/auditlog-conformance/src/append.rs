@@ -68,11 +68,20 @@ pub async fn append_assigns_seq_and_chains(store: Arc<dyn Store>) {
         [(true, 6), (false, 1), (true, 7), (false, 2), (false, 3), (true, 8)],
         "a batch mixing two organizations numbers each organization's events on in batch order (true = org A)"
     );
-    let last = append_ok(
-        store,
-        vec![to(&b, body("token_revoked", "bob@example.org", t0 + 3))],
-    )
-    .await;
+    // The last event carries values redacted at ingest and their paths, which the store
+    // keeps and hashes like every other extension.
+    let mut redacted = body("token_revoked", "bob@example.org", t0 + 3);
+    redacted.meta.insert(
+        "auth".into(),
+        json!({"api_token": auditlog_core::redact::REDACTED}),
+    );
+    redacted.extensions.redacted = vec!["meta.auth.api_token".to_string()];
+    let last = append_ok(store, vec![to(&b, redacted)]).await;
+    assert_eq!(
+        last[0].body.extensions.redacted,
+        ["meta.auth.api_token"],
+        "append returns the redacted paths"
+    );
     assert_eq!(last[0].seq, 4, "the next append to B continues at 4");
     let after = Timestamp::now().plus_millis(300_000);
 

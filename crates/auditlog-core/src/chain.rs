@@ -76,6 +76,9 @@ pub fn canonical_value(event: &Event) -> Value {
     if let Some(reason) = &extensions.reason {
         members.insert("reason".into(), reason.as_str().into());
     }
+    if !extensions.redacted.is_empty() {
+        members.insert("redacted".into(), extensions.redacted.clone().into());
+    }
     value
 }
 
@@ -197,6 +200,17 @@ pub(crate) fn encode_members(
     if let Some(reason) = &extensions.reason {
         key(out, false, "reason");
         canonical::encode_string(reason, out);
+    }
+    if !extensions.redacted.is_empty() {
+        key(out, false, "redacted");
+        out.push(b'[');
+        for (index, path) in extensions.redacted.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            canonical::encode_string(path, out);
+        }
+        out.push(b']');
     }
     key(out, false, "request_id");
     text(out, body.request_id.as_deref());

@@ -644,6 +644,8 @@ mod tests {
             kind: ActorType::System,
         });
         extensions.outcome = crate::Outcome::Failure;
+        extensions.reason = Some("wrong password".into());
+        extensions.redacted = vec!["meta.api_token".into(), "meta.auth\"x\"".into()];
         let mut direct = Vec::new();
         crate::chain::encode_canonical(&event, &mut direct);
         let defined = canonical::encode(&crate::chain::canonical_value(&event));

@@ -154,7 +154,8 @@ pub struct EventBody {
     /// service from the deployment's list; empty unless it names some.
     pub personal_meta: Vec<String>,
     /// What the event says beyond the reference API's fields: the real actor under
-    /// impersonation, before and after values, the outcome, the backfill flag.
+    /// impersonation, before and after values, the outcome, the backfill flag, the values
+    /// redacted at ingest.
     pub extensions: Extensions,
 }
 
@@ -182,6 +183,11 @@ pub struct Extensions {
     /// deployment's backfill window: the time is the client's, kept as sent, and flagged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backfilled: bool,
+    /// Set by the service when the deployment's redaction rules replaced values of the event
+    /// before it was stored: the path of each (`meta.api_token`, `changes[0].before`), sorted
+    /// ([`crate::redact`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
 }
 
 impl Extensions {
@@ -455,5 +461,15 @@ mod tests {
         );
         let inexact = NewEvent::from_json_str(r#"{"":1e400}"#).unwrap_err();
         assert_eq!(inexact.field, r#""""#);
+    }
+
+    #[test]
+    fn a_client_cannot_send_what_the_service_sets() {
+        for field in ["backfilled", "redacted"] {
+            let text = format!(r#"{{"action_key":"channel_created","{field}":["meta.x"]}}"#);
+            let error = NewEvent::from_json_str(&text).unwrap_err();
+            assert_eq!(error.field, field);
+            assert!(error.message.starts_with("unknown field"), "{error}");
+        }
     }
 }

@@ -76,8 +76,8 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// `inclusion_proof` (`<leaf index> <tree size> <hash> <hash> …`, hashes in base64),
 /// `entry` (a version-2 entry's salts as compact JSON; empty for version 1), and the
 /// extensions: `outcome`, `reason`, `impersonator` and `changes` (compact JSON; empty when
-/// absent), `backfilled` (`true` or empty).
-pub const CSV_FIELDS: [&str; 31] = [
+/// absent), `backfilled` (`true` or empty), `redacted` (a compact JSON list; empty when none).
+pub const CSV_FIELDS: [&str; 32] = [
     "id",
     "org_id",
     "org_name",
@@ -109,12 +109,13 @@ pub const CSV_FIELDS: [&str; 31] = [
     "impersonator",
     "changes",
     "backfilled",
+    "redacted",
 ];
 
 /// The header lengths a CSV export may have: [`CSV_FIELDS`] cut after `prev_hash` (files
-/// written before inclusion proofs), after `entry` (before the extensions), or whole. Older
-/// files still verify.
-const CSV_HEADER_LENGTHS: [usize; 3] = [24, 26, 31];
+/// written before inclusion proofs), after `entry` (before the extensions), after
+/// `backfilled` (before redaction), or whole. Older files still verify.
+const CSV_HEADER_LENGTHS: [usize; 4] = [24, 26, 31, 32];
 
 /// First cell of the CSV row that carries the signed tree checkpoint (a C2SP signed note).
 pub const CSV_TREE_CHECKPOINT_CELL: &str = "#tree_checkpoint";
@@ -370,7 +371,11 @@ fn write_csv_record<W: Write>(csv: &mut csv::Writer<W>, record: &EventRecord) ->
         true => String::new(),
         false => serde_json::to_string(&record.changes).map_err(std::io::Error::from)?,
     };
-    let cells: [&str; 31] = [
+    let redacted = match record.redacted.is_empty() {
+        true => String::new(),
+        false => serde_json::to_string(&record.redacted).map_err(std::io::Error::from)?,
+    };
+    let cells: [&str; 32] = [
         &id,
         &org_id,
         opt(&record.org_name),
@@ -402,6 +407,7 @@ fn write_csv_record<W: Write>(csv: &mut csv::Writer<W>, record: &EventRecord) ->
         &impersonator,
         &changes,
         if record.backfilled { "true" } else { "" },
+        &redacted,
     ];
     for cell in cells {
         csv.write_field(neutralize_cell(cell).as_bytes())?;
@@ -531,6 +537,12 @@ fn read_csv_record(row: &csv::StringRecord, columns: usize) -> Result<EventRecor
                 other => return Err(format!("backfilled {other:?} is neither true nor empty")),
             },
             false => false,
+        },
+        redacted: match columns > 31 && !text(31).is_empty() {
+            true => {
+                serde_json::from_str(text(31)).map_err(|e| format!("redacted is malformed: {e}"))?
+            }
+            false => Vec::new(),
         },
     })
 }
@@ -1465,6 +1477,7 @@ mod tests {
                 after: Some("admin".into()),
             }],
             backfilled: true,
+            redacted: vec!["meta.api_token".into()],
         };
         let Value::Object(fields) = serde_json::to_value(&record).unwrap() else {
             panic!("a record serializes to an object")

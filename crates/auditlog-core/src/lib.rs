@@ -8,6 +8,8 @@
 //! - [`validate`]: the limits every event must respect, with errors that name the field.
 //! - [`message`]: the human sentence for an event.
 //! - [`query`]: filters, sort order, keyset cursors and the reference API's `q` syntax.
+//! - [`redact`]: the deployment's redaction rules, which replace secret values in an event
+//!   before it is stored, and record where.
 //! - [`text`]: the words free-text search matches.
 //! - [`canonical`]: RFC 8785 canonical JSON, the bytes that the chain hashes.
 //! - [`chain`]: leaf and chain hashes, signed checkpoints and the verifier.
@@ -36,6 +38,7 @@ pub mod merkle;
 pub mod message;
 pub mod note;
 pub mod query;
+pub mod redact;
 pub mod strict_json;
 pub mod text;
 pub mod tiles;

@@ -29,9 +29,10 @@ pub fn words(text: &str, out: &mut Vec<String>) {
 
 /// The distinct words an event is found by: its action key, actor and target ids, emails,
 /// names and types, service name, IP address and the string, number and boolean values of
-/// `meta` (not its keys); the impersonator's id and email, the names of the fields its
-/// `changes` list (not their values), its outcome when not `success`, and its reason. The
-/// message is built from these fields, so its words are here too.
+/// `meta` (not its keys, nor the `[REDACTED]` that stands for a value redacted at ingest);
+/// the impersonator's id and email, the names of the fields its `changes` list (not their
+/// values), its outcome when not `success`, and its reason. The message is built from these
+/// fields, so its words are here too.
 pub fn event_words(body: &EventBody) -> Vec<String> {
     let mut out = Vec::with_capacity(32);
     let fields = [
@@ -51,10 +52,15 @@ pub fn event_words(body: &EventBody) -> Vec<String> {
     if let Some(ip) = body.ip_address {
         words(&ip.to_string(), &mut out);
     }
-    for value in body.meta.values() {
-        meta_words(value, &mut out);
-    }
     let extensions = &body.extensions;
+    if extensions.redacted.is_empty() {
+        for value in body.meta.values() {
+            meta_words(value, &mut out);
+        }
+    } else {
+        let mut path = String::from("meta");
+        unredacted_meta_words(&body.meta, &mut path, &extensions.redacted, &mut out);
+    }
     if let Some(impersonator) = &extensions.impersonator {
         for field in [&impersonator.id, &impersonator.email]
             .into_iter()
@@ -89,6 +95,46 @@ fn meta_words(value: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// [`meta_words`] of the members of `members` (at `path`), leaving out the values at the
+/// `redacted` paths (sorted), which hold only the placeholder that replaced them.
+fn unredacted_meta_words(
+    members: &serde_json::Map<String, Value>,
+    path: &mut String,
+    redacted: &[String],
+    out: &mut Vec<String>,
+) {
+    for (key, value) in members {
+        let len = path.len();
+        path.push('.');
+        path.push_str(key);
+        unredacted_value_words(value, path, redacted, out);
+        path.truncate(len);
+    }
+}
+
+fn unredacted_value_words(
+    value: &Value,
+    path: &mut String,
+    redacted: &[String],
+    out: &mut Vec<String>,
+) {
+    if redacted.binary_search(path).is_ok() {
+        return;
+    }
+    match value {
+        Value::Object(members) => unredacted_meta_words(members, path, redacted, out),
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{index}]"));
+                unredacted_value_words(item, path, redacted, out);
+                path.truncate(len);
+            }
+        }
+        other => meta_words(other, out),
+    }
+}
+
 /// The words of a search string (at most [`MAX_QUERY_WORDS`], distinct, in order).
 pub fn query_words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -120,5 +166,33 @@ mod tests {
             ["alice", "smith", "example", "com", "ml", "prod", "été"]
         );
         assert_eq!(query_words("prod PROD ml"), ["prod", "ml"]);
+    }
+
+    #[test]
+    fn a_value_redacted_at_ingest_gives_no_word() {
+        let event = crate::NewEvent {
+            action_key: "channel_created".into(),
+            meta: Some(serde_json::json!({
+                "api_token": "tok-3f9a1c",
+                "hooks": [{"secret": "hush", "name": "nightly"}],
+                "note": "[REDACTED] by the sender",
+            })),
+            ..crate::NewEvent::default()
+        };
+        let now = crate::Timestamp::parse("2026-06-01T00:00:00Z").unwrap();
+        let mut body = crate::validate::validate(event, &crate::Catalog::builtin(), now).unwrap();
+        let plain = event_words(&body);
+        assert!(plain.contains(&"tok".to_string()) && plain.contains(&"hush".to_string()));
+        crate::redact::RedactionRules::parse(&["*token*", "secret"])
+            .unwrap()
+            .apply(&mut body);
+        let words = event_words(&body);
+        for gone in ["tok", "3f9a1c", "hush"] {
+            assert!(!words.contains(&gone.to_string()), "{gone} in {words:?}");
+        }
+        // What the sender wrote stays searchable, its own brackets included.
+        for kept in ["nightly", "redacted", "sender"] {
+            assert!(words.contains(&kept.to_string()), "{kept} not in {words:?}");
+        }
     }
 }

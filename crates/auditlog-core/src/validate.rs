@@ -285,8 +285,9 @@ pub fn validate(
             check_text(&mut errors, "reason", reason.as_deref(), MAX_REASON);
             reason
         },
-        // The service flags a backlog; a client cannot.
+        // The service flags a backlog and redacts by its rules; a client does neither.
         backfilled: false,
+        redacted: Vec::new(),
     };
 
     if !errors.is_empty() {

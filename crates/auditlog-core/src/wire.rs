@@ -90,6 +90,10 @@ pub struct EventRecord {
     /// backfill window (present only when true).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backfilled: bool,
+    /// Extension: the paths of the values the deployment's rules replaced by `[REDACTED]`
+    /// before the event was stored, sorted (present only when there are some).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
 }
 
 /// A version-2 entry's salts as the API and exports show them, so that anyone reading the
@@ -244,6 +248,7 @@ impl EventRecord {
             impersonator: body.extensions.impersonator.clone(),
             changes: body.extensions.changes.clone(),
             backfilled: body.extensions.backfilled,
+            redacted: body.extensions.redacted.clone(),
         }
     }
 
@@ -285,6 +290,7 @@ impl EventRecord {
             impersonator: body.extensions.impersonator,
             changes: body.extensions.changes,
             backfilled: body.extensions.backfilled,
+            redacted: body.extensions.redacted,
         }
     }
 
@@ -353,6 +359,7 @@ impl EventRecord {
                     outcome: self.outcome,
                     reason: self.reason.clone(),
                     backfilled: self.backfilled,
+                    redacted: self.redacted.clone(),
                 },
             },
         })

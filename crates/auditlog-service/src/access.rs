@@ -425,6 +425,7 @@ impl Service {
     ) -> Result<Applied, StoreError> {
         let catalog = self.own_catalog.clone();
         let personal_meta = self.personal_meta.clone();
+        let redaction = self.redaction.clone();
         let recorder: Recorder = Box::new(move |changed| {
             let now = Timestamp::now();
             let mut batch = Vec::new();
@@ -435,6 +436,7 @@ impl Service {
                     let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
                     format!("{action_key}: {}", reasons.join("; "))
                 })?;
+                redaction.apply(&mut body);
                 crate::mark_personal_meta(&personal_meta, &mut body);
                 batch.push(Append { org_id, body });
             }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use auditlog_core::chain::{
     ChainError, ChainVerifier, Checkpoint, SignatureError, SignedCheckpoint,
 };
+use auditlog_core::redact::RedactionRules;
 use auditlog_core::validate::{validate, FieldError};
 use auditlog_core::{Catalog, Event, NewEvent, Timestamp};
 use auditlog_store::{Append, AppendOutcome, IdempotencyKey, Org, Store, StoreError};
@@ -150,6 +151,9 @@ pub struct Service {
     /// How long before its arrival an event may have happened without being flagged
     /// `backfilled`, in milliseconds.
     backfill_window_ms: i64,
+    /// The deployment's redaction rules: the values they match are replaced before an event
+    /// is stored or hashed (`auditlog_core::redact`).
+    redaction: Arc<RedactionRules>,
     /// The failed and refused attempts recorded lately, by source: at most one record per
     /// source, organization and action a window (`access::AttemptRecords`).
     attempts: Arc<access::AttemptRecords>,
@@ -175,6 +179,7 @@ impl Service {
             principals: Arc::default(),
             upper_tiles: Arc::default(),
             backfill_window_ms: DEFAULT_BACKFILL_WINDOW.as_millis() as i64,
+            redaction: Arc::default(),
             attempts: Arc::default(),
             unrecorded: Arc::default(),
             rejections: Arc::default(),
@@ -194,6 +199,19 @@ impl Service {
     pub fn with_backfill_window(mut self, window: std::time::Duration) -> Service {
         self.backfill_window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         self
+    }
+
+    /// The service with `rules` as the deployment's redaction rules: every event it stores,
+    /// from any path, has the values they match replaced by `[REDACTED]` first, and lists
+    /// their paths in `redacted` (docs/events.md, "Redaction at ingest").
+    pub fn with_redaction(mut self, rules: RedactionRules) -> Service {
+        self.redaction = Arc::new(rules);
+        self
+    }
+
+    /// The redaction rules in force.
+    pub fn redaction(&self) -> &RedactionRules {
+        &self.redaction
     }
 
     /// The service with `keys` as the `meta` keys that hold personal data in this
@@ -406,6 +424,7 @@ impl Service {
             };
             match validate(event, &self.catalog, now) {
                 Ok(mut body) => {
+                    self.redaction.apply(&mut body);
                     mark_personal_meta(&self.personal_meta, &mut body);
                     body.extensions.backfilled = body.occurred_at.as_millis()
                         < now.as_millis().saturating_sub(self.backfill_window_ms);

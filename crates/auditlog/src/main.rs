@@ -77,6 +77,20 @@ pub struct Cli {
     )]
     pub personal_meta_keys: Vec<String>,
 
+    /// A redaction rule, repeatable or comma-separated: `KEY_PATTERN` or
+    /// `ACTION_PATTERN:KEY_PATTERN`, globs with `*` that ignore case (`*token*`, `password`,
+    /// `token_created:value`). Every event stored has the values of the `meta` keys (at any
+    /// depth) and of the changed fields they match replaced by `[REDACTED]` first, and lists
+    /// their paths in `redacted` (docs/events.md). None by default.
+    #[arg(
+        long = "redact",
+        global = true,
+        env = "AUDITLOG_REDACT",
+        value_delimiter = ',',
+        value_name = "RULE"
+    )]
+    pub redact: Vec<String>,
+
     /// How many hours before its arrival an event may have happened without being flagged
     /// `backfilled` (docs/events.md): an older `occurred_at` is kept as sent, and flagged.
     #[arg(

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use auditlog_core::chain::{canonical_value, encode_canonical, ChainTip, ChainVerifier, GENESIS};
 use auditlog_core::event::NEW_EVENT_FIELDS;
+use auditlog_core::redact::{RedactionRules, REDACTED};
 use auditlog_core::validate::{validate, FieldError};
 use auditlog_core::wire::EventRecord;
 use auditlog_core::{canonical, strict_json, Catalog, EventBody, NewEvent, Timestamp};
@@ -150,6 +151,8 @@ fn known_root(field: &str) -> &str {
 /// What holds for every accepted event: sent again in its ingest form it is accepted again and
 /// equal; its canonical bytes are the same each time, agree with the readable definition and
 /// are canonical themselves; it chains and verifies; and its wire record reads back as itself.
+/// The same holds once redaction rules that match many keys replaced its values, and each
+/// path it then lists holds the placeholder.
 pub fn check_accepted(body: &EventBody, catalog: &Catalog) {
     let json = serde_json::to_string(&to_new_event(body)).expect("an event serializes");
     let again = NewEvent::from_json_str(&json)
@@ -161,7 +164,69 @@ pub fn check_accepted(body: &EventBody, catalog: &Catalog) {
         &body_again, body,
         "an accepted event changed when sent again: {json}"
     );
+    check_stored(body, catalog);
 
+    let rules = RedactionRules::parse(&["*a*", "*e*:*i*", "x"]).expect("valid rules");
+    let mut redacted = body.clone();
+    rules.apply(&mut redacted);
+    let paths = &redacted.extensions.redacted;
+    assert!(
+        paths.windows(2).all(|pair| pair[0] < pair[1]),
+        "redacted paths are not sorted and distinct: {paths:?}"
+    );
+    if paths.is_empty() {
+        assert_eq!(&redacted, body, "nothing redacted, yet the event changed");
+    } else {
+        let mut holding = std::collections::BTreeSet::new();
+        let meta = Value::Object(redacted.meta.clone());
+        placeholders(&meta, &mut String::from("meta"), &mut holding);
+        for (index, change) in redacted.extensions.changes.iter().enumerate() {
+            for (side, value) in [("before", &change.before), ("after", &change.after)] {
+                if let Some(value) = value {
+                    let mut path = format!("changes[{index}].{side}");
+                    placeholders(value, &mut path, &mut holding);
+                }
+            }
+        }
+        for path in paths {
+            assert!(
+                holding.contains(path),
+                "{path} does not hold the placeholder: {holding:?}"
+            );
+        }
+        check_stored(&redacted, catalog);
+    }
+}
+
+/// The paths (as `redacted` writes them) of the values under `path` that are the placeholder.
+fn placeholders(value: &Value, path: &mut String, out: &mut std::collections::BTreeSet<String>) {
+    let len = path.len();
+    match value {
+        Value::String(text) if text == REDACTED => {
+            out.insert(path.clone());
+        }
+        Value::Object(members) => {
+            for (key, member) in members {
+                path.push('.');
+                path.push_str(key);
+                placeholders(member, path, out);
+                path.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                path.push_str(&format!("[{index}]"));
+                placeholders(item, path, out);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// That an event chains, has one canonical form agreeing with the readable definition,
+/// verifies, and reads back from its wire record.
+fn check_stored(body: &EventBody, catalog: &Catalog) {
     let org_id = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
     let mut tip = ChainTip {
         org_id,

@@ -290,11 +290,11 @@ fn read_export(file: &[u8]) -> Result<ReadBack, String> {
         .from_reader(plain.as_slice());
     let mut rows = reader.records();
     let header = rows.next().ok_or("no header")?.map_err(|e| e.to_string())?;
-    // The whole header, or a file written before inclusion proofs (24 columns) or before the
-    // extensions (26).
+    // The whole header, or a file written before inclusion proofs (24 columns), before the
+    // extensions (26) or before redaction (31).
     let whole_prefix =
         |n: usize| header.len() == n && header.iter().eq(CSV_FIELDS.iter().take(n).copied());
-    if ![24, 26, CSV_FIELDS.len()].into_iter().any(whole_prefix) {
+    if ![24, 26, 31, CSV_FIELDS.len()].into_iter().any(whole_prefix) {
         return Err(format!("header {header:?}"));
     }
     for row in rows {
@@ -318,7 +318,7 @@ fn read_export(file: &[u8]) -> Result<ReadBack, String> {
             let value = match *name {
                 "action_key" | "message" | "hash" => Value::String(cell.to_string()),
                 _ if cell.is_empty() => continue,
-                "meta" | "seq" | "entry" | "impersonator" | "changes" => {
+                "meta" | "seq" | "entry" | "impersonator" | "changes" | "redacted" => {
                     serde_json::from_str(cell).map_err(|e| e.to_string())?
                 }
                 "backfilled" => Value::Bool(cell == "true"),

@@ -413,6 +413,9 @@ pub fn event_details(
                             (record.outcome.as_str())
                             @if let Some(reason) = &record.reason { " — " (reason) }
                         }
+                        @if !record.redacted.is_empty() {
+                            dt { "Redacted" } dd { "Redacted at ingest: " (record.redacted.join(", ")) }
+                        }
                         dt { "Action key" } dd { code { (record.action_key) } }
                         dt { "Verb" } dd { (optional(&record.action_verb)) }
                         dt { "Actor" } dd { (optional(&record.actor_name)) " · " (optional(&record.actor_email)) " · " (optional(&record.actor_id)) " · " (optional(&record.actor_type)) }

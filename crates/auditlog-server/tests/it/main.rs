@@ -26,6 +26,8 @@
 //! - `concurrency`: many concurrent ingest clients on one chain.
 //! - `extensions`: impersonators, changes, outcomes and backfills, and the refused and failed
 //!   attempts the service records.
+//! - `redaction`: values the deployment's rules redact reach no answer, export or database
+//!   file, and the chain with them verifies.
 //! - `faults`: a full disk under the store or the exports, PostgreSQL restarting mid-ingest.
 //! - `shutdown`: graceful shutdown loses no acknowledged event.
 //! - `soak`: every kind of request at once for a while: no errors, no leaks, bounded WAL.
@@ -90,6 +92,7 @@ mod ops;
 mod page;
 mod postgres;
 mod rate_limit;
+mod redaction;
 mod rejections;
 mod shutdown;
 mod soak;
@@ -188,6 +191,16 @@ impl Server {
         Server::start_in(backend, dir, configure).await
     }
 
+    /// A server whose service `compose` adjusts first (redaction rules, say).
+    pub async fn start_composed(
+        backend: Backend,
+        compose: impl FnOnce(Service) -> Service,
+    ) -> Server {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (storage, store) = Server::open_storage(backend, &dir).await;
+        Server::serve_composed(dir, storage, store, compose, |_| {}).await
+    }
+
     /// A server over a store the test made, with a data directory of its own.
     pub async fn start_on(
         store: Arc<dyn Store>,
@@ -213,7 +226,13 @@ impl Server {
         dir: tempfile::TempDir,
         configure: impl FnOnce(&mut ServerConfig),
     ) -> Server {
-        let (storage, store): (Storage, Arc<dyn Store>) = match backend {
+        let (storage, store) = Server::open_storage(backend, &dir).await;
+        Server::serve(dir, storage, store, configure).await
+    }
+
+    /// A fresh store of `backend`: SQLite in `dir`, PostgreSQL in a new schema.
+    async fn open_storage(backend: Backend, dir: &tempfile::TempDir) -> (Storage, Arc<dyn Store>) {
+        match backend {
             Backend::Sqlite => {
                 let store = Arc::new(SqliteStore::open(dir.path()).expect("open the store"));
                 (Storage::Sqlite(store.clone()), store)
@@ -223,8 +242,7 @@ impl Server {
                 let store = Arc::new(postgres::connect(&schema).await);
                 (Storage::Postgres(schema), store)
             }
-        };
-        Server::serve(dir, storage, store, configure).await
+        }
     }
 
     async fn serve(
@@ -233,9 +251,23 @@ impl Server {
         store: Arc<dyn Store>,
         configure: impl FnOnce(&mut ServerConfig),
     ) -> Server {
+        Server::serve_composed(dir, storage, store, |service| service, configure).await
+    }
+
+    async fn serve_composed(
+        dir: tempfile::TempDir,
+        storage: Storage,
+        store: Arc<dyn Store>,
+        compose: impl FnOnce(Service) -> Service,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Server {
         let key = auditlog_service::keys::load_or_create(dir.path()).expect("signing key");
         let service = TestService {
-            service: Service::new(store.clone(), auditlog_core::Catalog::builtin(), key),
+            service: compose(Service::new(
+                store.clone(),
+                auditlog_core::Catalog::builtin(),
+                key,
+            )),
             store,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -1,7 +1,7 @@
 //! The web page over HTTP, without a browser: signing in, who may open which organization,
 //! a filtered table and its export agreeing on a value with a comma, a member's own tokens,
-//! the password form, an event's inclusion proof, and an event's impersonator, changes and
-//! outcome. (`tests/browser` drives the same pages in Chromium.)
+//! the password form, an event's inclusion proof, an event's impersonator, changes and
+//! outcome, and the values redacted from it at ingest. (`tests/browser` drives the same pages in Chromium.)
 
 use auditlog_service::access::Actor;
 use auditlog_store::{Org, Role};
@@ -22,6 +22,9 @@ on_each_backend! {
     the_page_shows_the_real_actor_the_changes_and_the_refusals =>
         the_page_shows_the_real_actor_the_changes_and_the_refusals_sqlite,
         the_page_shows_the_real_actor_the_changes_and_the_refusals_postgres;
+    an_event_s_details_say_what_was_redacted_at_ingest =>
+        an_event_s_details_say_what_was_redacted_at_ingest_sqlite,
+        an_event_s_details_say_what_was_redacted_at_ingest_postgres;
 }
 
 const PASSWORD: &str = "correct horse battery";
@@ -425,4 +428,51 @@ async fn the_page_shows_the_real_actor_the_changes_and_the_refusals(backend: Bac
     // Values are escaped like every other field.
     assert!(details.contains("&lt;b&gt;admin&lt;/b&gt;"), "{details}");
     assert!(!details.contains("<b>admin</b>"), "{details}");
+}
+
+async fn an_event_s_details_say_what_was_redacted_at_ingest(backend: Backend) {
+    let rules = auditlog_core::redact::RedactionRules::parse(&["*token*", "password"])
+        .expect("valid rules");
+    let server = Server::start_composed(backend, |service| service.with_redaction(rules)).await;
+    let acme = server.org("acme", true).await;
+    let key = server.ingest_key(Some(&acme)).await;
+    let secret = "tok-0d4c7e-secret";
+    let ids = server
+        .post("/api/audit-logs/events")
+        .bearer(&key)
+        .json(&json!([
+            {"action_key": "token_created", "meta": {"api_token": secret, "name": "ci"}},
+            {"action_key": "organization_user_updated",
+             "changes": [{"field": "password", "before": secret, "after": secret}]},
+            {"action_key": "channel_created", "meta": {"name": "ml-prod"}},
+        ]))
+        .send()
+        .await
+        .expect(201)
+        .json();
+    let admin = Browser::sign_in(&server, &acme, "admin@acme.test", Role::Admin).await;
+    let details = |index: usize| {
+        let id = ids["ids"][index].as_str().expect("an id").to_string();
+        let admin = &admin;
+        async move {
+            admin
+                .get(&format!("/orgs/acme/audit-logs/{id}"))
+                .await
+                .expect(200)
+                .text()
+        }
+    };
+    let token = details(0).await;
+    assert!(
+        token.contains("Redacted at ingest: meta.api_token<"),
+        "{token}"
+    );
+    assert!(!token.contains(secret), "{token}");
+    let change = details(1).await;
+    assert!(
+        change.contains("Redacted at ingest: changes[0].after, changes[0].before<"),
+        "{change}"
+    );
+    let plain = details(2).await;
+    assert!(!plain.contains("Redacted at ingest"), "{plain}");
 }

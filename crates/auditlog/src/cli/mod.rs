@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
+use auditlog_core::redact::RedactionRules;
 use auditlog_core::{Catalog, Preset};
 use auditlog_service::grant::{Operator, ReadableOrg};
 use auditlog_service::{keys, Service};
@@ -42,6 +43,8 @@ pub struct Context {
     pub log_name: String,
     /// The `meta` keys holding personal data (`--personal-meta-key`).
     pub personal_meta_keys: Vec<String>,
+    /// The redaction rules (`--redact`).
+    pub redaction: RedactionRules,
     /// The embedded store's page-cache budget in bytes (`--sqlite-cache-mib`).
     pub sqlite_cache_budget: u64,
     /// The backfill window (`--backfill-window-hours`).
@@ -64,11 +67,14 @@ impl Context {
         if cli.accept_unknown_actions {
             catalog.accept_unknown = true;
         }
+        let rules: Vec<&str> = cli.redact.iter().map(|rule| rule.trim()).collect();
+        let redaction = RedactionRules::parse(&rules).context("--redact")?;
         Ok(Context {
             data_dir: cli.data_dir.clone(),
             database_url: cli.database_url.clone(),
             log_name: cli.log_name.clone(),
             personal_meta_keys: cli.personal_meta_keys.clone(),
+            redaction,
             backfill_window: std::time::Duration::from_secs(cli.backfill_window_hours * 3600),
             sqlite_cache_budget: cli
                 .sqlite_cache_mib
@@ -122,6 +128,7 @@ impl Context {
             .with_log_name(&self.log_name)
             .map_err(|e| anyhow::anyhow!("--log-name: {e}"))?
             .with_personal_meta(&self.personal_meta_keys)
+            .with_redaction(self.redaction.clone())
             .with_backfill_window(self.backfill_window))
     }
 

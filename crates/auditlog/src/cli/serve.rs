@@ -78,6 +78,15 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         tracing::info!(trusted_proxies = %ranges.join(", "), "client addresses forwarded by these proxies are believed");
     }
     config.trusted_proxies = args.trusted_proxies;
+    if !service.redaction().is_empty() {
+        let rules: Vec<&str> = service
+            .redaction()
+            .rules()
+            .iter()
+            .map(|rule| rule.as_str())
+            .collect();
+        tracing::info!(rules = %rules.join(", "), "values these rules match are redacted at ingest");
+    }
     let simulator = if args.demo {
         let org = demo_credentials(&service, &public_url).await?;
         Some(tokio::spawn(simulate_platform(

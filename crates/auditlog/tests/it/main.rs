@@ -8,6 +8,7 @@
 //! - `events`: filters, limits, paging and the JSON Lines format.
 //! - `reindex`: derived state rebuilt from the log answers as before.
 //! - `serve_flags`: `serve` refuses a bad `--trusted-proxy` naming it.
+//! - `redact`: a bad `--redact` rule is refused naming it; `import` redacts before storing.
 //!
 //! The helpers below are the only code that spawns the binary or touches the database file.
 
@@ -21,6 +22,7 @@ use uuid::Uuid;
 mod events;
 mod import;
 mod readme;
+mod redact;
 mod reindex;
 mod serve_flags;
 mod signing_key;
