@@ -28,7 +28,7 @@
 //! The files: `events` and `reference` build inputs and expected answers, `support` holds
 //! the shared store calls and assertions; the cases are grouped by what they cover (`orgs`,
 //! `append`, `reads`, `properties`, `chain`, `restore`, `accounts`, `credentials`,
-//! `idempotency`, `jobs`, `recorded`, `erasure`).
+//! `idempotency`, `jobs`, `recorded`, `erasure`, `retention`).
 
 use std::sync::Arc;
 
@@ -51,6 +51,7 @@ mod properties;
 mod reads;
 mod recorded;
 mod restore;
+mod retention;
 mod tree;
 
 pub use accounts::{
@@ -79,6 +80,7 @@ pub use reads::{
 pub use recorded::changes_commit_with_their_record;
 pub use reference::reference_matches;
 pub use restore::restore_keeps_ids_and_chain;
+pub use retention::purges_remove_a_prefix_and_keep_the_tree;
 pub use tree::{tree_checkpoints_round_trip, tree_tiles_cover_exactly_the_events};
 
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is an async expression
@@ -119,6 +121,7 @@ macro_rules! conformance_tests {
             tree_tiles_cover_exactly_the_events,
             tree_checkpoints_round_trip,
             holds_protect_and_erasure_keeps_the_chain,
+            purges_remove_a_prefix_and_keep_the_tree,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

@@ -424,6 +424,22 @@ pub const OWN_ACTIONS: &[Row] = &[
         "legal_hold",
     ),
     (
+        "audit_log_retention_changed",
+        "Audit Log Retention Changed",
+        "How long the organization\u{2019}s audit log keeps events was changed.",
+        "Audit Logs",
+        "changed",
+        "audit_log",
+    ),
+    (
+        "audit_log_purged",
+        "Audit Log Purged",
+        "Events older than the organization\u{2019}s retention period were purged from its audit log.",
+        "Audit Logs",
+        "purged",
+        "audit_log",
+    ),
+    (
         "data_subject_erased",
         "Data Subject Erased",
         "One person\u{2019}s personal data was erased from the organization\u{2019}s audit log.",

@@ -243,6 +243,9 @@ pub async fn apply_change(tx: &Transaction<'_>, change: Change) -> Result<Change
         Change::LiftHold { org_id, id, at, by } => {
             Changed::Hold(crate::erasure::lift_hold(tx, org_id, id, at, &by).await?)
         }
+        Change::SetRetention { org_id, days } => {
+            Changed::Retention(crate::retention::set_retention(tx, org_id, days).await?)
+        }
         Change::EraseSubject {
             org_id,
             subject,

@@ -49,9 +49,11 @@ fn hold_from_row(row: &Row) -> Result<LegalHold, StoreError> {
     })
 }
 
-/// Stores a new hold.
+/// Stores a new hold. Locks the organization's chain head (an erasure's lock) and its
+/// retention row (a purge's lock), so a hold placed while either runs waits for it.
 pub async fn place_hold(tx: &Transaction<'_>, hold: LegalHold) -> Result<LegalHold, StoreError> {
     lock_head(tx, hold.org_id).await?;
+    crate::retention::lock(tx, hold.org_id).await?;
     tx.execute(
         &format!(
             "INSERT INTO legal_holds ({HOLD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)"
@@ -110,6 +112,19 @@ pub async fn legal_holds(
         .iter()
         .map(hold_from_row)
         .collect()
+}
+
+/// The organization's live holds.
+pub async fn live_holds(tx: &Transaction<'_>, org_id: Uuid) -> Result<Vec<LegalHold>, StoreError> {
+    tx.query(
+        &format!("SELECT {HOLD_COLUMNS} FROM legal_holds WHERE org_id = $1 AND lifted_at IS NULL"),
+        &[&org_id],
+    )
+    .await
+    .map_err(backend)?
+    .iter()
+    .map(hold_from_row)
+    .collect()
 }
 
 /// Erases `subject` from the events of `org_id` at `seqs` that name them; refused with

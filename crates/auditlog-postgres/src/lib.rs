@@ -31,8 +31,8 @@ use auditlog_core::query::{Filter, Query};
 use auditlog_core::{Event, Timestamp};
 use auditlog_store::{
     Append, AppendOutcome, Applied, ChainHead, Change, Count, Credential, CredentialKind,
-    ExportJob, Facets, IdempotencyKey, LegalHold, NewOrg, Org, Recorder, Role, ServiceAccount,
-    Store, StoreError, User,
+    ExportJob, Facets, IdempotencyKey, LegalHold, NewOrg, Org, PurgeBatch, Recorder, Retention,
+    Role, ServiceAccount, Store, StoreError, User,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use time::OffsetDateTime;
@@ -44,6 +44,7 @@ mod append;
 mod erasure;
 mod partitions;
 mod read;
+mod retention;
 pub mod schema;
 mod tree;
 
@@ -554,5 +555,30 @@ impl Store for PostgresStore {
     async fn legal_holds(&self, org_id: Uuid) -> Result<Vec<LegalHold>, StoreError> {
         let client = self.client().await?;
         erasure::legal_holds(&client, org_id).await
+    }
+
+    async fn retention(&self, org_id: Uuid) -> Result<Retention, StoreError> {
+        let client = self.client().await?;
+        retention::retention(&**client, org_id)
+            .await?
+            .ok_or(StoreError::UnknownOrg(org_id))
+    }
+
+    async fn purge(
+        &self,
+        org_id: Uuid,
+        before: Timestamp,
+        max_events: u32,
+    ) -> Result<PurgeBatch, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let batch = retention::purge(&tx, org_id, before, max_events).await?;
+        tx.commit().await.map_err(backend)?;
+        if batch.events > 0 {
+            for month in retention::drop_emptied_partitions(&mut client, before).await? {
+                self.partitions.forget(month);
+            }
+        }
+        Ok(batch)
     }
 }

@@ -25,7 +25,7 @@ use tokio_postgres::Client;
 use crate::backend;
 
 /// The advisory lock key that serializes partition DDL ("auditpar" in ASCII).
-const PARTITION_LOCK: i64 = 0x6175_6469_7470_6172;
+pub(crate) const PARTITION_LOCK: i64 = 0x6175_6469_7470_6172;
 
 /// How long the DDL waits for a lock before giving up for now.
 const LOCK_TIMEOUT: &str = "2s";
@@ -69,7 +69,7 @@ impl Month {
     }
 
     /// Parses a partition's table name back.
-    fn from_table(name: &str) -> Option<Month> {
+    pub(crate) fn from_table(name: &str) -> Option<Month> {
         let rest = name.strip_prefix("events_")?;
         let (year, month) = rest.split_once('_')?;
         let (year, month): (i32, i32) = (year.parse().ok()?, month.parse().ok()?);
@@ -103,6 +103,11 @@ impl Partitions {
                 .filter_map(|row| Month::from_table(row.get::<_, &str>(0))),
         );
         Ok(())
+    }
+
+    /// Forgets a month whose partition was dropped: an append to it makes it again.
+    pub fn forget(&self, month: Month) {
+        self.known.lock().expect("partitions lock").remove(&month);
     }
 
     /// Makes sure each month has its partition. Never fails an append: a month whose

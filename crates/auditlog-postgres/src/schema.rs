@@ -21,7 +21,7 @@
 //!   2 adds them and builds the tiles of the events already stored.
 //! - Version 3 adds each event's extensions (`extensions`, JSON) and, for filters, its
 //!   impersonator and outcome as columns.
-//! - Version 4 adds `legal_holds`.
+//! - Version 4 adds `legal_holds` and `org_retention`.
 
 use auditlog_store::StoreError;
 use tokio_postgres::{Client, Transaction};
@@ -243,8 +243,16 @@ CREATE INDEX events_by_outcome ON events (org_id, outcome, occurred_at, seq)
     WHERE outcome IS NOT NULL;
 "#;
 
-/// Version 4: legal holds.
+/// Version 4: legal holds, and each organization's retention and how far its history was
+/// purged.
 const V4: &str = r#"
+CREATE TABLE org_retention (
+    org_id         uuid PRIMARY KEY,
+    days           integer,                  -- NULL follows the deployment's default
+    purged_through bigint NOT NULL DEFAULT 0, -- events 1..=this are purged
+    purged_hash    bytea,                    -- the chain hash of event purged_through
+    purged_before  timestamptz               -- the last purge's cutoff
+);
 CREATE TABLE legal_holds (
     id        uuid PRIMARY KEY,
     org_id    uuid NOT NULL,

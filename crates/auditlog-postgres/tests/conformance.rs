@@ -392,7 +392,7 @@ async fn migrating_builds_the_tree_of_stored_events() {
         .client()
         .await
         .batch_execute(
-            "DROP TABLE tree_tiles, tree_checkpoints, legal_holds;
+            "DROP TABLE tree_tiles, tree_checkpoints, legal_holds, org_retention;
              ALTER TABLE events DROP COLUMN salts, DROP COLUMN extensions,
                  DROP COLUMN impersonator_id, DROP COLUMN impersonator_email,
                  DROP COLUMN outcome;

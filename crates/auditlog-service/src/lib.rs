@@ -45,6 +45,7 @@ pub mod log;
 pub mod operator;
 pub mod read;
 pub mod rejections;
+pub mod retention;
 
 /// Most events one ingest call accepts.
 pub const MAX_BATCH: usize = 1000;
@@ -161,6 +162,8 @@ pub struct Service {
     unrecorded: Arc<std::sync::atomic::AtomicU64>,
     /// Events ingest requests had refused, shared by every clone of the service.
     rejections: Arc<rejections::Rejections>,
+    /// How long organizations' events are kept (`retention`).
+    retention: retention::RetentionPolicy,
 }
 
 /// The backfill window a service starts with: a day.
@@ -183,6 +186,7 @@ impl Service {
             attempts: Arc::default(),
             unrecorded: Arc::default(),
             rejections: Arc::default(),
+            retention: retention::RetentionPolicy::default(),
         }
     }
 
@@ -545,8 +549,25 @@ impl Service {
                     error,
                 })?;
         }
-        let mut verifier = ChainVerifier::new(org_id);
-        let mut hash_at_checkpoint = None;
+        // After a purge the chain starts from the hash of the last purged event, which the
+        // store keeps; the remaining events must chain from it to the head.
+        let purged = self
+            .store
+            .retention(org_id)
+            .await
+            .map_err(store_err)?
+            .purged;
+        let mut verifier = match purged {
+            Some(purged) => ChainVerifier::resume(org_id, purged.through_seq, purged.hash),
+            None => ChainVerifier::new(org_id),
+        };
+        let mut hash_at_checkpoint = purged
+            .filter(|p| {
+                checkpoint
+                    .as_ref()
+                    .is_some_and(|cp| cp.checkpoint.seq == p.through_seq)
+            })
+            .map(|p| p.hash);
         let mut n_events = 0u64;
         loop {
             let (after, _) = verifier.head();
@@ -582,7 +603,12 @@ impl Service {
             if cp.checkpoint.seq == 0 {
                 hash_at_checkpoint = Some(auditlog_core::chain::GENESIS);
             }
-            ChainVerifier::check_checkpoint(&cp.checkpoint, seq, hash_at_checkpoint)?;
+            // A checkpoint of a purged event cannot be compared with it any more; the tree's
+            // consistency proofs still cover it (docs/retention.md).
+            let purged_past = purged.is_some_and(|p| cp.checkpoint.seq < p.through_seq);
+            if !purged_past {
+                ChainVerifier::check_checkpoint(&cp.checkpoint, seq, hash_at_checkpoint)?;
+            }
         }
         Ok(Verified {
             events: n_events,

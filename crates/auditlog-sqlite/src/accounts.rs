@@ -141,6 +141,9 @@ pub fn apply_change(conn: &Connection, change: Change) -> Result<Changed, StoreE
         Change::LiftHold { org_id, id, at, by } => {
             Changed::Hold(lift_hold(conn, org_id, id, at, &by)?)
         }
+        Change::SetRetention { org_id, days } => {
+            Changed::Retention(crate::retention::set_retention(conn, org_id, days)?)
+        }
         Change::EraseSubject {
             org_id,
             subject,

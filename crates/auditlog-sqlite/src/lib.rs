@@ -21,8 +21,8 @@ use auditlog_core::query::{Filter, Query};
 use auditlog_core::{Event, Timestamp};
 use auditlog_store::{
     Append, AppendOutcome, Applied, ChainHead, Change, Changed, Count, Credential, CredentialKind,
-    ExportJob, Facets, IdempotencyKey, IndexLag, LegalHold, NewOrg, Org, Recorder, Role,
-    ServiceAccount, Store, StoreError, User,
+    ExportJob, Facets, IdempotencyKey, IndexLag, LegalHold, NewOrg, Org, PurgeBatch, Recorder,
+    Retention, Role, ServiceAccount, Store, StoreError, User,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
@@ -33,6 +33,7 @@ mod erasure;
 mod indexer;
 mod log_row;
 mod read;
+mod retention;
 pub mod schema;
 mod tree;
 mod writer;
@@ -947,6 +948,57 @@ impl Store for SqliteStore {
     async fn legal_holds(&self, org_id: Uuid) -> Result<Vec<LegalHold>, StoreError> {
         self.with_reader(move |conn| accounts::legal_holds(conn, org_id))
             .await
+    }
+
+    async fn retention(&self, org_id: Uuid) -> Result<Retention, StoreError> {
+        self.with_reader(move |conn| {
+            retention::retention(conn, org_id)?.ok_or(StoreError::UnknownOrg(org_id))
+        })
+        .await
+    }
+
+    async fn purge(
+        &self,
+        org_id: Uuid,
+        before: Timestamp,
+        max_events: u32,
+    ) -> Result<PurgeBatch, StoreError> {
+        let holds = self.legal_holds(org_id).await?;
+        // With the indexer running, only what it covered: an event it indexed after its
+        // range left the index would stay in it.
+        let indexed_only = self.indexer.background();
+        let candidates = self
+            .with_reader(move |conn| {
+                retention::candidates(conn, org_id, before, max_events, &holds, indexed_only)
+            })
+            .await?
+            .ok_or(StoreError::UnknownOrg(org_id))?;
+        if candidates.events.is_empty() {
+            let purged = self.retention(org_id).await?.purged;
+            return Ok(PurgeBatch { events: 0, purged });
+        }
+        let candidates = Arc::new(candidates);
+        let (index_path, cache_kib) = (self.index_path.clone(), self.caches.checkpointer);
+        let forgotten = candidates.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut index = Connection::open(&index_path).map_err(backend)?;
+            configure_index(&index, cache_kib)?;
+            retention::forget_derived(&mut index, &forgotten)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))??;
+        let deleted = candidates.clone();
+        match self
+            .exec(move |conn| retention::delete_purged(conn, org_id, &deleted, before))
+            .await
+        {
+            Ok(batch) => Ok(batch),
+            Err(error) => {
+                // The index no longer holds events the log still does: build it again.
+                self.rebuild_derived().await?;
+                Err(error)
+            }
+        }
     }
 }
 

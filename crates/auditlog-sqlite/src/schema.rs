@@ -8,7 +8,7 @@
 //!   jobs, and each organization's Merkle tree (`tiles`, `tree_checkpoints`). Version 2
 //!   replaced version 1's dictionary-encoded, indexed and searchable `events` table with
 //!   `log`, copying every event over unchanged; version 3 added the trees, built from the
-//!   events already stored; version 4 each event's extensions; version 5 (this build) legal holds.
+//!   events already stored; version 4 each event's extensions; version 5 (this build) legal holds and retention.
 //! - `index.db` ([`INDEX_SCHEMA`]), everything derived from the log: dictionaries, the
 //!   access paths by time, action, actor and target, per-day rollups and search postings,
 //!   built by the indexer off the commit path. It can be deleted and is rebuilt from the
@@ -276,8 +276,16 @@ const V4: &str = r#"
 ALTER TABLE log ADD COLUMN extensions TEXT;
 "#;
 
-/// Version 5: legal holds.
+/// Version 5: legal holds, and each organization's retention and how far its history was
+/// purged.
 const V5: &str = r#"
+CREATE TABLE org_retention (
+    org_key        INTEGER PRIMARY KEY,
+    days           INTEGER,           -- NULL follows the deployment's default
+    purged_through INTEGER NOT NULL DEFAULT 0,  -- events 1..=this are purged
+    purged_hash    BLOB,              -- the chain hash of event purged_through
+    purged_before  INTEGER            -- the last purge's cutoff, ms
+);
 CREATE TABLE legal_holds (
     id        BLOB PRIMARY KEY,
     org_id    BLOB NOT NULL,

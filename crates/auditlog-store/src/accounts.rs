@@ -314,6 +314,21 @@ pub fn check_holds(
     }
 }
 
+/// Whether a purge may remove the event `body`: the refusal of the first live hold of
+/// `holds` that protects it (a hold of the whole organization protects every event).
+pub fn check_holds_for_purge(
+    holds: &[LegalHold],
+    body: &auditlog_core::EventBody,
+) -> Result<(), crate::StoreError> {
+    match holds.iter().find(|hold| hold.covers_event(body)) {
+        Some(hold) => Err(crate::StoreError::Conflict(format!(
+            "a legal hold placed by {} on {} protects these records",
+            hold.placed_by, hold.placed_at
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// What an erasure of a data subject did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Erasure {

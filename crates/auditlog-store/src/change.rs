@@ -69,6 +69,13 @@ pub enum Change {
         /// Who lifted it.
         by: String,
     },
+    /// Sets the organization's retention in days; `None` follows the deployment's default.
+    SetRetention {
+        /// The organization.
+        org_id: Uuid,
+        /// Days to keep events.
+        days: Option<u32>,
+    },
     /// Erases the personal fields that name `subject` (`auditlog_core::entry::subject_fields`)
     /// from the organization's events at `seqs`; events that do not name the subject are left
     /// as they are. A live legal hold covering the subject refuses it with
@@ -103,6 +110,8 @@ pub enum Changed {
     Hold(Option<LegalHold>),
     /// What an erasure did.
     Erased(Erasure),
+    /// The organization's retention setting before a [`Change::SetRetention`].
+    Retention(Option<u32>),
 }
 
 /// Builds, from what the changes did, the events that record them, inside the transaction.

@@ -29,8 +29,8 @@ pub mod accounts;
 pub mod change;
 
 pub use accounts::{
-    check_holds, AppendOutcome, Credential, CredentialKind, Erasure, ExportJob, IdempotencyKey,
-    JobStatus, LegalHold, Role, ServiceAccount, User,
+    check_holds, check_holds_for_purge, AppendOutcome, Credential, CredentialKind, Erasure,
+    ExportJob, IdempotencyKey, JobStatus, LegalHold, Role, ServiceAccount, User,
 };
 pub use change::{Applied, Change, Changed, Recorder};
 
@@ -486,6 +486,67 @@ pub trait Store: Send + Sync + 'static {
 
     /// The organization's legal holds, live and lifted, newest first.
     async fn legal_holds(&self, org_id: Uuid) -> Result<Vec<LegalHold>, StoreError>;
+
+    // ---- retention ----
+
+    /// The organization's retention setting and how far its history was purged.
+    async fn retention(&self, org_id: Uuid) -> Result<Retention, StoreError>;
+
+    /// Purges the oldest events of the organization, at most `max_events` of them: the
+    /// events just after what was purged before, in `seq` order, up to (not including) the
+    /// first that was recorded (`created_at`) at or after `before`, that a live legal hold
+    /// protects (`LegalHold::covers_event`; a hold of the whole organization protects all),
+    /// or that lies in the last 256 `seq`s' tile of the organization's Merkle tree that is
+    /// not full yet, or is its head (both are kept: the tree grows from them). Purged
+    /// events leave every read (lists, counts, facets, search, `get_event`,
+    /// `events_by_seq`), while the tree's tiles and signed checkpoints stay as they were,
+    /// so every proof of the events that remain still verifies. Returns what this call
+    /// purged; a call with nothing to purge changes nothing.
+    async fn purge(
+        &self,
+        org_id: Uuid,
+        before: Timestamp,
+        max_events: u32,
+    ) -> Result<PurgeBatch, StoreError>;
+}
+
+/// An organization's retention: its own setting and what was purged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Days to keep events, as the organization set it; `None` follows the deployment.
+    pub days: Option<u32>,
+    /// How far its history was purged; `None` while nothing was.
+    pub purged: Option<Purged>,
+}
+
+/// How far an organization's history was purged: its events `1..=through_seq` are gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    /// The last purged `seq`; the history starts after it.
+    pub through_seq: u64,
+    /// That event's chain hash, from which the chain of the events that remain verifies
+    /// (`auditlog_core::chain::ChainVerifier::resume`).
+    pub hash: [u8; 32],
+    /// The cutoff of the last purge: events recorded before it may be gone.
+    pub before: Timestamp,
+}
+
+/// What one [`Store::purge`] call removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PurgeBatch {
+    /// Events purged by this call.
+    pub events: u64,
+    /// The organization's purge state after it; `None` while nothing was ever purged.
+    pub purged: Option<Purged>,
+}
+
+/// The `seq` up to which an organization's events may be purged when its head is
+/// `head_seq`: the end of the last full tile of its Merkle tree (256 leaves) that does not
+/// hold the head. The events of the partial tile (and the head) are where the tree and the
+/// chain grow from, so they stay.
+pub fn purgeable_through(head_seq: u64) -> u64 {
+    const TILE: u64 = 256;
+    head_seq.saturating_sub(1) / TILE * TILE
 }
 
 /// A store answered a change with an outcome of another kind: a backend bug.

@@ -102,6 +102,28 @@ pub struct Cli {
     )]
     pub backfill_window_hours: u64,
 
+    /// Days an organization's events are kept unless its administrators choose otherwise;
+    /// older ones are purged (docs/retention.md). Without it events are kept forever.
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLOG_RETENTION_DAYS",
+        value_name = "DAYS",
+        value_parser = clap::value_parser!(u32).range(1..=36_500)
+    )]
+    pub retention_days: Option<u32>,
+
+    /// The longest retention an organization may choose, in days.
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLOG_MAX_RETENTION_DAYS",
+        value_name = "DAYS",
+        default_value_t = 3_650,
+        value_parser = clap::value_parser!(u32).range(1..=36_500)
+    )]
+    pub max_retention_days: u32,
+
     /// The most memory, in MiB, the embedded store's page caches hold together (213 by
     /// default; docs/operations.md, "Memory"). Smaller trades reads from the operating
     /// system's file cache for a smaller process.
@@ -152,6 +174,9 @@ pub enum Command {
     Verify(cli::verify::VerifyArgs),
     /// Rebuild the store's indexes, rollups and search postings from the stored events.
     Reindex(cli::reindex::ReindexArgs),
+    /// Purge now the events older than each organization's retention (`serve` does it every
+    /// hour).
+    Purge(cli::retention::PurgeArgs),
     /// Print the public key that verifies this store's checkpoints.
     PublicKey(cli::verify::PublicKeyArgs),
     /// Print an organization's signed tree checkpoint (a C2SP signed note), signing one for

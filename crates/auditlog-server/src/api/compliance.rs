@@ -1,6 +1,11 @@
-//! Legal holds and erasure (`auditlog_service::compliance`), for an organization's
+//! Retention, legal holds and erasure (`auditlog_service::retention`, `::compliance`). Reading
+//! the retention is for whoever may read the log; every change is for an organization's
 //! administrators (users; service accounts, which read and export, may not):
 //!
+//! - `GET /api/audit-logs/retention`: the period in force, the deployment's default and
+//!   maximum, and from when the history is complete.
+//! - `PUT /api/audit-logs/retention` `{"retention_period_in_days": 365}` (or `null` for the
+//!   deployment's default).
 //! - `GET /api/audit-logs/legal-holds`: the holds, live and lifted, newest first.
 //! - `POST /api/audit-logs/legal-holds` `{"reason": "...", "subject": "<actor id or email>"}`
 //!   places one (without `subject`, on the whole organization): 201.
@@ -11,6 +16,7 @@
 use auditlog_service::access::Principal;
 use auditlog_service::compliance::{self, ComplianceError};
 use auditlog_service::grant::ReadableOrg;
+use auditlog_service::retention::{RetentionError, RetentionView};
 use auditlog_store::LegalHold;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -49,7 +55,8 @@ async fn administered_org(
     let org = readable_org(state, principal, headers).await?;
     if !matches!(principal, Principal::User { .. }) {
         return Err(ApiError::Forbidden(
-            "only an administrator of the organization may place holds or erase".into(),
+            "only an administrator of the organization may change retention, place holds or erase"
+                .into(),
         ));
     }
     Ok(org)
@@ -165,4 +172,83 @@ pub async fn erase(
         "fields_erased": erasure.fields,
         "events_unerasable": erasure.unerasable,
     })))
+}
+
+impl From<RetentionError> for ApiError {
+    fn from(error: RetentionError) -> ApiError {
+        match error {
+            RetentionError::Invalid(message) => ApiError::invalid(Detail::new(
+                vec!["body".into(), "retention_period_in_days".into()],
+                message,
+                "value_error",
+            )),
+            RetentionError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn retention_json(view: &RetentionView) -> Value {
+    json!({
+        "retention_period_in_days": view.days,
+        "organization_retention_days": view.organization_days,
+        "default_retention_days": view.default_days,
+        "maximum_retention_days": view.max_days,
+        "history_starts_at": view.history_starts_at(),
+        "purged_through_seq": view.purged.map(|p| p.through_seq),
+    })
+}
+
+/// `GET /api/audit-logs/retention`.
+pub async fn get_retention(
+    State(state): State<AppState>,
+    Authed(principal): Authed,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let org = readable_org(&state, &principal, &headers).await?;
+    let view = state.service.retention(&org).await?;
+    Ok(Json(retention_json(&view)))
+}
+
+/// `PUT /api/audit-logs/retention`.
+pub async fn set_retention(
+    State(state): State<AppState>,
+    Authed(principal): Authed,
+    client: Client,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    let org = administered_org(&state, &principal, &headers).await?;
+    let request: serde_json::Map<String, Value> = parse(&body)?;
+    let field = |message: &str, kind: &str| {
+        ApiError::invalid(Detail::new(
+            vec!["body".into(), "retention_period_in_days".into()],
+            message,
+            kind,
+        ))
+    };
+    if let Some(other) = request.keys().find(|k| *k != "retention_period_in_days") {
+        return Err(ApiError::invalid(Detail::new(
+            vec!["body".into(), other.clone().into()],
+            "unknown field: only retention_period_in_days may be set",
+            "extra_forbidden",
+        )));
+    }
+    let days = match request.get("retention_period_in_days") {
+        None => {
+            return Err(field(
+                "required: a number of days, or null for the default",
+                "missing",
+            ))
+        }
+        Some(Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_u64()
+                .and_then(|d| u32::try_from(d).ok())
+                .ok_or_else(|| field("must be a whole number of days, or null", "int_type"))?,
+        ),
+    };
+    let actor = client.actor(principal.actor());
+    let view = state.service.set_retention(&org, &actor, days).await?;
+    Ok(Json(retention_json(&view)))
 }

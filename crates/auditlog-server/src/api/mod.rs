@@ -34,6 +34,10 @@ pub fn routes() -> Router<AppState> {
             delete(compliance::lift_hold),
         )
         .route("/api/audit-logs/erasures", post(compliance::erase))
+        .route(
+            "/api/audit-logs/retention",
+            get(compliance::get_retention).put(compliance::set_retention),
+        )
         .route("/api/audit-logs/public-key", get(events::public_key))
         .route("/api/audit-logs/checkpoint", get(events::checkpoint))
         .route("/api/audit-logs/export", post(exports::create))

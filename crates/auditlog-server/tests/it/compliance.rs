@@ -4,9 +4,9 @@
 //! erased person who leaves no trace in any file of the data directory while every proof and
 //! the whole chain still verify.
 
-use auditlog_core::merkle::{verify_consistency, verify_inclusion, Hash};
+use auditlog_core::merkle::{verify_consistency, verify_inclusion};
 
-use crate::log::{hash, hashes};
+use crate::log::{hash, hashes, signed_tree};
 use auditlog_store::Role;
 use serde_json::{json, Value};
 
@@ -49,8 +49,8 @@ async fn ingest(server: &Server, key: &str, events: Vec<Value>) {
     }
 }
 
-/// The items of the organization's list for `q`.
-async fn list(server: &Server, token: &str, q: &str) -> Vec<Value> {
+/// The items of acme's list for `q`.
+pub async fn list(server: &Server, token: &str, q: &str) -> Vec<Value> {
     server
         .get(&format!(
             "/api/audit-logs?{}",
@@ -336,21 +336,6 @@ async fn a_hold_blocks_an_erasure_until_it_is_lifted(backend: Backend) {
     assert_eq!(listed["total_count"], 2, "{listed}");
 }
 
-/// The signed tree checkpoint of acme: its size and root.
-async fn checkpoint(server: &Server, token: &str) -> (u64, Hash) {
-    let text = server
-        .get("/api/log/acme/checkpoint")
-        .bearer(token)
-        .send()
-        .await
-        .expect(200)
-        .text();
-    let mut lines = text.lines().skip(1);
-    let size = lines.next().unwrap().parse().unwrap();
-    let root = hash(&json!(lines.next().unwrap()));
-    (size, root)
-}
-
 /// Every file under `dir`, recursively.
 fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
@@ -443,7 +428,7 @@ async fn an_erased_person_leaves_no_trace_in_the_files_and_every_proof_verifies(
             "before the erasure no file holds the {what}: the check would prove nothing"
         );
     }
-    let (old_size, old_root) = checkpoint(&server, &admin).await;
+    let (old_size, old_root) = signed_tree(&server, &admin, "acme").await;
 
     let erased = server
         .post(ERASURES)
@@ -498,7 +483,7 @@ async fn an_erased_person_leaves_no_trace_in_the_files_and_every_proof_verifies(
         .verify_org(acme.id, &|_| {})
         .await
         .expect("the chain verifies after the erasure");
-    let (size, root) = checkpoint(&server, &admin).await;
+    let (size, root) = signed_tree(&server, &admin, "acme").await;
     assert!(size > old_size);
     let consistency = server
         .get(&format!("/api/log/acme/consistency?old={old_size}"))

@@ -29,6 +29,20 @@ pub fn hash(text: &Value) -> Hash {
     Hash::from_slice(&bytes).expect("32 bytes")
 }
 
+/// The size and root of the signed tree checkpoint of `org`, as `token` reads it.
+pub async fn signed_tree(server: &Server, token: &str, org: &str) -> (u64, Hash) {
+    let text = server
+        .get(&format!("/api/log/{org}/checkpoint"))
+        .bearer(token)
+        .send()
+        .await
+        .expect(200)
+        .text();
+    let mut lines = text.lines().skip(1);
+    let size = lines.next().unwrap().parse().expect("a size");
+    (size, hash(&json!(lines.next().expect("a root"))))
+}
+
 /// A proof's `hashes`, decoded.
 pub fn hashes(proof: &Value) -> Vec<Hash> {
     proof["hashes"]

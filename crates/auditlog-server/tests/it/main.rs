@@ -22,6 +22,8 @@
 //! - `interop`: the log's endpoints checked by Go's `sumdb/note` and `sumdb/tlog` (SQLite only).
 //! - `page`: the web page over HTTP: who may open what, filters and exports, own tokens.
 //! - `rate_limit`: the per-credential token bucket answers 429 with `Retry-After`.
+//! - `retention`: retention settings, and a purge under concurrent ingest that keeps every
+//!   proof, stopped by a legal hold.
 //! - `rejections`: events refused by validation, counted per organization and action.
 //! - `concurrency`: many concurrent ingest clients on one chain.
 //! - `extensions`: impersonators, changes, outcomes and backfills, and the refused and failed
@@ -94,6 +96,7 @@ mod postgres;
 mod rate_limit;
 mod redaction;
 mod rejections;
+mod retention;
 mod shutdown;
 mod soak;
 mod viewer_links;

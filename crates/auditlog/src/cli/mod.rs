@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _};
 use auditlog_core::redact::RedactionRules;
 use auditlog_core::{Catalog, Preset};
 use auditlog_service::grant::{Operator, ReadableOrg};
+use auditlog_service::retention::RetentionPolicy;
 use auditlog_service::{keys, Service};
 use auditlog_sqlite::{SqliteOptions, SqliteStore};
 use auditlog_store::Store;
@@ -25,6 +26,7 @@ pub mod import;
 pub mod migrate;
 pub mod org;
 pub mod reindex;
+pub mod retention;
 pub mod serve;
 pub mod verify;
 
@@ -49,6 +51,8 @@ pub struct Context {
     pub sqlite_cache_budget: u64,
     /// The backfill window (`--backfill-window-hours`).
     pub backfill_window: std::time::Duration,
+    /// How long events are kept (`--retention-days`, `--max-retention-days`).
+    pub retention: RetentionPolicy,
 }
 
 impl Context {
@@ -69,12 +73,15 @@ impl Context {
         }
         let rules: Vec<&str> = cli.redact.iter().map(|rule| rule.trim()).collect();
         let redaction = RedactionRules::parse(&rules).context("--redact")?;
+        let retention = RetentionPolicy::new(cli.retention_days, cli.max_retention_days)
+            .map_err(|e| anyhow::anyhow!("--retention-days: {e}"))?;
         Ok(Context {
             data_dir: cli.data_dir.clone(),
             database_url: cli.database_url.clone(),
             log_name: cli.log_name.clone(),
             personal_meta_keys: cli.personal_meta_keys.clone(),
             redaction,
+            retention,
             backfill_window: std::time::Duration::from_secs(cli.backfill_window_hours * 3600),
             sqlite_cache_budget: cli
                 .sqlite_cache_mib
@@ -129,7 +136,8 @@ impl Context {
             .map_err(|e| anyhow::anyhow!("--log-name: {e}"))?
             .with_personal_meta(&self.personal_meta_keys)
             .with_redaction(self.redaction.clone())
-            .with_backfill_window(self.backfill_window))
+            .with_backfill_window(self.backfill_window)
+            .with_retention_policy(self.retention))
     }
 
     /// The service for `verify`: the data directory's key as it is, unchecked, because
@@ -189,6 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(&context, args).await,
         Command::Verify(args) => verify::run(&context, args).await,
         Command::Reindex(args) => reindex::run(&context, args).await,
+        Command::Purge(args) => retention::purge(&context, args).await,
         Command::PublicKey(args) => verify::public_key(&context, args).await,
         Command::Checkpoint(args) => verify::checkpoint(&context, args).await,
         Command::Demo(args) => demo::run(&context, args).await,

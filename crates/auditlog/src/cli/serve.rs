@@ -47,6 +47,10 @@ pub struct ServeArgs {
         value_name = "CIDR"
     )]
     pub trusted_proxies: Vec<IpRange>,
+    /// Minutes between two purges of the events older than each organization's retention
+    /// (docs/retention.md); the first runs a minute after start.
+    #[arg(long, env = "AUDITLOG_PURGE_INTERVAL_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=10_080))]
+    pub purge_interval_minutes: u64,
     /// Create a demo organization with history, an admin and credentials, and print how to
     /// use them.
     #[arg(long)]
@@ -98,18 +102,47 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
     };
     let state = AppState::new(service.clone(), config);
     let checkpoints = tokio::spawn(sign_checkpoints(service.clone()));
+    let purges = tokio::spawn(purge_expired(
+        service.clone(),
+        Duration::from_secs(args.purge_interval_minutes * 60),
+    ));
     eprintln!(
         "auditlog listening on {public_url} (data in {})",
         context.data_dir.display()
     );
     auditlog_server::serve(state, listener, shutdown_signal()).await?;
     checkpoints.abort();
+    purges.abort();
     if let Some(simulator) = simulator {
         simulator.abort();
     }
     service.close();
     eprintln!("auditlog stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Purges the events older than each organization's retention every `interval`, starting a
+/// minute after start.
+async fn purge_expired(service: Service, interval: Duration) {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tick.tick().await;
+        match service
+            .purge_expired(
+                &Operator::at_the_command_line(),
+                auditlog_core::Timestamp::now(),
+            )
+            .await
+        {
+            Ok(report) => {
+                for (org, events) in report.purged {
+                    tracing::info!(%org, events, "purged events older than the retention");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "the purge failed; the next one tries again"),
+        }
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
