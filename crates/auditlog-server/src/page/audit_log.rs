@@ -156,6 +156,10 @@ pub async fn audit_log(
         .max(last_day - 364);
     let chart = chart::daily_chart(&days, first_day, last_day);
     let catalog = service.catalog();
+    let retention = match service.retention(&org).await {
+        Ok(retention) => retention,
+        Err(e) => return internal(&viewer, e),
+    };
     let records: Vec<EventRecord> = rows
         .iter()
         .map(|e| EventRecord::new(e, Some(&org.name), catalog))
@@ -178,6 +182,7 @@ pub async fn audit_log(
         links,
         chart,
         filter_pairs: page_filter.pairs(),
+        retention,
     };
     views::page(StatusCode::OK, views::audit_log(&viewer, view))
 }

@@ -24,6 +24,7 @@ use crate::AppState;
 mod accounts;
 mod audit_log;
 mod chart;
+mod compliance;
 mod exports;
 mod filter;
 mod session;
@@ -73,6 +74,16 @@ pub fn routes() -> Router<AppState> {
             "/orgs/{org}/tokens/{id}/revoke",
             post(accounts::revoke_token),
         )
+        .route(
+            "/orgs/{org}/retention",
+            get(compliance::retention).post(compliance::set_retention),
+        )
+        .route("/orgs/{org}/legal-holds", post(compliance::place_hold))
+        .route(
+            "/orgs/{org}/legal-holds/{id}/lift",
+            post(compliance::lift_hold),
+        )
+        .route("/orgs/{org}/erasures", post(compliance::erase))
         .route(
             "/account/password",
             get(accounts::password_form).post(accounts::change_password),

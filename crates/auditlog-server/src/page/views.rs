@@ -3,7 +3,10 @@
 use auditlog_core::wire::EventRecord;
 use auditlog_core::{Catalog, Event, Timestamp};
 use auditlog_service::read::Integrity;
-use auditlog_store::{ActorCount, Credential, ExportJob, JobStatus, Org, Role, ServiceAccount};
+use auditlog_service::retention::RetentionView;
+use auditlog_store::{
+    ActorCount, Credential, ExportJob, JobStatus, LegalHold, Org, Role, ServiceAccount,
+};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
@@ -152,12 +155,15 @@ pub fn org_nav(org: &Org, current: &str) -> Markup {
             (item(format!("/orgs/{}/audit-logs", org.name), "Audit Logs", "audit-logs"))
             (item(format!("/orgs/{}/service-accounts", org.name), "Service Accounts", "service-accounts"))
             (item(format!("/orgs/{}/tokens", org.name), "API Tokens", "tokens"))
+            (item(format!("/orgs/{}/retention", org.name), "Retention", "retention"))
         }
     }
 }
 
 /// What the audit-log page shows.
 pub struct AuditLogView<'a> {
+    /// How long events are kept, and from when the history is complete.
+    pub retention: RetentionView,
     /// The organization.
     pub org: &'a Org,
     /// The catalog, for display names and groups.
@@ -200,6 +206,103 @@ fn time(at: Timestamp) -> Markup {
     html! { time datetime=(text) data-local { (text[..19].replace('T', " ")) " UTC" } }
 }
 
+/// How long the log keeps events, and from when its history is complete.
+fn retention_line(org: &Org, retention: &RetentionView) -> Markup {
+    html! {
+        p.sub.retention {
+            @match retention.days {
+                Some(days) => { "Events are kept for " (thousands(u64::from(days))) " days" }
+                None => { "Events are kept until you choose a retention period" }
+            }
+            @if let Some(start) = retention.history_starts_at() {
+                "; older ones were purged, so the history is complete from " (time(start))
+            }
+            ". " a href={ "/orgs/" (org.name) "/retention" } { "Retention and legal holds" }
+        }
+    }
+}
+
+/// The page of an organization's retention, legal holds and erasures (administrators).
+pub fn retention_page(
+    viewer: &Viewer,
+    org: &Org,
+    retention: &RetentionView,
+    holds: &[LegalHold],
+    notice: Option<&str>,
+) -> Markup {
+    let base = format!("/orgs/{}", org.name);
+    layout(
+        Some(viewer),
+        "Retention and legal holds",
+        html! {
+            div.layout {
+                (org_nav(org, "retention"))
+                section {
+                    h1 { "Retention and legal holds" }
+                    @if let Some(notice) = notice { div.notice role="status" { p { (notice) } } }
+                    h2 { "Retention" }
+                    (retention_line(org, retention))
+                    form.toolbar method="post" action={ (base) "/retention" } {
+                        input type="hidden" name="csrf" value=(viewer.csrf);
+                        label for="days" { "Keep events for (days)" }
+                        input #days type="number" name="days" min="1" max=(retention.max_days)
+                            value=[retention.organization_days]
+                            placeholder=(retention.default_days.map_or("forever".to_string(), |d| format!("default: {d}")));
+                        button.primary type="submit" { "Save" }
+                    }
+                    p.sub { "Up to " (thousands(u64::from(retention.max_days))) " days. Leave empty for this deployment's default ("
+                        (retention.default_days.map_or("keep forever".to_string(), |d| format!("{d} days"))) "). Older events are purged every hour, except what a legal hold protects; every proof of the events that remain still verifies." }
+                    h2 { "Legal holds" }
+                    p.sub { "While a hold is live, nothing it covers is purged or erased." }
+                    form.toolbar method="post" action={ (base) "/legal-holds" } {
+                        input type="hidden" name="csrf" value=(viewer.csrf);
+                        label for="reason" { "Reason" }
+                        input #reason type="text" name="reason" required maxlength="512";
+                        label for="subject" { "Person (actor id or email; empty: the whole organization)" }
+                        input #subject type="text" name="subject" maxlength="256";
+                        button.primary type="submit" { "Place hold" }
+                    }
+                    @if holds.is_empty() { p.empty { "No legal holds." } } @else {
+                        table.list {
+                            thead { tr { th { "Scope" } th { "Reason" } th { "Placed" } th { "Lifted" } th { span.visually-hidden { "Actions" } } } }
+                            tbody {
+                                @for hold in holds {
+                                    tr {
+                                        td { (hold.subject.as_deref().unwrap_or("Whole organization")) }
+                                        td { (hold.reason) }
+                                        td { (time(hold.placed_at)) " by " (hold.placed_by) }
+                                        td {
+                                            @if let Some(at) = hold.lifted_at { (time(at)) " by " (hold.lifted_by.as_deref().unwrap_or("")) } @else { span.tag { "live" } }
+                                        }
+                                        td {
+                                            @if hold.lifted_at.is_none() {
+                                                form method="post" action={ (base) "/legal-holds/" (hold.id) "/lift" } {
+                                                    input type="hidden" name="csrf" value=(viewer.csrf);
+                                                    button.danger type="submit" aria-label={ "Lift the hold: " (hold.reason) } { "Lift" }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    h2 { "Erase a person" }
+                    p.sub { "Deletes a person's email, name, address and user agent from every event that names them (GDPR Art. 17). The events stay and every proof still verifies; the erasure is recorded without naming them. It cannot be undone." }
+                    form.toolbar method="post" action={ (base) "/erasures" } {
+                        input type="hidden" name="csrf" value=(viewer.csrf);
+                        label for="erase-email" { "Email" }
+                        input #erase-email type="email" name="email" maxlength="320";
+                        label for="erase-id" { "Actor id" }
+                        input #erase-id type="text" name="actor_id" maxlength="256";
+                        button.danger type="submit" { "Erase" }
+                    }
+                }
+            }
+        },
+    )
+}
+
 /// The audit-log page.
 pub fn audit_log(viewer: &Viewer, view: AuditLogView<'_>) -> Markup {
     let org = view.org;
@@ -224,6 +327,7 @@ pub fn audit_log(viewer: &Viewer, view: AuditLogView<'_>) -> Markup {
                     h1 { "Audit Logs" }
                     p.sub { "Every administrative action in " (org.display_name) ", newest first. Times are shown in "
                         span data-timezone { "UTC" } "." }
+                    (retention_line(org, &view.retention))
                     (view.chart)
                     details.filters open[n_filters > 0] {
                         summary { "Filters" @if n_filters > 0 { " (" (n_filters) " active)" } }

@@ -1,7 +1,8 @@
 //! The web page over HTTP, without a browser: signing in, who may open which organization,
 //! a filtered table and its export agreeing on a value with a comma, a member's own tokens,
 //! the password form, an event's inclusion proof, an event's impersonator, changes and
-//! outcome, and the values redacted from it at ingest. (`tests/browser` drives the same pages in Chromium.)
+//! outcome, the values redacted from it at ingest, and the retention, legal holds and
+//! erasures an administrator manages. (`tests/browser` drives the same pages in Chromium.)
 
 use auditlog_service::access::Actor;
 use auditlog_store::{Org, Role};
@@ -25,6 +26,9 @@ on_each_backend! {
     an_event_s_details_say_what_was_redacted_at_ingest =>
         an_event_s_details_say_what_was_redacted_at_ingest_sqlite,
         an_event_s_details_say_what_was_redacted_at_ingest_postgres;
+    administrators_set_retention_hold_and_erase_on_the_page =>
+        administrators_set_retention_hold_and_erase_on_the_page_sqlite,
+        administrators_set_retention_hold_and_erase_on_the_page_postgres;
 }
 
 const PASSWORD: &str = "correct horse battery";
@@ -475,4 +479,92 @@ async fn an_event_s_details_say_what_was_redacted_at_ingest(backend: Backend) {
     );
     let plain = details(2).await;
     assert!(!plain.contains("Redacted at ingest"), "{plain}");
+}
+
+async fn administrators_set_retention_hold_and_erase_on_the_page(backend: Backend) {
+    let server = Server::start(backend).await;
+    let acme = server.org("acme", true).await;
+    let key = server.ingest_key(Some(&acme)).await;
+    server
+        .post("/api/audit-logs/events")
+        .bearer(&key)
+        .json(
+            &json!([{"action_key": "channel_created", "actor_email": "zoe@acme.test",
+                       "actor_name": "Zoe Quartermaine"}]),
+        )
+        .send()
+        .await
+        .expect(201);
+    let admin = Browser::sign_in(&server, &acme, "admin@acme.test", Role::Admin).await;
+    let member = Browser::sign_in(&server, &acme, "member@acme.test", Role::Member).await;
+
+    let page = admin.get("/orgs/acme/retention").await.expect(200).text();
+    assert!(
+        page.contains("Events are kept until you choose a retention period"),
+        "{page}"
+    );
+    assert_eq!(member.get("/orgs/acme/retention").await.status, 403);
+    assert_eq!(
+        member
+            .post("/orgs/acme/retention", &[("days", "30")])
+            .await
+            .status,
+        403
+    );
+    // A form without the session's CSRF token changes nothing.
+    let forged = server
+        .post("/orgs/acme/retention")
+        .header("Cookie", &admin.cookie)
+        .body("application/x-www-form-urlencoded", "days=1&csrf=forged")
+        .send()
+        .await;
+    assert_eq!(forged.status, 403);
+    for bad in ["0", "abc", "99999"] {
+        let reply = admin.post("/orgs/acme/retention", &[("days", bad)]).await;
+        assert_eq!(reply.status, 422, "days={bad}: {}", reply.text());
+    }
+    let saved = admin
+        .post("/orgs/acme/retention", &[("days", "30")])
+        .await
+        .expect(200);
+    assert!(saved.text().contains("Retention saved."));
+    let log = admin.get("/orgs/acme/audit-logs").await.expect(200).text();
+    assert!(
+        log.contains("Events are kept for 30 days"),
+        "the log page says it"
+    );
+
+    // A hold, its reason escaped, blocks an erasure until lifted.
+    let placed = admin
+        .post(
+            "/orgs/acme/legal-holds",
+            &[("reason", "<b>case 7</b>"), ("subject", "")],
+        )
+        .await
+        .expect(201)
+        .text();
+    assert!(placed.contains("&lt;b&gt;case 7&lt;/b&gt;") && !placed.contains("<b>case 7"));
+    let held = admin
+        .post("/orgs/acme/erasures", &[("email", "zoe@acme.test")])
+        .await;
+    assert_eq!(held.status, 409, "{}", held.text());
+    let start = placed.find("/legal-holds/").expect("a lift form") + "/legal-holds/".len();
+    let id = &placed[start..start + 36];
+    admin
+        .post(&format!("/orgs/acme/legal-holds/{id}/lift"), &[])
+        .await
+        .expect(200);
+    let erased = admin
+        .post("/orgs/acme/erasures", &[("email", "zoe@acme.test")])
+        .await
+        .expect(200)
+        .text();
+    assert!(erased.contains("Erased 2 fields from 1 events"), "{erased}");
+    let refused = admin.post("/orgs/acme/erasures", &[("email", "")]).await;
+    assert_eq!(refused.status, 422);
+    let log = admin.get("/orgs/acme/audit-logs").await.expect(200).text();
+    assert!(
+        !log.contains("Quartermaine"),
+        "the erased name is gone from the page"
+    );
 }
