@@ -100,6 +100,153 @@ async fn fetch_tree(
     }
 }
 
+/// Builds `tests/interop/verify.go` offline in GOPATH mode, with a build cache of its own
+/// under `scratch`; answers the binary.
+async fn build_verifier(scratch: &Path) -> std::path::PathBuf {
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/verify.go");
+    let binary = scratch.join("verify");
+    let mut build = Command::new("go");
+    build
+        .arg("build")
+        .arg("-o")
+        .arg(&binary)
+        .arg(&program)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", GOPATH)
+        .env("GOCACHE", scratch.join("gocache"))
+        .env("GOFLAGS", "")
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local");
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || Run::of("go build verify.go", &mut build))
+        .await
+        .expect("the go build did not panic")
+        .expect_code(0);
+    println!(
+        "go build verify.go: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    binary
+}
+
+/// Runs the verifier with `args`; it must succeed.
+async fn run_verifier(binary: std::path::PathBuf, args: Vec<std::ffi::OsString>) -> Run {
+    let mut command = Command::new(&binary);
+    command.args(args);
+    let run = tokio::task::spawn_blocking(move || Run::of("verify", &mut command))
+        .await
+        .expect("the verifier did not panic");
+    println!("verify:\n{}{}", run.stdout, run.stderr);
+    run.expect_code(0);
+    run
+}
+
+/// Writes the consistency proof of `org` from `old` to its current signed tree into `out`.
+async fn fetch_consistency(server: &Server, token: &str, prefix: &str, old: u64, out: &Path) {
+    let consistency = server
+        .get(&format!(
+            "{prefix}/consistency?{}",
+            query(&[("old", &old.to_string())])
+        ))
+        .bearer(token)
+        .send()
+        .await
+        .expect(200);
+    std::fs::write(out.join("consistency.json"), &consistency.body).unwrap();
+}
+
+/// The summary line the verifier prints for two trees, as this test counts what it wrote:
+/// one tampered copy per tile, two per checkpoint, two per inclusion proof, two for the
+/// consistency proof.
+fn summary(a: &Fetched, b: &Fetched) -> String {
+    let n_tiles = a.n_tiles + b.n_tiles;
+    let n_proofs = a.n_proofs + b.n_proofs;
+    let n_tampered = n_tiles + 2 * 2 + 2 * n_proofs + 2;
+    format!(
+        "checked: checkpoints=2 tiles={n_tiles} leaves={} inclusion={n_proofs} \
+         tlog_proofs={n_proofs} consistency=1 tampered={n_tampered}\n",
+        a.size + b.size
+    )
+}
+
+/// After a purge of most of the log, Go's `sumdb/tlog` verifies the tree as served (its
+/// tiles untouched), the checkpoint before the purge is consistent with the one after, and
+/// the remaining events' inclusion proofs verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_sumdb_verifies_the_log_after_a_purge() {
+    if auditlog_testkit::available(go_toolchain()).is_none() {
+        return;
+    }
+    let server = Server::start(Backend::Sqlite).await;
+    let org = server.org("acme", true).await;
+    let key = server.ingest_key(Some(&org)).await;
+    let admin = server.admin(&org, "admin@acme.test").await;
+    let prefix = format!("/api/log/{}", org.id);
+    let scratch = tempfile::tempdir().expect("temporary directory");
+    let out = scratch.path().join("log");
+    std::fs::create_dir_all(&out).unwrap();
+    let vkey = server.get("/api/log/vkey").send().await.expect(200);
+    std::fs::write(out.join("vkey"), &vkey.body).unwrap();
+
+    let mut old = Vec::new();
+    for n in [256, 256, 200] {
+        old.extend(crate::log::ingest(&server, &key, n).await);
+    }
+    let sample: Vec<&String> = old.iter().step_by(71).collect();
+    let a = fetch_tree(&server, &admin, &prefix, &out.join("a"), &sample).await;
+    server
+        .call("PUT", "/api/audit-logs/retention")
+        .bearer(&admin)
+        .org("acme")
+        .json(&json!({"retention_period_in_days": 1}))
+        .send()
+        .await
+        .expect(200);
+    server
+        .service
+        .store()
+        .wait_indexed()
+        .await
+        .expect("indexed");
+    let recorded_before = server.head(&org).await;
+    let cutoff = auditlog_core::Timestamp::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let new = crate::log::ingest(&server, &key, 140).await;
+    let report = server
+        .service
+        .purge_expired(
+            &auditlog_service::grant::Operator::at_the_command_line(),
+            cutoff.plus_millis(86_400_000),
+        )
+        .await
+        .expect("purge");
+    let purged: u64 = report.purged.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        purged, recorded_before,
+        "every event recorded before the cutoff went: {report:?}"
+    );
+    server
+        .get(&format!("/api/audit-logs/{}", old[0]))
+        .bearer(&admin)
+        .org("acme")
+        .send()
+        .await
+        .expect(404);
+
+    let sample: Vec<&String> = new.iter().step_by(13).chain(new.last()).collect();
+    let b = fetch_tree(&server, &admin, &prefix, &out.join("b"), &sample).await;
+    assert!(b.size > a.size + 140, "the tree grew past the purge");
+    fetch_consistency(&server, &admin, &prefix, a.size, &out).await;
+    let binary = build_verifier(scratch.path()).await;
+    let run = run_verifier(binary, vec![out.clone().into()]).await;
+    let expected = summary(&a, &b);
+    assert!(
+        run.stdout.contains(&expected),
+        "Go did not report {expected:?}:\n{}",
+        run.stdout
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_sumdb_verifies_what_the_log_serves() {
     if auditlog_testkit::available(go_toolchain()).is_none() {
@@ -136,16 +283,7 @@ async fn go_sumdb_verifies_what_the_log_serves() {
     let b = fetch_tree(&server, &admin, &prefix, &out.join("b"), &sample).await;
     assert_eq!(b.size, a.size + 140);
     assert!(b.size / 256 > a.size / 256, "B completes A's partial tile");
-    let consistency = server
-        .get(&format!(
-            "{prefix}/consistency?{}",
-            query(&[("old", &a.size.to_string())])
-        ))
-        .bearer(&admin)
-        .send()
-        .await
-        .expect(200);
-    std::fs::write(out.join("consistency.json"), &consistency.body).unwrap();
+    fetch_consistency(&server, &admin, &prefix, a.size, &out).await;
 
     // A filtered JSON Lines export (the channels, not the administrators' own records), as
     // downloaded.
@@ -161,55 +299,12 @@ async fn go_sumdb_verifies_what_the_log_serves() {
     let export_file = scratch.path().join("export.jsonl");
     std::fs::write(&export_file, &export.body).unwrap();
 
-    // Built offline in GOPATH mode, with a build cache of its own, then run on each.
-    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/verify.go");
-    let binary = scratch.path().join("verify");
-    let mut build = Command::new("go");
-    build
-        .arg("build")
-        .arg("-o")
-        .arg(&binary)
-        .arg(&program)
-        .env("GO111MODULE", "off")
-        .env("GOPATH", GOPATH)
-        .env("GOCACHE", scratch.path().join("gocache"))
-        .env("GOFLAGS", "")
-        .env("GOPROXY", "off")
-        .env("GOTOOLCHAIN", "local");
-    let started = Instant::now();
-    tokio::task::spawn_blocking(move || Run::of("go build verify.go", &mut build))
-        .await
-        .expect("the go build did not panic")
-        .expect_code(0);
-    println!(
-        "go build verify.go: {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    let go_verify = |args: Vec<std::ffi::OsString>| {
-        let mut command = Command::new(&binary);
-        command.args(args);
-        async move {
-            let run = tokio::task::spawn_blocking(move || Run::of("verify", &mut command))
-                .await
-                .expect("the verifier did not panic");
-            println!("verify:\n{}{}", run.stdout, run.stderr);
-            run.expect_code(0);
-            run
-        }
-    };
+    let binary = build_verifier(scratch.path()).await;
+    let go_verify = |args: Vec<std::ffi::OsString>| run_verifier(binary.clone(), args);
     let run = go_verify(vec![out.clone().into()]).await;
 
-    // Everything written was checked, and every tampered copy refused: one per tile, two per
-    // checkpoint (signature, text), two per inclusion proof (a path hash, the leaf hash), two
-    // for the consistency proof (a path hash, the old root).
-    let n_tiles = a.n_tiles + b.n_tiles;
-    let n_proofs = a.n_proofs + b.n_proofs;
-    let n_tampered = n_tiles + 2 * 2 + 2 * n_proofs + 2;
-    let summary = format!(
-        "checked: checkpoints=2 tiles={n_tiles} leaves={} inclusion={n_proofs} \
-         tlog_proofs={n_proofs} consistency=1 tampered={n_tampered}\n",
-        a.size + b.size
-    );
+    // Everything written was checked, and every tampered copy refused.
+    let summary = summary(&a, &b);
     assert!(
         run.stdout.contains(&summary),
         "Go did not report {summary:?}:\n{}",
