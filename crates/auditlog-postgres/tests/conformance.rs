@@ -307,6 +307,73 @@ async fn events_go_to_monthly_partitions() {
     );
 }
 
+/// A purge that empties a month's partition of every row (any organization's) detaches and
+/// drops it, months with rows left keep theirs, and an event of the dropped month appended
+/// afterwards still finds a home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_drops_the_partitions_it_empties() {
+    let Some(schema) = available(schema().await) else {
+        return;
+    };
+    let store = connect(&schema).await;
+    let org = make_org(&store, "purged").await;
+    // 512 events in January 2020 (two full tiles), then 10 in March 2020 (kept: the tree's
+    // partial tile and head).
+    let old = (0..522)
+        .map(|i| Append {
+            org_id: org.id,
+            body: event(
+                "channel_created",
+                if i < 512 {
+                    "2020-01-15T10:00:00Z"
+                } else {
+                    "2020-03-15T10:00:00Z"
+                },
+                i,
+            ),
+        })
+        .collect();
+    store.append(old).await.expect("append");
+    let admin = schema.client().await;
+    assert!(partitions(&admin).await.contains("events_2020_01"));
+    let cutoff = Timestamp::from_millis(Timestamp::now().as_millis() + 60_000).unwrap();
+    let mut purged = 0;
+    loop {
+        let batch = store.purge(org.id, cutoff, 200).await.expect("purge");
+        if batch.events == 0 {
+            break;
+        }
+        purged += batch.events;
+    }
+    assert_eq!(purged, 512);
+    let left = partitions(&admin).await;
+    assert!(
+        !left.contains("events_2020_01"),
+        "January was emptied: {left:?}"
+    );
+    assert!(
+        left.contains("events_2020_03"),
+        "March keeps its events: {left:?}"
+    );
+    assert_eq!(
+        store
+            .count(org.id, &Filter::default(), u64::MAX)
+            .await
+            .expect("count"),
+        Count { n: 10, exact: true }
+    );
+    // A late event of January: the month's partition is made again.
+    store
+        .append(vec![Append {
+            org_id: org.id,
+            body: event("channel_deleted", "2020-01-20T10:00:00Z", 999),
+        }])
+        .await
+        .expect("append to a dropped month");
+    assert!(partitions(&admin).await.contains("events_2020_01"));
+    assert_eq!(rows_in_default(&admin).await, 0);
+}
+
 /// Appends `n` events to the organization in batches of at most 1,000.
 async fn append_n(store: &dyn Store, org_id: Uuid, n: u64) {
     let mut step = 0;
