@@ -1002,6 +1002,9 @@ impl Store for SqliteStore {
     }
 }
 
+/// How long an erasure keeps trying to truncate a WAL that readers hold.
+const ERASURE_CHECKPOINT_DEADLINE: Duration = Duration::from_secs(30);
+
 impl SqliteStore {
     /// After an erasure: rebuilds the derived state, whose dictionaries and search postings
     /// held the erased values, and truncates both WAL files, whose old page images held them
@@ -1013,15 +1016,20 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             for path in paths {
                 let conn = Connection::open(&path).map_err(backend)?;
-                conn.busy_timeout(Duration::from_secs(10))
-                    .map_err(backend)?;
-                // Readers on older snapshots hold the WAL; TRUNCATE waits for them (busy
-                // timeout) and reports whether it got through.
-                for _ in 0..50 {
+                conn.busy_timeout(Duration::from_secs(1)).map_err(backend)?;
+                // Readers on older snapshots hold the WAL; TRUNCATE waits for them (the busy
+                // timeout) and reports whether it got through. Past the deadline the old
+                // frames stay until the WAL is next reset, which the log says.
+                let deadline = std::time::Instant::now() + ERASURE_CHECKPOINT_DEADLINE;
+                loop {
                     let busy: i64 = conn
                         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
                         .map_err(backend)?;
                     if busy == 0 {
+                        break;
+                    }
+                    if std::time::Instant::now() > deadline {
+                        tracing::warn!(file = %path.display(), "after an erasure the WAL could not be truncated: readers kept it busy; erased values stay in its old frames until it is reset");
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(100));
