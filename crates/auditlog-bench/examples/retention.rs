@@ -99,6 +99,15 @@ fn fresh(history: &mut History, catalog: &Catalog, now: Timestamp, n: usize) -> 
 
 #[tokio::main]
 async fn main() {
+    // The service's own account of where an erasure's time went (`AUDITLOG_LOG=debug` for
+    // the store's too).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AUDITLOG_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let n: u64 = std::env::args()
         .nth(1)
         .map_or(1_000_000, |n| n.parse().expect("N is a number"));

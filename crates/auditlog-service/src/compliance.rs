@@ -225,7 +225,9 @@ impl Service {
         {
             return Err(hold.refusal().into());
         }
+        let started = std::time::Instant::now();
         let seqs = self.events_naming(org, &subject).await?;
+        let found_in = started.elapsed();
         let org_record = org.org().clone();
         let actor_record = actor.clone();
         let change = Change::EraseSubject {
@@ -255,6 +257,12 @@ impl Service {
                 )]
             })
             .await?;
+        tracing::info!(
+            org = %org.name,
+            found_ms = found_in.as_millis() as u64,
+            erased_ms = (started.elapsed() - found_in).as_millis() as u64,
+            "a data subject was erased"
+        );
         match applied.changed.into_iter().next() {
             Some(Changed::Erased(erasure)) => Ok(erasure),
             _ => Err(ComplianceError::Store(StoreError::Backend(

@@ -65,6 +65,9 @@ struct SignalState {
     committed_lsn: i64,
     /// The last log row indexed.
     indexed_lsn: i64,
+    /// The last log row committed when the derived state was last reset: while the indexer
+    /// rebuilds up to it, only what arrived since counts toward the lag.
+    rebuilt_from: i64,
 }
 
 impl Signal {
@@ -89,6 +92,16 @@ impl Signal {
         self.wake.notify_all();
     }
 
+    /// Called when the derived state was reset (a reindex, or after an erasure): the log
+    /// rows committed so far are being indexed again, and the writer must not wait for that
+    /// (a million events take the indexer most of a minute), only for what comes after.
+    pub fn rebuilding(&self) {
+        let mut state = self.state.lock().expect("lock");
+        state.rebuilt_from = state.committed_lsn;
+        state.indexed_lsn = 0;
+        self.wake.notify_all();
+    }
+
     /// Called by the indexer whenever it learns how far the index goes.
     fn indexed(&self, lsn: i64) {
         let mut state = self.state.lock().expect("lock");
@@ -97,7 +110,8 @@ impl Signal {
     }
 
     /// Blocks the writer while the log is more than [`MAX_LAG`] events ahead of the index
-    /// (at most [`MAX_BACKPRESSURE`]).
+    /// (at most [`MAX_BACKPRESSURE`]); during a rebuild, more than that ahead of where the
+    /// log was when the rebuild began.
     pub fn wait_for_room(&self) {
         if !self.background {
             // Nobody indexes meanwhile: waiting would only stall.
@@ -107,7 +121,7 @@ impl Signal {
         let _ = self
             .wake
             .wait_timeout_while(state, MAX_BACKPRESSURE, |s| {
-                !s.stop && s.committed_lsn - s.indexed_lsn > MAX_LAG
+                !s.stop && s.committed_lsn - s.indexed_lsn.max(s.rebuilt_from) > MAX_LAG
             })
             .expect("lock");
     }

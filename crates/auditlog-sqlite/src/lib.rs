@@ -789,6 +789,8 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))??;
         // Wake the indexer: it sees the reset and starts over from the beginning of the log.
+        // Ingest goes on meanwhile: what the indexer redoes does not hold the writer back.
+        self.indexer.rebuilding();
         self.indexer.committed(0);
         Ok(())
     }
@@ -1011,7 +1013,12 @@ impl SqliteStore {
     /// (`secure_delete` already zeroed what the erasure and the reset freed in the files).
     /// Reads stay correct while the indexer rebuilds (docs/storage.md).
     async fn forget_erased(&self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         self.rebuild_derived().await?;
+        tracing::debug!(
+            reset_ms = started.elapsed().as_millis() as u64,
+            "derived state reset after an erasure"
+        );
         let paths = [self.path.clone(), self.index_path.clone()];
         tokio::task::spawn_blocking(move || {
             for path in paths {
