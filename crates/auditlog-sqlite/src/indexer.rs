@@ -65,9 +65,22 @@ struct SignalState {
     committed_lsn: i64,
     /// The last log row indexed.
     indexed_lsn: i64,
-    /// The last log row committed when the derived state was last reset: while the indexer
-    /// rebuilds up to it, only what arrived since counts toward the lag.
-    rebuilt_from: i64,
+    /// While the indexer catches up after the derived state was reset: the last log row
+    /// committed when it began this round of catching up. Only what arrived since counts
+    /// toward the lag; each time the index reaches the mark with more than [`MAX_LAG`] still
+    /// to do, the mark moves to the log's end, and once it is within [`MAX_LAG`] the normal
+    /// rule applies again.
+    catching_up_to: Option<i64>,
+}
+
+impl SignalState {
+    /// Whether the writer should wait for the indexer.
+    fn lagging(&self) -> bool {
+        match self.catching_up_to {
+            Some(mark) => self.committed_lsn - mark > MAX_LAG,
+            None => self.committed_lsn - self.indexed_lsn > MAX_LAG,
+        }
+    }
 }
 
 impl Signal {
@@ -97,7 +110,7 @@ impl Signal {
     /// (a million events take the indexer most of a minute), only for what comes after.
     pub fn rebuilding(&self) {
         let mut state = self.state.lock().expect("lock");
-        state.rebuilt_from = state.committed_lsn;
+        state.catching_up_to = Some(state.committed_lsn);
         state.indexed_lsn = 0;
         self.wake.notify_all();
     }
@@ -106,12 +119,18 @@ impl Signal {
     fn indexed(&self, lsn: i64) {
         let mut state = self.state.lock().expect("lock");
         state.indexed_lsn = lsn;
+        if let Some(mark) = state.catching_up_to {
+            if lsn >= mark {
+                state.catching_up_to =
+                    (state.committed_lsn - lsn > MAX_LAG).then_some(state.committed_lsn);
+            }
+        }
         self.wake.notify_all();
     }
 
     /// Blocks the writer while the log is more than [`MAX_LAG`] events ahead of the index
-    /// (at most [`MAX_BACKPRESSURE`]); during a rebuild, more than that ahead of where the
-    /// log was when the rebuild began.
+    /// (at most [`MAX_BACKPRESSURE`]); while it catches up after a reset, more than that
+    /// ahead of where the log was when this round of catching up began.
     pub fn wait_for_room(&self) {
         if !self.background {
             // Nobody indexes meanwhile: waiting would only stall.
@@ -120,9 +139,7 @@ impl Signal {
         let state = self.state.lock().expect("lock");
         let _ = self
             .wake
-            .wait_timeout_while(state, MAX_BACKPRESSURE, |s| {
-                !s.stop && s.committed_lsn - s.indexed_lsn.max(s.rebuilt_from) > MAX_LAG
-            })
+            .wait_timeout_while(state, MAX_BACKPRESSURE, |s| !s.stop && s.lagging())
             .expect("lock");
     }
 
