@@ -65,19 +65,31 @@ struct SignalState {
     committed_lsn: i64,
     /// The last log row indexed.
     indexed_lsn: i64,
-    /// While the indexer catches up after the derived state was reset: the last log row
-    /// committed when it began this round of catching up. Only what arrived since counts
-    /// toward the lag; each time the index reaches the mark with more than [`MAX_LAG`] still
-    /// to do, the mark moves to the log's end, and once it is within [`MAX_LAG`] the normal
-    /// rule applies again.
-    catching_up_to: Option<i64>,
+    /// While the indexer catches up after the derived state was reset (see [`CatchUp`]).
+    catching_up: Option<CatchUp>,
+}
+
+/// How the writer's backpressure works while the indexer catches up after a reset. The first
+/// round redoes the log as it was at the reset, and nothing waits for it: every read already
+/// merges most of the log from its rows meanwhile, so holding ingest back would gain nothing.
+/// Each later round redoes what arrived during the one before, and the writer waits only
+/// when more than [`MAX_LAG`] events arrive during the round. Once a round ends within
+/// [`MAX_LAG`] of the log, the normal rule is back.
+#[derive(Clone, Copy)]
+struct CatchUp {
+    /// The last log row committed when the round began: the round ends when the index
+    /// reaches it.
+    mark: i64,
+    /// Whether this is the first round.
+    first: bool,
 }
 
 impl SignalState {
     /// Whether the writer should wait for the indexer.
     fn lagging(&self) -> bool {
-        match self.catching_up_to {
-            Some(mark) => self.committed_lsn - mark > MAX_LAG,
+        match self.catching_up {
+            Some(CatchUp { first: true, .. }) => false,
+            Some(CatchUp { mark, .. }) => self.committed_lsn - mark > MAX_LAG,
             None => self.committed_lsn - self.indexed_lsn > MAX_LAG,
         }
     }
@@ -110,7 +122,10 @@ impl Signal {
     /// (a million events take the indexer most of a minute), only for what comes after.
     pub fn rebuilding(&self) {
         let mut state = self.state.lock().expect("lock");
-        state.catching_up_to = Some(state.committed_lsn);
+        state.catching_up = Some(CatchUp {
+            mark: state.committed_lsn,
+            first: true,
+        });
         state.indexed_lsn = 0;
         self.wake.notify_all();
     }
@@ -119,18 +134,20 @@ impl Signal {
     fn indexed(&self, lsn: i64) {
         let mut state = self.state.lock().expect("lock");
         state.indexed_lsn = lsn;
-        if let Some(mark) = state.catching_up_to {
-            if lsn >= mark {
-                state.catching_up_to =
-                    (state.committed_lsn - lsn > MAX_LAG).then_some(state.committed_lsn);
+        if let Some(round) = state.catching_up {
+            if lsn >= round.mark {
+                let behind = state.committed_lsn - lsn;
+                state.catching_up = (behind > MAX_LAG).then_some(CatchUp {
+                    mark: state.committed_lsn,
+                    first: false,
+                });
             }
         }
         self.wake.notify_all();
     }
 
     /// Blocks the writer while the log is more than [`MAX_LAG`] events ahead of the index
-    /// (at most [`MAX_BACKPRESSURE`]); while it catches up after a reset, more than that
-    /// ahead of where the log was when this round of catching up began.
+    /// (at most [`MAX_BACKPRESSURE`]); after a reset, as [`CatchUp`] says.
     pub fn wait_for_room(&self) {
         if !self.background {
             // Nobody indexes meanwhile: waiting would only stall.
