@@ -49,11 +49,13 @@ fn hold_from_row(row: &Row) -> Result<LegalHold, StoreError> {
     })
 }
 
-/// Stores a new hold. Locks the organization's chain head (an erasure's lock) and its
-/// retention row (a purge's lock), so a hold placed while either runs waits for it.
+/// Stores a new hold. Locks the organization's retention row (a purge's lock) and then its
+/// chain head (an erasure's lock), so a hold placed while either runs waits for it. Every
+/// transaction that takes both takes them in that order (a retention change takes the row,
+/// then its record's append the head), so none waits for another in a circle.
 pub async fn place_hold(tx: &Transaction<'_>, hold: LegalHold) -> Result<LegalHold, StoreError> {
-    lock_head(tx, hold.org_id).await?;
     crate::retention::lock(tx, hold.org_id).await?;
+    lock_head(tx, hold.org_id).await?;
     tx.execute(
         &format!(
             "INSERT INTO legal_holds ({HOLD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)"

@@ -231,13 +231,21 @@ impl Service {
             .unwrap_or(Timestamp::from_millis(0).expect("the epoch"));
         let mut total = 0;
         let mut last = None;
+        // A batch that fails (a hold placed meanwhile, the database gone) ends the purge; what
+        // the batches before it purged is recorded all the same.
+        let mut failed = None;
         loop {
-            let batch = self.store().purge(org.id, cutoff, PURGE_BATCH).await?;
-            if batch.events == 0 {
-                break;
+            match self.store().purge(org.id, cutoff, PURGE_BATCH).await {
+                Ok(batch) if batch.events == 0 => break,
+                Ok(batch) => {
+                    total += batch.events;
+                    last = batch.purged;
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
-            total += batch.events;
-            last = batch.purged;
             tokio::time::sleep(PURGE_PAUSE).await;
         }
         if let Some(purged) = last {
@@ -260,6 +268,9 @@ impl Service {
             self.apply_recorded(Vec::new(), move |_| vec![record])
                 .await?;
         }
-        Ok(total)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
     }
 }
