@@ -1,5 +1,6 @@
 //! `auditlog serve` refuses a bad `--trusted-proxy` (or `AUDITLOG_TRUSTED_PROXIES`) before it
-//! opens anything, naming the value. (Trusted proxies at work are tested in the server's
+//! opens anything, naming the value; every command refuses retention settings that contradict
+//! each other. (Trusted proxies at work are tested in the server's
 //! `client_address` tests.)
 
 use std::process::Command;
@@ -38,4 +39,35 @@ fn a_bad_trusted_proxy_is_refused_naming_it() {
     );
     // Nothing was created.
     assert!(!env.data_dir().exists());
+}
+
+#[test]
+fn retention_settings_that_contradict_each_other_are_refused() {
+    let env = Env::new();
+    for (args, says) in [
+        (
+            &[
+                "--retention-days",
+                "500",
+                "--max-retention-days",
+                "100",
+                "purge",
+            ][..],
+            "the default retention (500 days) is longer than the maximum (100)",
+        ),
+        (&["--retention-days", "0", "purge"][..], "--retention-days"),
+        (
+            &["--max-retention-days", "40000", "purge"][..],
+            "--max-retention-days",
+        ),
+    ] {
+        let run = env.run(args);
+        run.expect_code(2);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+    assert!(!env.data_dir().exists(), "nothing was created");
+    // Within bounds, a purge of an empty store has nothing to do.
+    let run = env.run(&["--retention-days", "30", "purge"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("nothing to purge"), "{}", run.stdout);
 }
