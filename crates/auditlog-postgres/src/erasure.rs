@@ -12,8 +12,8 @@
 use std::net::IpAddr;
 
 use auditlog_core::entry::{self, Subject};
-use auditlog_core::{text, Entry};
-use auditlog_store::{check_holds, Erasure, LegalHold, StoreError};
+use auditlog_core::text;
+use auditlog_store::{Erasure, LegalHold, StoreError};
 use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
@@ -185,22 +185,13 @@ pub async fn erase_subject(
     let mut done = Erasure::default();
     for row in &rows {
         let mut event = event_from_row(row)?;
-        let fields = entry::subject_fields(&event.body, subject);
-        if fields.is_empty() {
-            continue;
-        }
-        check_holds(&holds, subject, &event.body)?;
-        if event.entry == Entry::V1 {
-            done.unerasable += 1;
-            continue;
-        }
         let old_actor = actor_key(
             event.body.actor_id.as_deref(),
             event.body.actor_email.as_deref(),
         );
-        let names: Vec<&str> = fields.iter().map(String::as_str).collect();
-        entry::erase(&mut event, &names)
-            .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", event.id)))?;
+        if !done.apply(&mut event, subject, &holds)? {
+            continue;
+        }
         let body = &event.body;
         let meta = (!body.meta.is_empty())
             .then(|| serde_json::to_string(&body.meta))
@@ -253,8 +244,6 @@ pub async fn erase_subject(
             .await
             .map_err(backend)?;
         }
-        done.events += 1;
-        done.fields += fields.len() as u64;
     }
     // Rows of the old keys that no event counts any more.
     tx.execute(

@@ -9,10 +9,8 @@
 //! rebuilds its derived state (whose dictionaries and postings held the values) and truncates
 //! both WAL files (`SqliteStore::apply`).
 
-use std::net::IpAddr;
-
-use auditlog_core::entry::{self, Subject};
-use auditlog_store::{check_holds, Erasure, LegalHold, StoreError};
+use auditlog_core::entry::Subject;
+use auditlog_store::{Erasure, LegalHold, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
@@ -37,13 +35,8 @@ pub fn erase_subject(
             log_row::COLUMNS
         ))
         .map_err(backend)?;
-    let mut update = conn
-        .prepare_cached(
-            "UPDATE log SET actor_email = ?2, actor_name = ?3, target_email = ?4,
-                 target_name = ?5, ip = ?6, user_agent = ?7, meta = ?8, salts = ?9,
-                 extensions = ?10
-             WHERE lsn = ?1",
-        )
+    let mut rewrite = conn
+        .prepare_cached(log_row::REWRITE_PERSONAL)
         .map_err(backend)?;
     let mut done = Erasure::default();
     for &seq in seqs {
@@ -58,47 +51,9 @@ pub fn erase_subject(
         let Some((lsn, mut event)) = found else {
             continue;
         };
-        let fields = entry::subject_fields(&event.body, subject);
-        if fields.is_empty() {
-            continue;
+        if done.apply(&mut event, subject, holds)? {
+            log_row::rewrite_personal(&mut rewrite, lsn, &event)?;
         }
-        check_holds(holds, subject, &event.body)?;
-        if event.entry == auditlog_core::Entry::V1 {
-            done.unerasable += 1;
-            continue;
-        }
-        let names: Vec<&str> = fields.iter().map(String::as_str).collect();
-        entry::erase(&mut event, &names)
-            .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", event.id)))?;
-        let body = &event.body;
-        let ip = body.ip_address.map(|ip| match ip {
-            IpAddr::V4(v4) => v4.octets().to_vec(),
-            IpAddr::V6(v6) => v6.octets().to_vec(),
-        });
-        let meta = if body.meta.is_empty() {
-            None
-        } else {
-            Some(
-                serde_json::to_string(&body.meta)
-                    .map_err(|e| StoreError::Backend(e.to_string()))?,
-            )
-        };
-        update
-            .execute(params![
-                lsn,
-                body.actor_email,
-                body.actor_name,
-                body.target_email,
-                body.target_name,
-                ip,
-                body.user_agent,
-                meta,
-                entry::encode_salts(&event.entry, &body.personal_meta),
-                log_row::encode_extensions(&body.extensions)?,
-            ])
-            .map_err(backend)?;
-        done.events += 1;
-        done.fields += fields.len() as u64;
     }
     Ok(done)
 }

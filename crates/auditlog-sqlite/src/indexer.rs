@@ -188,6 +188,19 @@ impl Signal {
     }
 }
 
+/// The text `events_fts` indexes for an event, into `line`: its search words, space-separated.
+/// Words are shared by all organizations; a search is scoped by the rowid range of its
+/// organization (`pos` starts with the organization's key), which FTS5 seeks to directly in
+/// each word's posting list. A purge deletes an event's postings with this same text
+/// (contentless FTS5 needs the words a row was indexed with).
+pub fn search_line(body: &auditlog_core::EventBody, line: &mut String) {
+    line.clear();
+    for word in text::event_words(body) {
+        line.push_str(&word);
+        line.push(' ');
+    }
+}
+
 /// Identity of an actor or target row in `principals`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct PrincipalId {
@@ -302,7 +315,7 @@ impl Indexer {
             while let Some(row) = found.next().map_err(backend)? {
                 let (lsn, org_key) = log_row::lsn_and_org(row)?;
                 let event = log_row::decode(row, Uuid::nil())?;
-                rows.push((org_key << 40 | event.seq as i64, lsn, org_key, event));
+                rows.push((crate::read::pos(org_key, event.seq), lsn, org_key, event));
             }
         }
         let Some(last_lsn) = rows.iter().map(|(_, lsn, _, _)| *lsn).max() else {
@@ -415,14 +428,7 @@ fn write_batch(
             ])
             .map_err(backend)?;
 
-        words.clear();
-        for word in text::event_words(body) {
-            // Words are shared by all organizations; a search is scoped by the rowid range
-            // of its organization (`pos` starts with the organization's key), which FTS5
-            // seeks to directly in each word's posting list.
-            words.push_str(&word);
-            words.push(' ');
-        }
+        search_line(body, &mut words);
         insert_words.execute(params![pos, words]).map_err(backend)?;
 
         let at = body.occurred_at.as_millis();

@@ -35,10 +35,7 @@ pub fn insert(
     meta: &mut Vec<u8>,
 ) -> Result<(), StoreError> {
     let body = &event.body;
-    let ip = body.ip_address.map(|ip| match ip {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
-    });
+    let ip = body.ip_address.map(encode_ip);
     meta.clear();
     if !body.meta.is_empty() {
         serde_json::to_writer(&mut *meta, &body.meta)
@@ -74,6 +71,51 @@ pub fn insert(
     ])
     .map_err(backend)?;
     Ok(())
+}
+
+/// The statement that rewrites the columns an erasure changes (the personal fields, `meta`,
+/// the salts and the extensions); bound by [`rewrite_personal`].
+pub const REWRITE_PERSONAL: &str = "UPDATE log SET actor_email = ?2, actor_name = ?3,
+        target_email = ?4, target_name = ?5, ip = ?6, user_agent = ?7, meta = ?8, salts = ?9,
+        extensions = ?10
+    WHERE lsn = ?1";
+
+/// Writes back the row at `lsn` after an erasure changed `event` (`auditlog_core::entry::erase`):
+/// every column that holds a personal value, and the salts that commit to them. The rest of
+/// the row, its hash and its leaf among them, stays.
+pub fn rewrite_personal(
+    stmt: &mut CachedStatement<'_>,
+    lsn: i64,
+    event: &Event,
+) -> Result<(), StoreError> {
+    let body = &event.body;
+    let meta = if body.meta.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(&body.meta).map_err(|e| StoreError::Backend(e.to_string()))?)
+    };
+    stmt.execute(params![
+        lsn,
+        body.actor_email,
+        body.actor_name,
+        body.target_email,
+        body.target_name,
+        body.ip_address.map(encode_ip),
+        body.user_agent,
+        meta,
+        entry::encode_salts(&event.entry, &body.personal_meta),
+        encode_extensions(&body.extensions)?,
+    ])
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// The stored form of an address: its 4 or 16 bytes.
+fn encode_ip(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
 }
 
 /// The stored form of an event's extensions: compact JSON, `None` when it has none.

@@ -85,8 +85,13 @@ impl OrgScope {
     }
 
     fn pos(&self, seq: u64) -> i64 {
-        (self.org_key << SEQ_BITS) | seq.min((1 << SEQ_BITS) - 1) as i64
+        pos(self.org_key, seq.min((1 << SEQ_BITS) - 1))
     }
+}
+
+/// An event's key in `index.db`: its organization's key, then its `seq`.
+pub(crate) fn pos(org_key: i64, seq: u64) -> i64 {
+    (org_key << SEQ_BITS) | seq as i64
 }
 
 /// A filter compiled for this backend.

@@ -20,15 +20,14 @@
 
 use std::collections::HashMap;
 
-use auditlog_core::{text, Event, Timestamp};
+use auditlog_core::{Event, Timestamp};
 use auditlog_store::{check_holds_for_purge, LegalHold, PurgeBatch, Purged, Retention, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
+use crate::indexer::search_line;
+use crate::read::pos;
 use crate::{backend, log_row};
-
-/// Bits of `pos` that hold `seq` (`pos = org_key << 40 | seq`).
-const SEQ_BITS: u32 = 40;
 
 /// The organization's retention row; `None` when the organization does not exist.
 pub fn retention(conn: &Connection, org_id: Uuid) -> Result<Option<Retention>, StoreError> {
@@ -170,18 +169,15 @@ pub fn forget_derived(index: &mut Connection, candidates: &Candidates) -> Result
         return Ok(());
     };
     let org_key = candidates.org_key;
-    let lo = org_key << SEQ_BITS | (candidates.after as i64 + 1);
-    let hi = org_key << SEQ_BITS | last.seq as i64;
+    let lo = pos(org_key, candidates.after + 1);
+    let hi = pos(org_key, last.seq);
     let words: HashMap<i64, String> = candidates
         .events
         .iter()
         .map(|event| {
             let mut line = String::new();
-            for word in text::event_words(&event.body) {
-                line.push_str(&word);
-                line.push(' ');
-            }
-            (org_key << SEQ_BITS | event.seq as i64, line)
+            search_line(&event.body, &mut line);
+            (pos(org_key, event.seq), line)
         })
         .collect();
     let tx = index

@@ -289,10 +289,10 @@ impl LegalHold {
             || impersonator.is_some_and(|i| is(i.id.as_deref()) || is(i.email.as_deref()))
     }
 
-    /// The refusal of an erasure this hold protects against.
+    /// The refusal of an erasure or purge of records this hold protects.
     pub fn refusal(&self) -> crate::StoreError {
         crate::StoreError::Conflict(format!(
-            "a legal hold placed by {} on {} protects this person's records",
+            "a legal hold placed by {} on {} protects these records",
             self.placed_by, self.placed_at
         ))
     }
@@ -300,7 +300,7 @@ impl LegalHold {
 
 /// Whether an erasure of `subject` from the event `body` may go ahead: the refusal of the
 /// first of `holds` that protects the person or the event.
-pub fn check_holds(
+fn check_holds(
     holds: &[LegalHold],
     subject: &auditlog_core::entry::Subject,
     body: &auditlog_core::EventBody,
@@ -314,6 +314,36 @@ pub fn check_holds(
     }
 }
 
+impl Erasure {
+    /// Erases `subject` from `event` (`auditlog_core::entry::subject_fields`, then `erase`)
+    /// and counts what it did: the same decision on every backend, which then writes the
+    /// event back when this answers true. An event that does not name the subject is left
+    /// alone; one that does but that a live hold of `holds` protects refuses the whole
+    /// erasure; a version-1 entry is counted as unerasable.
+    pub fn apply(
+        &mut self,
+        event: &mut auditlog_core::Event,
+        subject: &auditlog_core::entry::Subject,
+        holds: &[LegalHold],
+    ) -> Result<bool, crate::StoreError> {
+        let fields = auditlog_core::entry::subject_fields(&event.body, subject);
+        if fields.is_empty() {
+            return Ok(false);
+        }
+        check_holds(holds, subject, &event.body)?;
+        if event.entry == auditlog_core::Entry::V1 {
+            self.unerasable += 1;
+            return Ok(false);
+        }
+        let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+        auditlog_core::entry::erase(event, &names)
+            .map_err(|e| crate::StoreError::Corrupt(format!("event {}: {e}", event.id)))?;
+        self.events += 1;
+        self.fields += fields.len() as u64;
+        Ok(true)
+    }
+}
+
 /// Whether a purge may remove the event `body`: the refusal of the first live hold of
 /// `holds` that protects it (a hold of the whole organization protects every event).
 pub fn check_holds_for_purge(
@@ -321,10 +351,7 @@ pub fn check_holds_for_purge(
     body: &auditlog_core::EventBody,
 ) -> Result<(), crate::StoreError> {
     match holds.iter().find(|hold| hold.covers_event(body)) {
-        Some(hold) => Err(crate::StoreError::Conflict(format!(
-            "a legal hold placed by {} on {} protects these records",
-            hold.placed_by, hold.placed_at
-        ))),
+        Some(hold) => Err(hold.refusal()),
         None => Ok(()),
     }
 }

@@ -29,8 +29,8 @@ pub mod accounts;
 pub mod change;
 
 pub use accounts::{
-    check_holds, check_holds_for_purge, AppendOutcome, Credential, CredentialKind, Erasure,
-    ExportJob, IdempotencyKey, JobStatus, LegalHold, Role, ServiceAccount, User,
+    check_holds_for_purge, AppendOutcome, Credential, CredentialKind, Erasure, ExportJob,
+    IdempotencyKey, JobStatus, LegalHold, Role, ServiceAccount, User,
 };
 pub use change::{Applied, Change, Changed, Recorder};
 

@@ -37,24 +37,22 @@ async fn render(
     }
 }
 
-/// The page that says why a request was refused.
-fn refused(viewer: &Viewer, status: StatusCode, title: &str, message: &str) -> Response {
-    views::error_page(Some(viewer), status, title, message)
-}
-
 fn compliance_refused(viewer: &Viewer, error: ComplianceError) -> Response {
     match error {
-        e @ ComplianceError::Invalid { .. } => refused(
-            viewer,
+        e @ ComplianceError::Invalid { .. } => views::error_page(
+            Some(viewer),
             StatusCode::UNPROCESSABLE_ENTITY,
             "Not accepted",
             &e.to_string(),
         ),
-        e @ ComplianceError::NoSuchHold(_) => {
-            refused(viewer, StatusCode::NOT_FOUND, "Not found", &e.to_string())
-        }
-        ComplianceError::Held(message) => refused(
-            viewer,
+        e @ ComplianceError::NoSuchHold(_) => views::error_page(
+            Some(viewer),
+            StatusCode::NOT_FOUND,
+            "Not found",
+            &e.to_string(),
+        ),
+        ComplianceError::Held(message) => views::error_page(
+            Some(viewer),
             StatusCode::CONFLICT,
             "Protected by a legal hold",
             &message,
@@ -90,8 +88,8 @@ pub async fn set_retention(
         text => match text.parse::<u32>() {
             Ok(days) => Some(days),
             Err(_) => {
-                return refused(
-                    &viewer,
+                return views::error_page(
+                    Some(&viewer),
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "Not accepted",
                     "Give a whole number of days, or leave it empty for the default.",
@@ -111,8 +109,8 @@ pub async fn set_retention(
             )
             .await
         }
-        Err(RetentionError::Invalid(message)) => refused(
-            &viewer,
+        Err(RetentionError::Invalid(message)) => views::error_page(
+            Some(&viewer),
             StatusCode::UNPROCESSABLE_ENTITY,
             "Not accepted",
             &format!("Retention {message}."),
@@ -162,8 +160,8 @@ pub async fn lift_hold(
         Err(refused) => return refused,
     };
     let Ok(id) = Uuid::parse_str(&id) else {
-        return refused(
-            &viewer,
+        return views::error_page(
+            Some(&viewer),
             StatusCode::NOT_FOUND,
             "Not found",
             "No such legal hold.",

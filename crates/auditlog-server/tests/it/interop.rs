@@ -169,6 +169,43 @@ fn summary(a: &Fetched, b: &Fetched) -> String {
     )
 }
 
+/// What both tests start from: a server with an organization, its ingest key and an
+/// administrator, the organization's log prefix, and a scratch directory whose `log` holds
+/// the verifier key as served.
+struct Scene {
+    server: Server,
+    org: auditlog_store::Org,
+    key: String,
+    admin: String,
+    prefix: String,
+    scratch: tempfile::TempDir,
+    out: std::path::PathBuf,
+}
+
+impl Scene {
+    async fn new() -> Scene {
+        let server = Server::start(Backend::Sqlite).await;
+        let org = server.org("acme", true).await;
+        let key = server.ingest_key(Some(&org)).await;
+        let admin = server.admin(&org, "admin@acme.test").await;
+        let prefix = format!("/api/log/{}", org.id);
+        let scratch = tempfile::tempdir().expect("temporary directory");
+        let out = scratch.path().join("log");
+        std::fs::create_dir_all(&out).unwrap();
+        let vkey = server.get("/api/log/vkey").send().await.expect(200);
+        std::fs::write(out.join("vkey"), &vkey.body).unwrap();
+        Scene {
+            server,
+            org,
+            key,
+            admin,
+            prefix,
+            scratch,
+            out,
+        }
+    }
+}
+
 /// After a purge of most of the log, Go's `sumdb/tlog` verifies the tree as served (its
 /// tiles untouched), the checkpoint before the purge is consistent with the one after, and
 /// the remaining events' inclusion proofs verify.
@@ -177,16 +214,15 @@ async fn go_sumdb_verifies_the_log_after_a_purge() {
     if auditlog_testkit::available(go_toolchain()).is_none() {
         return;
     }
-    let server = Server::start(Backend::Sqlite).await;
-    let org = server.org("acme", true).await;
-    let key = server.ingest_key(Some(&org)).await;
-    let admin = server.admin(&org, "admin@acme.test").await;
-    let prefix = format!("/api/log/{}", org.id);
-    let scratch = tempfile::tempdir().expect("temporary directory");
-    let out = scratch.path().join("log");
-    std::fs::create_dir_all(&out).unwrap();
-    let vkey = server.get("/api/log/vkey").send().await.expect(200);
-    std::fs::write(out.join("vkey"), &vkey.body).unwrap();
+    let Scene {
+        server,
+        org,
+        key,
+        admin,
+        prefix,
+        scratch,
+        out,
+    } = Scene::new().await;
 
     let mut old = Vec::new();
     for n in [256, 256, 200] {
@@ -252,14 +288,15 @@ async fn go_sumdb_verifies_what_the_log_serves() {
     if auditlog_testkit::available(go_toolchain()).is_none() {
         return;
     }
-    let server = Server::start(Backend::Sqlite).await;
-    let org = server.org("acme", true).await;
-    let key = server.ingest_key(Some(&org)).await;
-    let admin = server.admin(&org, "admin@acme.test").await;
-    let prefix = format!("/api/log/{}", org.id);
-    let scratch = tempfile::tempdir().expect("temporary directory");
-    let out = scratch.path().join("log");
-    std::fs::create_dir_all(&out).unwrap();
+    let Scene {
+        server,
+        org,
+        key,
+        admin,
+        prefix,
+        scratch,
+        out,
+    } = Scene::new().await;
 
     // Tree A: ~700 leaves in batches of several sizes: full and partial level-0 tiles and a
     // level-1 tile (which needs 256 leaves or more).
@@ -267,8 +304,6 @@ async fn go_sumdb_verifies_what_the_log_serves() {
     for n in [256, 200, 180, 64] {
         ids.extend(crate::log::ingest(&server, &key, n).await);
     }
-    let vkey = server.get("/api/log/vkey").send().await.expect(200);
-    std::fs::write(out.join("vkey"), &vkey.body).unwrap();
     let mut sample: Vec<&String> = ids.iter().step_by(61).chain(ids.last()).collect();
     sample.dedup();
     let a = fetch_tree(&server, &admin, &prefix, &out.join("a"), &sample).await;

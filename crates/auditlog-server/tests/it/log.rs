@@ -43,6 +43,51 @@ pub async fn signed_tree(server: &Server, token: &str, org: &str) -> (u64, Hash)
     (size, hash(&json!(lines.next().expect("a root"))))
 }
 
+/// Checks, as a tlog client would, that the signed tree of `org` now extends `old` (its size
+/// and root, signed earlier: the consistency proof verifies) and includes each of `ids` (its
+/// inclusion proof verifies against the new root); answers the new size and root. What a
+/// log that removed events (a purge) or rewrote values (an erasure) must still pass.
+pub async fn assert_extends_and_includes(
+    server: &Server,
+    token: &str,
+    org: &str,
+    old: (u64, Hash),
+    ids: impl IntoIterator<Item = &String>,
+) -> (u64, Hash) {
+    let (old_size, old_root) = old;
+    let (size, root) = signed_tree(server, token, org).await;
+    let consistency = server
+        .get(&format!("/api/log/{org}/consistency?old={old_size}"))
+        .bearer(token)
+        .send()
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(consistency["new_size"].as_u64(), Some(size));
+    verify_consistency(old_size, size, &old_root, &root, &hashes(&consistency))
+        .expect("the new signed tree extends the old one");
+    for id in ids {
+        let proof = server
+            .get(&format!("/api/log/{org}/proof/{id}"))
+            .bearer(token)
+            .send()
+            .await
+            .expect(200)
+            .json();
+        assert_eq!(proof["tree_size"].as_u64(), Some(size));
+        let index = proof["leaf_index"].as_u64().expect("a leaf index");
+        verify_inclusion(
+            &hash(&proof["leaf_hash"]),
+            index,
+            size,
+            &hashes(&proof),
+            &root,
+        )
+        .unwrap_or_else(|e| panic!("{id}: {e}"));
+    }
+    (size, root)
+}
+
 /// A proof's `hashes`, decoded.
 pub fn hashes(proof: &Value) -> Vec<Hash> {
     proof["hashes"]
